@@ -1,0 +1,250 @@
+"""The base of every REST handler: envelope, errors, request ids, auth, validation, limits.
+
+Handlers are thin. Each HTTP method is wrapped by `@endpoint(...)`, which declares what the
+method needs — auth and roles, a pydantic body and query model, idempotency — and is also
+what the OpenAPI document is generated from. The method itself calls one domain function and
+replies with `self.ok(data)`.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import pydantic
+import redis.exceptions as redis_errors
+import sqlalchemy.exc
+import tornado.web
+
+from gateway import accesslog
+from gateway.ratelimit import rules_for
+from pawhome import codec, errors
+from pawhome.cache import UNAVAILABLE_ERRORS
+from pawhome.db import is_connection_error
+from pawhome.logs import request_id_var
+from pawhome.tokens import AccessClaims, decode_access_token, ensure_not_revoked
+
+log = logging.getLogger("pawhome.gateway")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+
+
+@dataclass
+class EndpointSpec:
+    auth: bool = True
+    roles: tuple[str, ...] = ()
+    body: type[pydantic.BaseModel] | None = None
+    query: type[pydantic.BaseModel] | None = None
+    response: Any = None
+    summary: str = ""
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    idempotent: bool = False
+    status: int = 200
+    max_body: int | None = None
+    errors: tuple[type[errors.AppError], ...] = field(default_factory=tuple)
+
+
+def endpoint(*, auth: bool = True, roles: tuple[str, ...] | list[str] = (), body=None,
+             query=None, response=None, summary: str = "", description: str = "",
+             tags: tuple[str, ...] = (), idempotent: bool = False, status: int = 200,
+             max_body: int | None = None, errors: tuple = ()) -> Callable:
+    """Declare a handler method's contract; the gateway enforces it before the method runs."""
+    spec = EndpointSpec(auth=auth or bool(roles), roles=tuple(roles), body=body, query=query,
+                        response=response, summary=summary, description=description,
+                        tags=tuple(tags), idempotent=idempotent, status=status,
+                        max_body=max_body, errors=tuple(errors))
+
+    def decorate(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        @functools.wraps(method)
+        async def wrapper(self: "ApiHandler", *args: Any, **kwargs: Any) -> None:
+            await self.run_endpoint(spec, method, args, kwargs)
+
+        wrapper.endpoint_spec = spec  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def validation_errors(error: pydantic.ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    out = []
+    for item in error.errors(include_url=False):
+        loc = ".".join(str(p) for p in item.get("loc", ()) if p != "__root__")
+        message = item.get("msg", "invalid")
+        if item.get("type") == "extra_forbidden":
+            message = "unknown field"
+        out.append(errors.field_error(prefix + loc if loc else prefix.rstrip(".") or "body",
+                                      message))
+    return out
+
+
+def to_app_error(error: BaseException | None, status: int) -> errors.AppError:
+    """Any exception (or a bare status) as the AppError the client will see."""
+    if isinstance(error, errors.AppError):
+        return error
+    if isinstance(error, tornado.web.HTTPError):
+        cls = errors.for_status(error.status_code)
+        return cls(error.log_message if error.status_code < 500 and error.log_message else None)
+    if isinstance(error, sqlalchemy.exc.SQLAlchemyError) and is_connection_error(error):
+        return errors.DatabaseUnavailable()
+    if isinstance(error, redis_errors.RedisError) and isinstance(error, UNAVAILABLE_ERRORS):
+        return errors.CacheUnavailable()
+    if error is None:
+        return errors.for_status(status)()
+    return errors.InternalError()
+
+
+class ApiHandler(tornado.web.RequestHandler):
+    """JSON API handler. `self.r` is the process's Resources; `self.auth` the caller's claims."""
+
+    auth: AccessClaims | None
+    body: Any
+    query: Any
+
+    def initialize(self, route_template: str = "", path_types: dict | None = None) -> None:
+        self.route_template = route_template
+        self.path_types = path_types or {}
+        self.auth = None
+        self.body = None
+        self.query = None
+        self.app_error: errors.AppError | None = None
+        self.started = time.perf_counter()
+
+    # -- plumbing ------------------------------------------------------------------------
+    @property
+    def r(self):
+        return self.application.settings["resources"]
+
+    @property
+    def limiter(self):
+        return self.application.settings["limiter"]
+
+    @property
+    def user_id(self) -> int:
+        assert self.auth is not None, "endpoint declared auth=False"
+        return self.auth.user_id
+
+    @property
+    def route_name(self) -> str | None:
+        return self.application.settings["route_names"].get(type(self))
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+
+    async def prepare(self) -> None:
+        incoming = self.request.headers.get("X-Request-ID", "")
+        self.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id_var.set(self.request_id)
+        self.set_header("X-Request-ID", self.request_id)
+        for name, kind in self.path_types.items():
+            if name in self.path_kwargs and kind is int:
+                value = int(self.path_kwargs[name])
+                if value > 2**63 - 1:
+                    raise errors.NotFound()
+                self.path_kwargs[name] = value
+
+    def client_ip(self) -> str:
+        return self.request.remote_ip or "-"
+
+    # -- replies ---------------------------------------------------------------------------
+    def ok(self, data: Any = None, message: str = "ok", status: int | None = None) -> None:
+        if status is not None:
+            self.set_status(status)
+        self.finish(codec.dumps({"code": 0, "message": message, "data": data}))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = to_app_error(exc_info[1] if exc_info else None, status_code)
+        self.app_error = error
+        self.set_status(error.status)
+        for name, value in error.headers.items():
+            self.set_header(name, value)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(codec.dumps(error.body()))
+
+    def log_exception(self, typ, value, tb) -> None:
+        error = to_app_error(value, 500)
+        if isinstance(error, errors.InternalError) and not isinstance(value, errors.AppError):
+            log.error("unhandled error on %s %s", self.request.method, self.route_template,
+                      exc_info=(typ, value, tb), extra={"request_id": self.request_id})
+        elif isinstance(error, errors.ServiceUnavailable):
+            log.warning("%s on %s: %r", type(error).__name__, self.route_template, value)
+
+    def on_finish(self) -> None:
+        accesslog.record(self)
+
+    # -- the endpoint pipeline -------------------------------------------------------------
+    async def run_endpoint(self, spec: EndpointSpec, method: Callable, args: tuple,
+                           kwargs: dict) -> None:
+        route = self.route_name or self.route_template
+        rules = rules_for(self.route_name)
+        for rule in rules:
+            if rule.scope == "ip":
+                await self.limiter.hit(route, rule, self.client_ip())
+        if spec.auth:
+            await self.authenticate()
+            if spec.roles and self.auth.role not in spec.roles:
+                raise errors.Forbidden("This endpoint needs the role: " + ", ".join(spec.roles))
+        for rule in rules:
+            if rule.scope == "user" and self.auth is not None:
+                await self.limiter.hit(route, rule, str(self.auth.user_id))
+        if spec.query is not None:
+            self.query = self.parse_query(spec.query)
+        if spec.body is not None:
+            self.body = self.parse_body(spec.body, spec.max_body)
+        if spec.idempotent and self.request.headers.get("Idempotency-Key"):
+            from gateway.idempotency import run_idempotent
+            await run_idempotent(self, lambda: method(self, *args, **kwargs))
+            return
+        await method(self, *args, **kwargs)
+
+    async def authenticate(self) -> AccessClaims:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise errors.Unauthorized()
+        claims = decode_access_token(self.r.settings, token.strip())
+        await ensure_not_revoked(self.r.cache, claims)
+        self.auth = claims
+        return claims
+
+    def parse_body(self, model: type[pydantic.BaseModel], max_body: int | None = None):
+        limit = max_body or self.r.settings.max_body_bytes
+        raw = self.request.body or b""
+        if len(raw) > limit:
+            raise errors.PayloadTooLarge(f"Request body is over {limit} bytes")
+        ctype = self.request.headers.get("Content-Type", "application/json")
+        if raw and "json" not in ctype:
+            raise errors.BadRequest("Content-Type must be application/json")
+        try:
+            data = codec.loads(raw) if raw.strip() else {}
+        except codec.JSONDecodeError as error:
+            raise errors.MalformedJson() from error
+        if not isinstance(data, dict):
+            raise errors.MalformedJson("Request body must be a JSON object")
+        try:
+            return model.model_validate(data)
+        except pydantic.ValidationError as error:
+            raise errors.ValidationFailed(errors=validation_errors(error)) from error
+
+    def parse_query(self, model: type[pydantic.BaseModel]):
+        data: dict[str, Any] = {}
+        for name, values in self.request.query_arguments.items():
+            decoded = [v.decode("utf-8", "replace") for v in values]
+            data[name] = decoded if len(decoded) > 1 else decoded[0]
+        try:
+            return model.model_validate(data)
+        except pydantic.ValidationError as error:
+            raise errors.ValidationFailed(errors=validation_errors(error)) from error
+
+
+class NotFoundHandler(ApiHandler):
+    """Unknown paths answer in the JSON envelope too."""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        raise errors.NotFound("No such endpoint")

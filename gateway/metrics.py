@@ -1,0 +1,27 @@
+"""Prometheus metrics of a gateway process, served at /metrics.
+
+Each gateway process exposes its own; Prometheus scrapes every port (docs/operations.md).
+Route labels are route templates (/v1/users/{user_id}), never raw paths, so cardinality stays
+bounded.
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+HTTP_REQUESTS = Counter("pawhome_http_requests_total", "HTTP requests by route and status",
+                        ["method", "route", "status"], registry=REGISTRY)
+HTTP_LATENCY = Histogram(
+    "pawhome_http_request_duration_seconds", "HTTP request latency", ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0), registry=REGISTRY)
+HTTP_ERRORS = Counter("pawhome_http_errors_total", "Error replies by business code", ["code"],
+                      registry=REGISTRY)
+WEBSOCKETS_OPEN = Gauge("pawhome_websockets_open", "Open WebSocket connections",
+                        registry=REGISTRY)
+TASKS_ENQUEUED = Counter("pawhome_tasks_enqueued_total", "Tasks handed to the broker",
+                         ["task"], registry=REGISTRY)
+OUTBOX_PENDING = Gauge("pawhome_outbox_pending", "Outbox rows waiting for the relay",
+                       registry=REGISTRY)
+RATE_LIMITED = Counter("pawhome_rate_limited_total", "Requests refused by a rate limit",
+                       ["rule"], registry=REGISTRY)

@@ -1,0 +1,8 @@
+"""SQLAlchemy 2 table definitions. Importing this package registers every table on `Base`.
+
+Each module holds one domain's tables; Alembic (migrations/) reads `Base.metadata`.
+"""
+from models.base import Base
+from models import users, platform  # noqa: F401  (register tables)
+
+__all__ = ["Base"]

@@ -1,0 +1,36 @@
+"""Declarative base and column types that behave the same on MariaDB and SQLite.
+
+Ids are BIGINT on MariaDB and INTEGER on SQLite (SQLite only auto-increments an INTEGER
+PRIMARY KEY). Timestamps are naive UTC with microseconds on MariaDB. Every MariaDB table is
+utf8mb4 so emoji in nicknames and posts round-trip.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+UTCDateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+MYSQL_TABLE_ARGS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci",
+                    "mysql_engine": "InnoDB"}
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now: what every timestamp column stores."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    __table_args__ = MYSQL_TABLE_ARGS

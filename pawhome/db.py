@@ -1,0 +1,85 @@
+"""Database engine and sessions (SQLAlchemy 2 async; aiomysql in production, aiosqlite embedded).
+
+`Database.session()` is the one way code opens a unit of work. Connection-level failures are
+translated to `DatabaseUnavailable` (HTTP 503) so a database outage is an answer, not a crash;
+the pool pre-pings, so the process recovers by itself when the server returns.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy import event, exc, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from pawhome.errors import DatabaseUnavailable
+from settings import Settings
+
+# MySQL/MariaDB client errors that mean "the server is not there", not "your SQL is wrong".
+_CONNECTION_ERRNOS = {2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927}
+
+
+def is_connection_error(error: BaseException) -> bool:
+    if isinstance(error, (exc.DisconnectionError, exc.TimeoutError)):
+        return True
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        orig = error.orig
+        args = getattr(orig, "args", ())
+        if args and isinstance(args[0], int) and args[0] in _CONNECTION_ERRNOS:
+            return True
+        if isinstance(error, exc.InterfaceError):
+            return True
+    return isinstance(error, (ConnectionError, OSError))
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    url = settings.database_url
+    if settings.is_sqlite:
+        engine = create_async_engine(url, connect_args={"timeout": 15})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # WAL: readers never wait on the writer
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=15000")
+            cur.close()
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": settings.db_connect_timeout, "charset": "utf8mb4"},
+    )
+
+
+class Database:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session whose connection failures surface as DatabaseUnavailable."""
+        try:
+            async with self.sessionmaker() as session:
+                yield session
+        except exc.SQLAlchemyError as error:
+            if is_connection_error(error):
+                raise DatabaseUnavailable() from error
+            raise
+        except (ConnectionError, OSError) as error:
+            raise DatabaseUnavailable() from error
+
+    async def ping(self) -> None:
+        async with self.session() as session:
+            await session.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()

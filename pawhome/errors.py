@@ -1,0 +1,118 @@
+"""One error hierarchy, mapped to HTTP statuses and business codes in one table.
+
+Domain code raises these; the gateway turns any of them into the PRODUCT.md error envelope
+`{"code", "message", "errors": [{"field", "message"}]}` with the matching HTTP status.
+docs/errors.md is generated from `ERROR_TABLE` (see `python -m gateway.openapi`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    status: int = 500
+    code: int = 50000
+    default_message: str = "Internal error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        data: Any = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.errors = errors or []
+        self.headers = headers or {}
+        self.data = data
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message, "errors": self.errors}
+        if self.data is not None:
+            out["data"] = self.data
+        return out
+
+
+def field_error(field: str, message: str) -> dict[str, str]:
+    return {"field": field, "message": message}
+
+
+class BadRequest(AppError): ...
+class MalformedJson(BadRequest): ...
+class ValidationFailed(AppError): ...
+class Unauthorized(AppError): ...
+class TokenExpired(Unauthorized): ...
+class TokenInvalid(Unauthorized): ...
+class TokenRevoked(Unauthorized): ...
+class RefreshTokenReused(Unauthorized): ...
+class Forbidden(AppError): ...
+class UserBanned(Forbidden): ...
+class NotFound(AppError): ...
+class MethodNotAllowed(AppError): ...
+class Conflict(AppError): ...
+class IdempotencyInProgress(Conflict): ...
+class IdempotencyMismatch(AppError): ...
+class PayloadTooLarge(AppError): ...
+class RateLimited(AppError): ...
+class SensitiveContent(AppError): ...
+class InvalidCode(AppError): ...
+class WeChatError(AppError): ...
+class WeChatRateLimited(WeChatError): ...
+class WeChatUnavailable(WeChatError): ...
+class SmsUnavailable(AppError): ...
+class InternalError(AppError): ...
+class ServiceUnavailable(AppError): ...
+class DatabaseUnavailable(ServiceUnavailable): ...
+class CacheUnavailable(ServiceUnavailable): ...
+class BrokerUnavailable(ServiceUnavailable): ...
+class ShuttingDown(ServiceUnavailable): ...
+
+
+# class, HTTP status, business code, default message. The only place codes are assigned.
+ERROR_TABLE: list[tuple[type[AppError], int, int, str]] = [
+    (BadRequest, 400, 40000, "Bad request"),
+    (MalformedJson, 400, 40001, "Request body is not valid JSON"),
+    (InvalidCode, 400, 40010, "The login code is invalid or expired"),
+    (WeChatError, 400, 40020, "WeChat rejected the request"),
+    (Unauthorized, 401, 40100, "Authentication required"),
+    (TokenExpired, 401, 40101, "Token expired"),
+    (TokenInvalid, 401, 40102, "Token invalid"),
+    (TokenRevoked, 401, 40103, "Token revoked"),
+    (RefreshTokenReused, 401, 40104, "Refresh token reuse detected; the session was revoked"),
+    (Forbidden, 403, 40300, "Forbidden"),
+    (UserBanned, 403, 40301, "This account is banned"),
+    (NotFound, 404, 40400, "Not found"),
+    (MethodNotAllowed, 405, 40500, "Method not allowed"),
+    (Conflict, 409, 40900, "Conflict"),
+    (IdempotencyInProgress, 409, 40901, "A request with this Idempotency-Key is in progress"),
+    (PayloadTooLarge, 413, 41300, "Request body too large"),
+    (ValidationFailed, 422, 42200, "Validation failed"),
+    (IdempotencyMismatch, 422, 42201, "Idempotency-Key was used with a different request"),
+    (SensitiveContent, 422, 42202, "Content contains prohibited words"),
+    (RateLimited, 429, 42900, "Too many requests"),
+    (WeChatRateLimited, 429, 42901, "WeChat is rate limiting us; try again shortly"),
+    (InternalError, 500, 50000, "Internal error"),
+    (ServiceUnavailable, 503, 50300, "Service unavailable"),
+    (DatabaseUnavailable, 503, 50301, "Database unavailable"),
+    (CacheUnavailable, 503, 50302, "Cache unavailable"),
+    (BrokerUnavailable, 503, 50303, "Task broker unavailable"),
+    (WeChatUnavailable, 503, 50304, "WeChat is unreachable"),
+    (SmsUnavailable, 503, 50305, "SMS provider unreachable"),
+    (ShuttingDown, 503, 50306, "Server is shutting down"),
+]
+
+for _cls, _status, _code, _message in ERROR_TABLE:
+    _cls.status, _cls.code, _cls.default_message = _status, _code, _message
+AppError.status, AppError.code = InternalError.status, InternalError.code
+
+_BY_STATUS = {
+    400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed,
+    409: Conflict, 413: PayloadTooLarge, 422: ValidationFailed, 429: RateLimited,
+    503: ServiceUnavailable,
+}
+
+
+def for_status(status: int) -> type[AppError]:
+    """The generic error class for a bare HTTP status (404 from routing, 405, ...)."""
+    return _BY_STATUS.get(status, InternalError)

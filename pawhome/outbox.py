@@ -1,0 +1,176 @@
+"""The transactional outbox: the one way a change enqueues work or publishes an event.
+
+Domain code calls `enqueue_task(session, "media.process", media_id)` or
+`publish_event(session, channel, event)` inside the transaction that makes the change. The row
+commits with the change or not at all. `OutboxRelay`, running in every gateway process (and as
+the beat job `default.relay_outbox` as a safety net), hands rows to the broker or Redis and
+deletes each row once accepted. A broker or Redis outage leaves rows in place, retried with
+backoff, so work triggered by a committed change is delayed, never lost. Delivery is at least
+once: tasks are idempotent (docs/tasks.md).
+
+In embedded mode (no BROKER_URL) the relay runs tasks in-process on a thread pool, off the
+event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.base import utcnow
+from models.platform import OutboxMessage
+from pawhome import codec
+
+log = logging.getLogger("pawhome.outbox")
+
+# Attempts back off 1 s, 2 s, 4 s ... up to 5 min, and are never abandoned.
+MAX_BACKOFF_SECONDS = 300
+_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbox")
+
+
+def enqueue_task(session: AsyncSession, task_name: str, *args: Any, countdown: float = 0,
+                 **kwargs: Any) -> OutboxMessage:
+    """Add a task to the outbox of the session's transaction. Args must be JSON values."""
+    codec.dumps([args, kwargs])  # fail now, in the request, if an argument is not JSON
+    row = OutboxMessage(kind="task", name=task_name,
+                        payload={"args": list(args), "kwargs": kwargs},
+                        available_at=utcnow() + dt.timedelta(seconds=countdown))
+    session.add(row)
+    session.info["outbox_dirty"] = True
+    return row
+
+
+def publish_event(session: AsyncSession, channel: str, event: dict[str, Any]) -> OutboxMessage:
+    """Publish `event` on Redis channel `channel` (unprefixed) once the transaction commits."""
+    row = OutboxMessage(kind="event", name=channel, payload=event)
+    session.add(row)
+    session.info["outbox_dirty"] = True
+    return row
+
+
+def _send_task_blocking(name: str, args: list, kwargs: dict) -> None:
+    from workers.celery_app import celery_app  # routes by task name (task_routes)
+
+    celery_app.send_task(name, args=args, kwargs=kwargs, retry=False)
+
+
+def _run_task_inprocess(name: str, args: list, kwargs: dict) -> None:
+    from workers.celery_app import celery_app
+
+    result = celery_app.tasks[name].apply(args=args, kwargs=kwargs)
+    if result.failed():
+        log.warning("in-process task %s failed: %r", name, result.result)
+
+
+class OutboxRelay:
+    """Moves committed outbox rows to the broker (tasks) or Redis pub/sub (events)."""
+
+    def __init__(self, resources, poll_seconds: float | None = None) -> None:
+        self.resources = resources
+        self.settings = resources.settings
+        self.poll_seconds = poll_seconds or self.settings.outbox_poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def wake(self) -> None:
+        """Relay now rather than at the next poll (called after a commit that wrote rows)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 5)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                moved = await self.relay_once()
+            except Exception as error:  # database down: keep trying, quietly
+                log.warning("outbox relay pass failed: %r", error)
+                moved = 0
+            if moved and not self._stopping:
+                continue  # more may be waiting
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    # -- one pass --------------------------------------------------------------------------
+    async def relay_once(self) -> int:
+        """Hand due rows over; returns how many were delivered."""
+        delivered = 0
+        async with self.resources.db.session() as session, session.begin():
+            query = (select(OutboxMessage).where(OutboxMessage.available_at <= utcnow())
+                     .order_by(OutboxMessage.id).limit(self.settings.outbox_batch_size))
+            if not self.settings.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.execute(query)).scalars().all()
+            done_ids = []
+            for row in rows:
+                try:
+                    await self._deliver(row)
+                except Exception as error:
+                    row.attempts += 1
+                    backoff = min(MAX_BACKOFF_SECONDS, 2 ** min(row.attempts - 1, 16))
+                    row.available_at = utcnow() + dt.timedelta(seconds=backoff)
+                    row.last_error = repr(error)[:500]
+                    log.warning("outbox row %s (%s) not delivered, attempt %s: %r",
+                                row.id, row.name, row.attempts, error)
+                    # The broker is likely down: leave the rest for the next pass.
+                    break
+                done_ids.append(row.id)
+            if done_ids:
+                await session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(done_ids)))
+                delivered = len(done_ids)
+        return delivered
+
+    async def _deliver(self, row: OutboxMessage) -> None:
+        loop = asyncio.get_running_loop()
+        if row.kind == "event":
+            channel = self.resources.cache.key(row.name)
+            await self.resources.cache.redis.publish(channel, codec.dumps(row.payload))
+            return
+        args, kwargs = row.payload.get("args", []), row.payload.get("kwargs", {})
+        if not self.settings.broker_url:
+            # Embedded: run it now on a worker thread; the row is done once it has run.
+            await loop.run_in_executor(_executor, _run_task_inprocess, row.name, args, kwargs)
+            return
+        from gateway.metrics import TASKS_ENQUEUED
+
+        await loop.run_in_executor(_executor, _send_task_blocking, row.name, args, kwargs)
+        TASKS_ENQUEUED.labels(row.name).inc()
+
+    async def pending(self) -> int:
+        async with self.resources.db.session() as session:
+            return int((await session.execute(select(func.count(OutboxMessage.id)))).scalar_one())
+
+    async def check_broker(self) -> None:
+        """Raise if the broker cannot be reached (used by /readyz)."""
+        if not self.settings.broker_url:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(_executor, _check_broker_blocking)
+
+
+def _check_broker_blocking() -> None:
+    from workers.celery_app import celery_app
+
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)

@@ -1,0 +1,126 @@
+"""Every PAWHome setting, read from the environment (or a `.env` file) in one place.
+
+Defaults are safe for the embedded mode (`make run`: SQLite under var/, an in-process
+Redis-compatible store, tasks run in-process). Production values are documented beside each
+field and in docs/operations.md; `Settings.check_production()` refuses to start a production
+process that still carries a development secret.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent
+DEV_SECRET = "pawhome-development-secret-change-me-0123456789"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # embedded: one process, SQLite, in-process store and tasks (make run).
+    # development: real MariaDB/Redis/broker, dev-login on (tests run here).
+    # production: real services, dev-login absent, secrets required.
+    mode: Literal["embedded", "development", "production"] = "embedded"
+    log_level: str = "INFO"
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # --- data ------------------------------------------------------------------------
+    # production: mysql+aiomysql://pawhome:***@db:3306/pawhome?charset=utf8mb4
+    database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'pawhome.db'}"
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout: float = 5.0
+    db_connect_timeout: float = 3.0
+    db_pool_recycle: int = 1800
+    # "memory://" selects the in-process store (fakeredis); production: redis://redis:6379/0
+    redis_url: str = "memory://"
+    redis_prefix: str = "pawhome:"
+    redis_max_connections: int = 200
+    redis_socket_timeout: float = 2.0
+    redis_connect_timeout: float = 2.0
+
+    # --- tasks -----------------------------------------------------------------------
+    # "" runs tasks in-process (embedded); production: redis://redis:6379/1 or
+    # amqp://user:***@rabbitmq:5672//
+    broker_url: str = ""
+    result_backend_url: str = ""
+    task_queue_prefix: str = ""
+    task_soft_time_limit: int = 60
+    task_time_limit: int = 90
+    task_max_retries: int = 5
+    outbox_batch_size: int = 100
+    outbox_poll_seconds: float = 2.0
+
+    # --- gateway ---------------------------------------------------------------------
+    max_body_bytes: int = 1 << 20
+    max_upload_bytes: int = 64 << 20
+    shutdown_grace_seconds: float = 10.0
+    trusted_proxy_count: int = 1
+    idempotency_ttl_seconds: int = 24 * 3600
+    use_uvloop: bool = False
+
+    # --- auth ------------------------------------------------------------------------
+    jwt_secret: str = DEV_SECRET
+    access_token_ttl: int = 2 * 3600
+    refresh_token_ttl: int = 30 * 24 * 3600
+    dev_login_enabled: bool | None = None  # None: on unless mode == production
+
+    # --- WeChat ----------------------------------------------------------------------
+    wechat_appid: str = "wx-dev-appid"
+    wechat_secret: str = "wx-dev-secret"
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_timeout: float = 5.0
+    wechat_token_refresh_margin: int = 300
+
+    # --- SMS -------------------------------------------------------------------------
+    sms_provider: Literal["log", "http"] = "log"
+    sms_api_base: str = ""
+    sms_api_key: str = ""
+    sms_code_ttl: int = 300
+    sms_max_attempts: int = 5
+    sms_resend_seconds: int = 60
+
+    # --- misc ------------------------------------------------------------------------
+    nickname_max_length: int = 20
+    flower_port: int = 5555
+    gateway_base_port: int = 8000
+    extra: dict = Field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        return self.mode == "embedded"
+
+    @property
+    def dev_login(self) -> bool:
+        if self.dev_login_enabled is not None:
+            return self.dev_login_enabled and self.mode != "production"
+        return self.mode != "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def check_production(self) -> None:
+        """Refuse to run production with development secrets or the embedded stores."""
+        if self.mode != "production":
+            return
+        problems = []
+        if self.jwt_secret == DEV_SECRET or len(self.jwt_secret) < 32:
+            problems.append("JWT_SECRET must be set to a random string of 32+ characters")
+        if self.redis_url.startswith("memory://"):
+            problems.append("REDIS_URL must point at a Redis server")
+        if not self.broker_url:
+            problems.append("BROKER_URL must be set")
+        if self.wechat_secret == "wx-dev-secret":
+            problems.append("WECHAT_SECRET must be set")
+        if problems:
+            raise RuntimeError("production settings are incomplete: " + "; ".join(problems))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,119 @@
+"""Test harness: real MariaDB and Redis, a private database and Redis namespace per run.
+
+Before any project module reads its settings, this file points the environment at a fresh
+database `pawhome_t_<run>` (migrated to head) and the Redis prefix `pawhome_t_<run>:`, and
+both are removed when the run ends. Fixtures: `app` (a gateway application on this test's
+IOLoop), `api` (a JSON client with `login()`), `resources`, `settings`.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import uuid
+
+import pytest
+
+from tests.services import DEFAULT_MYSQL, DEFAULT_REDIS, ensure_mysql, ensure_redis
+
+RUN_ID = uuid.uuid4().hex[:10]
+MYSQL_BASE = ensure_mysql(os.environ.get("TEST_MYSQL_URL", DEFAULT_MYSQL))
+REDIS_URL = ensure_redis(os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS))
+DB_NAME = f"pawhome_t_{RUN_ID}"
+REDIS_PREFIX = f"pawhome_t_{RUN_ID}:"
+
+os.environ.update(
+    MODE="development",
+    DATABASE_URL=f"{MYSQL_BASE}{DB_NAME}?charset=utf8mb4",
+    REDIS_URL=REDIS_URL,
+    REDIS_PREFIX=REDIS_PREFIX,
+    BROKER_URL=os.environ.get("TEST_BROKER_URL", REDIS_URL),
+    TASK_QUEUE_PREFIX=f"t_{RUN_ID}.",
+    JWT_SECRET="test-secret-" + secrets.token_hex(16),
+    LOG_LEVEL=os.environ.get("TEST_LOG_LEVEL", "WARNING"),
+    OUTBOX_POLL_SECONDS="0.2",
+)
+
+from tests.helpers import Api  # noqa: E402  (after the environment is set)
+
+
+def _admin_url() -> str:
+    return MYSQL_BASE  # server URL without a database
+
+
+async def _create_database() -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(_admin_url())
+    async with engine.begin() as conn:
+        await conn.execute(text(f"CREATE DATABASE `{DB_NAME}` CHARACTER SET utf8mb4 "
+                                "COLLATE utf8mb4_unicode_ci"))
+    await engine.dispose()
+
+
+async def _drop_database_and_keys() -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    import redis.asyncio as aioredis
+
+    engine = create_async_engine(_admin_url())
+    async with engine.begin() as conn:
+        await conn.execute(text(f"DROP DATABASE IF EXISTS `{DB_NAME}`"))
+    await engine.dispose()
+    client = aioredis.Redis.from_url(REDIS_URL)
+    batch = []
+    async for key in client.scan_iter(match=REDIS_PREFIX + "*", count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            await client.delete(*batch)
+            batch.clear()
+    if batch:
+        await client.delete(*batch)
+    await client.aclose()
+
+
+def pytest_sessionstart(session) -> None:
+    from pawhome import migrate
+
+    asyncio.run(_create_database())
+    migrate.upgrade(os.environ["DATABASE_URL"])
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if os.environ.get("TEST_KEEP_DATABASE"):
+        return
+    asyncio.run(_drop_database_and_keys())
+
+
+@pytest.fixture
+def settings():
+    from settings import Settings
+
+    return Settings()
+
+
+@pytest.fixture
+def resources(settings, io_loop):
+    from pawhome.resources import Resources
+
+    res = Resources(settings)
+    yield res
+    io_loop.run_sync(res.close)
+
+
+@pytest.fixture
+def app(resources, io_loop):
+    """A gateway application on this test's IOLoop, its outbox relay running."""
+    from gateway.app import make_app
+
+    application = make_app(resources)
+    relay = application.settings["relay"]
+    io_loop.add_callback(relay.start)
+    yield application
+    io_loop.run_sync(relay.stop)
+
+
+@pytest.fixture
+def api(http_client, base_url, app):
+    return Api(http_client, base_url, app)
