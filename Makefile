@@ -8,6 +8,9 @@ PORT   ?= 8000
 .PHONY: run test install install-dev migrate seed worker beat flower supervisor openapi bench clean
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "PAWHome needs Python 3.11+ (found: $(PYTHON)); run: make PYTHON=/path/to/python3.11 ..."; \
+	  exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
@@ -26,16 +29,26 @@ migrate: install
 	$(BIN)/python -m pawhome.migrate
 
 seed: migrate
-	$(BIN)/python -m pawhome.demo
+	MODE=$(RUN_MODE) $(BIN)/python -m pawhome.demo
+
+# Embedded unless a real service is named: then a development gateway against those services
+# (its tasks go to BROKER_URL, so start workers separately: make worker).
+RUN_MODE = $(or $(MODE),$(if $(DATABASE_URL)$(REDIS_URL)$(BROKER_URL),development,embedded))
 
 run: seed
-	$(BIN)/python run_gateway.py --port $(PORT)
+	MODE=$(RUN_MODE) $(BIN)/python run_gateway.py --port $(PORT)
 
 test: install-dev
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 worker: install
 	$(BIN)/python run_worker.py
+
+beat: install
+	$(BIN)/python run_worker.py --beat
+
+flower: install
+	$(BIN)/python run_worker.py --flower
 
 supervisor: install
 	mkdir -p var/log supervisor/run
@@ -48,4 +61,4 @@ bench: install-dev
 	$(BIN)/python bench/bench_gateway.py
 
 clean:
-	rm -rf $(VENV) var/*.db var/log
+	rm -rf $(VENV) var/*.db var/*.db-wal var/*.db-shm var/log

@@ -20,6 +20,7 @@ log = logging.getLogger("pawhome.gateway")
 
 async def serve(port: int, address: str) -> None:
     from gateway.app import Gateway
+    from gateway.shutdown import stop_signal
 
     settings = get_settings()
     gateway = Gateway(settings)
@@ -29,18 +30,27 @@ async def serve(port: int, address: str) -> None:
         await prepare_embedded(gateway.resources)
     gateway.start(port, address)
     log.info("gateway listening", extra={"fields": {"port": port, "mode": settings.mode}})
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if settings.embedded:
-        print(f"PAWHome gateway (embedded mode) at http://{address}:{port}/v1  —  "
-              f"dev token: curl -s -XPOST http://{address}:{port}/v1/auth/dev-login "
-              f"-H 'Content-Type: application/json' -d '{{\"openid\":\"demo-user-1\"}}'",
-              flush=True)
+    stop = stop_signal()
+    if settings.dev_login:
+        print(startup_banner(settings, f"http://{address}:{port}"), flush=True)
     await stop.wait()
     log.info("gateway stopping", extra={"fields": {"port": port}})
     await gateway.shutdown()
+
+
+def startup_banner(settings, base: str) -> str:
+    """What `make run` prints: where the gateway is, how to get a dev token, what it runs on."""
+    from pawhome.embedded import describe
+
+    lines = [f"PAWHome gateway ({settings.mode} mode) at {base}/v1  (health: {base}/readyz)"]
+    lines += [f"  {name:<9}{where}" for name, where in describe(settings).items()]
+    lines += [
+        "  dev token:",
+        f"    curl -s -XPOST {base}/v1/auth/dev-login -H 'Content-Type: application/json' "
+        "-d '{\"openid\":\"demo-user-1\"}'",
+        f"    curl -s {base}/v1/users/me -H 'Authorization: Bearer <access_token>'",
+    ]
+    return "\n".join(lines)
 
 
 def run_one(port: int, address: str) -> None:
@@ -58,9 +68,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     settings = get_settings()
     parser.add_argument("--port", type=int, default=settings.gateway_base_port)
+    parser.add_argument("--port-offset", type=int, default=0,
+                        help="added to --port (supervisor passes its process_num)")
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args()
+    args.port += args.port_offset
+    if args.processes > 1 and settings.redis_url.startswith("memory://"):
+        # Each process would get its own store: logouts, bans and rate limits not shared.
+        parser.error("REDIS_URL=memory:// is per process; set REDIS_URL to a Redis server "
+                     "to run several gateway processes")
     if args.processes <= 1:
         run_one(args.port, args.address)
         return

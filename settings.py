@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     db_pool_timeout: float = 5.0
     db_connect_timeout: float = 3.0
     db_pool_recycle: int = 1800
+    # Deadline of one unit of work (Database.session) on a network database: aiomysql has
+    # no read timeout, so without it a frozen server would hold requests forever. 0: none.
+    db_session_timeout: float = 15.0
     # "memory://" selects the in-process store (fakeredis); production: redis://redis:6379/0
     redis_url: str = "memory://"
     redis_prefix: str = "pawhome:"
@@ -54,6 +57,22 @@ class Settings(BaseSettings):
     task_max_retries: int = 5
     outbox_batch_size: int = 100
     outbox_poll_seconds: float = 2.0
+    # Retries of transient failures: delay ~ random(0, min(max, backoff * 2**n)) seconds.
+    task_retry_backoff: int = 2
+    task_retry_backoff_max: int = 600
+    # Redis broker: an unacked (acks_late) task is redelivered after this many seconds.
+    broker_visibility_timeout: int = 3600
+    # Comma-separated extra task modules a worker imports (tests load their own tasks).
+    task_extra_modules: str = ""
+    worker_concurrency: int = 0  # 0: one per CPU
+    # Beat: how often the worker-side outbox relay runs (the gateways relay continuously).
+    outbox_relay_beat_seconds: float = 30.0
+    beat_schedule_file: str = str(ROOT / "var" / "celerybeat-schedule")
+    dead_letter_retention_days: int = 30
+    # "user:password" for Flower's basic auth; production: always set.
+    flower_basic_auth: str = ""
+    flower_address: str = "127.0.0.1"
+    flower_url_prefix: str = ""  # e.g. "flower" when nginx serves it under /flower/
 
     # --- gateway ---------------------------------------------------------------------
     max_body_bytes: int = 1 << 20
@@ -75,6 +94,8 @@ class Settings(BaseSettings):
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_timeout: float = 5.0
     wechat_token_refresh_margin: int = 300
+    # How long a login's session_key is kept server-side (for decrypting encryptedData).
+    wechat_session_key_ttl: int = 3 * 24 * 3600
 
     # --- SMS -------------------------------------------------------------------------
     sms_provider: Literal["log", "http"] = "log"

@@ -16,6 +16,7 @@ import tornado.web
 
 from gateway.handler import NotFoundHandler
 from gateway.ratelimit import RateLimiter
+from gateway.shutdown import GOING_AWAY_CODE, GOING_AWAY_REASON, InflightRequests
 from pawhome.outbox import OutboxRelay
 from pawhome.resources import Resources
 from settings import Settings
@@ -38,6 +39,7 @@ def make_app(resources: Resources, relay: OutboxRelay | None = None) -> tornado.
         route_names={r.handler: r.name for r in ROUTES},
         routes=ROUTES,
         shutting_down=False,
+        inflight=InflightRequests(),  # REST requests being answered; drained on shutdown
         websockets=set(),  # filled by the real-time hub; closed on shutdown
         compress_response=False,
         serve_traceback=False,
@@ -66,20 +68,36 @@ class Gateway:
         self.relay.start()
 
     async def shutdown(self) -> None:
-        """Stop accepting, drain in-flight requests, close sockets, release resources."""
-        self.app.settings["shutting_down"] = True
+        """Stop accepting, drain in-flight requests, close sockets, release resources.
+
+        Order matters: tornado's close_all_connections() closes streams at once, so it runs
+        only after the drain (or at the deadline); WebSockets are told to go away first so
+        their clients start reconnecting elsewhere while the last requests finish.
+        """
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+        self.app.settings["shutting_down"] = True  # readyz 503; kept-alive requests 503
         if self.server is not None:
             self.server.stop()  # no new connections
-        from gateway.shutdown import GOING_AWAY_CODE
-
+        closing = [ws.ws_connection for ws in self.app.settings["websockets"]
+                   if ws.ws_connection is not None]
         for ws in list(self.app.settings["websockets"]):
-            ws.close(GOING_AWAY_CODE, "server restarting, reconnect")
-        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+            try:
+                ws.close(GOING_AWAY_CODE, GOING_AWAY_REASON)
+            except Exception:  # noqa: BLE001 - one broken socket must not stop the shutdown
+                log.warning("could not close a WebSocket", exc_info=True)
+        inflight: InflightRequests = self.app.settings["inflight"]
+        if not await inflight.wait_idle(deadline - time.monotonic()):
+            log.warning("shutdown deadline reached with %d requests in flight", inflight.count)
+        # Give the close handshakes a moment so clients see 1001 rather than a reset.
+        handshake_deadline = min(deadline, time.monotonic() + 2.0)
+        while any(not protocol.stream.closed() for protocol in closing) and \
+                time.monotonic() < handshake_deadline:
+            await asyncio.sleep(0.05)
         if self.server is not None:
             try:
                 await asyncio.wait_for(self.server.close_all_connections(),
-                                       max(0.1, deadline - time.monotonic()))
+                                       max(0.5, deadline - time.monotonic()))
             except asyncio.TimeoutError:
-                log.warning("shutdown deadline reached with requests still in flight")
+                log.warning("connections still open at the shutdown deadline")
         await self.relay.stop()
         await self.resources.close()

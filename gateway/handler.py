@@ -53,6 +53,8 @@ def endpoint(*, auth: bool = True, roles: tuple[str, ...] | list[str] = (), body
              tags: tuple[str, ...] = (), idempotent: bool = False, status: int = 200,
              max_body: int | None = None, errors: tuple = ()) -> Callable:
     """Declare a handler method's contract; the gateway enforces it before the method runs."""
+    if idempotent and not (auth or roles):
+        raise TypeError("idempotent endpoints need auth: keys are stored per user")
     spec = EndpointSpec(auth=auth or bool(roles), roles=tuple(roles), body=body, query=query,
                         response=response, summary=summary, description=description,
                         tags=tuple(tags), idempotent=idempotent, status=status,
@@ -112,6 +114,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.query = None
         self.app_error: errors.AppError | None = None
         self.started = time.perf_counter()
+        self._inflight = None
 
     # -- plumbing ------------------------------------------------------------------------
     @property
@@ -136,10 +139,20 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
 
     async def prepare(self) -> None:
+        self._inflight = self.application.settings.get("inflight")
+        if self._inflight is not None:
+            self._inflight.enter()  # Gateway.shutdown waits for these to finish
         incoming = self.request.headers.get("X-Request-ID", "")
         self.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request_id_var.set(self.request_id)
         self.set_header("X-Request-ID", self.request_id)
+        if self.application.settings.get("shutting_down"):
+            # A request on a kept-alive connection after SIGTERM: answer 503 and close the
+            # connection so the client's next request goes (via nginx) to another process.
+            connection = self.request.connection
+            if hasattr(connection, "_disconnect_on_finish"):
+                connection._disconnect_on_finish = True  # tornado adds "Connection: close"
+            raise errors.ShuttingDown()
         for name, kind in self.path_types.items():
             if name in self.path_kwargs and kind is int:
                 value = int(self.path_kwargs[name])
@@ -164,6 +177,8 @@ class ApiHandler(tornado.web.RequestHandler):
         for name, value in error.headers.items():
             self.set_header(name, value)
         self.set_header("Content-Type", "application/json; charset=utf-8")
+        if getattr(self, "request_id", None):  # send_error() cleared the headers
+            self.set_header("X-Request-ID", self.request_id)
         self.finish(codec.dumps(error.body()))
 
     def log_exception(self, typ, value, tb) -> None:
@@ -175,6 +190,9 @@ class ApiHandler(tornado.web.RequestHandler):
             log.warning("%s on %s: %r", type(error).__name__, self.route_template, value)
 
     def on_finish(self) -> None:
+        if self._inflight is not None:
+            self._inflight.leave()
+            self._inflight = None
         accesslog.record(self)
 
     # -- the endpoint pipeline -------------------------------------------------------------

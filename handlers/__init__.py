@@ -3,13 +3,36 @@
 Route names (`area.action`) key the rate-limit table in gateway/ratelimit.py.
 """
 from gateway.health import HealthzHandler, MetricsHandler, ReadyzHandler
+from gateway.openapi import OpenApiHandler
 from gateway.routing import route
-from handlers import auth, users
+from handlers import admin_users, auth, users
+from handlers import admin_tasks
 
 ROUTES = [
     route("/healthz", HealthzHandler, "health.healthz"),
     route("/readyz", ReadyzHandler, "health.readyz"),
     route("/metrics", MetricsHandler, "health.metrics"),
+    route("/v1/openapi.json", OpenApiHandler, "openapi"),
     route("/v1/auth/dev-login", auth.DevLoginHandler, "auth.dev_login"),
+    route("/v1/auth/wechat-login", auth.WeChatLoginHandler, "auth.wechat_login"),
+    route("/v1/auth/phone", auth.PhoneHandler, "auth.phone"),
+    route("/v1/auth/sms/send", auth.SmsSendHandler, "auth.sms_send"),
+    route("/v1/auth/sms/login", auth.SmsLoginHandler, "auth.sms_login"),
+    route("/v1/auth/refresh", auth.RefreshHandler, "auth.refresh"),
+    route("/v1/auth/logout", auth.LogoutHandler, "auth.logout"),
+    route("/v1/auth/session", auth.SessionHandler, "auth.session"),
     route("/v1/users/me", users.MeHandler, "users.me"),
+    route("/v1/users/me/settings", users.MySettingsHandler, "users.settings"),
+    route("/v1/users/me/blocks", users.MyBlocksHandler, "users.blocks"),
+    route("/v1/users/me/blocks/{user_id:int}", users.MyBlockHandler, "users.unblock"),
+    route("/v1/users/{user_id:int}", users.UserHandler, "users.detail"),
+    route("/v1/admin/users", admin_users.AdminUsersHandler, "admin.users"),
+    route("/v1/admin/users/{user_id:int}/ban", admin_users.AdminBanHandler, "admin.users_ban"),
+    route("/v1/admin/users/{user_id:int}/unban", admin_users.AdminUnbanHandler,
+          "admin.users_unban"),
+    route("/v1/admin/users/{user_id:int}/role", admin_users.AdminRoleHandler,
+          "admin.users_role"),
+    route("/v1/admin/dead-letters", admin_tasks.DeadLettersHandler, "admin.dead_letters"),
+    route("/v1/admin/dead-letters/{letter_id:int}/retry", admin_tasks.DeadLetterRetryHandler,
+          "admin.dead_letter_retry"),
 ]

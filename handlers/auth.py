@@ -1,17 +1,48 @@
-"""Auth endpoints: logins, token refresh, logout, session info."""
+"""Auth endpoints: WeChat, SMS and development logins, phone binding, token refresh,
+logout, session info. Each parses, calls one function in pawhome/auth.py and replies."""
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome import auth, users
+from pawhome import auth
 from pawhome.errors import NotFound
+
+PHONE_PATTERN = r"^1[3-9][0-9]{9}$"  # mainland mobile numbers (SMS login)
 
 
 class DevLoginBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     openid: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
     role: str = Field("user", pattern=r"^(user|merchant|admin)$")
+
+
+class WeChatLoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=128)
+    encryptedData: str | None = Field(None, min_length=1, max_length=16384)  # noqa: N815
+    iv: str | None = Field(None, min_length=1, max_length=64)
+
+
+class PhoneBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=128)
+
+
+class SmsSendBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(pattern=PHONE_PATTERN)
+
+
+class SmsLoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(pattern=PHONE_PATTERN)
+    code: str = Field(pattern=r"^[0-9]{6}$")
+
+
+class RefreshBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    refresh_token: str = Field(min_length=1, max_length=256)
 
 
 class DevLoginHandler(ApiHandler):
@@ -25,11 +56,53 @@ class DevLoginHandler(ApiHandler):
     @endpoint(auth=False, body=DevLoginBody, tags=("auth",),
               summary="Development login (absent in production)")
     async def post(self) -> None:
-        async with self.r.db.session() as session, session.begin():
-            user, is_new = await users.get_or_create_by_openid(session, self.body.openid)
-            users.ensure_active(user)
-            if is_new and self.body.role != "user":
-                user.role = self.body.role
-            users.mark_login(user)
-            tokens = await auth.issue_token_pair(session, self.r.settings, user)
-        self.ok({**tokens, "user_id": user.id, "is_new_user": is_new})
+        self.ok(await auth.login_dev(self.r, self.body.openid, self.body.role))
+
+
+class WeChatLoginHandler(ApiHandler):
+    @endpoint(auth=False, body=WeChatLoginBody, tags=("auth",),
+              summary="Log in with a wx.login() code; the first login creates the user")
+    async def post(self) -> None:
+        self.ok(await auth.login_with_wechat(self.r, self.body.code, self.body.encryptedData,
+                                             self.body.iv))
+
+
+class PhoneHandler(ApiHandler):
+    @endpoint(body=PhoneBody, tags=("auth",),
+              summary="Bind the phone number behind a getPhoneNumber code")
+    async def post(self) -> None:
+        self.ok(await auth.bind_phone(self.r, self.user_id, self.body.code))
+
+
+class SmsSendHandler(ApiHandler):
+    @endpoint(auth=False, body=SmsSendBody, tags=("auth",),
+              summary="Send a one-time login code by SMS")
+    async def post(self) -> None:
+        self.ok(await auth.send_sms_code(self.r, self.body.phone))
+
+
+class SmsLoginHandler(ApiHandler):
+    @endpoint(auth=False, body=SmsLoginBody, tags=("auth",),
+              summary="Log in with a phone number and its SMS code")
+    async def post(self) -> None:
+        self.ok(await auth.login_with_sms(self.r, self.body.phone, self.body.code))
+
+
+class RefreshHandler(ApiHandler):
+    @endpoint(auth=False, body=RefreshBody, tags=("auth",),
+              summary="Rotate a refresh token into a new token pair")
+    async def post(self) -> None:
+        self.ok(await auth.refresh_session(self.r, self.body.refresh_token))
+
+
+class LogoutHandler(ApiHandler):
+    @endpoint(tags=("auth",), summary="End the current session (all its tokens)")
+    async def post(self) -> None:
+        await auth.logout(self.r, self.auth)
+        self.ok(None, message="logged out")
+
+
+class SessionHandler(ApiHandler):
+    @endpoint(tags=("auth",), summary="The current session: user, role, expiry")
+    async def get(self) -> None:
+        self.ok(auth.session_info(self.auth))

@@ -14,7 +14,8 @@ from sqlalchemy.orm import DeclarativeBase
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 UTCDateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-MYSQL_TABLE_ARGS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci",
+# unicode_520: the older utf8mb4_unicode_ci weighs every emoji the same, so "🐶" = "🐱".
+MYSQL_TABLE_ARGS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_520_ci",
                     "mysql_engine": "InnoDB"}
 
 NAMING = {

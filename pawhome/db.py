@@ -6,6 +6,7 @@ the pool pre-pings, so the process recovers by itself when the server returns.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -65,11 +66,22 @@ class Database:
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session whose connection failures surface as DatabaseUnavailable."""
+    async def session(self, timeout: float | None = None) -> AsyncIterator[AsyncSession]:
+        """A session whose connection failures surface as DatabaseUnavailable.
+
+        On a network database the whole unit of work has a deadline (`timeout`, default
+        DB_SESSION_TIMEOUT; 0 for none): a server that accepts connections but never answers
+        becomes a 503 instead of a request that hangs. SQLite is local and has busy_timeout.
+        """
+        limit = self.settings.db_session_timeout if timeout is None else timeout
+        deadline = asyncio.timeout(limit if limit and not self.settings.is_sqlite else None)
         try:
-            async with self.sessionmaker() as session:
+            async with deadline, self.sessionmaker() as session:
                 yield session
+        except TimeoutError as error:
+            if deadline.expired():
+                raise DatabaseUnavailable("Database did not answer in time") from error
+            raise
         except exc.SQLAlchemyError as error:
             if is_connection_error(error):
                 raise DatabaseUnavailable() from error

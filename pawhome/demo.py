@@ -1,32 +1,66 @@
-"""Seed demo data for the embedded mode: `python -m pawhome.demo` (idempotent)."""
+"""Demo data for `make run`: `python -m pawhome.demo` (idempotent: safe to run on every start).
+
+One seeding function per domain, run in order by `seed()` inside one transaction; a domain
+added later (posts, products, services ...) adds its `seed_<domain>` function to `SEEDERS`,
+after the domains it refers to. Log in as any demo user with the dev-login and its openid.
+"""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.users import User
 from pawhome import users
 from pawhome.resources import Resources
-from settings import get_settings
+from settings import Settings, get_settings
 
-DEMO_USERS = [("demo-user-1", "豆豆妈 🐶", "user"), ("demo-user-2", "Mochi's human", "user"),
-              ("demo-merchant", "萌宠小铺", "merchant"), ("demo-admin", "Admin", "admin")]
+# openid (the dev-login key), nickname, role, bio
+DEMO_USERS = [
+    ("demo-user-1", "豆豆妈 🐶", "user", "两只柯基的铲屎官 🐾"),
+    ("demo-user-2", "Mochi's human", "user", "One grumpy cat, many opinions."),
+    ("demo-merchant", "萌宠小铺", "merchant", "宠物用品小店，欢迎光临"),
+    ("demo-admin", "Admin", "admin", ""),
+]
 
 
-async def seed() -> None:
-    resources = Resources(get_settings())
+async def seed_users(session: AsyncSession) -> int:
+    """The demo accounts, one per role; an existing account is left as it is."""
+    created = 0
+    for openid, nickname, role, bio in DEMO_USERS:
+        user, is_new = await users.get_or_create_by_openid(session, openid)
+        if is_new:
+            user.nickname, user.role, user.bio = nickname, role, bio
+            created += 1
+    return created
+
+
+# In dependency order. Each takes the session and returns how many rows it created.
+SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
+    ("users", seed_users),
+]
+
+
+async def seed(resources: Resources) -> dict[str, int]:
+    """Run every seeder in one transaction; returns rows created per domain."""
+    async with resources.db.session() as session, session.begin():
+        return {name: await seeder(session) for name, seeder in SEEDERS}
+
+
+async def seed_and_report(settings: Settings) -> str:
+    resources = Resources(settings)
     try:
-        async with resources.db.session() as session, session.begin():
-            for openid, nickname, role in DEMO_USERS:
-                user, is_new = await users.get_or_create_by_openid(session, openid)
-                if is_new:
-                    user.nickname, user.role = nickname, role
-            count = len((await session.execute(select(User.id))).all())
-        print(f"demo data ready ({count} users)")
+        created = await seed(resources)
+        async with resources.db.session() as session:
+            total = int((await session.execute(select(func.count(User.id)))).scalar_one())
     finally:
         await resources.close()
+    summary = ", ".join(f"{name} +{count}" for name, count in created.items())
+    logins = ", ".join(f"{openid} ({role})" for openid, _, role, _ in DEMO_USERS)
+    return f"demo data ready ({summary}; {total} users). Dev-login openids: {logins}"
 
 
 if __name__ == "__main__":
-    asyncio.run(seed())
+    print(asyncio.run(seed_and_report(get_settings())))

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from models.base import utcnow
 from models.platform import OutboxMessage
@@ -53,10 +55,27 @@ def publish_event(session: AsyncSession, channel: str, event: dict[str, Any]) ->
     return row
 
 
-def _send_task_blocking(name: str, args: list, kwargs: dict) -> None:
-    from workers.celery_app import celery_app  # routes by task name (task_routes)
+# Relays running in this process; a commit that wrote outbox rows wakes them at once, so
+# work starts within milliseconds instead of at the next poll.
+_running_relays: "weakref.WeakSet[OutboxRelay]" = weakref.WeakSet()
 
-    celery_app.send_task(name, args=args, kwargs=kwargs, retry=False)
+
+@event.listens_for(Session, "after_commit")
+def _wake_relays_after_commit(session: Session) -> None:
+    if session.info.pop("outbox_dirty", False):
+        for relay in list(_running_relays):
+            relay.wake_threadsafe()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back_rows(session: Session) -> None:
+    session.info.pop("outbox_dirty", None)
+
+
+def _send_task_blocking(settings, name: str, args: list, kwargs: dict) -> None:
+    from workers.celery_app import app_for  # routes by task name (task_routes)
+
+    app_for(settings).send_task(name, args=args, kwargs=kwargs, retry=False)
 
 
 def _run_task_inprocess(name: str, args: list, kwargs: dict) -> None:
@@ -76,18 +95,27 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds or self.settings.outbox_poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run())
+            _running_relays.add(self)
 
     def wake(self) -> None:
         """Relay now rather than at the next poll (called after a commit that wrote rows)."""
         self._wake.set()
 
+    def wake_threadsafe(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
     async def stop(self) -> None:
+        _running_relays.discard(self)
         self._stopping = True
         self._wake.set()
         if self._task is not None:
@@ -115,30 +143,57 @@ class OutboxRelay:
     # -- one pass --------------------------------------------------------------------------
     async def relay_once(self) -> int:
         """Hand due rows over; returns how many were delivered."""
+        if not self.settings.broker_url:
+            return await self._run_due_rows_inprocess()
         delivered = 0
+        # Rows stay locked (SKIP LOCKED lets other relays take other rows) while each is
+        # published; a publish fails fast when the broker is down, so the lock is brief.
         async with self.resources.db.session() as session, session.begin():
-            query = (select(OutboxMessage).where(OutboxMessage.available_at <= utcnow())
-                     .order_by(OutboxMessage.id).limit(self.settings.outbox_batch_size))
-            if not self.settings.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.execute(query)).scalars().all()
+            rows = (await session.execute(self._due_query(lock=True))).scalars().all()
             done_ids = []
             for row in rows:
                 try:
                     await self._deliver(row)
                 except Exception as error:
-                    row.attempts += 1
-                    backoff = min(MAX_BACKOFF_SECONDS, 2 ** min(row.attempts - 1, 16))
-                    row.available_at = utcnow() + dt.timedelta(seconds=backoff)
-                    row.last_error = repr(error)[:500]
-                    log.warning("outbox row %s (%s) not delivered, attempt %s: %r",
-                                row.id, row.name, row.attempts, error)
-                    # The broker is likely down: leave the rest for the next pass.
-                    break
+                    self._postpone(row, error)
+                    break  # the broker is likely down: leave the rest for the next pass
                 done_ids.append(row.id)
             if done_ids:
                 await session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(done_ids)))
                 delivered = len(done_ids)
+        return delivered
+
+    def _due_query(self, lock: bool):
+        query = (select(OutboxMessage).where(OutboxMessage.available_at <= utcnow())
+                 .order_by(OutboxMessage.id).limit(self.settings.outbox_batch_size))
+        if lock and not self.settings.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        return query
+
+    def _postpone(self, row: OutboxMessage, error: BaseException) -> None:
+        row.attempts += 1
+        backoff = min(MAX_BACKOFF_SECONDS, 2 ** min(row.attempts - 1, 16))
+        row.available_at = utcnow() + dt.timedelta(seconds=backoff)
+        row.last_error = repr(error)[:500]
+        log.warning("outbox row %s (%s) not delivered, attempt %s: %r",
+                    row.id, row.name, row.attempts, error)
+
+    async def _run_due_rows_inprocess(self) -> int:
+        """Embedded mode: run each due task here, outside any database session (a task may
+        take longer than a session may stay open), and only then delete its row."""
+        async with self.resources.db.session() as session:
+            rows = (await session.execute(self._due_query(lock=False))).scalars().all()
+        delivered = 0
+        for row in rows:
+            try:
+                await self._deliver(row)
+            except Exception as error:
+                async with self.resources.db.session() as session, session.begin():
+                    self._postpone(await session.merge(row), error)
+                break
+            async with self.resources.db.session() as session, session.begin():
+                await session.execute(delete(OutboxMessage).where(OutboxMessage.id == row.id))
+            delivered += 1
         return delivered
 
     async def _deliver(self, row: OutboxMessage) -> None:
@@ -149,12 +204,13 @@ class OutboxRelay:
             return
         args, kwargs = row.payload.get("args", []), row.payload.get("kwargs", {})
         if not self.settings.broker_url:
-            # Embedded: run it now on a worker thread; the row is done once it has run.
+            # Embedded: run it now on a worker thread, off the event loop.
             await loop.run_in_executor(_executor, _run_task_inprocess, row.name, args, kwargs)
             return
         from gateway.metrics import TASKS_ENQUEUED
 
-        await loop.run_in_executor(_executor, _send_task_blocking, row.name, args, kwargs)
+        await loop.run_in_executor(_executor, _send_task_blocking, self.settings, row.name,
+                                   args, kwargs)
         TASKS_ENQUEUED.labels(row.name).inc()
 
     async def pending(self) -> int:
@@ -166,11 +222,11 @@ class OutboxRelay:
         if not self.settings.broker_url:
             return
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(_executor, _check_broker_blocking)
+        await loop.run_in_executor(_executor, _check_broker_blocking, self.settings)
 
 
-def _check_broker_blocking() -> None:
-    from workers.celery_app import celery_app
+def _check_broker_blocking(settings) -> None:
+    from workers.celery_app import app_for
 
-    with celery_app.connection_for_write() as conn:
+    with app_for(settings).connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)

@@ -5,11 +5,18 @@ process builds one per child after fork. Domain functions take what they need fr
 """
 from __future__ import annotations
 
+import logging
+
 import httpx
 
 from pawhome.cache import Cache
 from pawhome.db import Database
 from settings import Settings
+
+
+# httpx logs every request URL at INFO, and outbound URLs carry secrets (WeChat's appsecret,
+# login codes, access_token): keep it quiet in every process that holds an HTTP client.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class Resources:

@@ -49,7 +49,7 @@ class PrivateRedis:
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
         if not binary:
-            raise RuntimeError("redis-server not found: apt-get install redis-server")
+            raise RuntimeError("redis-server is not installed (package redis-server)")
         self.binary = binary
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="pawhome-redis-")
@@ -86,7 +86,8 @@ class PrivateMariaDB:
             "/usr/sbin/mariadbd" if os.path.exists("/usr/sbin/mariadbd") else None)
         self.installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
         if not (self.mariadbd and self.installer):
-            raise RuntimeError("mariadbd not found: apt-get install mariadb-server")
+            raise RuntimeError("mariadbd or mariadb-install-db is not installed "
+                               "(package mariadb-server)")
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="pawhome-mariadb-")
         self.proc: subprocess.Popen | None = None
@@ -99,7 +100,7 @@ class PrivateMariaDB:
     def start(self) -> "PrivateMariaDB":
         data = os.path.join(self.dir, "data")
         if not self._initialised:
-            subprocess.run([self.installer, f"--datadir={data}", "--auth-root-authentication-method=normal",
+            subprocess.run([self.installer, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
                             "--skip-test-db", "--user=root"], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self._initialised = True
@@ -107,7 +108,7 @@ class PrivateMariaDB:
             [self.mariadbd, "--no-defaults", f"--datadir={data}", f"--port={self.port}",
              "--bind-address=127.0.0.1", f"--socket={self.dir}/mysqld.sock", "--user=root",
              "--skip-grant-tables", "--innodb-buffer-pool-size=32M",
-             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"],
+             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_520_ci"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port("127.0.0.1", self.port, 60)
         return self
@@ -123,6 +124,16 @@ class PrivateMariaDB:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def cannot_test(service: str, url: str, env_var: str, error: BaseException,
+                package: str) -> str:
+    """The message a run stops with when a service is neither running nor startable."""
+    return (f"\nThe tests need {service}, and none could be found or started:\n"
+            f"  - nothing answers at {url} (set {env_var} to use another server);\n"
+            f"  - no private instance could be started: {error}.\n"
+            f"Install the server (Debian/Ubuntu: apt-get install {package}), or start one, "
+            f"then run `make test` again.\n")
+
+
 def ensure_redis(url: str) -> str:
     parsed = urlparse(url)
     if port_open(parsed.hostname or "127.0.0.1", parsed.port or 6379):
@@ -130,7 +141,7 @@ def ensure_redis(url: str) -> str:
     try:
         private = PrivateRedis().start()
     except RuntimeError as error:
-        raise SystemExit(f"Redis at {url} is unreachable and {error}")
+        raise SystemExit(cannot_test("Redis", url, "TEST_REDIS_URL", error, "redis-server"))
     atexit.register(private.cleanup)
     return private.url
 
@@ -142,6 +153,7 @@ def ensure_mysql(url: str) -> str:
     try:
         private = PrivateMariaDB().start()
     except (RuntimeError, subprocess.CalledProcessError) as error:
-        raise SystemExit(f"MariaDB/MySQL at {url} is unreachable and {error}")
+        raise SystemExit(cannot_test("MariaDB/MySQL", url, "TEST_MYSQL_URL", error,
+                                     "mariadb-server"))
     atexit.register(private.cleanup)
     return private.url

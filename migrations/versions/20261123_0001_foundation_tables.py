@@ -28,7 +28,7 @@ def upgrade() -> None:
     sa.Column('resolved_at', sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mariadb').with_variant(mysql.DATETIME(fsp=6), 'mysql'), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dead_letters')),
     mysql_charset='utf8mb4',
-    mysql_collate='utf8mb4_unicode_ci',
+    mysql_collate='utf8mb4_unicode_520_ci',
     mysql_engine='InnoDB'
     )
     with op.batch_alter_table('dead_letters', schema=None) as batch_op:
@@ -49,7 +49,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_idempotency_records')),
     sa.UniqueConstraint('user_id', 'key', name=op.f('uq_idempotency_records_user_id_key')),
     mysql_charset='utf8mb4',
-    mysql_collate='utf8mb4_unicode_ci',
+    mysql_collate='utf8mb4_unicode_520_ci',
     mysql_engine='InnoDB'
     )
     with op.batch_alter_table('idempotency_records', schema=None) as batch_op:
@@ -66,7 +66,7 @@ def upgrade() -> None:
     sa.Column('last_error', sa.String(length=500), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
     mysql_charset='utf8mb4',
-    mysql_collate='utf8mb4_unicode_ci',
+    mysql_collate='utf8mb4_unicode_520_ci',
     mysql_engine='InnoDB'
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
@@ -92,7 +92,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('openid', name=op.f('uq_users_openid')),
     sa.UniqueConstraint('phone', name=op.f('uq_users_phone')),
     mysql_charset='utf8mb4',
-    mysql_collate='utf8mb4_unicode_ci',
+    mysql_collate='utf8mb4_unicode_520_ci',
     mysql_engine='InnoDB'
     )
     with op.batch_alter_table('users', schema=None) as batch_op:
@@ -111,7 +111,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_refresh_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_refresh_tokens_token_hash')),
     mysql_charset='utf8mb4',
-    mysql_collate='utf8mb4_unicode_ci',
+    mysql_collate='utf8mb4_unicode_520_ci',
     mysql_engine='InnoDB'
     )
     with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
@@ -126,7 +126,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_blocks_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id', 'blocked_id', name=op.f('pk_user_blocks')),
     mysql_charset='utf8mb4',
-    mysql_collate='utf8mb4_unicode_ci',
+    mysql_collate='utf8mb4_unicode_520_ci',
     mysql_engine='InnoDB'
     )
     with op.batch_alter_table('user_blocks', schema=None) as batch_op:
@@ -140,7 +140,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_settings_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id', name=op.f('pk_user_settings')),
     mysql_charset='utf8mb4',
-    mysql_collate='utf8mb4_unicode_ci',
+    mysql_collate='utf8mb4_unicode_520_ci',
     mysql_engine='InnoDB'
     )
 

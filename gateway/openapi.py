@@ -1,0 +1,342 @@
+"""The OpenAPI 3.1 document, generated from the route table and each method's `@endpoint`.
+
+Nothing here is written by hand per endpoint: paths come from `handlers.ROUTES`, parameters
+and bodies from the pydantic models the endpoint declares, error responses from what the
+endpoint enforces (auth, roles, body, rate limits, idempotency) and `pawhome.errors`.
+Served at GET /v1/openapi.json; `python -m gateway.openapi` (make openapi) writes
+docs/openapi.json and docs/errors.md, and a test fails when either is stale.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pydantic
+import tornado.web
+import tornado.websocket
+
+from gateway.handler import ApiHandler, EndpointSpec, endpoint
+from gateway.ratelimit import rules_for
+from gateway.routing import Route
+from pawhome import errors
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+COMPONENTS = "#/components/schemas/"
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """`@endpoint(response=RawBody("text/plain"))`: the reply is not in the JSON envelope."""
+    media_type: str
+    schema: dict = field(default_factory=dict)
+
+
+def operations(route: Route) -> dict[str, EndpointSpec]:
+    """The HTTP methods a route answers, each with its endpoint contract."""
+    out = {}
+    for method in HTTP_METHODS:
+        spec = getattr(getattr(route.handler, method, None), "endpoint_spec", None)
+        if spec is not None:
+            out[method] = spec
+    return out
+
+
+def undocumented_methods(routes: Iterable[Route]) -> list[str]:
+    """HTTP methods a REST handler implements without `@endpoint` (so without a contract)."""
+    missing = []
+    for route in routes:
+        if issubclass(route.handler, tornado.websocket.WebSocketHandler):
+            continue
+        for method in HTTP_METHODS:
+            impl = getattr(route.handler, method, None)
+            if impl is getattr(tornado.web.RequestHandler, method) or impl is None:
+                continue
+            if getattr(impl, "endpoint_spec", None) is None:
+                missing.append(f"{method.upper()} {route.template} ({route.name})")
+    return missing
+
+
+# -- schemas ---------------------------------------------------------------------------------
+class _Schemas:
+    """Collects every type the document needs and renders them in one pydantic pass, so
+    shared models become one component and same-named models get distinct names."""
+
+    def __init__(self) -> None:
+        self.inputs: list[tuple[Any, str, pydantic.TypeAdapter]] = []
+        self.keys: dict[tuple[int, str], Any] = {}
+
+    def add(self, typ: Any, mode: str) -> tuple[int, str] | None:
+        if typ is None or isinstance(typ, RawBody):
+            return None
+        key = (id(typ), mode)
+        if key not in self.keys:
+            self.keys[key] = typ
+            self.inputs.append((key, mode, pydantic.TypeAdapter(typ)))
+        return key
+
+    def render(self) -> tuple[dict, dict]:
+        if not self.inputs:
+            return {}, {}
+        by_key, defs = pydantic.TypeAdapter.json_schemas(
+            self.inputs, ref_template=COMPONENTS + "{model}")
+        return {key: schema for (key, _mode), schema in by_key.items()}, defs.get("$defs", {})
+
+
+def _resolve(schema: dict, components: dict) -> dict:
+    ref = schema.get("$ref", "")
+    if ref.startswith(COMPONENTS):
+        return components[ref[len(COMPONENTS):]]
+    return schema
+
+
+def _envelope_schema(data: dict) -> dict:
+    return {"allOf": [{"$ref": COMPONENTS + "Envelope"},
+                      {"type": "object", "properties": {"data": data}}]}
+
+
+BASE_COMPONENTS: dict[str, Any] = {
+    "Envelope": {
+        "type": "object", "required": ["code", "message", "data"],
+        "properties": {"code": {"type": "integer", "const": 0},
+                       "message": {"type": "string"}, "data": {}},
+        "description": "Every successful JSON reply.",
+    },
+    "FieldError": {
+        "type": "object", "required": ["field", "message"],
+        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+    },
+    "ErrorEnvelope": {
+        "type": "object", "required": ["code", "message", "errors"],
+        "properties": {
+            "code": {"type": "integer", "description": "Business code; see docs/errors.md"},
+            "message": {"type": "string"},
+            "errors": {"type": "array", "items": {"$ref": COMPONENTS + "FieldError"}},
+            "data": {},
+        },
+        "description": "Every error reply, with the HTTP status of its code.",
+    },
+}
+
+
+def _error_responses() -> dict[str, dict]:
+    by_status: dict[int, list[str]] = {}
+    for cls, status, code, message in errors.ERROR_TABLE:
+        by_status.setdefault(status, []).append(f"`{code}` {message}")
+    out = {}
+    for status, lines in sorted(by_status.items()):
+        out[f"Error{status}"] = {
+            "description": "Business codes: " + "; ".join(lines),
+            "content": {"application/json": {"schema": {"$ref": COMPONENTS + "ErrorEnvelope"}}},
+        }
+        if status == 429:
+            out[f"Error{status}"]["headers"] = {"Retry-After": {
+                "description": "Seconds until the rate-limit window has room again",
+                "schema": {"type": "integer", "minimum": 1}}}
+    return out
+
+
+def _error_statuses(route: Route, spec: EndpointSpec) -> set[int]:
+    statuses = {500, 503}
+    if spec.auth:
+        statuses.add(401)
+    if spec.roles:
+        statuses.add(403)
+    if spec.body is not None:
+        statuses |= {400, 413, 422}
+    if spec.query is not None:
+        statuses.add(422)
+    if spec.idempotent:
+        statuses |= {409, 422}
+    if route.params:
+        statuses.add(404)
+    if rules_for(route.name):
+        statuses.add(429)
+    statuses |= {cls.status for cls in spec.errors}
+    return statuses
+
+
+# -- the document ----------------------------------------------------------------------------
+def build_document(routes: list[Route] | None = None) -> dict[str, Any]:
+    if routes is None:
+        from handlers import ROUTES as routes  # the one route table
+
+    schemas = _Schemas()
+    planned = []
+    for route in routes:
+        for method, spec in operations(route).items():
+            keys = {"body": schemas.add(spec.body, "validation"),
+                    "query": schemas.add(spec.query, "validation"),
+                    "response": schemas.add(spec.response, "serialization")}
+            planned.append((route, method, spec, keys))
+    rendered, components = schemas.render()
+    components = {**BASE_COMPONENTS, **components}
+
+    paths: dict[str, dict] = {}
+    tags: set[str] = set()
+    for route, method, spec, keys in planned:
+        op = _operation(route, method, spec, keys, rendered, components)
+        tags.update(op["tags"])
+        paths.setdefault(route.openapi_path, {})[method] = op
+    for route in routes:
+        if issubclass(route.handler, tornado.websocket.WebSocketHandler):
+            paths.setdefault(route.openapi_path, {})["get"] = _websocket_operation(route)
+            tags.add("realtime")
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "PAWHome API",
+            "version": "1",
+            "description": ("REST API of the PAWHome mini-program backend. Success replies are "
+                            "`{code: 0, message, data}`; errors are `{code, message, errors}` "
+                            "with the business codes listed in docs/errors.md."),
+        },
+        "servers": [{"url": "/"}],
+        "tags": [{"name": t} for t in sorted(tags)],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": dict(sorted(components.items())),
+            "responses": _error_responses(),
+            "securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "Access token from a login endpoint (POST /v1/auth/...)"}},
+        },
+    }
+
+
+def _operation(route: Route, method: str, spec: EndpointSpec, keys: dict, rendered: dict,
+               components: dict) -> dict[str, Any]:
+    doc = inspect.getdoc(getattr(route.handler, method)) or ""
+    summary = spec.summary or (doc.splitlines()[0] if doc else route.name)
+    description = "\n\n".join(p for p in (spec.description, doc if doc != summary else "") if p)
+    if spec.roles:
+        description = (description + "\n\n" if description else "") + \
+            "Roles: " + ", ".join(spec.roles) + "."
+    rules = rules_for(route.name)
+    if rules:
+        description = (description + "\n\n" if description else "") + \
+            "Rate limits: " + ", ".join(r.label for r in rules) + "."
+    op: dict[str, Any] = {
+        "operationId": f"{route.name.replace('.', '_')}_{method}",
+        "summary": summary,
+        "tags": list(spec.tags) or [route.name.split(".")[0]],
+        "parameters": [],
+        "security": [{"bearerAuth": []}] if spec.auth else [],
+    }
+    if description:
+        op["description"] = description
+    if spec.roles:
+        op["x-roles"] = list(spec.roles)
+    for name, kind in route.params.items():
+        op["parameters"].append({
+            "name": name, "in": "path", "required": True,
+            "schema": {"type": "integer", "format": "int64", "minimum": 0}
+            if kind is int else {"type": "string"}})
+    if keys["query"] is not None:
+        model = _resolve(rendered[keys["query"]], components)
+        required = set(model.get("required", ()))
+        for name, prop in model.get("properties", {}).items():
+            param = {"name": name, "in": "query", "required": name in required, "schema": prop}
+            if "description" in prop:
+                param["description"] = prop["description"]
+            op["parameters"].append(param)
+    if spec.idempotent:
+        op["parameters"].append({
+            "name": "Idempotency-Key", "in": "header", "required": False,
+            "description": ("Makes the write safe to retry: the first response is stored per "
+                            "user and key and replayed (with `Idempotent-Replayed: true`); the "
+                            "same key with a different request is 422."),
+            "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_\-:.]{1,128}$"}})
+    if not op["parameters"]:
+        del op["parameters"]
+    if keys["body"] is not None:
+        op["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": rendered[keys["body"]]}}}
+
+    if isinstance(spec.response, RawBody):
+        success = {"description": "OK", "content": {
+            spec.response.media_type: {"schema": spec.response.schema}}}
+    else:
+        data = rendered[keys["response"]] if keys["response"] is not None else {}
+        success = {"description": "OK", "content": {
+            "application/json": {"schema": _envelope_schema(data)}}}
+    op["responses"] = {str(spec.status): success}
+    for status in sorted(_error_statuses(route, spec)):
+        op["responses"][str(status)] = {"$ref": f"#/components/responses/Error{status}"}
+    return op
+
+
+def _websocket_operation(route: Route) -> dict[str, Any]:
+    doc = inspect.getdoc(route.handler) or "WebSocket endpoint"
+    return {
+        "operationId": f"{route.name.replace('.', '_')}_websocket",
+        "summary": doc.splitlines()[0],
+        "description": doc + "\n\nUpgrades to a WebSocket; frames are described in "
+                             "docs/realtime.md. On server shutdown the close code is 1001.",
+        "tags": ["realtime"],
+        "responses": {"101": {"description": "Switching Protocols (WebSocket)"}},
+    }
+
+
+# -- serving and writing ---------------------------------------------------------------------
+_cached: bytes | None = None
+
+
+def document_bytes() -> bytes:
+    """The document as served; built once per process (the route table is fixed at start)."""
+    global _cached
+    if _cached is None:
+        from pawhome import codec
+
+        _cached = codec.dumps(build_document())
+    return _cached
+
+
+class OpenApiHandler(ApiHandler):
+    @endpoint(auth=False, summary="This OpenAPI 3.1 document", tags=("meta",),
+              response=RawBody("application/json", {"type": "object"}))
+    async def get(self) -> None:
+        self.finish(document_bytes())
+
+
+def render_json(document: dict) -> str:
+    # Indented and key-stable so docs/openapi.json diffs read well in review; the wire
+    # format is pawhome.codec.
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_errors_markdown() -> str:
+    lines = [
+        "# Error codes",
+        "",
+        "Generated from `pawhome.errors.ERROR_TABLE` by `make openapi`; do not edit by hand.",
+        "Every error reply is `{\"code\", \"message\", \"errors\": [{\"field\", \"message\"}]}` "
+        "with the HTTP status below.",
+        "",
+        "| code | HTTP status | error class | default message |",
+        "|---:|---:|---|---|",
+    ]
+    for cls, status, code, message in sorted(errors.ERROR_TABLE, key=lambda row: row[2]):
+        lines.append(f"| {code} | {status} | `{cls.__name__}` | {message} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(directory: Path = DOCS) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    outputs = {directory / "openapi.json": render_json(build_document()),
+               directory / "errors.md": render_errors_markdown()}
+    for path, text in outputs.items():
+        path.write_text(text, encoding="utf-8")
+    return list(outputs)
+
+
+if __name__ == "__main__":
+    # Import ourselves by name: as __main__ this module's RawBody is not the one routes use.
+    from gateway.openapi import write_docs as write_module_docs
+
+    for written in write_module_docs():
+        print(f"wrote {written}")

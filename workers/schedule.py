@@ -1,0 +1,41 @@
+"""The Celery beat schedule: every periodic job, in one place.
+
+Each entry names a small idempotent task; running one twice, or late, is harmless. Intervals
+that depend on the deployment come from settings.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from celery.schedules import crontab
+
+from settings import Settings
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    return {
+        # Safety net: gateways relay the outbox continuously; this covers "no gateway running".
+        "relay-outbox": {
+            "task": "default.relay_outbox",
+            "schedule": settings.outbox_relay_beat_seconds,
+        },
+        # The refresh itself decides whether the token is near expiry (pawhome/wechat.py);
+        # checking every minute keeps a refresh well inside WECHAT_TOKEN_REFRESH_MARGIN.
+        "refresh-wechat-token": {
+            "task": "notify.refresh_wechat_token",
+            "schedule": 60.0,
+            "options": {"expires": 55},
+        },
+        "purge-expired-idempotency-records": {
+            "task": "default.purge_expired_idempotency_records",
+            "schedule": crontab(minute=7),
+        },
+        "purge-expired-refresh-tokens": {
+            "task": "default.purge_expired_refresh_tokens",
+            "schedule": crontab(minute=17),
+        },
+        "purge-resolved-dead-letters": {
+            "task": "default.purge_resolved_dead_letters",
+            "schedule": crontab(hour=4, minute=27),
+        },
+    }
