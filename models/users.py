@@ -69,3 +69,16 @@ class RefreshToken(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserFollow(Base):
+    """follower_id follows followee_id. The community endpoints (follow/unfollow, counters)
+    build on it; direct messages read it for the "only people I follow" privacy rule."""
+    __tablename__ = "user_follows"
+    __table_args__ = (Index("ix_user_follows_followee_id", "followee_id"), MYSQL_TABLE_ARGS)
+
+    follower_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    followee_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
