@@ -105,6 +105,17 @@ class Settings(BaseSettings):
     sms_max_attempts: int = 5
     sms_resend_seconds: int = 60
 
+    # --- event streams (pawhome/streams.py) -------------------------------------------
+    events_retention_count: int = 1000  # events kept per user for resume
+    events_retention_seconds: int = 3 * 24 * 3600  # and none older than this
+    events_dedup_seconds: int = 3600  # how long a redelivered event id is recognised
+
+    # --- direct messages (pawhome/chat.py) -------------------------------------------
+    chat_max_text: int = 1000  # characters in one text message
+    chat_recall_seconds: int = 120  # a sender may recall a message this long after sending
+    chat_typing_interval: float = 3.0  # at most one typing relay per conversation and sender
+    chat_unread_top: int = 20  # conversations listed by GET /v1/conversations/unread-count
+
     # --- misc ------------------------------------------------------------------------
     nickname_max_length: int = 20
     flower_port: int = 5555

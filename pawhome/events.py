@@ -1,15 +1,21 @@
-"""Events to a user's live connections, from any gateway or task: the publishing side.
+"""The one API every domain uses to tell users' live connections about something.
 
 Every user has one Redis pub/sub channel, `<REDIS_PREFIX>ws:user:<user_id>` (built with
 `cache.key("ws", "user", user_id)`). A gateway process SUBSCRIBEs to the channels of the users
 whose WebSockets it holds and UNSUBSCRIBEs when their last socket closes, so each process only
-receives its own users' events and adding gateways adds no fan-out. A message is one JSON
-object: `{"id", "type", "data", "ts"}`; `id` lets a client drop a duplicate (the outbox
-delivers at least once), `ts` is milliseconds since the epoch.
+receives its own users' events and adding gateways adds no fan-out. An event is
+`{"id", "type", "data", "ts"}`: `id` is unique (redelivery is recognised by it), `ts` is
+milliseconds since the epoch.
 
-- `publish_to_user` publishes now (a task that already did its work, a presence ping).
-- `emit_to_user` publishes only if the caller's transaction commits (through the outbox), so
-  a client never hears about a change that was rolled back.
+- `emit_to_user`: stored in the user's stream (pawhome/streams.py, resumable by event id) and
+  delivered only if the caller's transaction commits (through the outbox). Use it for
+  anything caused by a database change.
+- `publish_to_user`: stored and delivered now (a task that already committed its work).
+- `send_ephemeral`: delivered now to live connections, never stored (typing indicators).
+- `publish_topic`: to every connection watching a live topic (post counters, order status).
+- `publish_control`: gateway-internal orders about a user's sockets (close on revocation).
+
+Wire format on the channels: docs/realtime.md ("k" = ev | eph | ctl).
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pawhome import codec
+from pawhome import codec, streams
 from pawhome.cache import Cache
 from pawhome.outbox import publish_event
 
@@ -37,6 +43,21 @@ def user_channel_key(cache: Cache, user_id: int) -> str:
     return cache.key("ws", "user", int(user_id))
 
 
+def topic_channel(topic: str) -> str:
+    return f"ws:topic:{topic}"
+
+
+def topic_channel_key(cache: Cache, topic: str) -> str:
+    return cache.key("ws", "topic", topic)
+
+
+def user_id_of_channel(channel: str) -> int | None:
+    """The user id of an unprefixed user channel name (outbox rows), else None."""
+    if channel.startswith("ws:user:"):
+        return int(channel.rsplit(":", 1)[1])
+    return None
+
+
 def make_event(event_type: str, data: Any) -> dict[str, Any]:
     if not _EVENT_TYPE.match(event_type):
         raise ValueError(f"event type must be dotted lower-case words: {event_type!r}")
@@ -45,16 +66,36 @@ def make_event(event_type: str, data: Any) -> dict[str, Any]:
             "ts": int(time.time() * 1000)}
 
 
-async def publish_to_user(cache: Cache, user_id: int, event_type: str, data: Any) -> int:
-    """Publish an event to a user's live connections now; returns how many gateway
-    processes received it (0 when the user is offline)."""
-    event = make_event(event_type, data)
-    return int(await cache.redis.publish(user_channel_key(cache, user_id), codec.dumps(event)))
+async def publish_to_user(cache: Cache, user_id: int, event_type: str,
+                          data: Any) -> tuple[str, int]:
+    """Store an event in the user's stream and deliver it now; returns (epoch, eid)."""
+    return await streams.append(cache, user_id, make_event(event_type, data))
+
+
+async def send_ephemeral(cache: Cache, user_id: int, event_type: str, data: Any) -> int:
+    """Deliver to the user's live connections now, without storing; returns how many
+    gateway processes heard it (0 when the user is offline)."""
+    message = {"k": "eph", "ev": make_event(event_type, data)}
+    return int(await cache.redis.publish(user_channel_key(cache, user_id), codec.dumps(message)))
+
+
+async def publish_topic(cache: Cache, topic: str, event_type: str, data: Any) -> int:
+    """Deliver to every connection subscribed to `topic` (e.g. "post:123"); not stored."""
+    event = {**make_event(event_type, data), "topic": topic}
+    return int(await cache.redis.publish(topic_channel_key(cache, topic),
+                                         codec.dumps({"k": "eph", "ev": event})))
+
+
+async def publish_control(cache: Cache, user_id: int, action: str, **fields: Any) -> int:
+    """Tell every gateway holding the user's sockets to act on them (e.g. action="revoke"
+    with sid=... or all=True closes matching sockets with 4401)."""
+    message = {"k": "ctl", "action": action, **fields}
+    return int(await cache.redis.publish(user_channel_key(cache, user_id), codec.dumps(message)))
 
 
 def emit_to_user(session: AsyncSession, user_id: int, event_type: str,
                  data: Any) -> dict[str, Any]:
-    """Publish an event to a user's live connections once `session`'s transaction commits."""
+    """Store and deliver an event to the user once `session`'s transaction commits."""
     event = make_event(event_type, data)
     publish_event(session, user_channel(user_id), event)
     return event

@@ -86,6 +86,18 @@ def _run_task_inprocess(name: str, args: list, kwargs: dict) -> None:
         log.warning("in-process task %s failed: %r", name, result.result)
 
 
+async def deliver_event(cache, channel: str, event: dict[str, Any]) -> None:
+    """An event row: a user's event goes into their stream (which publishes it); anything
+    else is published as an ephemeral message on its channel."""
+    from pawhome import events, streams
+
+    user_id = events.user_id_of_channel(channel)
+    if user_id is not None:
+        await streams.append(cache, user_id, event)
+    else:
+        await cache.redis.publish(cache.key(channel), codec.dumps({"k": "eph", "ev": event}))
+
+
 class OutboxRelay:
     """Moves committed outbox rows to the broker (tasks) or Redis pub/sub (events)."""
 
@@ -199,8 +211,7 @@ class OutboxRelay:
     async def _deliver(self, row: OutboxMessage) -> None:
         loop = asyncio.get_running_loop()
         if row.kind == "event":
-            channel = self.resources.cache.key(row.name)
-            await self.resources.cache.redis.publish(channel, codec.dumps(row.payload))
+            await deliver_event(self.resources.cache, row.name, row.payload)
             return
         args, kwargs = row.payload.get("args", []), row.payload.get("kwargs", {})
         if not self.settings.broker_url:

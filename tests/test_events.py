@@ -27,11 +27,14 @@ async def _true(value):
 
 
 async def _next_message(pubsub, timeout: float = 20) -> dict | None:
+    """The next stored event on the channel (the "ev" of a {"k": "ev", ...} message)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
         if message is not None:
-            return codec.loads(message["data"])
+            wire = codec.loads(message["data"])
+            assert wire["k"] == "ev" and isinstance(wire["eid"], int) and wire["epoch"]
+            return wire["ev"]
     return None
 
 
