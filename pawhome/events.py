@@ -24,6 +24,7 @@ import time
 import uuid
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pawhome import codec, streams
@@ -31,6 +32,17 @@ from pawhome.cache import Cache
 from pawhome.outbox import publish_event
 
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+
+# Event type -> pydantic model of its `data`. Each domain registers the events it emits, so
+# tests check every emitted event against its schema and docs/realtime.md can list them.
+EVENT_SCHEMAS: dict[str, type[BaseModel]] = {}
+
+
+def register_event_schema(event_type: str, model: type[BaseModel]) -> type[BaseModel]:
+    if not _EVENT_TYPE.match(event_type):
+        raise ValueError(f"event type must be dotted lower-case words: {event_type!r}")
+    EVENT_SCHEMAS[event_type] = model
+    return model
 
 
 def user_channel(user_id: int) -> str:
