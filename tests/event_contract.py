@@ -17,8 +17,11 @@ import contextlib
 import time
 from typing import Any, AsyncIterator
 
+from sqlalchemy import func, select
+
+from models.platform import OutboxMessage
 from pawhome import streams
-from pawhome.events import EVENT_SCHEMAS
+from pawhome.events import EVENT_SCHEMAS, user_channel
 
 
 class CapturedEvents:
@@ -29,17 +32,28 @@ class CapturedEvents:
         self.epoch: str | None = None
         self.start = 0
 
-    async def mark(self) -> None:
-        self.epoch, self.start = await streams.head(self.resources.cache, self.user_id)
-
-    async def events(self, timeout: float = 10) -> list[dict[str, Any]]:
-        """The events stored for the user since the mark, once the outbox has drained."""
+    async def drain_outbox(self, timeout: float = 10) -> None:
+        """Wait until no event row for this user is left in the outbox."""
         relay = self.app.settings["relay"]
+        query = select(func.count(OutboxMessage.id)).where(
+            OutboxMessage.kind == "event", OutboxMessage.name == user_channel(self.user_id))
         deadline = time.monotonic() + timeout
-        while await relay.pending():
+        while True:
+            async with self.resources.db.session() as session:
+                if not (await session.execute(query)).scalar_one():
+                    return
             assert time.monotonic() < deadline, "the outbox did not drain"
             relay.wake()
             await asyncio.sleep(0.02)
+
+    async def mark(self) -> None:
+        """Note the stream's position once earlier writes' events have been delivered."""
+        await self.drain_outbox()
+        self.epoch, self.start = await streams.head(self.resources.cache, self.user_id)
+
+    async def events(self) -> list[dict[str, Any]]:
+        """The events stored for the user since the mark, once the outbox has drained."""
+        await self.drain_outbox()
         replay = await streams.read_since(self.resources.cache, self.user_id, self.epoch,
                                           self.start)
         assert replay.ok, f"stream not readable: {replay.reason}"
