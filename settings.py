@@ -82,6 +82,25 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = 24 * 3600
     use_uvloop: bool = False
 
+    # --- real-time (WebSocket hub, docs/realtime.md) --------------------------------------
+    ws_heartbeat_seconds: float = 25.0  # server ping interval (each connection jittered +-20%)
+    ws_pong_timeout: float = 10.0  # no pong (or any frame) within this after a ping: close
+    ws_auth_expiring_seconds: int = 120  # `auth.expiring` this long before the token's exp
+    ws_rate: float = 20.0  # inbound frames per second per connection (token bucket) ...
+    ws_burst: int = 40  # ... with this burst
+    ws_flood_strikes: int = 20  # refused frames (each answered 42900) before close 4429
+    ws_max_frame_bytes: int = 64 * 1024  # larger inbound frame: close 1009
+    ws_max_outbound_bytes: int = 1 << 20  # unsent bytes per connection before close 4408
+    ws_max_connections: int = 10000  # per gateway process; beyond it upgrades get 503
+    ws_max_topics: int = 50  # live topics one connection may watch
+    # Live events are held after `hello` until the client's first frame (normally `resume`)
+    # or this long, so a resume replays before anything live (no reordering).
+    ws_resume_grace_seconds: float = 2.0
+    ws_resume_buffer_max: int = 1000  # live events held per connection during a replay
+    ws_presence_ttl: int = 75  # presence entry lifetime; refreshed every heartbeat interval
+    ws_last_seen_ttl: int = 90 * 24 * 3600
+    ws_pubsub_backoff_max: float = 5.0  # pub/sub reconnect backoff ceiling (seconds)
+
     # --- auth ------------------------------------------------------------------------
     jwt_secret: str = DEV_SECRET
     access_token_ttl: int = 2 * 3600
@@ -115,6 +134,44 @@ class Settings(BaseSettings):
     chat_recall_seconds: int = 120  # a sender may recall a message this long after sending
     chat_typing_interval: float = 3.0  # at most one typing relay per conversation and sender
     chat_unread_top: int = 20  # conversations listed by GET /v1/conversations/unread-count
+
+    # --- notifications, live topics, subscribe messages (docs/notifications.md) --------
+    # An unread notification with the same group_key updated within this window absorbs a
+    # new one ("A and 99 others liked your post") instead of adding a row.
+    notify_coalesce_seconds: int = 3600
+    # Live counters (post likes, ...) are published at most once per this many seconds per
+    # topic, across every process; the last value is always delivered.
+    topic_counter_interval: float = 1.0
+    # A subscribe message goes out only if the user is still offline this long after the
+    # message or notification (the notify task's countdown).
+    subscribe_grace_seconds: float = 60.0
+    # At most one subscribe message per conversation (or per notification category) per user
+    # within this many seconds.
+    subscribe_quiet_seconds: int = 600
+    # Most one-time authorisations kept per user and template (each "accept" adds one).
+    subscribe_quota_cap: int = 50
+    # formal | trial | developer: which mini-program build a tapped message opens.
+    subscribe_miniprogram_state: Literal["formal", "trial", "developer"] = "formal"
+    # purpose -> {template_id, page, fields: {template field -> value source}}. Purposes:
+    # message (DMs) and the notification categories. Production: the template ids of the
+    # mini-program's subscribe-message library, as JSON in SUBSCRIBE_TEMPLATES.
+    subscribe_templates: dict = Field(default_factory=lambda: {
+        "message": {"template_id": "dev-tmpl-message",
+                    "page": "pages/chat/chat?conversation_id={conversation_id}",
+                    "fields": {"name1": "sender_name", "thing2": "preview", "time3": "time"}},
+        "comment": {"template_id": "dev-tmpl-comment",
+                    "page": "pages/notifications/index?category={category}",
+                    "fields": {"name1": "actor_name", "thing2": "text", "time3": "time"}},
+        "order": {"template_id": "dev-tmpl-order",
+                  "page": "pages/notifications/index?category={category}",
+                  "fields": {"thing1": "title", "thing2": "text", "time3": "time"}},
+        "appointment": {"template_id": "dev-tmpl-appointment",
+                        "page": "pages/notifications/index?category={category}",
+                        "fields": {"thing1": "title", "thing2": "text", "time3": "time"}},
+        "system": {"template_id": "dev-tmpl-system",
+                   "page": "pages/notifications/index?category={category}",
+                   "fields": {"thing1": "title", "thing2": "text", "time3": "time"}},
+    })
 
     # --- misc ------------------------------------------------------------------------
     nickname_max_length: int = 20

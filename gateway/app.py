@@ -15,6 +15,7 @@ import tornado.httpserver
 import tornado.web
 
 from gateway.handler import NotFoundHandler
+from gateway.hub import Hub
 from gateway.ratelimit import RateLimiter
 from gateway.shutdown import GOING_AWAY_CODE, GOING_AWAY_REASON, InflightRequests
 from pawhome.outbox import OutboxRelay
@@ -41,6 +42,7 @@ def make_app(resources: Resources, relay: OutboxRelay | None = None) -> tornado.
         shutting_down=False,
         inflight=InflightRequests(),  # REST requests being answered; drained on shutdown
         websockets=set(),  # filled by the real-time hub; closed on shutdown
+        hub=Hub(resources),  # pub/sub for the sockets (gateway/hub.py); starts on first use
         compress_response=False,
         serve_traceback=False,
         log_function=lambda handler: None,  # gateway/accesslog.py writes the access log
@@ -66,6 +68,7 @@ class Gateway:
         else:
             self.server.listen(port, address=address)
         self.relay.start()
+        self.app.settings["hub"].start()
 
     async def shutdown(self) -> None:
         """Stop accepting, drain in-flight requests, close sockets, release resources.
@@ -99,5 +102,6 @@ class Gateway:
                                        max(0.5, deadline - time.monotonic()))
             except asyncio.TimeoutError:
                 log.warning("connections still open at the shutdown deadline")
+        await self.app.settings["hub"].stop()
         await self.relay.stop()
         await self.resources.close()

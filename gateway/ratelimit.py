@@ -37,6 +37,13 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "auth.refresh": (Rule("ip", 30, 60),),
     "auth.phone": (Rule("user", 10, 60),),
     "users.me": (Rule("user", 600, 60),),
+    # Sends are limited per route and method alike (GET history shares the window).
+    "chat.messages": (Rule("user", 300, 60),),
+    "chat.conversations": (Rule("user", 300, 60),),
+    # Each accept is one WeChat authorisation; a client needs a handful a minute at most.
+    "users.subscriptions": (Rule("user", 60, 60),),
+    # WebSocket upgrades: a reconnect storm of one user, not 10,000 users behind one NAT.
+    "ws": (Rule("user", 60, 60),),
     "health.healthz": (),
     "health.readyz": (),
     "health.metrics": (),

@@ -7,21 +7,19 @@ end a user's sessions at once. docs/auth.md describes the flows and the Redis ke
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
-import random
 import secrets
 import uuid
 from typing import Any, Awaitable, Callable, TypeVar
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.users import ROLES, RefreshToken, User
-from pawhome import sms, users
+from pawhome import events, sms, users
+from pawhome.db import run_transaction
 from pawhome.errors import (Forbidden, RefreshTokenReused, TokenExpired, TokenInvalid,
                             TokenRevoked, ValidationFailed, field_error)
 from pawhome.tokens import (AccessClaims, issue_access_token, revoke_access_token,
@@ -51,26 +49,13 @@ async def issue_token_pair(session: AsyncSession, settings: Settings, user: User
 
 
 T = TypeVar("T")
-_RETRY_ERRNOS = {1213, 1205}  # InnoDB deadlock, lock wait timeout
 
 
 async def _login_transaction(resources: Any, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run a login's find-or-create in a transaction, retried when it collided with a
-    concurrent first login of the same person (duplicate key or deadlock): the retry's fresh
-    snapshot sees the other login's user."""
-    attempts = 5
-    for attempt in range(attempts):
-        try:
-            async with resources.db.session() as session, session.begin():
-                return await work(session)
-        except (IntegrityError, OperationalError) as error:
-            errno = getattr(error.orig, "args", (None,))[0]
-            retriable = isinstance(error, IntegrityError) or errno in _RETRY_ERRNOS
-            if attempt == attempts - 1 or not retriable:
-                raise
-            # Jitter, so colliding transactions do not collide again in lockstep.
-            await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
-    raise AssertionError("unreachable")
+    concurrent first login of the same person: the retry's fresh snapshot sees the other
+    login's user."""
+    return await run_transaction(resources.db, work)
 
 
 async def login_dev(resources: Any, openid: str, role: str) -> dict[str, Any]:
@@ -184,24 +169,27 @@ async def refresh_session(resources: Any, refresh_token: str) -> dict[str, Any]:
                 users.ensure_active(user)
                 tokens = await issue_token_pair(session, settings, user, family_id=row.family_id)
                 return {**tokens, "user_id": user.id}
-        family_id = row.family_id
-    await revoke_family(resources, family_id)
+        family_id, user_id = row.family_id, row.user_id
+    await revoke_family(resources, family_id, user_id=user_id)
     raise RefreshTokenReused()
 
 
-async def revoke_family(resources: Any, family_id: str) -> None:
-    """End one login session: its access tokens at once (Redis), its refresh tokens (DB)."""
+async def revoke_family(resources: Any, family_id: str, user_id: int | None = None) -> None:
+    """End one login session: its access tokens at once (Redis), its refresh tokens (DB),
+    and (given the user) its open WebSockets on every gateway."""
     await revoke_session(resources.cache, resources.settings, family_id)
     async with resources.db.session() as session, session.begin():
         await session.execute(
             update(RefreshToken)
             .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=utcnow()))
+    if user_id is not None:
+        await events.publish_control(resources.cache, user_id, "revoke", sid=family_id)
 
 
 async def logout(resources: Any, claims: AccessClaims) -> None:
     await revoke_access_token(resources.cache, resources.settings, claims)
-    await revoke_family(resources, claims.sid)
+    await revoke_family(resources, claims.sid, user_id=claims.user_id)
 
 
 def session_info(claims: AccessClaims) -> dict[str, Any]:
@@ -212,6 +200,7 @@ def session_info(claims: AccessClaims) -> dict[str, Any]:
 async def end_all_sessions(resources: Any, session: AsyncSession, user_id: int) -> None:
     """Every access token issued so far stops now; every refresh token is revoked."""
     await revoke_all_for_user(resources.cache, resources.settings, user_id)
+    await events.publish_control(resources.cache, user_id, "revoke", all=True)
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
@@ -253,4 +242,5 @@ async def set_role(resources: Any, admin_id: int, user_id: int, role: str) -> di
         if user.role != role:
             user.role = role
             await revoke_all_for_user(resources.cache, resources.settings, user_id)
+            await events.publish_control(resources.cache, user_id, "revoke", all=True)
         return users.admin_view(user)

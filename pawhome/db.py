@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from pawhome.errors import DatabaseUnavailable
 from settings import Settings
+
+T = TypeVar("T")
 
 # MySQL/MariaDB client errors that mean "the server is not there", not "your SQL is wrong".
 _CONNECTION_ERRNOS = {2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927}
@@ -64,9 +68,16 @@ class Database:
         self.settings = settings
         self.engine = make_engine(settings)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # READ COMMITTED takes no gap locks: a queue-style reader (the outbox relay's
+        # SELECT ... FOR UPDATE SKIP LOCKED) then locks only the rows it read, and cannot
+        # deadlock with a request inserting new rows. Same pool, different isolation.
+        committed = (self.engine if settings.is_sqlite
+                     else self.engine.execution_options(isolation_level="READ COMMITTED"))
+        self.read_committed_sessionmaker = async_sessionmaker(committed, expire_on_commit=False)
 
     @contextlib.asynccontextmanager
-    async def session(self, timeout: float | None = None) -> AsyncIterator[AsyncSession]:
+    async def session(self, timeout: float | None = None,
+                      read_committed: bool = False) -> AsyncIterator[AsyncSession]:
         """A session whose connection failures surface as DatabaseUnavailable.
 
         On a network database the whole unit of work has a deadline (`timeout`, default
@@ -75,8 +86,9 @@ class Database:
         """
         limit = self.settings.db_session_timeout if timeout is None else timeout
         deadline = asyncio.timeout(limit if limit and not self.settings.is_sqlite else None)
+        maker = self.read_committed_sessionmaker if read_committed else self.sessionmaker
         try:
-            async with deadline, self.sessionmaker() as session:
+            async with deadline, maker() as session:
                 yield session
         except TimeoutError as error:
             if deadline.expired():
@@ -95,3 +107,30 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+# InnoDB deadlock and lock wait timeout: the transaction was rolled back and may simply rerun.
+_RETRY_ERRNOS = {1213, 1205}
+
+
+async def run_transaction(db: Database, work: Callable[[AsyncSession], Awaitable[T]],
+                          attempts: int = 5) -> T:
+    """Run `work(session)` in a transaction, rerun when it collided with a concurrent one.
+
+    For find-or-create and other "check, then insert" units of work: two requests that both
+    found nothing both insert, one gets a duplicate key (IntegrityError) or an InnoDB deadlock,
+    and its rerun's fresh snapshot finds the other's row. `work` must therefore be safe to run
+    again from the start (no side effects outside the session).
+    """
+    for attempt in range(attempts):
+        try:
+            async with db.session() as session, session.begin():
+                return await work(session)
+        except (exc.IntegrityError, exc.OperationalError) as error:
+            errno = getattr(error.orig, "args", (None,))[0]
+            retriable = isinstance(error, exc.IntegrityError) or errno in _RETRY_ERRNOS
+            if attempt == attempts - 1 or not retriable:
+                raise
+            # Jitter, so colliding transactions do not collide again in lockstep.
+            await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+    raise AssertionError("unreachable")

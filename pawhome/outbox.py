@@ -160,7 +160,9 @@ class OutboxRelay:
         delivered = 0
         # Rows stay locked (SKIP LOCKED lets other relays take other rows) while each is
         # published; a publish fails fast when the broker is down, so the lock is brief.
-        async with self.resources.db.session() as session, session.begin():
+        # READ COMMITTED: no gap locks, so requests inserting outbox rows never deadlock
+        # with the relay.
+        async with self.resources.db.session(read_committed=True) as session, session.begin():
             rows = (await session.execute(self._due_query(lock=True))).scalars().all()
             done_ids = []
             for row in rows:

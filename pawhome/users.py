@@ -261,6 +261,12 @@ async def get_settings(session: AsyncSession, user_id: int) -> dict[str, Any]:
     return _settings_view(await session.get(UserSettings, user_id))
 
 
+def notification_prefs_of_row(row: UserSettings | None) -> NotificationPrefs:
+    """The effective notification preferences in a (possibly locked) settings row."""
+    return _merged(NotificationPrefs,  # type: ignore[return-value]
+                   row.notification_prefs if row else None)
+
+
 async def privacy_of(session: AsyncSession, user_id: int) -> PrivacyPrefs:
     row = await session.get(UserSettings, user_id)
     return _merged(PrivacyPrefs, row.privacy_prefs if row else None)  # type: ignore[return-value]

@@ -262,7 +262,9 @@ def raise_for_errcode(reply: dict[str, Any]) -> None:
         raise WeChatRateLimited(headers={"Retry-After": "5"})
     if errcode in BUSY_ERRCODES:
         raise WeChatUnavailable("WeChat is busy; try again shortly")
-    raise WeChatError(f"WeChat error {errcode}: {errmsg}".rstrip(": "))
+    error = WeChatError(f"WeChat error {errcode}: {errmsg}".rstrip(": "))
+    error.errcode = errcode  # callers that treat some codes as final read it (43101, 47003)
+    raise error
 
 
 def decrypt_user_data(session_key: str, encrypted_data: str, iv: str,

@@ -113,6 +113,7 @@ def app(resources, io_loop):
     relay = application.settings["relay"]
     io_loop.add_callback(relay.start)
     yield application
+    io_loop.run_sync(application.settings["hub"].stop)  # the WebSocket hub, if it started
     io_loop.run_sync(relay.stop)
 
 

@@ -1,13 +1,12 @@
-"""Tasks of the notify queue: pushes to users' live connections, WeChat access-token upkeep.
-
-WeChat subscribe messages for offline users will join this module.
+"""Tasks of the notify queue: pushes to users' live connections, WeChat access-token upkeep,
+and WeChat subscribe messages to users who stayed offline (pawhome/subscribe_messages.py).
 """
 from __future__ import annotations
 
 from typing import Any
 
 from workers import runtime
-from workers.base import PERIODIC
+from workers.base import PERIODIC, TransientError
 from workers.celery_app import celery_app
 
 
@@ -31,3 +30,27 @@ def refresh_wechat_token() -> None:
         await WeChatClient(runtime.resources()).refresh_token_if_due()
 
     runtime.run(refresh())
+
+
+@celery_app.task(name="notify.send_subscribe_message", bind=True)
+def send_subscribe_message(self, user_id: int, reason: str, conversation_id: int | None = None,
+                           notification_id: int | None = None,
+                           push_id: str | None = None) -> str:
+    """Send one WeChat subscribe message if the user is still offline and has an
+    authorisation left (scheduled by subscribe_messages.schedule_push with the grace period
+    as countdown). Returns the outcome: sent, failed, skipped or duplicate.
+
+    43101/47003 are final (no retry); WeChat outages and rate limits retry with backoff. The
+    push_id keeps a retried or redelivered push from spending or sending twice.
+    """
+    from pawhome import subscribe_messages
+
+    final_attempt = int(self.request.retries or 0) >= int(self.max_retries or 0)
+    try:
+        outcome = runtime.run(subscribe_messages.deliver(
+            runtime.resources(), user_id, reason, conversation_id=conversation_id,
+            notification_id=notification_id, push_id=push_id or self.request.id,
+            final_attempt=final_attempt))
+    except subscribe_messages.TransientSendError as error:
+        raise TransientError(str(error)) from error
+    return outcome.status

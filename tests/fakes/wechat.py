@@ -4,7 +4,9 @@ Login codes steer it: "code-<anything>" logs in (the same code always gives the 
 and session_key), "invalid" -> 40029, "used" -> 40163, "ratelimit" -> 45011, "slow" -> answers
 after `slow_seconds` (longer than the tests' client timeout), "malformed" -> an HTML page,
 "busy" -> -1, "noopenid" -> a JSON reply without openid. Every request is recorded;
-`fail_next(path, ...)` queues a canned reply for one path.
+`fail_next(path, ...)` queues a canned reply for one path. subscribe/send checks field values
+against WeChat's length limits (47003 when over) and answers `subscribe_errcode(key, code)`
+for a template id or openid.
 """
 from __future__ import annotations
 
@@ -57,6 +59,8 @@ class FakeWeChatState:
             self.canned: dict[str, deque] = {}
             self.phone_numbers: dict[str, dict[str, str]] = {}
             self.sent_messages: list[dict[str, Any]] = []
+            # template id or openid -> the errcode subscribe/send answers for it
+            self.subscribe_errcodes: dict[str, int] = {}
 
     # -- steering from tests -------------------------------------------------------------
     def fail_next(self, path: str, status: int = 200, body: Any = None, times: int = 1) -> None:
@@ -70,6 +74,14 @@ class FakeWeChatState:
         """WeChat now answers 42001 (expired) to calls made with this token."""
         with self.lock:
             self.expired_tokens.add(token)
+
+    def subscribe_errcode(self, key: str, errcode: int | None) -> None:
+        """subscribe/send answers `errcode` for this template id or openid (None: stop)."""
+        with self.lock:
+            if errcode is None:
+                self.subscribe_errcodes.pop(key, None)
+            else:
+                self.subscribe_errcodes[key] = errcode
 
     def set_phone(self, code: str, phone: str, country: str = "86") -> None:
         with self.lock:
@@ -212,8 +224,39 @@ class SubscribeSend(FakeHandler):
         if not isinstance(body, dict) or not body.get("touser") or not body.get("template_id"):
             return self.reply({"errcode": 47003, "errmsg": "argument invalid!"})
         with self.state.lock:
+            errcode = self.state.subscribe_errcodes.get(body["template_id"]) or \
+                self.state.subscribe_errcodes.get(body["touser"])
+        if errcode:
+            return self.reply({"errcode": errcode, "errmsg": f"fake error {errcode}"})
+        problem = subscribe_data_problem(body.get("data", {}))
+        if problem:
+            return self.reply({"errcode": 47003, "errmsg": f"argument invalid! {problem}"})
+        with self.state.lock:
             self.state.sent_messages.append(body)
         self.reply({"errcode": 0, "errmsg": "ok", "msgid": len(self.state.sent_messages)})
+
+
+# Length limits of subscribe-message field types, as WeChat enforces them.
+_FIELD_LIMITS = {"thing": 20, "name": 10, "phrase": 5, "character_string": 32, "number": 32,
+                 "letter": 32, "symbol": 5, "phone_number": 17, "car_number": 8}
+
+
+def subscribe_data_problem(data: Any) -> str | None:
+    """Why WeChat would refuse this `data` (47003), or None."""
+    if not isinstance(data, dict):
+        return "data must be an object"
+    for field, item in data.items():
+        if not isinstance(item, dict) or not isinstance(item.get("value"), str) \
+                or not item["value"]:
+            return f"data.{field}.value is missing"
+        kind = field.rstrip("0123456789")
+        limit = _FIELD_LIMITS.get(kind)
+        value = item["value"]
+        if kind == "name" and value.isascii():
+            limit = 20
+        if limit is not None and len(value) > limit:
+            return f"data.{field}.value exceeds limit"
+    return None
 
 
 def make_fake_wechat_app(state: FakeWeChatState) -> tornado.web.Application:

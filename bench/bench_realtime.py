@@ -1,0 +1,528 @@
+"""Real-time benchmark (issue 3 §6): the WebSocket gateway against a bare Tornado relay.
+
+    python bench/bench_realtime.py            (about 6 minutes; writes bench/results/realtime.*)
+    python bench/bench_realtime.py --quick    (a smoke run, about 90 s; prints, writes nothing)
+
+In one run, with gateway processes pinned to core 0 and the load client (bench/ws_load.py)
+to core 1, on the local MariaDB (database `pawhome_bench`) and Redis (prefix
+`pawhome_bench_rt:`):
+1. idle: RSS per authenticated idle connection at 10,000 connections;
+2. dm: direct messages (chat.send -> stored -> chat.message) stepped through rising rates,
+   the highest with p99 delivery < 100 ms and zero loss; default GC, tuned GC
+   (bench/gc_tuned_gateway.py), uvloop, and two gateway processes;
+3. fanout: one event to 5,000 connections, time to the last recipient;
+each beside bench/bare_ws_relay.py doing the bare minimum, reported as a ratio to it.
+Users are inserted in bulk and their access tokens minted with the run's JWT secret.
+
+Environment: BENCH_MYSQL_URL, BENCH_REDIS_URL (as bench_gateway.py), BENCH_IDLE (10000),
+BENCH_STEP_SECONDS (8).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_gateway as gw  # noqa: E402 - shared set-up helpers (server, cores, migrate)
+
+ROOT, RESULTS = gw.ROOT, gw.RESULTS
+PREFIX = "pawhome_bench_rt:"
+QUEUE_PREFIX = "bench_rt."
+OPENID_PREFIX = "rtbench-"
+ENV = {
+    **gw.ENV,
+    "REDIS_PREFIX": PREFIX,
+    "TASK_QUEUE_PREFIX": QUEUE_PREFIX,
+    # The idle case needs exactly the default cap of 10,000 plus the probes: room above it.
+    "WS_MAX_CONNECTIONS": "20000",
+}
+PYTHON = sys.executable
+
+FULL = {
+    "idle": int(os.environ.get("BENCH_IDLE", "10000")),
+    "pairs": 200, "probes": 5, "probe_interval": 0.02,
+    "rates": [250, 500, 1000, 1500, 2000, 3000],
+    "bare_rates": [250, 500, 1000, 1500, 2000, 3000, 4000, 5000],
+    "step_seconds": float(os.environ.get("BENCH_STEP_SECONDS", "8")),
+    "warmup_rate": 200, "warmup_seconds": 2.0, "drain_seconds": 4.0,
+    "fanout_users": 100, "fanout_devices": 50, "fanout_reps": 20,
+}
+QUICK = {
+    **FULL, "idle": 1000, "pairs": 50, "rates": [250, 500], "bare_rates": [250, 500],
+    "step_seconds": 2.0, "warmup_seconds": 1.0, "drain_seconds": 2.0,
+    "fanout_users": 20, "fanout_devices": 25, "fanout_reps": 5,
+}
+GC_THRESHOLDS = "50000,50,100"
+
+FANOUT_CHOICE = (
+    "5,000 sockets = {users} users x {devices} devices each, one stored event published to "
+    "each user with pawhome.events.publish_to_user ({users} stream appends + PUBLISHes, issued "
+    "concurrently), timed from the first publish to the 5,000th socket receiving it. Why not "
+    "a live topic: the only topic kind registered today is conversation:<id>, which only its "
+    "two members may watch, so no topic reaches 5,000 sockets without registering something "
+    "new in the server. Why not 5,000 users x 1 socket: that is 5,000 Redis stream appends "
+    "and would measure Redis more than the gateway. Per-user events are the path every domain "
+    "event takes, and 50 sockets per user keeps each user under the WebSocket upgrade limit "
+    "(60 per minute per user). The bare relay receives one `broadcast` frame over a "
+    "WebSocket and writes it to every socket (no Redis), so the ratio includes the pub/sub hop.")
+
+
+# -- set-up ------------------------------------------------------------------------------------
+async def ensure_database() -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(gw.MYSQL)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{gw.DB_NAME}` "
+                                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_520_ci"))
+    await engine.dispose()
+
+
+async def create_users(count: int) -> list[int]:
+    """`count` bench users (inserted in bulk once, reused by later runs), ids in order."""
+    from sqlalchemy import insert, select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from models.users import User
+
+    engine = create_async_engine(ENV["DATABASE_URL"])
+    openids = [f"{OPENID_PREFIX}{n:05d}" for n in range(count)]
+    async with engine.begin() as conn:
+        rows = (await conn.execute(select(User.openid, User.id).where(
+            User.openid.like(f"{OPENID_PREFIX}%")))).all()
+        known = dict(rows)
+        missing = [o for o in openids if o not in known]
+        for start in range(0, len(missing), 2000):
+            await conn.execute(insert(User).prefix_with("IGNORE"),
+                               [{"openid": o, "nickname": o} for o in missing[start:start + 2000]])
+        if missing:
+            known = dict((await conn.execute(select(User.openid, User.id).where(
+                User.openid.like(f"{OPENID_PREFIX}%")))).all())
+    await engine.dispose()
+    return [known[o] for o in openids]
+
+
+def mint_tokens(user_ids: list[int]) -> list[tuple[int, str]]:
+    from pawhome.tokens import issue_access_token
+    from settings import Settings
+
+    settings = Settings(jwt_secret=ENV["JWT_SECRET"], mode="development")
+    return [(uid, issue_access_token(settings, uid, "user", uuid.uuid4().hex)[0])
+            for uid in user_ids]
+
+
+def clear_prefix(pattern: str) -> None:
+    import redis.asyncio as aioredis
+
+    asyncio.run(gw.clear_redis(aioredis.Redis.from_url(gw.REDIS), pattern))
+
+
+def clear_rate_limits() -> None:
+    """Each phase starts with empty upgrade windows (60 upgrades per minute per user)."""
+    clear_prefix(PREFIX + "rl:*")
+
+
+# -- servers -----------------------------------------------------------------------------------
+class Server(gw.Server):
+    """bench_gateway's Server, with its stderr drained (a full pipe would stall the server)."""
+
+    def __init__(self, label: str, argv: list[str], env: dict, core: int | None) -> None:
+        super().__init__(label, argv, env, core)
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=50)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for line in self.proc.stderr:
+            self.stderr_tail.append(line.decode(errors="replace").rstrip())
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def ws_url(self, bare: bool) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws" if bare else \
+            f"ws://127.0.0.1:{self.port}/v1/ws"
+
+
+def gateway(label: str, core: int | None, *, gc_tuned: bool = False,
+            uvloop: bool = False) -> Server:
+    script = HERE / "gc_tuned_gateway.py" if gc_tuned else ROOT / "run_gateway.py"
+    env = {**ENV, "USE_UVLOOP": "1" if uvloop else "0", "BENCH_GC_THRESHOLDS": GC_THRESHOLDS}
+    return Server(label, [PYTHON, str(script)], env, core)
+
+
+def bare(core: int | None) -> Server:
+    return Server("bare relay", [PYTHON, str(HERE / "bare_ws_relay.py")], ENV, core)
+
+
+def load(mode: str, spec: dict, core: int | None, timeout: float) -> dict:
+    """Run bench/ws_load.py on the load core; returns its RESULT."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="ws_load_",
+                                     delete=False) as handle:
+        json.dump(spec, handle)
+    try:
+        out = subprocess.run([PYTHON, str(HERE / "ws_load.py"), mode, handle.name], cwd=ROOT,
+                             env=ENV, stdout=subprocess.PIPE, text=True, timeout=timeout,
+                             preexec_fn=gw.pinned(core)).stdout
+    finally:
+        os.unlink(handle.name)
+    lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise RuntimeError(f"ws_load.py {mode} printed no result:\n{out[-2000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def stopped(*servers: Server) -> None:
+    for server in servers:
+        server.stop()
+
+
+# -- phases ------------------------------------------------------------------------------------
+def idle_phase(tokens, config, server_core, client_core) -> dict:
+    out = {}
+    n = config["idle"]
+    for label in ("gateway", "bare"):
+        clear_rate_limits()
+        server = gateway("gateway", server_core) if label == "gateway" else bare(server_core)
+        try:
+            spec = {"server_pid": server.pid, "bare": label == "bare",
+                    "url": server.ws_url(label == "bare"), "users": tokens[:n],
+                    "concurrency": 64, "settle_seconds": 3.0}
+            out[label] = load("idle", spec, client_core, timeout=240)
+        finally:
+            stopped(server)
+        f = out[label]
+        print(f"  idle {label:8} {f['connections']} sockets ({f['failed']} failed) in "
+              f"{f['connect_seconds']} s: RSS {f['rss_before_kb']} -> {f['rss_after_kb']} KB, "
+              f"{f['rss_per_connection_kb']} KB per connection", flush=True)
+    out["ratio"] = ratio(out["gateway"]["rss_per_connection_kb"],
+                         out["bare"]["rss_per_connection_kb"])
+    return out
+
+
+def dm_spec(config, label, tokens, sender_server, recipient_server, pids, bare_mode) -> dict:
+    pairs = config["pairs"]
+    return {
+        "label": label, "bare": bare_mode, "tag": f"{label.replace(' ', '_')}-{uuid.uuid4().hex[:8]}",
+        "pairs": pairs, "senders": tokens[:pairs], "recipients": tokens[pairs:2 * pairs],
+        "probes": tokens[2 * pairs:2 * pairs + config["probes"]],
+        "sender_url": sender_server.ws_url(bare_mode),
+        "recipient_url": recipient_server.ws_url(bare_mode),
+        "server_pids": pids,
+        "rates": config["bare_rates"] if bare_mode else config["rates"],
+        "step_seconds": config["step_seconds"], "warmup_rate": config["warmup_rate"],
+        "warmup_seconds": config["warmup_seconds"], "drain_seconds": config["drain_seconds"],
+        "probe_interval": config["probe_interval"],
+    }
+
+
+def dm_phase(tokens, config, server_core, client_core) -> dict:
+    out = {}
+    cases = [
+        ("gateway", {}),
+        ("gateway gc-tuned", {"gc_tuned": True}),
+        ("gateway uvloop", {"uvloop": True}),
+    ]
+    timeout = 60 + len(config["bare_rates"]) * (config["step_seconds"] + config["drain_seconds"] + 2)
+    for label, options in cases:
+        clear_rate_limits()
+        server = gateway(label, server_core, **options)
+        try:
+            out[label] = load("dm", dm_spec(config, label, tokens, server, server, [server.pid],
+                                            False), client_core, timeout)
+        finally:
+            stopped(server)
+        report_dm(label, out[label])
+    # Two processes, both on the server core (the same CPU budget as one), sender on the
+    # first and recipient on the second: every message crosses processes through Redis.
+    clear_rate_limits()
+    first = gateway("gateway x2", server_core)
+    try:
+        second = gateway("gateway x2", server_core)
+        try:
+            label = "gateway x2"
+            out[label] = load("dm", dm_spec(config, label, tokens, first, second,
+                                            [first.pid, second.pid], False), client_core, timeout)
+        finally:
+            stopped(second)
+    finally:
+        stopped(first)
+    report_dm("gateway x2", out["gateway x2"])
+    server = bare(server_core)
+    try:
+        ids = [(n + 1, None) for n in range(2 * config["pairs"] + config["probes"])]
+        out["bare"] = load("dm", dm_spec(config, "bare", ids, server, server, [server.pid], True),
+                           client_core, timeout)
+    finally:
+        stopped(server)
+    report_dm("bare", out["bare"])
+    floor = out["bare"]["max_rate_passed"]
+    out["ratios"] = {label: ratio(out[label]["max_rate_passed"], floor)
+                     for label in ("gateway", "gateway gc-tuned", "gateway uvloop", "gateway x2")}
+    return out
+
+
+def report_dm(label: str, result: dict) -> None:
+    if "error" in result:
+        print(f"  dm {label}: {result['error']}", flush=True)
+        return
+    print(f"  dm {label:18} highest passing rate {result['max_rate_passed']} msg/s "
+          f"(first failing: {result['first_failed_rate']})", flush=True)
+
+
+def fanout_phase(tokens, config, server_core, client_core) -> dict:
+    out = {}
+    users, devices = config["fanout_users"], config["fanout_devices"]
+    base = {"devices": devices, "reps": config["fanout_reps"], "rep_timeout": 10.0,
+            "pause": 0.25, "concurrency": 64}
+    for label in ("gateway", "bare"):
+        clear_rate_limits()
+        server = gateway("gateway", server_core) if label == "gateway" else bare(server_core)
+        try:
+            chosen = tokens[1000:1000 + users] if label == "gateway" else \
+                [(n + 1, None) for n in range(users)]
+            spec = {**base, "bare": label == "bare", "url": server.ws_url(label == "bare"),
+                    "users": chosen, "server_pid": server.pid}
+            out[label] = load("fanout", spec, client_core, timeout=180)
+        finally:
+            stopped(server)
+        f = out[label]
+        if "error" in f:
+            print(f"  fanout {label}: {f['error']}", flush=True)
+            continue
+        print(f"  fanout {label:8} {f['connections']} sockets: last recipient p50 "
+              f"{f['last_p50_ms']} ms, p99 {f['last_p99_ms']} ms (first {f['first_p50_ms']} ms, "
+              f"incomplete {f['incomplete_reps']})", flush=True)
+    if "error" not in out["gateway"] and "error" not in out["bare"]:
+        out["ratio_p50"] = ratio(out["gateway"]["last_p50_ms"], out["bare"]["last_p50_ms"])
+        out["ratio_p99"] = ratio(out["gateway"]["last_p99_ms"], out["bare"]["last_p99_ms"])
+    out["choice"] = FANOUT_CHOICE.format(users=users, devices=devices)
+    return out
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+# -- report ------------------------------------------------------------------------------------
+def machine_info(server_core, client_core) -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+            "kernel": platform.release(), "server_core": server_core,
+            "client_core": client_core, "nofile_limit": resource.getrlimit(
+                resource.RLIMIT_NOFILE)[0]}
+
+
+def step_at(result: dict, rate: int) -> dict | None:
+    return next((s for s in result.get("steps", []) if s["rate"] == rate), None)
+
+
+def write_markdown(r: dict) -> str:
+    m, c = r["machine"], r["config"]
+    idle, dm, fan = r["idle"], r["dm"], r["fanout"]
+    lines = [
+        "# Real-time benchmark",
+        "",
+        f"Run {r['when']} on {m['cpus']} CPUs ({m['cpu_model']}), Linux {m['kernel']}, "
+        f"Python {m['python']}. Gateway processes on core {m['server_core']}, the load client "
+        f"(bench/ws_load.py, one process) on core {m['client_core']}; MariaDB and Redis "
+        "unpinned (they share both cores). Everything on 127.0.0.1. Produced by "
+        "`python bench/bench_realtime.py` in "
+        f"{r['duration_seconds']:.0f} s. Ratios are gateway / bare relay from the same run.",
+        "",
+        "## Summary",
+        "",
+        "| figure | gateway | bare relay (floor) | ratio | aim |",
+        "|---|---:|---:|---:|---|",
+        f"| RSS per idle connection ({idle['gateway']['connections']} sockets) | "
+        f"{idle['gateway']['rss_per_connection_kb']} KB | {idle['bare']['rss_per_connection_kb']} KB "
+        f"| {idle['ratio']} | <= 20 KB |",
+    ]
+    floor = dm["bare"]["max_rate_passed"]
+    for label in ("gateway", "gateway x2"):
+        lines.append(f"| DM highest rate, p99 < 100 ms, no loss ({label}) | "
+                     f"{dm[label]['max_rate_passed']} msg/s | {floor} msg/s | "
+                     f"{dm['ratios'][label]} | >= 2,000 msg/s (one process) |")
+    if "ratio_p99" in fan:
+        lines.append(f"| one event to {fan['gateway']['connections']} sockets, last recipient "
+                     f"p50 | {fan['gateway']['last_p50_ms']} ms | {fan['bare']['last_p50_ms']} ms "
+                     f"| {fan['ratio_p50']} | |")
+        lines.append(f"| same, p99 ({fan['gateway']['reps']} events) | "
+                     f"{fan['gateway']['last_p99_ms']} ms | {fan['bare']['last_p99_ms']} ms | "
+                     f"{fan['ratio_p99']} | p99 < 500 ms |")
+    lines += [
+        "",
+        "## Idle connections",
+        "",
+        "RSS per connection = (VmRSS after N authenticated, resumed, idle sockets - VmRSS "
+        "before) / N, from /proc/<pid>/status, 3 s after the last handshake.",
+        "",
+        "| server | sockets | failed | connect s | handshakes/s | RSS before KB | RSS after KB "
+        "| KB per connection |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label in ("gateway", "bare"):
+        f = idle[label]
+        lines.append(f"| {label} | {f['connections']} | {f['failed']} | {f['connect_seconds']} | "
+                     f"{f['connects_per_second']} | {f['rss_before_kb']} | {f['rss_after_kb']} | "
+                     f"{f['rss_per_connection_kb']} |")
+    lines += [
+        "",
+        "## Direct messages",
+        "",
+        f"{c['pairs']} senders -> {c['pairs']} recipients (pair i: sender i to recipient i), "
+        "open-loop sending at the step's total rate spread over the senders, "
+        f"{c['step_seconds']:g} s per step after a {c['warmup_seconds']:g} s warm-up, up to "
+        f"{c['drain_seconds']:g} s to drain; a step passes when every message reached its "
+        "recipient exactly once, every send was acked, no error frame came back, the achieved "
+        "send rate was within 5 % of the target and p99 delivery (send -> recipient's "
+        "chat.message, by client_msg_id, same clock) < 100 ms. Stepping stops at the first "
+        "failing step. Gateway: chat.send over the socket -> pawhome.chat.send_message (MariaDB "
+        "transaction, seq, outbox) -> outbox relay -> Redis stream + PUBLISH -> hub -> "
+        "recipient (and the sender's own copy). Bare: the frame is forwarded to the "
+        "recipient's socket and acked. Loop-lag probe: "
+        f"{c['probes']} extra sockets send `ping` every {c['probe_interval'] * 1000:.0f} ms in "
+        "turn; the pong round trip shows event-loop stalls of the (first) server process. "
+        "Server CPU is utime+stime of the gateway process(es) over the step.",
+        "",
+        "| server | rate | achieved | lost | dup | errors | delivery p50 / p99 / max ms | "
+        "ack p50 / p99 ms | probe p99 / max ms | server CPU % | server CPU us/msg | "
+        "client CPU % | pass |",
+        "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---|",
+    ]
+    for label in ("gateway", "gateway gc-tuned", "gateway uvloop", "gateway x2", "bare"):
+        result = dm[label]
+        if "error" in result:
+            lines.append(f"| {label} | {result['error']} |")
+            continue
+        for s in result["steps"]:
+            lines.append(
+                f"| {label} | {s['rate']} | {s['achieved_rate']} | {s['lost']} | "
+                f"{s['duplicates']} | {s['errors']} | {s['delivery_p50_ms']} / "
+                f"{s['delivery_p99_ms']} / {s['delivery_max_ms']} | {s['ack_p50_ms']} / "
+                f"{s['ack_p99_ms']} | {s['probe_rtt_p99_ms']} / {s['probe_rtt_max_ms']} | "
+                f"{s['server_cpu_percent']} | {s['server_cpu_us_per_message']} | "
+                f"{s['client_cpu_percent']} | {'yes' if s['passed'] else 'no'} |")
+    lines += ["", "Highest passing rate per case (ratio to the bare relay's):", ""]
+    for label in ("gateway", "gateway gc-tuned", "gateway uvloop", "gateway x2", "bare"):
+        result = dm[label]
+        if "error" in result:
+            continue
+        extra = f" (ratio {dm['ratios'][label]})" if label in dm["ratios"] else ""
+        lines.append(f"- {label}: {result['max_rate_passed']} msg/s{extra}; first failing step "
+                     f"{result['first_failed_rate']}")
+    lines += [
+        "",
+        "`gateway x2`: two gateway processes, both on the server core (so the same CPU "
+        "budget as one process), senders connected to the first, recipients to the second.",
+        "",
+        "## Garbage collector and uvloop",
+        "",
+        f"`gateway gc-tuned` runs bench/gc_tuned_gateway.py: gc.set_threshold({GC_THRESHOLDS}) "
+        "and gc.freeze() once the gateway listens (production code unchanged). `gateway "
+        "uvloop` is USE_UVLOOP=1. Compared at the steps every case ran:",
+        "",
+        "| rate | case | delivery p99 ms | delivery max ms | probe max ms | server CPU us/msg |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for rate in r["gc"]["common_rates"]:
+        for label in ("gateway", "gateway gc-tuned", "gateway uvloop"):
+            s = step_at(dm[label], rate)
+            if s:
+                lines.append(f"| {rate} | {label} | {s['delivery_p99_ms']} | "
+                             f"{s['delivery_max_ms']} | {s['probe_rtt_max_ms']} | "
+                             f"{s['server_cpu_us_per_message']} |")
+    lines += ["", "## Fan-out", "", fan["choice"], ""]
+    if "ratio_p99" in fan:
+        lines += ["| server | sockets | events | incomplete | last p50 ms | last p99 ms | "
+                  "last max ms | first p50 ms | publish p50 ms | server CPU ms/event |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for label in ("gateway", "bare"):
+            f = fan[label]
+            lines.append(f"| {label} | {f['connections']} | {f['reps']} | "
+                         f"{f['incomplete_reps']} | {f['last_p50_ms']} | {f['last_p99_ms']} | "
+                         f"{f['last_max_ms']} | {f['first_p50_ms']} | {f['publish_p50_ms']} | "
+                         f"{f['server_cpu_ms_per_event']} |")
+    lines += ["", "The times include the load client reading every frame on its single core, "
+              "for both servers alike.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small smoke run; writes nothing")
+    args = parser.parse_args()
+    config = QUICK if args.quick else FULL
+    started = time.monotonic()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by every server
+    server_core, client_core = gw.cores()
+    print(f"preparing database {gw.DB_NAME} and Redis prefix {PREFIX}", flush=True)
+    asyncio.run(ensure_database())
+    gw.migrate()
+    clear_prefix(PREFIX + "*")
+    user_count = max(config["idle"], 1000 + config["fanout_users"],
+                     2 * config["pairs"] + config["probes"])
+    ids = asyncio.run(create_users(user_count))
+    tokens = mint_tokens(ids)
+    print(f"{len(tokens)} users and tokens ready in {time.monotonic() - started:.1f} s",
+          flush=True)
+    try:
+        idle = idle_phase(tokens, config, server_core, client_core)
+        fanout = fanout_phase(tokens, config, server_core, client_core)
+        dm = dm_phase(tokens, config, server_core, client_core)
+    finally:
+        clear_prefix(PREFIX + "*")
+        clear_prefix(QUEUE_PREFIX + "*")
+    common = sorted(set.intersection(*(
+        {s["rate"] for s in dm[label].get("steps", [])}
+        for label in ("gateway", "gateway gc-tuned", "gateway uvloop"))))
+    result = {
+        "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick,
+        "duration_seconds": round(time.monotonic() - started, 1),
+        "machine": machine_info(server_core, client_core),
+        "config": config,
+        "idle": idle,
+        "dm": dm,
+        "gc": {"thresholds": GC_THRESHOLDS, "common_rates": common},
+        "fanout": fanout,
+    }
+    markdown = write_markdown(result)
+    print(markdown)
+    if args.quick:
+        print(f"quick run done in {time.monotonic() - started:.0f} s (nothing written)")
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "realtime.json").write_text(json.dumps(result, indent=2, ensure_ascii=False)
+                                           + "\n")
+    (RESULTS / "realtime.md").write_text(markdown)
+    print(f"done in {time.monotonic() - started:.0f} s; wrote bench/results/realtime.json, .md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Notification centre endpoints: list by category, unread counts, mark read; admins send
+system notifications. The domain rules live in pawhome/notifications.py."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.handler import ApiHandler, endpoint
+from gateway.pagination import CursorQuery, cursor_result, decode_cursor
+from pawhome import notifications
+
+Category = Literal["like", "comment", "reply", "follow", "mention", "order", "appointment",
+                   "system"]
+
+
+class NotificationListQuery(CursorQuery):
+    category: Category | None = None
+
+
+class MarkReadBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category: Category | None = None
+
+
+class SystemNotificationBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: int = Field(ge=1, le=2**63 - 1)
+    title: str = Field(min_length=1, max_length=64)
+    body: str = Field(min_length=1, max_length=1000)
+
+
+class NotificationsHandler(ApiHandler):
+    @endpoint(query=NotificationListQuery, tags=("notifications",),
+              summary="The caller's notifications, newest activity first (cursor-paginated)")
+    async def get(self) -> None:
+        position = decode_cursor(self.query.cursor)
+        async with self.r.db.session() as session:
+            items, next_position = await notifications.list_notifications(
+                session, self.user_id, self.query.category, position, self.query.limit)
+        self.ok(cursor_result(items, next_position))
+
+
+class UnreadCountHandler(ApiHandler):
+    @endpoint(tags=("notifications",), summary="Unread notifications per category and in total")
+    async def get(self) -> None:
+        async with self.r.db.session() as session:
+            self.ok(await notifications.unread_counts(session, self.user_id))
+
+
+class NotificationReadHandler(ApiHandler):
+    @endpoint(tags=("notifications",), summary="Mark one notification read (idempotent)")
+    async def post(self, notification_id: int) -> None:
+        async with self.r.db.session() as session, session.begin():
+            data = await notifications.mark_read(session, self.user_id, notification_id)
+        self.ok(data)
+
+
+class NotificationsReadHandler(ApiHandler):
+    @endpoint(body=MarkReadBody, tags=("notifications",),
+              summary="Mark a category read, or everything when no category is given")
+    async def post(self) -> None:
+        async with self.r.db.session() as session, session.begin():
+            data = await notifications.mark_all_read(session, self.user_id, self.body.category)
+        self.ok(data)
+
+
+class AdminNotificationsHandler(ApiHandler):
+    @endpoint(roles=("admin",), body=SystemNotificationBody, tags=("admin",), status=201,
+              summary="Send a system notification to one user")
+    async def post(self) -> None:
+        async with self.r.db.session() as session, session.begin():
+            data = await notifications.send_system_notification(
+                session, self.body.user_id, self.body.title.strip(), self.body.body.strip())
+        self.ok(data, status=201)

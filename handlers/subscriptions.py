@@ -1,0 +1,23 @@
+"""The caller's WeChat subscribe-message authorisations: report what wx.requestSubscribeMessage
+answered, read what is left per template (pawhome/subscribe_messages.py)."""
+from __future__ import annotations
+
+from gateway.handler import ApiHandler, endpoint
+from pawhome import subscribe_messages
+
+
+class MySubscriptionsHandler(ApiHandler):
+    @endpoint(tags=("users",), summary="Subscribe-message authorisations left per template")
+    async def get(self) -> None:
+        async with self.r.db.session() as session:
+            items = await subscribe_messages.remaining_by_template(session, self.r.settings,
+                                                                    self.user_id)
+        self.ok({"items": items})
+
+    @endpoint(body=subscribe_messages.SubscriptionResults, tags=("users",),
+              summary="Report a wx.requestSubscribeMessage result; each accept adds one")
+    async def post(self) -> None:
+        async with self.r.db.session() as session, session.begin():
+            items = await subscribe_messages.record_results(session, self.r.settings,
+                                                            self.user_id, self.body.results)
+        self.ok({"items": items})

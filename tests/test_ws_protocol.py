@@ -1,0 +1,161 @@
+"""The WebSocket protocol on one in-process gateway: auth before the upgrade, hello, frames
+and their errors, binary and oversized frames, floods, heartbeat replies, token expiry."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import wsclient
+from gateway.ws import CLOSE_AUTH, CLOSE_BINARY, CLOSE_FLOOD, CLOSE_TOO_BIG
+from pawhome import events
+from pawhome.tokens import issue_access_token
+
+
+def ws_url(base_url: str) -> str:
+    return base_url.replace("http://", "ws://") + "/v1/ws"
+
+
+async def refused(base_url: str, token: str) -> wsclient.ConnectRefused:
+    with pytest.raises(wsclient.ConnectRefused) as caught:
+        await wsclient.connect(ws_url(base_url), token)
+    return caught.value
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_bad_expired_and_forged_tokens_get_401_before_any_upgrade(api, base_url, settings):
+    me = await api.login()
+    import jwt
+    forged = jwt.encode({"sub": str(me.user_id), "role": "admin", "sid": "x", "jti": "y",
+                         "iat": time.time(), "exp": int(time.time()) + 600},
+                        "not-the-secret-but-long-enough-for-hs256-0123", algorithm="HS256")
+    expired = jwt.encode({"sub": str(me.user_id), "role": "user", "sid": "x", "jti": "y",
+                          "iat": time.time() - 900, "exp": int(time.time()) - 60},
+                         settings.jwt_secret, algorithm="HS256")
+    for token, code in (("garbage", 40102), (forged, 40102), (expired, 40101), ("", 40100)):
+        error = await refused(base_url, token)
+        assert error.status == 401
+        assert error.body["code"] == code, error.body
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_revoked_token_is_refused_and_query_token_is_accepted(api, base_url):
+    me = await api.login()
+    client = await wsclient.connect(ws_url(base_url) + f"?token={me.token}", "")
+    assert client.hello["user_id"] == me.user_id
+    await client.close()
+    (await api.post("/v1/auth/logout", token=me.token)).ok()
+    error = await refused(base_url, me.token)
+    assert error.status == 401 and error.body["code"] == 40103
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_hello_carries_stream_position_and_events_reach_every_device(api, base_url,
+                                                                          resources):
+    me = await api.login()
+    epoch, eid = await events.publish_to_user(resources.cache, me.user_id, "test.note", {"n": 0})
+    phone = await wsclient.connect(ws_url(base_url), me.token)
+    tablet = await wsclient.connect(ws_url(base_url), me.token)
+    assert phone.hello["epoch"] == epoch and phone.hello["last_event_id"] == eid
+    assert phone.hello["heartbeat_seconds"] > 0 and phone.hello["server_time"] > 0
+    await events.publish_to_user(resources.cache, me.user_id, "test.note", {"n": 1})
+    for client in (phone, tablet):
+        frame = await client.wait_for("test.note", timeout=5)
+        assert frame["data"] == {"n": 1} and frame["eid"] == eid + 1 and frame["epoch"] == epoch
+    await events.send_ephemeral(resources.cache, me.user_id, "test.typing", {"x": 1})
+    typing = await phone.wait_for("test.typing", timeout=5)
+    assert "eid" not in typing and typing["data"] == {"x": 1}
+    await phone.close()
+    await tablet.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_bad_frames_get_error_frames_and_the_connection_stays(api, base_url):
+    me = await api.login()
+    client = await wsclient.connect(ws_url(base_url), me.token)
+    await client.send_raw("{not json")
+    error = await client.wait_for("error")
+    assert error["code"] == 40001
+    await client.send_raw('["a list"]')
+    error = await client.wait_for("error")
+    assert error["code"] == 42200 and error["errors"][0]["field"] == "type"
+    await client.send("no.such.frame")
+    error = await client.wait_for("error")
+    assert error["code"] == 40002 and "no.such.frame" in error["message"] and error["ref"]
+    ref = await client.send("ack")  # last_event_id missing
+    error = await client.wait_for("error")
+    assert error["code"] == 42200 and error["ref"] == ref
+    assert any(e["field"] == "last_event_id" for e in error["errors"])
+    await client.send("ping", surprise=1)  # unknown field
+    error = await client.wait_for("error")
+    assert error["code"] == 42200 and error["errors"][0]["field"] == "surprise"
+    pong = await client.request("ping")
+    assert pong["type"] == "pong"
+    await client.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_binary_frame_closes_with_1003(api, base_url):
+    me = await api.login()
+    client = await wsclient.connect(ws_url(base_url), me.token)
+    await client.send_raw(b"\x00\x01", binary=True)
+    assert await client.wait_closed() == CLOSE_BINARY
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_frame_over_64_kb_closes_with_1009(api, base_url):
+    me = await api.login()
+    client = await wsclient.connect(ws_url(base_url), me.token)
+    await client.send("ping", pad="x" * (65 * 1024))
+    assert await client.wait_closed() == CLOSE_TOO_BIG
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_frame_flood_gets_rate_limit_errors_then_4429(api, base_url):
+    me = await api.login()
+    client = await wsclient.connect(ws_url(base_url), me.token)
+    for _ in range(200):
+        if client.closed:
+            break
+        try:
+            await client.send("ping")
+        except Exception:  # noqa: BLE001 - the server closed mid-flood
+            break
+    assert await client.wait_closed() == CLOSE_FLOOD
+    codes = [f["code"] for f in client.received("error")]
+    assert codes and set(codes) == {42900}
+    assert len(client.received("pong")) >= 35  # the burst (40, less the opening resume) was served
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_token_near_expiry_gets_auth_expiring_and_refresh_keeps_the_socket(
+        api, base_url, settings):
+    me = await api.login()
+    settings_ws = api.app.settings["resources"].settings
+    old = settings_ws.ws_auth_expiring_seconds
+    settings_ws.ws_auth_expiring_seconds = 60
+    try:
+        short, _ = issue_access_token(settings.model_copy(update={"access_token_ttl": 3}),
+                                      me.user_id, "user", "sid-short")
+        client = await wsclient.connect(ws_url(base_url), short)
+        warning = await client.wait_for("auth.expiring", timeout=5)
+        assert 0 <= warning["expires_in"] <= 3
+        fresh, _ = issue_access_token(settings, me.user_id, "user", "sid-fresh")
+        reply = await client.request("auth.refresh", token=fresh)
+        assert reply["type"] == "auth.refreshed" and reply["expires_in"] > 60
+        await asyncio.sleep(3.5)  # past the first token's exp: the socket must stay
+        assert (await client.request("ping"))["type"] == "pong"
+        other = await api.login()
+        foreign, _ = issue_access_token(settings, other.user_id, "user", "sid-other")
+        error = await client.request("auth.refresh", token=foreign)
+        assert error["type"] == "error" and error["code"] == 40102
+        await client.close()
+
+        lapsing, _ = issue_access_token(settings.model_copy(update={"access_token_ttl": 2}),
+                                        me.user_id, "user", "sid-lapse")
+        client = await wsclient.connect(ws_url(base_url), lapsing)
+        await client.wait_for("auth.expiring", timeout=5)
+        assert await client.wait_closed(timeout=6) == CLOSE_AUTH
+    finally:
+        settings_ws.ws_auth_expiring_seconds = old
