@@ -13,6 +13,7 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import models
+from models.base import include_object
 from settings import get_settings
 
 config = context.config
@@ -27,6 +28,7 @@ def _configure(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
 
 

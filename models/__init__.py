@@ -3,6 +3,6 @@
 Each module holds one domain's tables; Alembic (migrations/) reads `Base.metadata`.
 """
 from models.base import Base
-from models import platform, realtime, users  # noqa: F401  (register tables)
+from models import community, media, platform, realtime, users  # noqa: F401  (register tables)
 
 __all__ = ["Base"]

@@ -35,3 +35,12 @@ def utcnow() -> dt.datetime:
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     __table_args__ = MYSQL_TABLE_ARGS
+
+
+# Tables a migration creates outside the models: SQLite's FTS5 index and its shadow tables.
+UNMODELLED_TABLE_PREFIXES = ("search_fts",)
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Alembic autogenerate filter: leave the unmodelled tables alone."""
+    return not (type_ == "table" and name and name.startswith(UNMODELLED_TABLE_PREFIXES))

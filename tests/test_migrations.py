@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import models
+from models.base import include_object
 from pawhome import migrate
 
 
@@ -23,7 +24,8 @@ def schema_diff(url: str) -> list:
     def compare(connection) -> list:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "compare_server_default": False,
-                              "render_as_batch": connection.dialect.name == "sqlite"})
+                              "render_as_batch": connection.dialect.name == "sqlite",
+                              "include_object": include_object})
         return compare_metadata(context, models.Base.metadata)
 
     async def run() -> list:
