@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent
@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     task_max_retries: int = 5
     outbox_batch_size: int = 100
     outbox_poll_seconds: float = 2.0
+    # Event rows a request delivers itself right after its commit (outbox.flush_after_commit)
+    # are due for the relay only after this many seconds: the relay then delivers only what
+    # a request that died (or met a Redis outage) left behind.
+    outbox_claim_seconds: float = 10.0
     # Retries of transient failures: delay ~ random(0, min(max, backoff * 2**n)) seconds.
     task_retry_backoff: int = 2
     task_retry_backoff_max: int = 600
@@ -173,11 +177,83 @@ class Settings(BaseSettings):
                    "fields": {"thing1": "title", "thing2": "text", "time3": "time"}},
     })
 
+    # --- community feeds (pawhome/feeds.py, docs/community.md) ---------------------------
+    feed_cache_seconds: float = 5.0  # TTL of the cached first pages of latest/hot: staleness bound
+    feed_hot_window_hours: int = 72  # posts younger than this are ranked for the hot feed
+    feed_hot_set_size: int = 1000  # posts kept in the hot sorted set
+    feed_hot_recompute_seconds: float = 60.0  # beat interval of the hot/heat recompute
+    feed_view_flush_seconds: float = 30.0  # beat interval of the view-count flush
+    feed_following_limit: int = 2000  # followees read by the following feed (fan-out on read)
+    topic_heat_window_hours: int = 168  # posts younger than this heat their topics
+
+    # --- media (pawhome/media.py, pawhome/storage.py, docs/media.md) -----------------------
+    # local: files under MEDIA_ROOT, uploaded to and served by the gateway (embedded, tests);
+    # cos: Tencent COS, clients PUT to presigned URLs (production).
+    media_storage: Literal["local", "cos"] = "local"
+    media_root: str = str(ROOT / "var" / "media")
+    media_upload_url_ttl: int = 900  # seconds a presigned upload URL is valid
+    media_image_max_bytes: int = 20 << 20
+    media_video_max_bytes: int = 200 << 20
+    media_max_pixels: int = 50_000_000  # decompression-bomb guard (width x height)
+    media_variant_widths: list[int] = Field(default_factory=lambda: [240, 480, 1080])
+    media_part_min_bytes: int = 1 << 20  # every part but the last (COS: >= 1 MB)
+    media_part_max_bytes: int = 16 << 20
+    media_max_parts: int = 1000
+    media_ffmpeg_path: str = "ffmpeg"
+    media_ffprobe_path: str = "ffprobe"
+    media_ffmpeg_timeout: float = 60.0
+    # Base of the URLs variants are served from; "" = this gateway (local) or the bucket's
+    # own domain (cos). Production: the CDN in front of the bucket.
+    media_public_base_url: str = ""
+    # COS: secret id/key from the environment only (COS_SECRET_ID, COS_SECRET_KEY).
+    cos_region: str = "ap-guangzhou"
+    cos_bucket: str = "pawhome-media-1250000000"
+    cos_secret_id: str = ""
+    cos_secret_key: str = ""
+    cos_scheme: Literal["http", "https"] = "https"
+    cos_domain: str = ""  # custom domain instead of <bucket>.cos.<region>.myqcloud.com
+    cos_timeout: int = 30
+
+    # --- moderation (pawhome/moderation.py, docs/moderation.md) ----------------------------
+    # Ask WeChat content security (msgSecCheck / mediaCheckAsync). Off: our word filter alone
+    # decides text and images pass (embedded/offline development only).
+    moderation_wechat_enabled: bool = True
+    # WeChat's checks need an openid that opened the mini-program this recently (seconds);
+    # otherwise content goes to our own checks and the admin review queue.
+    moderation_openid_fresh_seconds: int = 2 * 3600
+    # The token set in the mini-program console for message push (signature check).
+    wechat_push_token: str = "dev-push-token"
+    # A visible post or comment is hidden pending review after this many distinct reports.
+    moderation_report_hide_threshold: int = 3
+
+    # --- search (pawhome/search.py, docs/search.md) ---------------------------------------
+    search_query_max_chars: int = 50  # longer queries are refused (422)
+    search_query_max_words: int = 8  # segmented words per query; more are refused (422)
+    search_snippet_chars: int = 80  # width of a highlighted snippet
+    search_max_page: int = 50  # deepest page served: FULLTEXT offsets get slow past this
+    search_recent_limit: int = 20  # recent searches kept per user (newest first)
+    search_recent_ttl_seconds: int = 180 * 86400  # a user's list expires after this idle time
+
+    # --- community interactions (pawhome/likes.py, comments.py, ..., docs/interactions.md) --
+    comment_max_length: int = 1000  # characters in one comment or reply
+    comment_preview_replies: int = 3  # replies shown under each top-level comment in a list
+    share_count_window_seconds: int = 600  # one user's shares of one post count once per window
+    counter_reconcile_seconds: float = 600.0  # beat interval of the counter reconciliation
+    counter_reconcile_batch: int = 500  # rows recounted per query by the reconciliation
+
     # --- misc ------------------------------------------------------------------------
     nickname_max_length: int = 20
     flower_port: int = 5555
     gateway_base_port: int = 8000
     extra: dict = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> "Settings":
+        # Embedded mode has no WeChat to reach: content is moderated by our own checks
+        # unless MODERATION_WECHAT_ENABLED is set explicitly.
+        if self.mode == "embedded" and "moderation_wechat_enabled" not in self.model_fields_set:
+            self.moderation_wechat_enabled = False
+        return self
 
     @property
     def embedded(self) -> bool:
@@ -206,6 +282,8 @@ class Settings(BaseSettings):
             problems.append("BROKER_URL must be set")
         if self.wechat_secret == "wx-dev-secret":
             problems.append("WECHAT_SECRET must be set")
+        if self.wechat_push_token == "dev-push-token":
+            problems.append("WECHAT_PUSH_TOKEN must be set (content-security callbacks)")
         if problems:
             raise RuntimeError("production settings are incomplete: " + "; ".join(problems))
 

@@ -44,10 +44,29 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "users.subscriptions": (Rule("user", 60, 60),),
     # WebSocket upgrades: a reconnect storm of one user, not 10,000 users behind one NAT.
     "ws": (Rule("user", 60, 60),),
+    # A search is a FULLTEXT query plus a count: a person types a few a minute.
+    "search.posts": (Rule("user", 120, 60),),
+    "search.users": (Rule("user", 120, 60),),
+    "search.topics": (Rule("user", 120, 60),),
+    # Interactions: a person taps fast, but not hundreds of times a minute.
+    "likes.post": (Rule("user", 240, 60),),
+    "likes.comment": (Rule("user", 240, 60),),
+    "comments.post": (Rule("user", 120, 60),),  # reading and writing share the window
+    "favorites.post": (Rule("user", 120, 60),),
+    "shares.post": (Rule("user", 30, 60),),
+    "follows.follow": (Rule("user", 60, 60),),
     "health.healthz": (),
     "health.readyz": (),
     "health.metrics": (),
     "openapi": (),
+    # Media: uploads started per user (each is a storage object and a worker job).
+    "media.create": (Rule("user", 60, 60), Rule("user", 500, 86400)),
+    "media.uploads": (Rule("user", 20, 60), Rule("user", 200, 86400)),
+    "media.part": (Rule("user", 600, 60),),
+    # WeChat's servers push from a few addresses; a burst of image verdicts is normal.
+    "wechat.push": (Rule("ip", 6000, 60),),
+    # Reports are cheap to send and costly to review.
+    "moderation.report": (Rule("user", 20, 3600),),
 }
 
 # KEYS[1]: the window's sorted set. ARGV: window_ms, limit, unique member.

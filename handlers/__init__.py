@@ -10,6 +10,11 @@ from handlers import admin_tasks
 from handlers import notifications, subscriptions
 from handlers import conversations
 from handlers import presence, realtime
+from handlers import comments, favorites, follows, likes
+from handlers import pets, posts, topics
+from handlers import search as search_handlers
+from handlers import moderation
+from handlers import media
 
 ROUTES = [
     route("/healthz", HealthzHandler, "health.healthz"),
@@ -28,7 +33,21 @@ ROUTES = [
     route("/v1/users/me/settings", users.MySettingsHandler, "users.settings"),
     route("/v1/users/me/blocks", users.MyBlocksHandler, "users.blocks"),
     route("/v1/users/me/blocks/{user_id:int}", users.MyBlockHandler, "users.unblock"),
+    route("/v1/users/me/history", posts.HistoryHandler, "posts.history"),
     route("/v1/users/{user_id:int}", users.UserHandler, "users.detail"),
+    route("/v1/users/{user_id:int}/pets", pets.UserPetsHandler, "pets.of_user"),
+    route("/v1/pets", pets.MyPetsHandler, "pets.list"),
+    route("/v1/pets/{pet_id:int}", pets.MyPetHandler, "pets.detail"),
+    route("/v1/boards", posts.BoardsHandler, "posts.boards"),
+    route("/v1/posts", posts.PostsHandler, "posts.list"),
+    route("/v1/posts/{post_id:int}", posts.PostHandler, "posts.detail"),
+    route("/v1/admin/posts/{post_id:int}/remove", posts.AdminRemovePostHandler,
+          "admin.posts_remove"),
+    route("/v1/admin/posts/{post_id:int}/pin", posts.AdminPinPostHandler, "admin.posts_pin"),
+    route("/v1/admin/posts/{post_id:int}/unpin", posts.AdminUnpinPostHandler,
+          "admin.posts_unpin"),
+    route("/v1/topics/hot", topics.HotTopicsHandler, "topics.hot"),
+    route("/v1/topics/{name}", topics.TopicHandler, "topics.detail"),
     route("/v1/users/{user_id:int}/presence", presence.PresenceHandler, "users.presence"),
     route("/v1/ws", realtime.WebSocketHandler, "ws"),
     route("/v1/admin/users", admin_users.AdminUsersHandler, "admin.users"),
@@ -63,4 +82,38 @@ ROUTES = [
     route("/v1/admin/dead-letters", admin_tasks.DeadLettersHandler, "admin.dead_letters"),
     route("/v1/admin/dead-letters/{letter_id:int}/retry", admin_tasks.DeadLetterRetryHandler,
           "admin.dead_letter_retry"),
+    route("/v1/wechat/push", moderation.WeChatPushHandler, "wechat.push"),
+    route("/v1/reports", moderation.ReportsHandler, "moderation.report"),
+    route("/v1/admin/moderation", moderation.AdminModerationQueueHandler, "admin.moderation"),
+    route("/v1/admin/moderation/{target_type}/{target_id:int}/approve",
+          moderation.AdminApproveHandler, "admin.moderation_approve"),
+    route("/v1/admin/moderation/{target_type}/{target_id:int}/reject",
+          moderation.AdminRejectHandler, "admin.moderation_reject"),
+    route("/v1/search/posts", search_handlers.SearchPostsHandler, "search.posts"),
+    route("/v1/search/users", search_handlers.SearchUsersHandler, "search.users"),
+    route("/v1/search/topics", search_handlers.SearchTopicsHandler, "search.topics"),
+    route("/v1/search/recent", search_handlers.RecentSearchesHandler, "search.recent"),
+    route("/v1/posts/{post_id:int}/like", likes.PostLikeHandler, "likes.post"),
+    route("/v1/comments/{comment_id:int}/like", likes.CommentLikeHandler, "likes.comment"),
+    route("/v1/posts/{post_id:int}/comments", comments.PostCommentsHandler, "comments.post"),
+    route("/v1/comments/{comment_id:int}", comments.CommentHandler, "comments.detail"),
+    route("/v1/comments/{comment_id:int}/replies", comments.RepliesHandler, "comments.replies"),
+    route("/v1/posts/{post_id:int}/favorite", favorites.PostFavoriteHandler, "favorites.post"),
+    route("/v1/users/me/favorites", favorites.MyFavoritesHandler, "favorites.mine"),
+    route("/v1/posts/{post_id:int}/share", favorites.PostShareHandler, "shares.post"),
+    route("/v1/users/{user_id:int}/follow", follows.FollowHandler, "follows.follow"),
+    route("/v1/users/{user_id:int}/followers", follows.FollowersHandler, "follows.followers"),
+    route("/v1/users/{user_id:int}/following", follows.FollowingHandler, "follows.following"),
+    route("/v1/users/{user_id:int}/stats", follows.UserStatsHandler, "users.stats"),
+    route("/v1/media", media.MediaHandler, "media.create"),
+    route("/v1/media/{media_id:int}", media.MediaDetailHandler, "media.detail"),
+    route("/v1/media/{media_id:int}/complete", media.MediaCompleteHandler, "media.complete"),
+    route("/v1/media/upload/{token}", media.LocalUploadHandler, "media.upload"),
+    route("/v1/media/uploads", media.ChunkedUploadsHandler, "media.uploads"),
+    route("/v1/media/uploads/{media_id:int}/parts", media.UploadPartsHandler, "media.parts"),
+    route("/v1/media/uploads/{media_id:int}/parts/{part_number:int}",
+          media.UploadPartHandler, "media.part"),
+    route("/v1/media/uploads/{media_id:int}/complete", media.ChunkedCompleteHandler,
+          "media.uploads_complete"),
+    media.files_route(),
 ]

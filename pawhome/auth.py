@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.users import ROLES, RefreshToken, User
-from pawhome import events, sms, users
+from pawhome import events, search, sms, users
 from pawhome.db import run_transaction
 from pawhome.errors import (Forbidden, RefreshTokenReused, TokenExpired, TokenInvalid,
                             TokenRevoked, ValidationFailed, field_error)
@@ -219,6 +219,7 @@ async def ban_user(resources: Any, admin_id: int, user_id: int, reason: str) -> 
         user.status = "banned"
         user.banned_reason = reason
         await end_all_sessions(resources, session, user_id)
+        search.index_later(session, "user", user_id)  # a banned user leaves search
         return users.admin_view(user)
 
 
@@ -227,6 +228,7 @@ async def unban_user(resources: Any, user_id: int) -> dict[str, Any]:
         user = await users.get_user(session, user_id)
         user.status = "active"
         user.banned_reason = ""
+        search.index_later(session, "user", user_id)
         return users.admin_view(user)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.users import User
-from pawhome import users
+from pawhome import posts, users
 from pawhome.resources import Resources
 from settings import Settings, get_settings
 
@@ -40,6 +40,7 @@ async def seed_users(session: AsyncSession) -> int:
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
+    ("boards", posts.seed_boards),
 ]
 
 

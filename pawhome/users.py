@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.users import User, UserBlock, UserSettings
-from pawhome import wordfilter
+from pawhome import search, wordfilter
 from pawhome.errors import (NotFound, PhoneTaken, SensitiveContent, UserBanned,
                             ValidationFailed, field_error)
 from pawhome.logs import mask_openid, mask_phone
@@ -159,6 +159,8 @@ async def update_profile(session: AsyncSession, settings: Any, user_id: int,
         if wordfilter.check(bio).hard:
             raise SensitiveContent(errors=[field_error("bio", "contains a prohibited word")])
         user.bio = bio
+    if "nickname" in sent or "bio" in sent:
+        search.index_later(session, "user", user_id)
     await session.flush()
     return profile(user)
 
@@ -283,6 +285,7 @@ async def update_settings(session: AsyncSession, user_id: int,
         current = _merged(PrivacyPrefs, row.privacy_prefs).model_dump()
         current.update(changes.privacy_prefs.model_dump(exclude_none=True))
         row.privacy_prefs = current
+        search.index_later(session, "user", user_id)  # show_bio decides what is indexed
     row.updated_at = utcnow()
     await session.flush()
     return _settings_view(row)
@@ -338,7 +341,11 @@ async def block_user(session: AsyncSession, user_id: int, blocked_id: int) -> No
             session.add(UserBlock(user_id=user_id, blocked_id=blocked_id))
             await session.flush()
     except IntegrityError:
-        pass  # a concurrent identical request blocked first
+        return  # a concurrent identical request blocked first
+    # A block ends the follows between the two, both ways (with their counters).
+    from pawhome import follows  # follows imports this module
+
+    await follows.remove_follows_between(session, user_id, blocked_id)
 
 
 async def unblock_user(session: AsyncSession, user_id: int, blocked_id: int) -> None:

@@ -1,9 +1,10 @@
 """Sensitive-word filter: one Aho-Corasick automaton over pawhome/data/sensitive_words.txt.
 
-Text and words are normalised the same way (NFKC full/half-width folding, case folding, and
-removal of everything that is not a letter or digit), so "赌 博", "赌😀博" and "ＦＵＣＫ" all
-match. Hard words are refused; soft words are allowed where a moderator reviews them later.
-The automaton is built once per process, on first use.
+Text and words are normalised the same way (NFKC full/half-width folding, case folding,
+traditional characters folded to simplified through a small character map, and removal of
+everything that is not a letter or digit), so "赌 博", "赌😀博", "賭博" and "ＦＵＣＫ" all match.
+Hard words are refused; soft words are allowed where a moderator reviews them later.
+The automaton and the character map are built once per process, on first use.
 """
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from pathlib import Path
 
 import ahocorasick
 
-WORDS_FILE = Path(__file__).resolve().parent / "data" / "sensitive_words.txt"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+WORDS_FILE = DATA_DIR / "sensitive_words.txt"
+# Not OpenCC: a character map of common traditional characters is enough to fold the listed
+# words, costs one str.translate, and needs no dictionary package.
+CHARACTER_MAP_FILE = DATA_DIR / "traditional_to_simplified.txt"
 
 
 @dataclass(frozen=True)
@@ -27,10 +32,24 @@ class Verdict:
         return not self.hard and not self.soft
 
 
+@lru_cache(maxsize=1)
+def _simplified_table() -> dict[int, str]:
+    """str.translate table from CHARACTER_MAP_FILE (pairs "賭赌" separated by spaces)."""
+    table: dict[int, str] = {}
+    for raw in CHARACTER_MAP_FILE.read_text(encoding="utf-8").splitlines():
+        for pair in raw.split("#", 1)[0].split():
+            if len(pair) != 2:
+                raise ValueError(f"{CHARACTER_MAP_FILE}: {pair!r} is not a character pair")
+            if pair[0] != pair[1]:
+                table[ord(pair[0])] = pair[1]
+    return table
+
+
 def normalise(text: str) -> str:
-    """Fold width and case, then keep only letters and digits (drops spaces, punctuation,
-    emoji, zero-width joiners and variation selectors inserted between characters)."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
+    """Fold width, case and traditional characters, then keep only letters and digits (drops
+    spaces, punctuation, emoji, zero-width joiners and variation selectors inserted between
+    characters)."""
+    folded = unicodedata.normalize("NFKC", text).casefold().translate(_simplified_table())
     return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LN")
 
 

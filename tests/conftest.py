@@ -61,6 +61,18 @@ async def _drop_database_and_keys() -> None:
 
     engine = create_async_engine(_admin_url())
     async with engine.begin() as conn:
+        # A test that failed mid-transaction may have leaked a connection holding locks;
+        # DROP DATABASE would wait on it forever. End every connection still using the run's
+        # databases first.
+        leaked = (await conn.execute(text(
+            "SELECT id FROM information_schema.processlist "
+            "WHERE db LIKE :name AND id <> CONNECTION_ID()"),
+            {"name": DB_NAME + "%"})).scalars().all()
+        for connection_id in leaked:
+            try:
+                await conn.execute(text(f"KILL {int(connection_id)}"))
+            except Exception:  # it ended by itself meanwhile
+                pass
         await conn.execute(text(f"DROP DATABASE IF EXISTS `{DB_NAME}`"))
     await engine.dispose()
     client = aioredis.Redis.from_url(REDIS_URL)
@@ -132,3 +144,27 @@ def clear_rate_limits(resources, io_loop) -> None:
         if keys:
             await redis.delete(*keys)
     io_loop.run_sync(clear)
+
+
+@pytest.fixture(scope="module")
+def private_database():
+    """A database of this module's own, migrated to head (URL), dropped afterwards: for tests
+    that need a table to themselves, such as the outbox a relay drains."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from pawhome import migrate
+
+    name = f"{DB_NAME}_{uuid.uuid4().hex[:6]}"
+
+    async def run(statement: str) -> None:
+        engine = create_async_engine(_admin_url())
+        async with engine.begin() as conn:
+            await conn.execute(text(statement))
+        await engine.dispose()
+
+    asyncio.run(run(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 "
+                    "COLLATE utf8mb4_unicode_520_ci"))
+    url = f"{MYSQL_BASE}{name}?charset=utf8mb4"
+    migrate.upgrade(url)
+    yield url
+    asyncio.run(run(f"DROP DATABASE IF EXISTS `{name}`"))

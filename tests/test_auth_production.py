@@ -11,6 +11,7 @@ from settings import Settings
 @pytest.fixture
 def settings():
     return Settings(mode="production", jwt_secret="p" * 48, wechat_secret="prod-secret",
+                    wechat_push_token="prod-push-token",
                     broker_url=os.environ["BROKER_URL"])
 
 
@@ -27,3 +28,22 @@ async def test_dev_login_is_404_in_production(api, settings):
 async def test_real_logins_still_exist_in_production(api, settings):
     # Routed and validating: an empty body is a field error, not a 404.
     (await api.post("/v1/auth/wechat-login", json={})).error(422, field="code")
+
+
+@pytest.mark.parametrize("missing, overrides", [
+    ("JWT_SECRET", {"jwt_secret": "short"}),
+    ("WECHAT_SECRET", {"wechat_secret": "wx-dev-secret"}),
+    ("WECHAT_PUSH_TOKEN", {"wechat_push_token": "dev-push-token"}),
+    ("REDIS_URL", {"redis_url": "memory://"}),
+    ("BROKER_URL", {"broker_url": ""}),
+])
+def test_production_refuses_development_secrets_and_embedded_stores(settings, missing, overrides):
+    incomplete = settings.model_copy(update=overrides)
+    with pytest.raises(RuntimeError, match=missing):
+        incomplete.check_production()
+
+
+def test_embedded_mode_moderates_without_wechat_unless_told_to():
+    assert Settings(mode="embedded").moderation_wechat_enabled is False
+    assert Settings(mode="embedded", moderation_wechat_enabled=True).moderation_wechat_enabled
+    assert Settings(mode="development").moderation_wechat_enabled is True

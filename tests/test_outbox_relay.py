@@ -21,8 +21,10 @@ from tests.services import PrivateRedis, free_port
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 
-def _settings(**overrides) -> Settings:
-    return Settings(**overrides)
+def _settings(database_url: str, **overrides) -> Settings:
+    """Settings on this module's own database: its relays must see only its outbox rows,
+    not the rest of the run's (private_database)."""
+    return Settings(database_url=database_url, **overrides)
 
 
 async def _rows(resources, ids) -> dict[int, OutboxMessage]:
@@ -39,10 +41,11 @@ async def _enqueue(resources, *calls) -> list[int]:
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_relay_hands_rows_to_the_broker_in_commit_order(resources):
+async def test_relay_hands_rows_to_the_broker_in_commit_order(resources, private_database):
     # A queue prefix no worker consumes, so the messages stay in the broker to be read.
     prefix = f"order{uuid.uuid4().hex[:8]}."
-    other = Resources(_settings(task_queue_prefix=prefix, broker_url=os.environ["REDIS_URL"]))
+    other = Resources(_settings(private_database, task_queue_prefix=prefix,
+                                broker_url=os.environ["REDIS_URL"]))
     try:
         probes = [uuid.uuid4().hex for _ in range(3)]
         ids = await _enqueue(other, *[("tests.record_run", p) for p in probes])
@@ -60,8 +63,8 @@ async def test_relay_hands_rows_to_the_broker_in_commit_order(resources):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_undeliverable_row_backs_off_and_holds_back_later_rows(resources):
-    down = Resources(_settings(broker_url=f"redis://127.0.0.1:{free_port()}/0",
+async def test_undeliverable_row_backs_off_and_holds_back_later_rows(resources, private_database):
+    down = Resources(_settings(private_database, broker_url=f"redis://127.0.0.1:{free_port()}/0",
                                task_queue_prefix=f"down{uuid.uuid4().hex[:8]}."))
     try:
         first, second = await _enqueue(down, ("tests.record_run", "a"),
@@ -90,7 +93,7 @@ async def test_undeliverable_row_backs_off_and_holds_back_later_rows(resources):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_rolled_back_change_enqueues_nothing(resources):
+async def test_rolled_back_change_enqueues_nothing(resources, private_database):
     async with resources.db.session() as session:
         async with session.begin():
             row = enqueue_task(session, "tests.record_run", "never")
@@ -109,11 +112,11 @@ def test_task_arguments_must_be_json():
 
 
 @pytest.mark.gen_test(timeout=120)
-async def test_committed_task_survives_a_broker_outage_and_runs_once_it_returns(resources):
+async def test_committed_task_survives_a_broker_outage_and_runs_once_it_returns(resources, private_database):
     broker = PrivateRedis().start()
     worker = None
     env = {"BROKER_URL": broker.url, "TASK_QUEUE_PREFIX": f"outage{uuid.uuid4().hex[:8]}."}
-    outage = Resources(_settings(broker_url=env["BROKER_URL"],
+    outage = Resources(_settings(private_database, broker_url=env["BROKER_URL"],
                                  task_queue_prefix=env["TASK_QUEUE_PREFIX"]))
     try:
         broker.stop()
@@ -145,10 +148,11 @@ async def test_committed_task_survives_a_broker_outage_and_runs_once_it_returns(
 
 
 @pytest.mark.gen_test(timeout=120)
-async def test_rabbitmq_broker_needs_only_the_url(resources):
+async def test_rabbitmq_broker_needs_only_the_url(resources, private_database):
     prefix = f"t_amqp_{uuid.uuid4().hex[:8]}."
     env = {"BROKER_URL": RABBITMQ_URL, "TASK_QUEUE_PREFIX": prefix}
-    rabbit = Resources(_settings(broker_url=RABBITMQ_URL, task_queue_prefix=prefix))
+    rabbit = Resources(_settings(private_database, broker_url=RABBITMQ_URL,
+                                 task_queue_prefix=prefix))
     worker = start_worker(env, queues="default,notify")
     try:
         probes = [uuid.uuid4().hex, uuid.uuid4().hex]

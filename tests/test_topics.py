@@ -45,7 +45,7 @@ async def test_only_members_may_watch_a_conversation(resources):
 @pytest.mark.gen_test(timeout=30)
 async def test_malformed_and_unknown_topics_are_not_found(resources):
     user = await make_user(resources)
-    for topic in ("", "conversation", ":1", "conversation:", "Conversation:1", "post:1",
+    for topic in ("", "conversation", ":1", "conversation:", "Conversation:1", "post:0",
                   "conversation:1:2", "conversation:1 OR 1=1", "x" * 40 + ":1",
                   "conversation:" + "1" * 65, "no-such-kind:5"):
         with pytest.raises(NotFound):

@@ -19,7 +19,15 @@ from workers.schedule import beat_schedule
 QUEUE_NAMES = ("default", "media", "ai", "moderation", "search", "notify")
 
 # Task modules, one per queue; importing them registers their tasks.
-TASK_MODULES = ["workers.default", "workers.notify"]
+TASK_MODULES = [
+    "workers.default",
+    "workers.notify",
+    "workers.search",
+    "workers.moderation",
+    "workers.media",
+    "workers.community",
+    "workers.reconcile",
+]
 
 
 def queue_name(settings: Settings, queue: str) -> str:

@@ -26,6 +26,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": 60.0,
             "options": {"expires": 55},
         },
+        "flush-post-views": {"task": "default.flush_post_views",
+                             "schedule": settings.feed_view_flush_seconds},
+        "recompute-hot-posts": {"task": "default.recompute_hot_posts",
+                                "schedule": settings.feed_hot_recompute_seconds},
+        "reconcile-counters": {"task": "default.reconcile_counters",
+                               "schedule": settings.counter_reconcile_seconds},
         "purge-expired-idempotency-records": {
             "task": "default.purge_expired_idempotency_records",
             "schedule": crontab(minute=7),

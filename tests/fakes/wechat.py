@@ -1,4 +1,5 @@
-"""A fake WeChat API server: jscode2session, stable_token, getuserphonenumber, subscribe/send.
+"""A fake WeChat API server: jscode2session, stable_token, getuserphonenumber, subscribe/send,
+content security (msg_sec_check v2, media_check_async v2).
 
 Login codes steer it: "code-<anything>" logs in (the same code always gives the same openid
 and session_key), "invalid" -> 40029, "used" -> 40163, "ratelimit" -> 45011, "slow" -> answers
@@ -7,6 +8,10 @@ after `slow_seconds` (longer than the tests' client timeout), "malformed" -> an 
 `fail_next(path, ...)` queues a canned reply for one path. subscribe/send checks field values
 against WeChat's length limits (47003 when over) and answers `subscribe_errcode(key, code)`
 for a template id or openid.
+msg_sec_check answers by keyword in the content (`text_verdict(keyword, suggest, label)`;
+"FAKE_RISKY" -> risky, "FAKE_REVIEW" -> review by default, anything else passes).
+media_check_async answers a trace_id and remembers the request; a test then delivers the
+verdict with `media_check_push(trace_id, ...)` -> (signed query, JSON body) for our callback.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -61,6 +67,10 @@ class FakeWeChatState:
             self.sent_messages: list[dict[str, Any]] = []
             # template id or openid -> the errcode subscribe/send answers for it
             self.subscribe_errcodes: dict[str, int] = {}
+            # content security: keyword -> (suggest, label); trace_id -> media check request
+            self.text_verdicts: dict[str, tuple[str, int]] = {
+                "FAKE_RISKY": ("risky", 20002), "FAKE_REVIEW": ("review", 21000)}
+            self.media_checks: dict[str, dict[str, Any]] = {}
 
     # -- steering from tests -------------------------------------------------------------
     def fail_next(self, path: str, status: int = 200, body: Any = None, times: int = 1) -> None:
@@ -82,6 +92,29 @@ class FakeWeChatState:
                 self.subscribe_errcodes.pop(key, None)
             else:
                 self.subscribe_errcodes[key] = errcode
+
+    def text_verdict(self, keyword: str, suggest: str, label: int = 21000) -> None:
+        """msg_sec_check answers `suggest` for content containing `keyword`."""
+        with self.lock:
+            self.text_verdicts[keyword] = (suggest, label)
+
+    def media_check_push(self, trace_id: str, suggest: str = "pass", label: int = 100,
+                         token: str = "dev-push-token", errcode: int = 0
+                         ) -> tuple[dict[str, str], dict[str, Any]]:
+        """The `wxa_media_check` push WeChat would send for this check: (query with a valid
+        signature for `token`, JSON body)."""
+        with self.lock:
+            request = self.media_checks.get(trace_id, {})
+        timestamp, nonce = str(int(time.time())), secrets.token_hex(6)
+        signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+        body = {"ToUserName": "gh_fake", "FromUserName": request.get("openid", "o-system"),
+                "CreateTime": int(time.time()), "MsgType": "event", "Event": "wxa_media_check",
+                "appid": APPID, "trace_id": trace_id, "version": 2, "errcode": errcode,
+                "errmsg": "ok" if not errcode else "error",
+                "detail": [{"strategy": "content_model", "errcode": 0, "suggest": suggest,
+                            "label": label, "prob": 90}],
+                "result": {"suggest": suggest, "label": label}}
+        return {"signature": signature, "timestamp": timestamp, "nonce": nonce}, body
 
     def set_phone(self, code: str, phone: str, country: str = "86") -> None:
         with self.lock:
@@ -236,6 +269,51 @@ class SubscribeSend(FakeHandler):
         self.reply({"errcode": 0, "errmsg": "ok", "msgid": len(self.state.sent_messages)})
 
 
+_SCENES = {1, 2, 3, 4}
+
+
+class MsgSecCheck(FakeHandler):
+    async def post(self) -> None:
+        body = self.record()
+        if self.canned():
+            return
+        error = self.token_error()
+        if error:
+            return self.reply(error)
+        if not isinstance(body, dict) or body.get("version") != 2 or not body.get("openid") \
+                or body.get("scene") not in _SCENES or not isinstance(body.get("content"), str):
+            return self.reply({"errcode": 47001, "errmsg": "data format error"})
+        suggest, label = "pass", 100
+        with self.state.lock:
+            for keyword, verdict in self.state.text_verdicts.items():
+                if keyword in body["content"]:
+                    suggest, label = verdict
+                    if suggest == "risky":
+                        break
+        self.reply({"errcode": 0, "errmsg": "ok", "trace_id": secrets.token_hex(12),
+                    "result": {"suggest": suggest, "label": label},
+                    "detail": [{"strategy": "content_model", "errcode": 0,
+                                "suggest": suggest, "label": label, "prob": 90}]})
+
+
+class MediaCheckAsync(FakeHandler):
+    async def post(self) -> None:
+        body = self.record()
+        if self.canned():
+            return
+        error = self.token_error()
+        if error:
+            return self.reply(error)
+        if not isinstance(body, dict) or body.get("version") != 2 or not body.get("openid") \
+                or body.get("scene") not in _SCENES or body.get("media_type") not in (1, 2) \
+                or not str(body.get("media_url", "")).startswith(("http://", "https://")):
+            return self.reply({"errcode": 47001, "errmsg": "data format error"})
+        trace_id = secrets.token_hex(12)
+        with self.state.lock:
+            self.state.media_checks[trace_id] = body
+        self.reply({"errcode": 0, "errmsg": "ok", "trace_id": trace_id})
+
+
 # Length limits of subscribe-message field types, as WeChat enforces them.
 _FIELD_LIMITS = {"thing": 20, "name": 10, "phrase": 5, "character_string": 32, "number": 32,
                  "letter": 32, "symbol": 5, "phone_number": 17, "car_number": 8}
@@ -266,6 +344,8 @@ def make_fake_wechat_app(state: FakeWeChatState) -> tornado.web.Application:
         (r"/cgi-bin/stable_token", StableToken, kw),
         (r"/wxa/business/getuserphonenumber", PhoneNumber, kw),
         (r"/cgi-bin/message/subscribe/send", SubscribeSend, kw),
+        (r"/wxa/msg_sec_check", MsgSecCheck, kw),
+        (r"/wxa/media_check_async", MediaCheckAsync, kw),
     ])
 
 

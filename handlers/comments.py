@@ -1,0 +1,54 @@
+"""Comment endpoints: list and write a post's comments, list a thread's replies, delete.
+
+Thin: each calls one function of pawhome/comments.py; docs/interactions.md.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from gateway.handler import ApiHandler, endpoint
+from gateway.pagination import CursorQuery, cursor_result, decode_cursor
+from pawhome import comments
+
+
+class CommentsQuery(CursorQuery):
+    sort: Literal["newest", "hot"] = "newest"
+    limit: int = Field(20, ge=1, le=50)
+
+
+class PostCommentsHandler(ApiHandler):
+    @endpoint(query=CommentsQuery, tags=("interactions",),
+              summary="A post's top-level comments (newest or hot), each with its first replies")
+    async def get(self, post_id: int) -> None:
+        async with self.r.db.session() as session:
+            items, position = await comments.list_comments(
+                session, self.r.settings, self.user_id, post_id, self.query.sort,
+                decode_cursor(self.query.cursor), self.query.limit)
+        self.ok(cursor_result(items, position))
+
+    @endpoint(body=comments.CommentBody, tags=("interactions",), status=201,
+              summary="Comment on a post, or reply to one of its comments")
+    async def post(self, post_id: int) -> None:
+        self.ok(await comments.create_comment(self.r, self.user_id, post_id, self.body),
+                status=201)
+
+
+class CommentHandler(ApiHandler):
+    @endpoint(tags=("interactions",),
+              summary="Delete a comment (its author, the post's author or an admin)")
+    async def delete(self, comment_id: int) -> None:
+        self.ok(await comments.delete_comment(self.r, self.user_id, comment_id,
+                                              is_admin=self.auth.role == "admin"))
+
+
+class RepliesHandler(ApiHandler):
+    @endpoint(query=CursorQuery, tags=("interactions",),
+              summary="Replies under a top-level comment, oldest first")
+    async def get(self, comment_id: int) -> None:
+        async with self.r.db.session() as session:
+            items, position = await comments.list_replies(
+                session, self.user_id, comment_id, decode_cursor(self.query.cursor),
+                self.query.limit)
+        self.ok(cursor_result(items, position))

@@ -1,0 +1,56 @@
+"""Follow endpoints: follow/unfollow, a user's followers and followings, profile counters.
+
+Thin: each calls one function of pawhome/follows.py; docs/interactions.md.
+"""
+from __future__ import annotations
+
+from gateway.handler import ApiHandler, endpoint
+from gateway.pagination import CursorQuery, cursor_result, decode_cursor
+from pawhome import follows
+
+
+class FollowHandler(ApiHandler):
+    @endpoint(tags=("interactions",), summary="Follow a user (idempotent)")
+    async def post(self, user_id: int) -> None:
+        self.ok(await follows.set_following(self.r, self.user_id, user_id, True))
+
+    @endpoint(tags=("interactions",), summary="Stop following a user (idempotent)")
+    async def delete(self, user_id: int) -> None:
+        self.ok(await follows.set_following(self.r, self.user_id, user_id, False))
+
+
+class _FollowListHandler(ApiHandler):
+    direction = ""
+
+    async def _list(self, user_id: int) -> None:
+        async with self.r.db.session() as session:
+            items, position = await follows.list_follows(
+                session, self.user_id, user_id, self.direction,
+                decode_cursor(self.query.cursor), self.query.limit)
+        self.ok(cursor_result(items, position))
+
+
+class FollowersHandler(_FollowListHandler):
+    direction = "followers"
+
+    @endpoint(query=CursorQuery, tags=("interactions",),
+              summary="Who follows a user, most recent first")
+    async def get(self, user_id: int) -> None:
+        await self._list(user_id)
+
+
+class FollowingHandler(_FollowListHandler):
+    direction = "following"
+
+    @endpoint(query=CursorQuery, tags=("interactions",),
+              summary="Whom a user follows, most recent first")
+    async def get(self, user_id: int) -> None:
+        await self._list(user_id)
+
+
+class UserStatsHandler(ApiHandler):
+    @endpoint(tags=("interactions",),
+              summary="Profile counters: followers, following, likes received, posts")
+    async def get(self, user_id: int) -> None:
+        async with self.r.db.session() as session:
+            self.ok(await follows.user_stats(session, self.user_id, user_id))

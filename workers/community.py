@@ -1,0 +1,26 @@
+"""Community beat jobs on the default queue: write buffered post views to the table, and
+recompute hot scores (the hot feed's sorted set) and topic heat. Both are idempotent: a
+late or doubled run is harmless (pawhome/feeds.py)."""
+from __future__ import annotations
+
+from workers import runtime
+from workers.base import PERIODIC
+from workers.celery_app import celery_app
+
+
+@celery_app.task(name="default.flush_post_views", **PERIODIC)
+def flush_post_views() -> int:
+    """Add the views buffered in Redis to posts.view_count; returns views written."""
+    from pawhome import feeds
+
+    resources = runtime.resources()
+    return runtime.run(feeds.flush_view_counts(resources.db, resources.cache))
+
+
+@celery_app.task(name="default.recompute_hot_posts", **PERIODIC)
+def recompute_hot_posts() -> int:
+    """Rescore recent posts into the hot sorted set and reheat their topics."""
+    from pawhome import feeds
+
+    resources = runtime.resources()
+    return runtime.run(feeds.recompute_hot(resources.db, resources.cache, resources.settings))

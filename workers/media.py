@@ -1,0 +1,31 @@
+"""Tasks of the media queue: turn an uploaded original into the files we serve
+(pawhome/media.py does the work; this module is the Celery entry point).
+
+Idempotent and late-acked like every task: a redelivered or retried run of a media that is
+already ready or failed does nothing, and a run interrupted half-way redoes the same keys.
+"""
+from __future__ import annotations
+
+from workers import runtime
+from workers.base import TransientError
+from workers.celery_app import celery_app
+
+
+@celery_app.task(name="media.process", bind=True)
+def process(self, media_id: int) -> str:
+    """Check, strip and resize (or probe and poster) one media; returns its final status.
+
+    Storage outages retry with backoff; on the last attempt the media is failed with the
+    reason instead of staying in `processing` forever.
+    """
+    from pawhome import media
+    from pawhome.storage import StorageError
+
+    resources = runtime.resources()
+    try:
+        return runtime.run(media.process_media(resources, int(media_id)))
+    except StorageError as error:
+        if int(self.request.retries or 0) >= int(self.max_retries or 0):
+            return runtime.run(media.fail_media(resources, int(media_id),
+                                                f"storage unavailable: {error}"))
+        raise TransientError(str(error)) from error
