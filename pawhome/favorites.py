@@ -17,9 +17,9 @@ from models.base import utcnow
 from models.community import Favorite, Post
 from models.media import Media
 from models.users import User
-from pawhome import comments, counters
+from pawhome import chat, comments, counters
 from pawhome.db import run_transaction
-from pawhome.errors import NotFound, ValidationFailed, field_error
+from pawhome.errors import AttachmentRefused, NotFound, ValidationFailed, field_error
 
 TITLE_CHARS = 40
 # Variant preference for a card's cover: a mid-size JPEG opens everywhere WeChat shares go.
@@ -149,3 +149,25 @@ async def share_post(resources: Any, user_id: int, post_id: int) -> dict[str, An
     if counted:
         await counters.publish_post_counters(resources, post_id)
     return result
+
+
+# -- post cards in direct messages ---------------------------------------------------------------
+
+
+async def check_chat_post_card(session: AsyncSession, sender_id: int, recipient_id: int,
+                               post_id: int) -> dict[str, Any]:
+    """A post shared in a DM carries its share card. Both people must be able to see the
+    post, so a followers-only or private post never reaches someone it was not meant for."""
+    from pawhome import posts  # posts imports the counters this module uses
+    from settings import get_settings
+
+    post = await posts.get_visible_post(session, sender_id, post_id)
+    try:
+        await posts.get_visible_post(session, recipient_id, post_id)
+    except NotFound:
+        raise AttachmentRefused("The recipient cannot see this post", errors=[
+            field_error("card.id", "not visible to the recipient")]) from None
+    return await share_card(session, get_settings(), post)
+
+
+chat.register_attachment_check("post", check_chat_post_card)

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.base import utcnow
 from models.community import Pet
 from models.users import User
-from pawhome.errors import NotFound, ValidationFailed, field_error
+from pawhome import chat
+from pawhome.errors import AttachmentRefused, NotFound, ValidationFailed, field_error
 from pawhome.users import is_blocked
 
 Species = Literal["dog", "cat", "rabbit", "bird", "other"]
@@ -162,3 +163,26 @@ async def require_own_pets(session: AsyncSession, owner_id: int, pet_ids: list[i
     if missing:
         raise ValidationFailed(errors=[field_error(
             field, f"not your pet: {', '.join(str(m) for m in missing)}")])
+
+
+# -- pet cards in direct messages ----------------------------------------------------------------
+
+
+async def check_chat_pet_card(session: AsyncSession, sender_id: int, recipient_id: int,
+                              pet_id: int) -> dict[str, Any]:
+    """A pet card shared in a DM: the pet is on its owner's public profile, which neither
+    person may be blocked from (nor may the owner be banned)."""
+    pet = await session.get(Pet, pet_id)
+    if pet is None or pet.deleted_at is not None:
+        raise NotFound("Pet not found")
+    await list_user_pets(session, sender_id, pet.owner_id)  # 404 across a block or a ban
+    try:
+        await list_user_pets(session, recipient_id, pet.owner_id)
+    except NotFound:
+        raise AttachmentRefused("The recipient cannot see this pet", errors=[
+            field_error("card.id", "not visible to the recipient")]) from None
+    return {"name": pet.name, "species": pet.species, "breed": pet.breed,
+            "owner_id": pet.owner_id, "avatar_media_id": pet.avatar_media_id}
+
+
+chat.register_attachment_check("pet", check_chat_pet_card)
