@@ -153,7 +153,9 @@ class RawSocket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.recv_buffer)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.port))
-        self.reader, self.writer = await asyncio.open_connection(sock=sock, limit=1 << 24)
+        # A small stream limit too: asyncio's transport reads ahead until its buffer holds
+        # twice the limit, so a large one would quietly drain the server for us.
+        self.reader, self.writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
         key = base64.b64encode(os.urandom(16)).decode()
         self.writer.write((f"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
