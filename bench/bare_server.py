@@ -33,22 +33,30 @@ class Healthz(tornado.web.RequestHandler):
         self.finish(codec.dumps({"code": 0, "message": "ok", "data": {"status": "ok"}}))
 
 
+async def authenticated_user_id(handler: tornado.web.RequestHandler) -> int:
+    """The gateway's token check, bare: JWT decode and the Redis MGET of the three revocation
+    keys (application settings `secret`, `prefix`, `redis`). Also used by bare_community.py."""
+    s = handler.application.settings
+    token = handler.request.headers.get("Authorization", "")[7:]
+    try:
+        claims = jwt.decode(token, s["secret"], algorithms=["HS256"],
+                            options={"require": ["sub", "jti", "iat", "exp", "role", "sid"]})
+    except jwt.PyJWTError:
+        raise tornado.web.HTTPError(401)
+    user_id = int(claims["sub"])
+    prefix = s["prefix"]
+    jti, sid, after = await s["redis"].mget(
+        f"{prefix}auth:revoked-jti:{claims['jti']}", f"{prefix}auth:revoked-sid:{claims['sid']}",
+        f"{prefix}auth:valid-after:{user_id}")
+    if jti or sid or (after is not None and float(claims["iat"]) * 1000 < int(after)):
+        raise tornado.web.HTTPError(401)
+    return user_id
+
+
 class Me(tornado.web.RequestHandler):
     async def get(self) -> None:
         s = self.application.settings
-        token = self.request.headers.get("Authorization", "")[7:]
-        try:
-            claims = jwt.decode(token, s["secret"], algorithms=["HS256"],
-                                options={"require": ["sub", "jti", "iat", "exp", "role", "sid"]})
-        except jwt.PyJWTError:
-            raise tornado.web.HTTPError(401)
-        user_id = int(claims["sub"])
-        prefix = s["prefix"]
-        jti, sid, after = await s["redis"].mget(
-            f"{prefix}auth:revoked-jti:{claims['jti']}", f"{prefix}auth:revoked-sid:{claims['sid']}",
-            f"{prefix}auth:valid-after:{user_id}")
-        if jti or sid or (after is not None and float(claims["iat"]) * 1000 < int(after)):
-            raise tornado.web.HTTPError(401)
+        user_id = await authenticated_user_id(self)
         async with s["sessionmaker"]() as session:
             user = await session.get(User, user_id)
         self.set_header("Content-Type", "application/json; charset=utf-8")

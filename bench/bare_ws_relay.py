@@ -5,8 +5,9 @@
 No auth, no Redis, no database, no limits: a socket says who it is with `?id=<n>` and gets
 `hello`; `{"type": "send", "to": <id>, "ref", ...}` is forwarded to every socket of <id> as
 `chat.message` and answered with `chat.ack`; `{"type": "broadcast", "data"}` is written to
-every other socket; `ping` gets `pong`. Same JSON codec (orjson) as the gateway, so the gap
-between the two is what auth, persistence, streams and the hub cost.
+every other socket; `ping` gets `pong`. Same JSON codec (orjson) and the same frame writer
+as the gateway, so the gap between the two is what auth, persistence, streams and the hub
+cost.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import asyncio
 import time
 
 import orjson
+import tornado.iostream
 import tornado.web
 import tornado.websocket
 
@@ -43,16 +45,26 @@ class RelaySocket(tornado.websocket.WebSocketHandler):
                                          "client_msg_id": frame.get("client_msg_id"),
                                          "text": frame.get("text")}})
             for target in SOCKETS.get(frame.get("to"), ()):
-                target.write_message(out)
-            self.write_message(orjson.dumps({"type": "chat.ack", "ref": frame.get("ref"),
-                                             "client_msg_id": frame.get("client_msg_id")}))
+                target.write_frame(out)
+            self.write_frame(orjson.dumps({"type": "chat.ack", "ref": frame.get("ref"),
+                                           "client_msg_id": frame.get("client_msg_id")}))
         elif kind == "broadcast":
             out = orjson.dumps({"type": "bench.fanout", "data": frame.get("data")})
             for target in list(ALL):
                 if target is not self:
-                    target.write_message(out)
+                    target.write_frame(out)
         elif kind == "ping":
-            self.write_message(orjson.dumps({"type": "pong", "ref": frame.get("ref")}))
+            self.write_frame(orjson.dumps({"type": "pong", "ref": frame.get("ref")}))
+
+    def write_frame(self, frame: bytes) -> None:
+        """One text frame, written the way gateway/ws.py writes (the protocol's frame writer:
+        write_message() would wrap each write in an asyncio Task)."""
+        protocol = self.ws_connection
+        if protocol is not None and not protocol.is_closing():
+            try:
+                protocol._write_frame(True, 0x1, frame)
+            except tornado.iostream.StreamClosedError:
+                pass
 
     def on_close(self) -> None:
         ALL.discard(self)

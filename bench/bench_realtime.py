@@ -2,6 +2,10 @@
 
     python bench/bench_realtime.py            (about 6 minutes; writes bench/results/realtime.*)
     python bench/bench_realtime.py --quick    (a smoke run, about 90 s; prints, writes nothing)
+    python bench/bench_realtime.py --only dm [--rates 100,200,400] [--quick]
+                                              (the single-gateway DM case alone, for
+                                              before/after comparisons; writes
+                                              bench/results/realtime_dm.* unless --quick)
 
 In one run, with gateway processes pinned to core 0 and the load client (bench/ws_load.py)
 to core 1, on the local MariaDB (database `pawhome_bench`) and Redis (prefix
@@ -15,7 +19,8 @@ each beside bench/bare_ws_relay.py doing the bare minimum, reported as a ratio t
 Users are inserted in bulk and their access tokens minted with the run's JWT secret.
 
 Environment: BENCH_MYSQL_URL, BENCH_REDIS_URL (as bench_gateway.py), BENCH_IDLE (10000),
-BENCH_STEP_SECONDS (8).
+BENCH_STEP_SECONDS (8), BENCH_QUIET_WAIT (seconds to wait at most for the machine to be
+below 25 % busy before starting; 120).
 """
 from __future__ import annotations
 
@@ -53,18 +58,33 @@ ENV = {
 }
 PYTHON = sys.executable
 
+
+def _stores() -> dict:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(gw.MYSQL)
+    return {"mysql_host": url.host or "127.0.0.1", "mysql_port": url.port or 3306,
+            "mysql_user": url.username or "root", "mysql_password": url.password,
+            "redis_url": gw.REDIS}
+
+
+STORES = _stores()
+
 FULL = {
     "idle": int(os.environ.get("BENCH_IDLE", "10000")),
     "pairs": 200, "probes": 5, "probe_interval": 0.02,
-    "rates": [250, 500, 1000, 1500, 2000, 3000],
+    # The gateway's steps start low (it was measured far below the 2,000 msg/s aim); the bare
+    # relay passes everything below 250 trivially, so its steps start there.
+    "rates": [25, 50, 75, 100, 150, 200, 250, 500, 1000, 1500, 2000, 3000],
     "bare_rates": [250, 500, 1000, 1500, 2000, 3000, 4000, 5000],
     "step_seconds": float(os.environ.get("BENCH_STEP_SECONDS", "8")),
-    "warmup_rate": 200, "warmup_seconds": 2.0, "drain_seconds": 4.0,
+    # Warm-up: one message per pair (creates the conversations), not measured.
+    "warmup_rate": 50, "drain_seconds": 4.0,
     "fanout_users": 100, "fanout_devices": 50, "fanout_reps": 20,
 }
 QUICK = {
-    **FULL, "idle": 1000, "pairs": 50, "rates": [250, 500], "bare_rates": [250, 500],
-    "step_seconds": 2.0, "warmup_seconds": 1.0, "drain_seconds": 2.0,
+    **FULL, "idle": 1000, "pairs": 50, "rates": [25, 50], "bare_rates": [250, 500],
+    "step_seconds": 2.0, "drain_seconds": 2.0,
     "fanout_users": 20, "fanout_devices": 25, "fanout_reps": 5,
 }
 GC_THRESHOLDS = "50000,50,100"
@@ -125,6 +145,29 @@ def mint_tokens(user_ids: list[int]) -> list[tuple[int, str]]:
     settings = Settings(jwt_secret=ENV["JWT_SECRET"], mode="development")
     return [(uid, issue_access_token(settings, uid, "user", uuid.uuid4().hex)[0])
             for uid in user_ids]
+
+
+def machine_busy_percent(seconds: float = 2.0) -> float:
+    """CPU use of the whole machine over `seconds`, in percent of all cores together."""
+    import ws_load
+
+    busy0, total0 = ws_load.machine_busy()
+    time.sleep(seconds)
+    busy1, total1 = ws_load.machine_busy()
+    return round(100 * (busy1 - busy0) / max(1, total1 - total0), 1)
+
+
+def wait_for_quiet(limit: float) -> list[float]:
+    """Other work on this shared machine distorts every figure: wait (at most `limit`
+    seconds) until it is below 25 % busy. Returns the samples taken (recorded)."""
+    samples = [machine_busy_percent()]
+    deadline = time.monotonic() + limit
+    while samples[-1] > 25 and time.monotonic() < deadline:
+        print(f"  machine {samples[-1]}% busy before the run; waiting for it to calm down",
+              flush=True)
+        time.sleep(3)
+        samples.append(machine_busy_percent())
+    return samples
 
 
 def clear_prefix(pattern: str) -> None:
@@ -227,8 +270,9 @@ def dm_spec(config, label, tokens, sender_server, recipient_server, pids, bare_m
         "server_pids": pids,
         "rates": config["bare_rates"] if bare_mode else config["rates"],
         "step_seconds": config["step_seconds"], "warmup_rate": config["warmup_rate"],
-        "warmup_seconds": config["warmup_seconds"], "drain_seconds": config["drain_seconds"],
+        "warmup_seconds": pairs / config["warmup_rate"], "drain_seconds": config["drain_seconds"],
         "probe_interval": config["probe_interval"],
+        "stores": None if bare_mode else STORES,
     }
 
 
@@ -332,12 +376,21 @@ def machine_info(server_core, client_core) -> dict:
         pass
     return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
             "kernel": platform.release(), "server_core": server_core,
-            "client_core": client_core, "nofile_limit": resource.getrlimit(
+            "client_core": client_core, "loadavg_at_start": Path("/proc/loadavg").read_text()
+            .split()[:3], "nofile_limit": resource.getrlimit(
                 resource.RLIMIT_NOFILE)[0]}
 
 
 def step_at(result: dict, rate: int) -> dict | None:
-    return next((s for s in result.get("steps", []) if s["rate"] == rate), None)
+    """The deciding run of a step (a retry, when the first try failed)."""
+    return next((s for s in result.get("steps", [])
+                 if s["rate"] == rate and not s.get("superseded")), None)
+
+
+def verdict(step: dict) -> str:
+    if step.get("superseded"):
+        return "no (retried)"
+    return ("yes" if step["passed"] else "no") + (" (retry)" if step.get("retried") else "")
 
 
 def write_markdown(r: dict) -> str:
@@ -351,7 +404,10 @@ def write_markdown(r: dict) -> str:
         f"(bench/ws_load.py, one process) on core {m['client_core']}; MariaDB and Redis "
         "unpinned (they share both cores). Everything on 127.0.0.1. Produced by "
         "`python bench/bench_realtime.py` in "
-        f"{r['duration_seconds']:.0f} s. Ratios are gateway / bare relay from the same run.",
+        f"{r['duration_seconds']:.0f} s. Ratios are gateway / bare relay from the same run. "
+        f"Machine CPU use just before the start (all cores = 100 %): "
+        f"{m['busy_percent_before_start'][-1]} %; each DM step also records how busy the "
+        "whole machine was (`machine busy`, 200 = both cores), since the machine is shared.",
         "",
         "## Summary",
         "",
@@ -361,11 +417,13 @@ def write_markdown(r: dict) -> str:
         f"{idle['gateway']['rss_per_connection_kb']} KB | {idle['bare']['rss_per_connection_kb']} KB "
         f"| {idle['ratio']} | <= 20 KB |",
     ]
-    floor = dm["bare"]["max_rate_passed"]
-    for label in ("gateway", "gateway x2"):
+    # A relay that passed its top step is only known to be at least that fast.
+    floor = f"{dm['bare']['max_rate_passed']}" + \
+        (" (top step; at least)" if dm["bare"].get("first_failed_rate") is None else "")
+    for label, aim in (("gateway", ">= 2,000 msg/s"), ("gateway x2", "")):
         lines.append(f"| DM highest rate, p99 < 100 ms, no loss ({label}) | "
                      f"{dm[label]['max_rate_passed']} msg/s | {floor} msg/s | "
-                     f"{dm['ratios'][label]} | >= 2,000 msg/s (one process) |")
+                     f"{dm['ratios'][label]} | {aim} |")
     if "ratio_p99" in fan:
         lines.append(f"| one event to {fan['gateway']['connections']} sockets, last recipient "
                      f"p50 | {fan['gateway']['last_p50_ms']} ms | {fan['bare']['last_p50_ms']} ms "
@@ -395,23 +453,27 @@ def write_markdown(r: dict) -> str:
         "",
         f"{c['pairs']} senders -> {c['pairs']} recipients (pair i: sender i to recipient i), "
         "open-loop sending at the step's total rate spread over the senders, "
-        f"{c['step_seconds']:g} s per step after a {c['warmup_seconds']:g} s warm-up, up to "
+        f"{c['step_seconds']:g} s per step after a warm-up of one message per pair, up to "
         f"{c['drain_seconds']:g} s to drain; a step passes when every message reached its "
         "recipient exactly once, every send was acked, no error frame came back, the achieved "
         "send rate was within 5 % of the target and p99 delivery (send -> recipient's "
         "chat.message, by client_msg_id, same clock) < 100 ms. Stepping stops at the first "
-        "failing step. Gateway: chat.send over the socket -> pawhome.chat.send_message (MariaDB "
+        "failing step (a failing step is run once more first: the machine is shared with "
+        "other work, see `machine busy`). Gateway: chat.send over the socket -> pawhome.chat.send_message (MariaDB "
         "transaction, seq, outbox) -> outbox relay -> Redis stream + PUBLISH -> hub -> "
         "recipient (and the sender's own copy). Bare: the frame is forwarded to the "
         "recipient's socket and acked. Loop-lag probe: "
         f"{c['probes']} extra sockets send `ping` every {c['probe_interval'] * 1000:.0f} ms in "
         "turn; the pong round trip shows event-loop stalls of the (first) server process. "
-        "Server CPU is utime+stime of the gateway process(es) over the step.",
+        "Server CPU is utime+stime of the gateway process(es) over the step. SQL statements "
+        "and Redis commands per message are MariaDB's global `Questions` and Redis's "
+        "`total_commands_processed` over the step divided by the messages (server-wide "
+        "counters: approximate, anything else running adds to them).",
         "",
         "| server | rate | achieved | lost | dup | errors | delivery p50 / p99 / max ms | "
         "ack p50 / p99 ms | probe p99 / max ms | server CPU % | server CPU us/msg | "
-        "client CPU % | pass |",
-        "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---|",
+        "client CPU % | machine busy % (of 200) | SQL stmts/msg | Redis cmds/msg | pass |",
+        "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for label in ("gateway", "gateway gc-tuned", "gateway uvloop", "gateway x2", "bare"):
         result = dm[label]
@@ -425,7 +487,9 @@ def write_markdown(r: dict) -> str:
                 f"{s['delivery_p99_ms']} / {s['delivery_max_ms']} | {s['ack_p50_ms']} / "
                 f"{s['ack_p99_ms']} | {s['probe_rtt_p99_ms']} / {s['probe_rtt_max_ms']} | "
                 f"{s['server_cpu_percent']} | {s['server_cpu_us_per_message']} | "
-                f"{s['client_cpu_percent']} | {'yes' if s['passed'] else 'no'} |")
+                f"{s['client_cpu_percent']} | {s['machine_busy_percent']} | "
+                f"{s['db_statements_per_message'] or '-'} | "
+                f"{s['redis_commands_per_message'] or '-'} | {verdict(s)} |")
     lines += ["", "Highest passing rate per case (ratio to the bare relay's):", ""]
     for label in ("gateway", "gateway gc-tuned", "gateway uvloop", "gateway x2", "bare"):
         result = dm[label]
@@ -471,12 +535,77 @@ def write_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
+def dm_step_table(label: str, result: dict) -> list[str]:
+    """The DM table rows of one case (the same columns as the full report)."""
+    lines = [
+        "| server | rate | achieved | lost | dup | errors | delivery p50 / p99 / max ms | "
+        "ack p50 / p99 ms | probe p99 / max ms | server CPU % | server CPU us/msg | "
+        "client CPU % | machine busy % (of 200) | SQL stmts/msg | Redis cmds/msg | pass |",
+        "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    if "error" in result:
+        return lines + [f"| {label} | {result['error']} |"]
+    for s in result["steps"]:
+        lines.append(
+            f"| {label} | {s['rate']} | {s['achieved_rate']} | {s['lost']} | "
+            f"{s['duplicates']} | {s['errors']} | {s['delivery_p50_ms']} / "
+            f"{s['delivery_p99_ms']} / {s['delivery_max_ms']} | {s['ack_p50_ms']} / "
+            f"{s['ack_p99_ms']} | {s['probe_rtt_p99_ms']} / {s['probe_rtt_max_ms']} | "
+            f"{s['server_cpu_percent']} | {s['server_cpu_us_per_message']} | "
+            f"{s['client_cpu_percent']} | {s['machine_busy_percent']} | "
+            f"{s['db_statements_per_message'] or '-'} | "
+            f"{s['redis_commands_per_message'] or '-'} | {verdict(s)} |")
+    return lines
+
+
+def dm_only(tokens, config, server_core, client_core, quiet, started, quick) -> None:
+    """`--only dm`: the single-gateway DM case alone, for quick before/after comparisons."""
+    timeout = 60 + len(config["rates"]) * 2 * (config["step_seconds"]
+                                               + config["drain_seconds"] + 2)
+    clear_rate_limits()
+    server = gateway("gateway", server_core)
+    try:
+        result = load("dm", dm_spec(config, "gateway", tokens, server, server, [server.pid],
+                                    False), client_core, timeout)
+    finally:
+        stopped(server)
+        clear_prefix(PREFIX + "*")
+        clear_prefix(QUEUE_PREFIX + "*")
+    report_dm("gateway", result)
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Real-time benchmark: DM step only (`bench_realtime.py --only dm`)", "",
+        f"Run {when}; machine CPU use before the start: {quiet[-1]} % (all cores = 100 %). "
+        f"{config['pairs']} pairs, {config['step_seconds']:g} s per step. Columns as in "
+        "realtime.md.", "",
+        *dm_step_table("gateway", result), "",
+        f"Highest passing rate: {result.get('max_rate_passed')} msg/s; first failing step "
+        f"{result.get('first_failed_rate')}.",
+    ]
+    markdown = "\n".join(lines) + "\n"
+    print(markdown)
+    if quick:
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "realtime_dm.json").write_text(json.dumps(
+        {"when": when, "config": config, "busy_percent_before_start": quiet, "dm": result},
+        indent=2, ensure_ascii=False) + "\n")
+    (RESULTS / "realtime_dm.md").write_text(markdown)
+    print(f"done in {time.monotonic() - started:.0f} s; wrote bench/results/realtime_dm.*")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small smoke run; writes nothing")
+    parser.add_argument("--only", choices=["dm"],
+                        help="run one step only: dm = the single-gateway DM case (writes "
+                             "bench/results/realtime_dm.json and .md unless --quick)")
+    parser.add_argument("--rates", help="comma-separated DM rates for --only dm")
     args = parser.parse_args()
     config = QUICK if args.quick else FULL
+    if args.rates:
+        config = {**config, "rates": [int(r) for r in args.rates.split(",")]}
     started = time.monotonic()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by every server
@@ -491,6 +620,11 @@ def main() -> None:
     tokens = mint_tokens(ids)
     print(f"{len(tokens)} users and tokens ready in {time.monotonic() - started:.1f} s",
           flush=True)
+    quiet = wait_for_quiet(float(os.environ.get("BENCH_QUIET_WAIT", "20" if args.quick
+                                                    else "120")))
+    if args.only == "dm":
+        dm_only(tokens, config, server_core, client_core, quiet, started, args.quick)
+        return
     try:
         idle = idle_phase(tokens, config, server_core, client_core)
         fanout = fanout_phase(tokens, config, server_core, client_core)
@@ -499,13 +633,14 @@ def main() -> None:
         clear_prefix(PREFIX + "*")
         clear_prefix(QUEUE_PREFIX + "*")
     common = sorted(set.intersection(*(
-        {s["rate"] for s in dm[label].get("steps", [])}
+        {s["rate"] for s in dm[label].get("steps", []) if not s.get("superseded")}
         for label in ("gateway", "gateway gc-tuned", "gateway uvloop"))))
     result = {
         "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": args.quick,
         "duration_seconds": round(time.monotonic() - started, 1),
-        "machine": machine_info(server_core, client_core),
+        "machine": {**machine_info(server_core, client_core),
+                    "busy_percent_before_start": quiet},
         "config": config,
         "idle": idle,
         "dm": dm,

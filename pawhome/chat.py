@@ -12,16 +12,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import (String, and_, bindparam, case, exists, func, insert, or_, select,
+                        update)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from models.base import utcnow
 from models.realtime import Conversation, ConversationMember, Message
-from models.users import User, UserBlock
-from pawhome import codec, events, follows, subscribe_messages, users, wordfilter
+from models.users import User, UserBlock, UserFollow, UserSettings
+from pawhome import codec, events, follows, outbox, subscribe_messages, users, wordfilter
 from pawhome.db import run_transaction
-from pawhome.errors import (AttachmentRefused, ChatBlocked, ChatNotAllowed, Forbidden,
+from pawhome.errors import (AppError, AttachmentRefused, ChatBlocked, ChatNotAllowed, Forbidden,
                             NotFound, RecallWindowPassed, SensitiveContent, ValidationFailed,
                             field_error)
 
@@ -312,15 +313,45 @@ async def open_conversation(resources: Any, user_id: int, peer_id: int) -> dict[
 # -- sending ----------------------------------------------------------------------------------
 
 
+_CONVERSATIONS = Conversation.__table__
+_MEMBERS = ConversationMember.__table__
+_MESSAGES = Message.__table__
+
+# The send path's statements are built once (bindparams): building and cache-keying a
+# statement per message cost more CPU than running it.
+_SEQ_MYSQL = (update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("cid"))
+              .values(last_seq=func.last_insert_id(_CONVERSATIONS.c.last_seq + 1),
+                      last_message_at=bindparam("now")))
+_SEQ_PORTABLE = (update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("cid"))
+                 .values(last_seq=_CONVERSATIONS.c.last_seq + 1,
+                         last_message_at=bindparam("now")))
+_SEQ_READ = select(_CONVERSATIONS.c.last_seq).where(_CONVERSATIONS.c.id == bindparam("cid"))
+_INSERT_MESSAGE = insert(_MESSAGES).values(
+    conversation_id=bindparam("cid"), seq=bindparam("seq"), sender_id=bindparam("sender"),
+    kind=bindparam("kind"), content=bindparam("content", type_=String),
+    client_msg_id=bindparam("client_msg_id"), created_at=bindparam("now"))
+# Both members: visible again, new last_message_at; the sender's read mark moves up to
+# their own message.
+_TOUCH_MEMBERS = (update(_MEMBERS).where(_MEMBERS.c.conversation_id == bindparam("cid"))
+                  .values(hidden=False, last_message_at=bindparam("now"),
+                          read_seq=case((and_(_MEMBERS.c.user_id == bindparam("sender"),
+                                              _MEMBERS.c.read_seq < bindparam("seq")),
+                                         bindparam("seq")), else_=_MEMBERS.c.read_seq)))
+
+
 async def _next_seq(session: AsyncSession, conversation_id: int, now: dt.datetime) -> int:
     """Take the conversation's next seq. The UPDATE locks the conversation row until commit,
-    so concurrent senders queue here and a rolled-back send leaves no gap."""
-    await session.execute(
-        update(Conversation).where(Conversation.id == conversation_id)
-        .values(last_seq=Conversation.last_seq + 1, last_message_at=now)
-        .execution_options(synchronize_session=False))
-    return int((await session.execute(select(Conversation.last_seq).where(
-        Conversation.id == conversation_id))).scalar_one())
+    so concurrent senders queue here and a rolled-back send leaves no gap. On MySQL/MariaDB
+    the new value comes back with the UPDATE itself (LAST_INSERT_ID(expr) is reported in the
+    OK packet), saving the read-back round trip."""
+    params = {"cid": conversation_id, "now": now}
+    if session.bind.dialect.name in ("mysql", "mariadb"):
+        result = await session.execute(_SEQ_MYSQL, params)
+        if result.rowcount != 1:
+            raise NotFound("Conversation not found")
+        return int(result.lastrowid)
+    await session.execute(_SEQ_PORTABLE, params)
+    return int((await session.execute(_SEQ_READ, {"cid": conversation_id})).scalar_one())
 
 
 async def _existing_ack(session: AsyncSession, sender_id: int,
@@ -329,6 +360,91 @@ async def _existing_ack(session: AsyncSession, sender_id: int,
         Message.sender_id == sender_id,
         Message.client_msg_id == client_msg_id))).scalar_one_or_none()
     return None if row is None else ack_view(row)
+
+
+def _rule_columns(sender: Any, recipient: Any) -> tuple[Any, Any]:
+    """EXISTS columns: a block either way between sender and recipient; the recipient follows
+    the sender."""
+    blocked = exists().where(or_(
+        and_(UserBlock.user_id == sender, UserBlock.blocked_id == recipient),
+        and_(UserBlock.user_id == recipient, UserBlock.blocked_id == sender)))
+    follows_sender = exists().where(UserFollow.follower_id == recipient,
+                                    UserFollow.followee_id == sender)
+    return blocked.label("blocked"), follows_sender.label("follows_sender")
+
+
+def _rules_in_conversation():
+    blocked, follows_sender = _rule_columns(bindparam("sender"), ConversationMember.peer_id)
+    return (select(ConversationMember.conversation_id, ConversationMember.peer_id,
+                   User.status, UserSettings.privacy_prefs, blocked, follows_sender)
+            .select_from(ConversationMember)
+            .outerjoin(User, User.id == ConversationMember.peer_id)
+            .outerjoin(UserSettings, UserSettings.user_id == ConversationMember.peer_id)
+            .where(ConversationMember.conversation_id == bindparam("cid"),
+                   ConversationMember.user_id == bindparam("sender")))
+
+
+def _rules_to_user():
+    blocked, follows_sender = _rule_columns(bindparam("sender"), bindparam("recipient"))
+    existing = (select(Conversation.id).where(Conversation.user_a_id == bindparam("a"),
+                                              Conversation.user_b_id == bindparam("b"))
+                .scalar_subquery().label("conversation_id"))
+    return (select(existing, User.id.label("peer_id"), User.status,
+                   UserSettings.privacy_prefs, blocked, follows_sender)
+            .select_from(User)
+            .outerjoin(UserSettings, UserSettings.user_id == User.id)
+            .where(User.id == bindparam("recipient")))
+
+
+_RULES_IN_CONVERSATION = _rules_in_conversation()
+_RULES_TO_USER = _rules_to_user()
+
+
+async def _target_and_rules(session: AsyncSession, sender_id: int, to_user_id: int | None,
+                            conversation_id: int | None) -> Any:
+    """One query for everything the rules need: the conversation (if any), the recipient's
+    status and privacy setting, a block either way, whether the recipient follows the sender.
+    Read fresh in the message's transaction: a block or privacy change applies at once."""
+    if conversation_id is not None:
+        row = (await session.execute(_RULES_IN_CONVERSATION, {
+            "sender": sender_id, "cid": conversation_id})).one_or_none()
+        if row is None:
+            raise NotFound("Conversation not found")
+        return row
+    assert to_user_id is not None
+    a, b = sorted((sender_id, to_user_id))
+    row = (await session.execute(_RULES_TO_USER, {
+        "sender": sender_id, "recipient": to_user_id, "a": a, "b": b})).one_or_none()
+    if row is None:
+        raise NotFound("User not found")
+    return row
+
+
+def _allow_messages_from(stored: dict | None) -> str:
+    """The privacy rule as users.privacy_of reads it (stored prefs over the defaults)."""
+    if not stored:
+        return "everyone"
+    return users._merged(users.PrivacyPrefs, stored).allow_messages_from  # type: ignore[attr-defined]
+
+
+async def _apply_rules(session: AsyncSession, sender_id: int, rules: Any) -> None:
+    """The rules of _ensure_may_message, on the row of _target_and_rules."""
+    if rules.status is None or rules.status == "banned":
+        raise NotFound("User not found")
+    if rules.blocked:
+        raise ChatBlocked()
+    allowed = _allow_messages_from(rules.privacy_prefs)
+    if allowed == "everyone" or (allowed == "following" and rules.follows_sender):
+        return
+    if rules.conversation_id is not None:
+        wrote = await session.execute(select(Message.id).where(
+            Message.conversation_id == rules.conversation_id,
+            Message.sender_id == rules.peer_id).limit(1))
+        if wrote.first() is not None:
+            return
+    if allowed == "following":
+        raise ChatNotAllowed("This user only accepts messages from people they follow")
+    raise ChatNotAllowed("This user does not accept direct messages")
 
 
 async def send_message(resources: Any, sender_id: int, body: MessageBody, *,
@@ -342,6 +458,12 @@ async def send_message(resources: Any, sender_id: int, body: MessageBody, *,
     the `chat.message` events to both users commit together, so the ack only ever names a
     stored message and nobody hears of one that was rolled back. The same client_msg_id again
     (a retry after a lost ack, or two concurrent copies) returns the first message's ack.
+
+    The hot path is a handful of Core statements (one query for all the rules, the seq
+    UPDATE, the INSERT, one UPDATE of both members, one INSERT of both events); a repeated
+    client_msg_id is caught by its unique key, and the rerun finds the first message. Right
+    after the commit the events are appended to both users' streams by this request
+    (outbox.flush_after_commit), not by a relay pass.
     """
     if (to_user_id is None) == (conversation_id is None):
         raise ValidationFailed(errors=[field_error(
@@ -349,60 +471,66 @@ async def send_message(resources: Any, sender_id: int, body: MessageBody, *,
     if to_user_id is not None:
         _not_yourself(sender_id, to_user_id)
     warnings = _checked_body(resources.settings, body)
+    claim_seconds = resources.settings.outbox_claim_seconds
+    runs = 0
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        existing = await _existing_ack(session, sender_id, body.client_msg_id)
-        if existing is not None:
-            return existing
-        if conversation_id is not None:
-            member = await _membership(session, sender_id, conversation_id)
-            target_id, recipient_id = conversation_id, member.peer_id
-            await _ensure_may_message(session, sender_id, recipient_id, target_id)
-        else:
-            assert to_user_id is not None
-            recipient_id = to_user_id
-            conversation = await _conversation_between(session, sender_id, recipient_id)
-            await _ensure_may_message(session, sender_id, recipient_id,
-                                      conversation.id if conversation else None)
-            if conversation is None:
-                conversation = await _create_conversation(session, sender_id, recipient_id)
-            target_id = conversation.id
-        content = await _content_of(session, body, sender_id, recipient_id)
+    async def work(session: AsyncSession) -> tuple[dict[str, Any], list[Any]]:
+        nonlocal runs
+        runs += 1
+        if runs > 1:  # a rerun after a duplicate key: maybe a copy of this message won
+            existing = await _existing_ack(session, sender_id, body.client_msg_id)
+            if existing is not None:
+                return existing, []
+        try:
+            rules = await _target_and_rules(session, sender_id, to_user_id, conversation_id)
+            await _apply_rules(session, sender_id, rules)
+            recipient_id = int(rules.peer_id)
+            target_id = rules.conversation_id
+            if target_id is None:
+                target_id = (await _create_conversation(session, sender_id, recipient_id)).id
+            content = await _content_of(session, body, sender_id, recipient_id)
+        except AppError:
+            # A retry of a message that was stored before the refusal (e.g. a block since)
+            # still gets its first ack.
+            existing = await _existing_ack(session, sender_id, body.client_msg_id)
+            if existing is not None:
+                return existing, []
+            raise
 
         now = utcnow()
         seq = await _next_seq(session, target_id, now)
-        row = Message(conversation_id=target_id, seq=seq, sender_id=sender_id, kind=body.kind,
-                      content=content, client_msg_id=body.client_msg_id, created_at=now)
-        session.add(row)
-        await session.flush()  # a concurrent copy of this client_msg_id fails here: rerun
-        sender_read = ConversationMember.read_seq
-        await session.execute(
-            update(ConversationMember)
-            .where(ConversationMember.conversation_id == target_id,
-                   ConversationMember.user_id == sender_id)
-            .values(read_seq=case((sender_read < seq, seq), else_=sender_read),
-                    hidden=False, last_message_at=now)
-            .execution_options(synchronize_session=False))
-        await session.execute(
-            update(ConversationMember)
-            .where(ConversationMember.conversation_id == target_id,
-                   ConversationMember.user_id == recipient_id)
-            .values(hidden=False, last_message_at=now)
-            .execution_options(synchronize_session=False))
-        data = message_view(row)
-        events.emit_to_user(session, recipient_id, "chat.message", data)
-        events.emit_to_user(session, sender_id, "chat.message", data)  # the other devices
+        # A copy of this client_msg_id (committed, or in flight) fails here on the unique
+        # key: the transaction reruns and returns the first message's ack.
+        inserted = await session.execute(_INSERT_MESSAGE, {
+            "cid": target_id, "seq": seq, "sender": sender_id, "kind": body.kind,
+            "content": codec.dumps_str(content), "client_msg_id": body.client_msg_id,
+            "now": now})
+        message_id = int(inserted.inserted_primary_key[0])
+        await session.execute(_TOUCH_MEMBERS, {"cid": target_id, "now": now,
+                                               "sender": sender_id, "seq": seq})
+        created_at = timestamp(now)
+        data = {"id": message_id, "conversation_id": target_id, "seq": seq,
+                "sender_id": sender_id, "kind": body.kind, "content": content,
+                "client_msg_id": body.client_msg_id, "created_at": created_at,
+                "recalled": False}
+        # To the recipient, and to the sender's other devices.
+        await events.emit_after_commit(session, [(recipient_id, "chat.message", data),
+                                                 (sender_id, "chat.message", data)],
+                                       claim_seconds)
         # A WeChat subscribe message if the recipient is still offline after a grace period
         # (the notify task decides; it commits with the message or not at all).
         await subscribe_messages.schedule_push(session, recipient_id, reason="message",
                                                conversation_id=target_id,
                                                cache=resources.cache)
-        ack = ack_view(row)
+        ack = {"client_msg_id": body.client_msg_id, "conversation_id": target_id,
+               "id": message_id, "seq": seq, "created_at": created_at}
         if warnings:
             ack["warnings"] = warnings
-        return ack
+        return ack, outbox.take_claimed(session)
 
-    return await run_transaction(resources.db, work)
+    ack, claimed = await run_transaction(resources.db, work)
+    await outbox.flush_after_commit(resources, claimed)
+    return ack
 
 
 async def _content_of(session: AsyncSession, body: MessageBody, sender_id: int,
@@ -428,28 +556,38 @@ async def mark_read(resources: Any, reader_id: int, conversation_id: int,
     """Move the reader's read mark forward to `seq` (never back, never past the last
     message). A move tells both users (`chat.read`): the peer shows the receipt, the
     reader's other devices clear their badge."""
-    async with resources.db.session() as session, session.begin():
-        member = await _membership(session, reader_id, conversation_id)
-        last_seq = int((await session.execute(select(Conversation.last_seq).where(
-            Conversation.id == conversation_id))).scalar_one())
-        target = min(seq, last_seq)
-        moved = await session.execute(
-            update(ConversationMember)
-            .where(ConversationMember.conversation_id == conversation_id,
-                   ConversationMember.user_id == reader_id,
-                   ConversationMember.read_seq < target)
-            .values(read_seq=target)
-            .execution_options(synchronize_session=False))
-        if moved.rowcount:
-            data = {"conversation_id": conversation_id, "reader_id": reader_id, "seq": target}
-            events.emit_to_user(session, member.peer_id, "chat.read", data)
-            events.emit_to_user(session, reader_id, "chat.read", data)
-        read_seq, cleared_seq = (await session.execute(
-            select(ConversationMember.read_seq, ConversationMember.cleared_seq).where(
-                ConversationMember.conversation_id == conversation_id,
-                ConversationMember.user_id == reader_id))).one()
+    async with resources.db.session() as session:
+        async with session.begin():
+            read = await _mark_read_in(session, resources, reader_id, conversation_id, seq)
+        await outbox.flush_after_commit(resources, session)  # committed: deliver now
+    return read
+
+
+async def _mark_read_in(session: AsyncSession, resources: Any, reader_id: int,
+                        conversation_id: int, seq: int) -> dict[str, Any]:
+    """mark_read's unit of work; its chat.read events are claimed for the caller's flush."""
+    member = await _membership(session, reader_id, conversation_id)
+    last_seq = int((await session.execute(select(Conversation.last_seq).where(
+        Conversation.id == conversation_id))).scalar_one())
+    target = min(seq, last_seq)
+    moved = await session.execute(
+        update(ConversationMember)
+        .where(ConversationMember.conversation_id == conversation_id,
+               ConversationMember.user_id == reader_id,
+               ConversationMember.read_seq < target)
+        .values(read_seq=target)
+        .execution_options(synchronize_session=False))
+    if moved.rowcount:
+        data = {"conversation_id": conversation_id, "reader_id": reader_id, "seq": target}
+        await events.emit_after_commit(
+            session, [(member.peer_id, "chat.read", data), (reader_id, "chat.read", data)],
+            resources.settings.outbox_claim_seconds)
+    read_seq, cleared_seq = (await session.execute(
+        select(ConversationMember.read_seq, ConversationMember.cleared_seq).where(
+            ConversationMember.conversation_id == conversation_id,
+            ConversationMember.user_id == reader_id))).one()
     return {"conversation_id": conversation_id, "read_seq": int(read_seq),
-            "unread": _unread(last_seq, int(read_seq), int(cleared_seq))}
+        "unread": _unread(last_seq, int(read_seq), int(cleared_seq))}
 
 
 async def relay_typing(resources: Any, user_id: int, conversation_id: int) -> bool:

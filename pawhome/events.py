@@ -10,6 +10,9 @@ milliseconds since the epoch.
 - `emit_to_user`: stored in the user's stream (pawhome/streams.py, resumable by event id) and
   delivered only if the caller's transaction commits (through the outbox). Use it for
   anything caused by a database change.
+- `emit_after_commit`: the same guarantee for several events in one INSERT, delivered by the
+  caller right after its commit (`await outbox.flush_after_commit(...)`) instead of waiting
+  for the relay — the hot paths (chat) use it.
 - `publish_to_user`: stored and delivered now (a task that already committed its work).
 - `send_ephemeral`: delivered now to live connections, never stored (typing indicators).
 - `publish_topic`: to every connection watching a live topic (post counters, order status).
@@ -29,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pawhome import codec, streams
 from pawhome.cache import Cache
-from pawhome.outbox import publish_event
+from pawhome.outbox import publish_event, publish_events_after_commit
 
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
@@ -111,3 +114,23 @@ def emit_to_user(session: AsyncSession, user_id: int, event_type: str,
     event = make_event(event_type, data)
     publish_event(session, user_channel(user_id), event)
     return event
+
+
+async def emit_after_commit(session: AsyncSession, emits: list[tuple[int, str, Any]],
+                            claim_seconds: float) -> list[dict[str, Any]]:
+    """`emit_to_user` for several `(user_id, type, data)` at once, written with one INSERT.
+
+    The caller delivers them itself right after its transaction commits:
+        ... inside the unit of work: claimed = outbox.take_claimed(session)
+        ... after the commit:        await outbox.flush_after_commit(resources, claimed)
+    If it never does (it died between commit and flush), the outbox relay delivers them after
+    `claim_seconds` (OUTBOX_CLAIM_SECONDS): nothing committed is lost. Data must be JSON.
+    """
+    made = []
+    for user_id, event_type, data in emits:
+        if not _EVENT_TYPE.match(event_type):
+            raise ValueError(f"event type must be dotted lower-case words: {event_type!r}")
+        made.append((user_channel(user_id), {"id": uuid.uuid4().hex, "type": event_type,
+                                             "data": data, "ts": int(time.time() * 1000)}))
+    await publish_events_after_commit(session, made, claim_seconds)
+    return [event for _channel, event in made]

@@ -10,6 +10,14 @@ once: tasks are idempotent (docs/tasks.md).
 
 In embedded mode (no BROKER_URL) the relay runs tasks in-process on a thread pool, off the
 event loop.
+
+Fast path for events (`publish_events_after_commit` + `flush_after_commit`): the rows are still
+written in the transaction (the durability guarantee), but claimed by the request for
+OUTBOX_CLAIM_SECONDS; right after its commit the request appends them to the users' streams
+itself (one Redis call) and deletes them (one statement, shared with concurrent requests), so
+delivery waits for no relay pass. A request that dies before flushing leaves its rows, and the
+relay delivers them once the claim runs out; a redelivered event is a no-op (event-id dedup in
+pawhome/streams.py).
 """
 from __future__ import annotations
 
@@ -20,7 +28,7 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import String, bindparam, delete, event, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -43,7 +51,8 @@ def enqueue_task(session: AsyncSession, task_name: str, *args: Any, countdown: f
                         payload={"args": list(args), "kwargs": kwargs},
                         available_at=utcnow() + dt.timedelta(seconds=countdown))
     session.add(row)
-    session.info["outbox_dirty"] = True
+    if countdown <= 0:  # a delayed task is not due yet: waking the relay would find nothing
+        session.info["outbox_dirty"] = True
     return row
 
 
@@ -53,6 +62,161 @@ def publish_event(session: AsyncSession, channel: str, event: dict[str, Any]) ->
     session.add(row)
     session.info["outbox_dirty"] = True
     return row
+
+
+# -- the after-commit fast path for events ------------------------------------------------------
+
+_CLAIMED = "outbox_claimed"
+
+
+async def publish_events_after_commit(session: AsyncSession, items: list[tuple[str, dict[str, Any]]],
+                                      claim_seconds: float) -> None:
+    """Write event rows (`(channel, event)`, channel unprefixed) in one INSERT, claimed by the
+    caller for `claim_seconds`: after its commit the caller delivers them with
+    `await flush_after_commit(resources, take_claimed(session))`. Unflushed rows (the caller
+    died, or Redis was down) are delivered by the relay once the claim runs out."""
+    if not items:
+        return
+    now = utcnow()
+    available = now + dt.timedelta(seconds=max(0.0, claim_seconds))
+    encoded = [(channel, event["id"], codec.dumps_str(event)) for channel, event in items]
+    if session.bind.dialect.insert_returning:
+        params: dict[str, Any] = {"now": now, "available": available}
+        for n, (channel, _event_id, payload) in enumerate(encoded):
+            params[f"name{n}"], params[f"payload{n}"] = channel, payload
+        ids = list((await session.execute(_claimed_insert_returning(len(encoded)),
+                                          params)).scalars())
+    else:
+        ids = [(await session.execute(_CLAIMED_INSERT, {
+            "now": now, "available": available, "name0": channel, "payload0": payload,
+        })).inserted_primary_key[0] for channel, _event_id, payload in encoded]
+    claimed = session.info.setdefault(_CLAIMED, [])
+    claimed.extend((int(row_id), channel, event_id, payload)
+                   for row_id, (channel, event_id, payload) in zip(ids, encoded))
+
+
+_CLAIMED_INSERT = insert(OutboxMessage.__table__).values(
+    kind="event", name=bindparam("name0"), payload=bindparam("payload0", type_=String),
+    created_at=bindparam("now"), available_at=bindparam("available"), attempts=0,
+    last_error="")
+_claimed_inserts: dict[int, Any] = {}
+
+
+def _claimed_insert_returning(count: int):
+    """One INSERT of `count` rows RETURNING their ids (MariaDB >= 10.5, SQLite >= 3.35), as
+    text so SQLAlchemy caches its compiled form (a multi-VALUES insert() is never cached).
+    The payload goes in as the JSON text already made: the column's own serializer would
+    encode it a second time, and the flush reuses the same text for Redis."""
+    statement = _claimed_inserts.get(count)
+    if statement is None:
+        table = OutboxMessage.__table__
+        rows = ", ".join(f"('event', :name{n}, :payload{n}, :now, :available, 0, '')"
+                         for n in range(count))
+        statement = text(
+            f"INSERT INTO {table.name} (kind, name, payload, created_at, available_at, "
+            f"attempts, last_error) VALUES {rows} RETURNING id"
+        ).bindparams(bindparam("now", type_=table.c.created_at.type),
+                     bindparam("available", type_=table.c.available_at.type))
+        _claimed_inserts[count] = statement
+    return statement
+
+
+def take_claimed(session: AsyncSession) -> list[tuple[int, str, str, str]]:
+    """The rows this session's transaction claimed (call it inside the unit of work and hand
+    the result to `flush_after_commit` once the transaction committed)."""
+    return session.info.pop(_CLAIMED, [])
+
+
+async def flush_after_commit(resources, claimed: "AsyncSession | list[tuple[int, str, str, str]]",
+                             wait_for_delete: bool = False) -> int:
+    """Deliver claimed event rows of a COMMITTED transaction now and delete them; returns how
+    many were delivered. Never raises for Redis or database trouble: the rows then stay and
+    the relay delivers them after the claim (delivery is at least once, appends dedup)."""
+    from pawhome import events, streams
+
+    rows = take_claimed(claimed) if isinstance(claimed, AsyncSession) else list(claimed)
+    if not rows:
+        return 0
+    cache = resources.cache
+    stream_items: list[tuple[int, tuple[str, str]]] = []
+    try:
+        for _row_id, channel, event_id, payload in rows:
+            user_id = events.user_id_of_channel(channel)
+            if user_id is not None:
+                stream_items.append((user_id, (event_id, payload)))
+            else:
+                await cache.redis.publish(cache.key(channel), '{"k":"eph","ev":' + payload + "}")
+        await streams.append_many(cache, stream_items)
+    except Exception as error:
+        log.warning("after-commit delivery of %s event(s) failed, the relay will retry: %r",
+                    len(rows), error)
+        return 0
+    # The rows are only bookkeeping now: delete them in the background (batched with other
+    # requests'), so neither the ack nor the next frame waits for that commit. If this
+    # process dies first, the relay redelivers them after the claim: a no-op append.
+    deleting = _deleter_for(resources.db).delete([row[0] for row in rows])
+    if wait_for_delete:
+        await deleting
+    else:
+        _background(deleting)
+    return len(rows)
+
+
+_background_tasks: set[asyncio.Task] = set()
+
+
+def _background(coroutine) -> None:
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _background_tasks.add(task)  # a task nobody references may be collected mid-flight
+    task.add_done_callback(_background_tasks.discard)
+
+
+class _GroupDeleter:
+    """Deletes delivered rows for many requests per statement: while one DELETE runs, the ids
+    of the requests finishing meanwhile gather for the next (no timer, no added wait when
+    idle)."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+        self._ids: list[int] = []
+        self._waiters: list[asyncio.Future] = []
+        self._task: asyncio.Task | None = None
+
+    async def delete(self, ids: list[int]) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._ids.extend(ids)
+        self._waiters.append(waiter)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        await asyncio.shield(waiter)
+
+    async def _run(self) -> None:
+        while self._ids:
+            ids, waiters = self._ids, self._waiters
+            self._ids, self._waiters = [], []
+            try:
+                # Autocommit: one round trip, and no transaction is ever left open holding
+                # row locks if this task is cut off (a process or event loop ending).
+                async with self.db.session() as session:
+                    await session.connection(
+                        execution_options={"isolation_level": "AUTOCOMMIT"})
+                    await session.execute(delete(OutboxMessage.__table__).where(
+                        OutboxMessage.__table__.c.id.in_(ids)))
+            except Exception as error:  # rows stay: the relay redelivers them (a no-op)
+                log.warning("deleting %s delivered outbox row(s) failed: %r", len(ids), error)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+
+_deleters: "weakref.WeakKeyDictionary[Any, _GroupDeleter]" = weakref.WeakKeyDictionary()
+
+
+def _deleter_for(db) -> _GroupDeleter:
+    deleter = _deleters.get(db)
+    if deleter is None:
+        deleter = _deleters[db] = _GroupDeleter(db)
+    return deleter
 
 
 # Relays running in this process; a commit that wrote outbox rows wakes them at once, so

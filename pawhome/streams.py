@@ -58,6 +58,49 @@ return {epoch, eid, 1}
 """
 
 
+# append_many: the same steps as APPEND_LUA for several events (any users) in one call.
+# KEYS: meta, log, dedup per event. ARGV: maxlen, ttl s, dedup ttl s, now ms, max age ms,
+# then candidate epoch, event JSON, channel per event. Returns {epoch, eid, appended} per event.
+APPEND_MANY_LUA = """
+local out = {}
+local cutoff = tonumber(ARGV[4]) - tonumber(ARGV[5])
+for n = 0, #KEYS / 3 - 1 do
+  local meta, log, dedupkey = KEYS[n * 3 + 1], KEYS[n * 3 + 2], KEYS[n * 3 + 3]
+  local cand, payload, channel = ARGV[6 + n * 3], ARGV[7 + n * 3], ARGV[8 + n * 3]
+  local dedup = redis.call('GET', dedupkey)
+  if dedup then
+    local sep = string.find(dedup, '|', 1, true)
+    table.insert(out, string.sub(dedup, 1, sep - 1))
+    table.insert(out, tonumber(string.sub(dedup, sep + 1)))
+    table.insert(out, 0)
+  else
+    local epoch = redis.call('HGET', meta, 'epoch')
+    if not epoch then
+      epoch = cand
+      redis.call('DEL', log)
+      redis.call('HSET', meta, 'epoch', epoch, 'seq', 0)
+    end
+    local eid = redis.call('HINCRBY', meta, 'seq', 1)
+    redis.call('XADD', log, 'MAXLEN', ARGV[1], eid .. '-0', 'e', payload, 't', ARGV[4])
+    for i = 1, 20 do
+      local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
+      if #first == 0 or tonumber(first[1][2][4]) >= cutoff then break end
+      redis.call('XDEL', log, first[1][1])
+    end
+    redis.call('EXPIRE', meta, ARGV[2])
+    redis.call('EXPIRE', log, ARGV[2])
+    redis.call('SET', dedupkey, epoch .. '|' .. eid, 'EX', ARGV[3])
+    redis.call('PUBLISH', channel,
+      '{"k":"ev","epoch":"' .. epoch .. '","eid":' .. eid .. ',"ev":' .. payload .. '}')
+    table.insert(out, epoch)
+    table.insert(out, eid)
+    table.insert(out, 1)
+  end
+end
+return out
+"""
+
+
 @dataclass
 class Replay:
     """What a resume gets: the events after `last_eid`, or why it cannot have them."""
@@ -104,6 +147,42 @@ async def append(cache: Cache, user_id: int, event: dict[str, Any]) -> tuple[str
               int(time.time() * 1000), channel_key(cache, user_id),
               settings.events_retention_seconds * 1000])
     return (epoch.decode() if isinstance(epoch, bytes) else epoch), int(eid)
+
+
+def _many_script(cache: Cache):
+    script = getattr(cache, "_append_many_script", None)
+    if script is None:
+        script = cache.redis.register_script(APPEND_MANY_LUA)
+        cache._append_many_script = script  # type: ignore[attr-defined]
+    return script
+
+
+async def append_many(cache: Cache,
+                      items: list[tuple[int, dict[str, Any] | tuple[str, str]]],
+                      ) -> list[tuple[str, int]]:
+    """`append` for several (user_id, event) pairs, any users, in one Redis call and in
+    list order. An event is the dict from events.make_event, or `(event_id, event_json)`
+    when it is already encoded (the outbox row's text: no second encoding). Returns (epoch,
+    eid) per item; idempotent per event id like `append`.
+    """
+    if not items:
+        return []
+    settings = cache.settings
+    keys: list[str] = []
+    args: list[Any] = [settings.events_retention_count, settings.events_retention_seconds,
+                       settings.events_dedup_seconds, int(time.time() * 1000),
+                       settings.events_retention_seconds * 1000]
+    for user_id, event in items:
+        if isinstance(event, tuple):
+            event_id, payload = event
+        else:
+            event_id, payload = event["id"], codec.dumps_str(event)
+        keys += [meta_key(cache, user_id), log_key(cache, user_id),
+                 cache.key("ev", "dedup", int(user_id), event_id)]
+        args += [secrets.token_hex(6), payload, channel_key(cache, user_id)]
+    flat = await _many_script(cache)(keys=keys, args=args)
+    return [((flat[i].decode() if isinstance(flat[i], bytes) else flat[i]), int(flat[i + 1]))
+            for i in range(0, len(flat), 3)]
 
 
 async def head(cache: Cache, user_id: int) -> tuple[str | None, int]:

@@ -133,3 +133,33 @@ async def test_each_append_is_published_with_its_id_on_the_users_channel(resourc
         assert wire["ev"]["type"] == "order.paid" and wire["ev"]["data"] == {"order_id": 9}
     finally:
         await pubsub.aclose()
+
+
+@pytest.mark.gen_test
+async def test_append_many_stores_each_users_events_in_order_and_publishes_them(resources):
+    cache, first, second = resources.cache, _user(), _user()
+    pubsub = cache.redis.pubsub()
+    await pubsub.subscribe(streams.channel_key(cache, second))
+    await pubsub.get_message(timeout=1)  # the subscribe confirmation
+    one, two, three = (make_event("t.n", {"i": i}) for i in range(3))
+    results = await streams.append_many(cache, [
+        (first, one), (second, two), (first, (three["id"], codec.dumps_str(three)))])
+    assert [eid for _, eid in results] == [1, 1, 2]
+    assert results[0][0] == results[2][0] != results[1][0]  # one epoch per user
+    replay = await streams.read_since(cache, first, None, 0)
+    assert [event["data"]["i"] for _, event in replay.events] == [0, 2]
+    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+    assert codec.loads(message["data"]) == {"k": "ev", "epoch": results[1][0], "eid": 1,
+                                            "ev": two}
+    await pubsub.aclose()
+
+
+@pytest.mark.gen_test
+async def test_append_many_recognises_events_already_appended_either_way(resources):
+    cache, user = resources.cache, _user()
+    old, new = make_event("t.n", {"i": 0}), make_event("t.n", {"i": 1})
+    first = await streams.append(cache, user, old)
+    again = await streams.append_many(cache, [(user, old), (user, new), (user, new)])
+    assert again[0] == first and again[1] == again[2] == (first[0], 2)
+    assert await streams.append(cache, user, new) == (first[0], 2)
+    assert await streams.head(cache, user) == (first[0], 2)
