@@ -252,12 +252,14 @@ async def first_page_bytes(db, cache, settings: Any, viewer_id: int | None,
     """The encoded first page of a discovery feed, from Redis when warm. The cached page is
     the same for everyone (public posts only); a viewer with blocks gets it filtered."""
     key = first_page_key(cache, query.sort, query.limit)
-    raw = await cache.redis.get(key)
+    ttl_ms = int(settings.feed_cache_seconds * 1000)  # 0: no caching
+    raw = await cache.redis.get(key) if ttl_ms > 0 else None
     if raw is None:
         async with db.session() as session:
             page = await read_posts(session, cache, settings, None, query)
         raw = codec.dumps(page)
-        await cache.redis.set(key, raw, px=int(settings.feed_cache_seconds * 1000))
+        if ttl_ms > 0:
+            await cache.redis.set(key, raw, px=ttl_ms)
     if viewer_id is None:
         return raw
     async with db.session() as session:

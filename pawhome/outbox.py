@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -224,9 +225,24 @@ def _deleter_for(db) -> _GroupDeleter:
 _running_relays: "weakref.WeakSet[OutboxRelay]" = weakref.WeakSet()
 
 
+# Set when a commit in this process wrote outbox rows. A process that runs no relay of its
+# own (a Celery worker) relays them right after the task (workers/celery_app.py), so work a
+# task triggers does not wait for a gateway's next poll.
+_committed_rows = threading.Event()
+
+
+def take_committed_rows_flag() -> bool:
+    """True (once) if outbox rows were committed in this process since the last call."""
+    if _committed_rows.is_set():
+        _committed_rows.clear()
+        return True
+    return False
+
+
 @event.listens_for(Session, "after_commit")
 def _wake_relays_after_commit(session: Session) -> None:
     if session.info.pop("outbox_dirty", False):
+        _committed_rows.set()
         for relay in list(_running_relays):
             relay.wake_threadsafe()
 

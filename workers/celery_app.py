@@ -7,6 +7,7 @@ backend are settings: Redis by default, RabbitMQ by changing BROKER_URL alone.
 """
 from __future__ import annotations
 
+import logging
 import threading
 
 from celery import Celery, signals
@@ -122,6 +123,27 @@ def _use_pawhome_logging(**_: object) -> None:
     from pawhome.logs import setup_logging
 
     setup_logging(get_settings().log_level)
+
+
+@signals.task_postrun.connect
+def _relay_what_the_task_committed(**_: object) -> None:
+    """Hand the outbox rows a task committed to the broker/streams now (a worker runs no relay
+    loop; without this they would wait for a gateway's next poll). Failures are left to the
+    gateways' relays and the beat safety net."""
+    from pawhome import outbox
+
+    settings = get_settings()
+    if not settings.broker_url or not outbox.take_committed_rows_flag():
+        return  # embedded mode: the gateway's own relay was woken by the commit
+    from workers import runtime
+
+    try:
+        relay = outbox.OutboxRelay(runtime.resources())
+        for _ in range(10):  # bounded: a busy outbox is the relays' job, not this task's
+            if not runtime.run(relay.relay_once()):
+                break
+    except Exception as error:
+        logging.getLogger("pawhome.outbox").warning("post-task relay failed: %r", error)
 
 
 @signals.worker_process_shutdown.connect
