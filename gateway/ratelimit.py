@@ -97,7 +97,7 @@ def rules_for(route_name: str | None) -> tuple[Rule, ...]:
 class RateLimiter:
     def __init__(self, cache: Cache) -> None:
         self.cache = cache
-        self._script = cache.redis.register_script(SLIDING_WINDOW_LUA)
+        self._script = cache.script(SLIDING_WINDOW_LUA)
 
     async def hit(self, route_name: str, rule: Rule, identity: str) -> None:
         """Count one request; raise RateLimited (429) if the rule's window is full."""

@@ -44,9 +44,17 @@ class Cache:
         self.settings = settings
         self.prefix = settings.redis_prefix
         self.redis = make_redis(settings)
+        self._scripts: dict[str, object] = {}
 
     def key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(p) for p in parts)
+
+    def script(self, source: str):
+        """A Lua script registered once per client (EVALSHA, reloaded if Redis forgot it)."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self.redis.register_script(source)
+        return script
 
     async def ping(self) -> None:
         await self.redis.ping()

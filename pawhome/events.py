@@ -53,9 +53,9 @@ def user_channel(user_id: int) -> str:
     return f"ws:user:{int(user_id)}"
 
 
-def user_channel_key(cache: Cache, user_id: int) -> str:
-    """The full Redis channel name a gateway subscribes to for this user."""
-    return cache.key("ws", "user", int(user_id))
+# The full Redis channel name a gateway subscribes to for this user (one definition, in the
+# module that publishes on it atomically with each stored event).
+user_channel_key = streams.channel_key
 
 
 def topic_channel(topic: str) -> str:

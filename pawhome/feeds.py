@@ -17,7 +17,7 @@ from redis.exceptions import ResponseError
 from sqlalchemy import String, and_, delete, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.pagination import CursorQuery, cursor_result, decode_cursor, encode_cursor
+from gateway.pagination import CursorQuery, cursor_result, decode_cursor
 from models.base import utcnow
 from models.community import BrowseHistory, Post, PostTopic, Topic
 from models.users import UserBlock, UserFollow

@@ -124,9 +124,9 @@ async def send_login_code(resources: Any, phone: str) -> dict[str, int]:
 async def verify_login_code(resources: Any, phone: str, code: str) -> None:
     """Consume the code if it matches; each wrong try counts, and the last allowed wrong try
     burns the code. Raises InvalidCode (400) otherwise."""
-    settings, redis = resources.settings, resources.cache.redis
+    settings = resources.settings
     key = code_key(resources.cache, phone)
-    state = await redis.eval(_ATTEMPT_LUA, 1, key)
+    state = await resources.cache.script(_ATTEMPT_LUA)(keys=[key])
     if state is None:
         raise InvalidCode("No valid code for this number; request a new one",
                           errors=[field_error("code", "expired or never sent")])
@@ -134,11 +134,11 @@ async def verify_login_code(resources: Any, phone: str, code: str) -> None:
     stored = stored.decode() if isinstance(stored, bytes) else str(stored or "")
     expected = _mac(settings.jwt_secret, phone, code)
     if hmac.compare_digest(stored, expected) and attempts <= settings.sms_max_attempts:
-        if await redis.eval(_CONSUME_LUA, 1, key, stored):
+        if await resources.cache.script(_CONSUME_LUA)(keys=[key], args=[stored]):
             return
         raise InvalidCode(errors=[field_error("code", "already used")])
     if attempts >= settings.sms_max_attempts:
-        await redis.delete(key)
+        await resources.cache.redis.delete(key)
         raise InvalidCode("Too many wrong codes; request a new one",
                           errors=[field_error("code", "too many attempts")])
     raise InvalidCode("Wrong code", errors=[field_error("code", "wrong code")])

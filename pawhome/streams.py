@@ -120,16 +120,8 @@ def log_key(cache: Cache, user_id: int) -> str:
 
 
 def channel_key(cache: Cache, user_id: int) -> str:
-    """The user's pub/sub channel (same name as pawhome.events.user_channel_key)."""
+    """The user's pub/sub channel (what a gateway subscribes to; events.user_channel_key)."""
     return cache.key("ws", "user", int(user_id))
-
-
-def _script(cache: Cache):
-    script = getattr(cache, "_append_script", None)
-    if script is None:
-        script = cache.redis.register_script(APPEND_LUA)
-        cache._append_script = script  # type: ignore[attr-defined]
-    return script
 
 
 async def append(cache: Cache, user_id: int, event: dict[str, Any]) -> tuple[str, int]:
@@ -139,7 +131,7 @@ async def append(cache: Cache, user_id: int, event: dict[str, Any]) -> tuple[str
     """
     settings = cache.settings
     payload = codec.dumps_str(event)
-    epoch, eid, _appended = await _script(cache)(
+    epoch, eid, _appended = await cache.script(APPEND_LUA)(
         keys=[meta_key(cache, user_id), log_key(cache, user_id),
               cache.key("ev", "dedup", int(user_id), event["id"])],
         args=[secrets.token_hex(6), payload, settings.events_retention_count,
@@ -147,14 +139,6 @@ async def append(cache: Cache, user_id: int, event: dict[str, Any]) -> tuple[str
               int(time.time() * 1000), channel_key(cache, user_id),
               settings.events_retention_seconds * 1000])
     return (epoch.decode() if isinstance(epoch, bytes) else epoch), int(eid)
-
-
-def _many_script(cache: Cache):
-    script = getattr(cache, "_append_many_script", None)
-    if script is None:
-        script = cache.redis.register_script(APPEND_MANY_LUA)
-        cache._append_many_script = script  # type: ignore[attr-defined]
-    return script
 
 
 async def append_many(cache: Cache,
@@ -180,7 +164,7 @@ async def append_many(cache: Cache,
         keys += [meta_key(cache, user_id), log_key(cache, user_id),
                  cache.key("ev", "dedup", int(user_id), event_id)]
         args += [secrets.token_hex(6), payload, channel_key(cache, user_id)]
-    flat = await _many_script(cache)(keys=keys, args=args)
+    flat = await cache.script(APPEND_MANY_LUA)(keys=keys, args=args)
     return [((flat[i].decode() if isinstance(flat[i], bytes) else flat[i]), int(flat[i + 1]))
             for i in range(0, len(flat), 3)]
 

@@ -127,9 +127,9 @@ async def _step(cache: Cache, topic: str, mode: str, value: bytes = b"") -> int:
     """Run the gate script; publish if it says so. Returns ms until a publish may be due, or
     -1 when nothing is pending."""
     interval = _interval_ms(cache)
-    publish, latest, wait = await cache.redis.eval(
-        _COUNTER_LUA, 2, *_keys(cache, topic), mode, value, interval,
-        max(interval * 10, 60_000))
+    publish, latest, wait = await cache.script(_COUNTER_LUA)(
+        keys=_keys(cache, topic),
+        args=[mode, value, interval, max(interval * 10, 60_000)])
     if publish:
         await events.publish_topic(cache, topic, COUNTER_EVENT,
                                    {"topic": topic, "counts": codec.loads(latest)})
