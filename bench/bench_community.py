@@ -854,11 +854,7 @@ def main() -> None:
     if args.quick:
         print(f"quick run done in {time.monotonic() - started:.0f} s (nothing written)")
         return
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "community.json").write_text(json.dumps(result, indent=2, ensure_ascii=False)
-                                            + "\n")
-    (RESULTS / "community.md").write_text(markdown)
-    print(f"done in {time.monotonic() - started:.0f} s; wrote bench/results/community.json, .md")
+    gw.save_results("community", result, markdown, started)
 
 
 if __name__ == "__main__":

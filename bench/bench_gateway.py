@@ -274,6 +274,15 @@ def write_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def save_results(name: str, result: dict, markdown: str, started: float) -> None:
+    """Write bench/results/<name>.json and <name>.md (every benchmark script's last step)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False)
+                                          + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown)
+    print(f"done in {time.monotonic() - started:.0f} s; wrote bench/results/{name}.json, .md")
+
+
 def main() -> None:
     started = time.monotonic()
     server_core, client_core = cores()
@@ -315,12 +324,9 @@ def main() -> None:
                                                       servers["gateway"])},
         "json_codec": codec_comparison(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "gateway.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     markdown = write_markdown(result)
-    (RESULTS / "gateway.md").write_text(markdown)
     print(markdown)
-    print(f"done in {time.monotonic() - started:.0f} s; wrote bench/results/gateway.json, .md")
+    save_results("gateway", result, markdown, started)
 
 
 if __name__ == "__main__":

@@ -470,26 +470,10 @@ def write_markdown(r: dict) -> str:
         "`total_commands_processed` over the step divided by the messages (server-wide "
         "counters: approximate, anything else running adds to them).",
         "",
-        "| server | rate | achieved | lost | dup | errors | delivery p50 / p99 / max ms | "
-        "ack p50 / p99 ms | probe p99 / max ms | server CPU % | server CPU us/msg | "
-        "client CPU % | machine busy % (of 200) | SQL stmts/msg | Redis cmds/msg | pass |",
-        "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+        *DM_TABLE_HEADER,
     ]
     for label in ("gateway", "gateway gc-tuned", "gateway uvloop", "gateway x2", "bare"):
-        result = dm[label]
-        if "error" in result:
-            lines.append(f"| {label} | {result['error']} |")
-            continue
-        for s in result["steps"]:
-            lines.append(
-                f"| {label} | {s['rate']} | {s['achieved_rate']} | {s['lost']} | "
-                f"{s['duplicates']} | {s['errors']} | {s['delivery_p50_ms']} / "
-                f"{s['delivery_p99_ms']} / {s['delivery_max_ms']} | {s['ack_p50_ms']} / "
-                f"{s['ack_p99_ms']} | {s['probe_rtt_p99_ms']} / {s['probe_rtt_max_ms']} | "
-                f"{s['server_cpu_percent']} | {s['server_cpu_us_per_message']} | "
-                f"{s['client_cpu_percent']} | {s['machine_busy_percent']} | "
-                f"{s['db_statements_per_message'] or '-'} | "
-                f"{s['redis_commands_per_message'] or '-'} | {verdict(s)} |")
+        lines += dm_step_rows(label, dm[label])
     lines += ["", "Highest passing rate per case (ratio to the bare relay's):", ""]
     for label in ("gateway", "gateway gc-tuned", "gateway uvloop", "gateway x2", "bare"):
         result = dm[label]
@@ -535,27 +519,33 @@ def write_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def dm_step_table(label: str, result: dict) -> list[str]:
-    """The DM table rows of one case (the same columns as the full report)."""
-    lines = [
-        "| server | rate | achieved | lost | dup | errors | delivery p50 / p99 / max ms | "
-        "ack p50 / p99 ms | probe p99 / max ms | server CPU % | server CPU us/msg | "
-        "client CPU % | machine busy % (of 200) | SQL stmts/msg | Redis cmds/msg | pass |",
-        "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
+DM_TABLE_HEADER = [
+    "| server | rate | achieved | lost | dup | errors | delivery p50 / p99 / max ms | "
+    "ack p50 / p99 ms | probe p99 / max ms | server CPU % | server CPU us/msg | "
+    "client CPU % | machine busy % (of 200) | SQL stmts/msg | Redis cmds/msg | pass |",
+    "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+]
+
+
+def dm_step_rows(label: str, result: dict) -> list[str]:
+    """The DM table rows of one case."""
     if "error" in result:
-        return lines + [f"| {label} | {result['error']} |"]
-    for s in result["steps"]:
-        lines.append(
-            f"| {label} | {s['rate']} | {s['achieved_rate']} | {s['lost']} | "
-            f"{s['duplicates']} | {s['errors']} | {s['delivery_p50_ms']} / "
-            f"{s['delivery_p99_ms']} / {s['delivery_max_ms']} | {s['ack_p50_ms']} / "
-            f"{s['ack_p99_ms']} | {s['probe_rtt_p99_ms']} / {s['probe_rtt_max_ms']} | "
-            f"{s['server_cpu_percent']} | {s['server_cpu_us_per_message']} | "
-            f"{s['client_cpu_percent']} | {s['machine_busy_percent']} | "
-            f"{s['db_statements_per_message'] or '-'} | "
-            f"{s['redis_commands_per_message'] or '-'} | {verdict(s)} |")
-    return lines
+        return [f"| {label} | {result['error']} |"]
+    return [
+        f"| {label} | {s['rate']} | {s['achieved_rate']} | {s['lost']} | "
+        f"{s['duplicates']} | {s['errors']} | {s['delivery_p50_ms']} / "
+        f"{s['delivery_p99_ms']} / {s['delivery_max_ms']} | {s['ack_p50_ms']} / "
+        f"{s['ack_p99_ms']} | {s['probe_rtt_p99_ms']} / {s['probe_rtt_max_ms']} | "
+        f"{s['server_cpu_percent']} | {s['server_cpu_us_per_message']} | "
+        f"{s['client_cpu_percent']} | {s['machine_busy_percent']} | "
+        f"{s['db_statements_per_message'] or '-'} | "
+        f"{s['redis_commands_per_message'] or '-'} | {verdict(s)} |"
+        for s in result["steps"]]
+
+
+def dm_step_table(label: str, result: dict) -> list[str]:
+    """The DM table of one case (the same columns as the full report)."""
+    return [*DM_TABLE_HEADER, *dm_step_rows(label, result)]
 
 
 def dm_only(tokens, config, server_core, client_core, quiet, started, quick) -> None:
@@ -586,12 +576,9 @@ def dm_only(tokens, config, server_core, client_core, quiet, started, quick) -> 
     print(markdown)
     if quick:
         return
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "realtime_dm.json").write_text(json.dumps(
-        {"when": when, "config": config, "busy_percent_before_start": quiet, "dm": result},
-        indent=2, ensure_ascii=False) + "\n")
-    (RESULTS / "realtime_dm.md").write_text(markdown)
-    print(f"done in {time.monotonic() - started:.0f} s; wrote bench/results/realtime_dm.*")
+    gw.save_results("realtime_dm", {"when": when, "config": config,
+                                    "busy_percent_before_start": quiet, "dm": result},
+                    markdown, started)
 
 
 def main() -> None:
@@ -652,11 +639,7 @@ def main() -> None:
     if args.quick:
         print(f"quick run done in {time.monotonic() - started:.0f} s (nothing written)")
         return
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "realtime.json").write_text(json.dumps(result, indent=2, ensure_ascii=False)
-                                           + "\n")
-    (RESULTS / "realtime.md").write_text(markdown)
-    print(f"done in {time.monotonic() - started:.0f} s; wrote bench/results/realtime.json, .md")
+    gw.save_results("realtime", result, markdown, started)
 
 
 if __name__ == "__main__":
