@@ -75,17 +75,6 @@ def frame_handler(frame_type: str, model: type[ClientFrame]) -> Callable[[FrameC
     return register
 
 
-class _Sent:
-    """What `Connection.send` returns: awaiting it is optional (the frame is already queued),
-    so domain code may write `await conn.send(...)` or `conn.send(...)`."""
-    __slots__ = ()
-
-    def __await__(self):
-        return iter(())
-
-
-_SENT = _Sent()
-
 # hold_state: why live stored events are being held instead of written.
 _LIVE, _GRACE, _REPLAY = 0, 1, 2
 
@@ -153,8 +142,9 @@ class Connection:
         if self.pending_bytes > self.settings.ws_max_outbound_bytes:
             self.close(CLOSE_SLOW, "slow consumer: outbound queue full")
 
-    def send(self, frame_type: str, data: Any = None, **fields: Any) -> _Sent:
-        """Send one frame to this socket only: {"type", **fields, "data"?}."""
+    def send(self, frame_type: str, data: Any = None, **fields: Any) -> None:
+        """Queue one frame to this socket only: {"type", **fields, "data"?}. Not awaited:
+        the write never blocks (a client that does not read is closed with 4408)."""
         frame = {"type": frame_type}
         for name, value in fields.items():
             if value is not None or name not in ("ref", "errors"):
@@ -162,11 +152,10 @@ class Connection:
         if data is not None:
             frame["data"] = data
         self.write(codec.dumps(frame))
-        return _SENT
 
-    def reply(self, frame: ClientFrame, frame_type: str, **fields: Any) -> _Sent:
+    def reply(self, frame: ClientFrame, frame_type: str, **fields: Any) -> None:
         """`send`, echoing the client frame's ref."""
-        return self.send(frame_type, ref=frame.ref, **fields)
+        self.send(frame_type, ref=frame.ref, **fields)
 
     def send_error(self, error: errors.AppError, ref: str | None = None) -> None:
         self.send("error", code=error.code, message=error.message, ref=ref,

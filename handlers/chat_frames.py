@@ -39,7 +39,7 @@ async def on_chat_send(conn: Connection, frame: ChatSendFrame) -> None:
     ack = await chat.send_message(conn.resources, conn.user_id, frame,
                                   to_user_id=frame.to_user_id,
                                   conversation_id=frame.conversation_id)
-    await conn.reply(frame, "chat.ack", **ack)
+    conn.reply(frame, "chat.ack", **ack)
 
 
 @frame_handler("chat.read", ChatReadFrame)
