@@ -8,7 +8,9 @@ away from a supervisord a developer may be running).
 from __future__ import annotations
 
 import os
+import random
 import shutil
+import socket
 import signal
 import subprocess
 import tempfile
@@ -18,18 +20,28 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import free_port, port_open
+from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = {"gateway:gateway-0", "gateway:gateway-1", "workers:workers-default",
             "workers:workers-media", "workers:workers-index", "beat", "flower"}
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _consecutive_free_ports(count: int) -> int:
-    for _ in range(50):
-        base = free_port()
-        if base + count < 65535 and all(not port_open("127.0.0.1", base + i)
-                                        for i in range(count)):
+    """`count` consecutive ports that bind now, chosen below the kernel's ephemeral range
+    (32768+ here) so an outgoing connection cannot take one before the gateways start."""
+    for _ in range(200):
+        base = random.randrange(20000, 32000 - count)
+        if all(_bindable(base + i) for i in range(count)):
             return base
     raise RuntimeError("no consecutive free ports")
 
