@@ -4,15 +4,12 @@ metrics, access log).
 
     GET /bare/hot        one Redis GET of the gateway's cached hot first page (the same key),
                          the same bytes out in the same envelope;
-    GET /bare/hot-auth   the same plus the rest of the gateway's work for a logged-in viewer:
-                         the token check (bare_server.authenticated_user_id: JWT decode and
-                         revocation MGET) and the has-blocks SELECT;
     GET /bare/latest     the SQL statements the gateway runs for the first page of the latest
                          feed on a cache miss, replayed with the same parameters on the same
                          engine (pawhome.db.make_engine), rows encoded with the same codec.
 
 The key and the statements come from bench_community.py (BENCH_HOT_KEY, and BENCH_BARE_SQL:
-a pickle of {"hot_auth": [(sql, params)], "latest": [(sql, params)]} captured from
+a pickle of {"latest": [(sql, params)]} captured from
 SQLAlchemy while the bench process ran pawhome.feeds' own code).
 """
 from __future__ import annotations
@@ -31,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bare_server import Healthz, authenticated_user_id  # noqa: E402
+from bare_server import Healthz  # noqa: E402
 from pawhome import codec  # noqa: E402
 from pawhome.cache import make_redis  # noqa: E402
 from pawhome.db import make_engine  # noqa: E402
@@ -55,16 +52,6 @@ class Hot(tornado.web.RequestHandler):
         self.finish(ENVELOPE + raw + b"}")
 
 
-class HotAuth(tornado.web.RequestHandler):
-    async def get(self) -> None:
-        s = self.application.settings
-        await authenticated_user_id(self)
-        raw = await s["redis"].get(s["hot_key"])
-        await replay(s["engine"], s["sql"]["hot_auth"])
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(ENVELOPE + raw + b"}")
-
-
 class Latest(tornado.web.RequestHandler):
     async def get(self) -> None:
         s = self.application.settings
@@ -77,7 +64,7 @@ async def serve(port: int) -> None:
     settings = get_settings()
     sql = pickle.loads(Path(os.environ["BENCH_BARE_SQL"]).read_bytes())
     app = tornado.web.Application(
-        [(r"/healthz", Healthz), (r"/bare/hot", Hot), (r"/bare/hot-auth", HotAuth),
+        [(r"/healthz", Healthz), (r"/bare/hot", Hot),
          (r"/bare/latest", Latest)],
         secret=settings.jwt_secret, prefix=settings.redis_prefix, redis=make_redis(settings),
         engine=make_engine(settings), hot_key=os.environ["BENCH_HOT_KEY"], sql=sql,

@@ -11,8 +11,7 @@ The gateway runs with LOG_LEVEL=INFO (the JSON access log goes to a file, see be
 Prometheus metrics, through bench/community_gateway.py (posts.list rate limit lifted in that
 process only: see its docstring).
 1. hot: the first page of GET /v1/posts?sort=hot, served from the Redis page cache, beside
-   bench/bare_community.py's GET of the same key (and beside the same plus the gateway's
-   token check and has-blocks SELECT, to show where the difference goes);
+   bench/bare_community.py's GET of the same key;
 2. latest: the first page of GET /v1/posts?sort=latest with the page cache missing on every
    request (FEED_CACHE_SECONDS=0.001), beside a bare handler replaying the same SQL
    statements (captured from SQLAlchemy while pawhome.feeds ran them here);
@@ -175,9 +174,9 @@ async def seed(settings, user_ids: list[int], count: int) -> dict:
 
 
 async def capture_sql(settings, viewer_id: int) -> dict:
-    """The SQL the gateway runs for a logged-in viewer's first feed page, captured from
-    SQLAlchemy while pawhome.feeds' own code runs here: `hot_auth` on a warm hot page (the
-    has-blocks check), `latest` on a latest-page cache miss. Also the pages' bytes."""
+    """The SQL the gateway runs for the first page of the latest feed on a cache miss,
+    captured from SQLAlchemy while pawhome.feeds' own code runs here; the hot page's key and
+    the latest page's post ids."""
     from sqlalchemy import event
 
     from pawhome import feeds
@@ -197,16 +196,13 @@ async def capture_sql(settings, viewer_id: int) -> dict:
         await cache.redis.delete(*keys)
         await feeds.first_page_bytes(db, cache, settings, viewer_id, hot)
         captured.clear()
-        await feeds.first_page_bytes(db, cache, settings, viewer_id, hot)
-        hot_auth = list(captured)
-        captured.clear()
         latest_page = await feeds.first_page_bytes(db, cache, settings, viewer_id, latest)
         latest_sql = list(captured)
         await cache.redis.delete(*keys)  # the gateway fills them itself
     finally:
         await cache.close()
         await db.close()
-    return {"hot_auth": hot_auth, "latest": latest_sql, "hot_key": keys[0],
+    return {"latest": latest_sql, "hot_key": keys[0],
             "latest_ids": [p["id"] for p in json.loads(latest_page)["items"]]}
 
 
@@ -635,20 +631,22 @@ def write_markdown(r: dict) -> str:
         "",
         "What each server does per request:",
         "",
-        f"- hot, gateway: `GET {hot['paths']['gateway']}` - request id, rate-limit Lua call "
-        "(per IP), JWT decode + revocation MGET, the cached page (Redis GET), the has-blocks "
-        "SELECT for the logged-in viewer, envelope, metrics, access-log line. Page cache TTL "
+        f"- hot, gateway: `GET {hot['paths']['gateway']}` - request id, the token's signature "
+        "and expiry (verified once per token, then remembered), ONE admission call to Redis "
+        "(a Lua script: the per-IP rate-limit window, the token's three revocation marks, "
+        "and the read-ahead of the cached page and the viewer's has-blocks flag), envelope, "
+        "Prometheus metrics, a JSON access-log line (written in batches). Page cache TTL "
         f"set to {HOT_CACHE_SECONDS} s for the case so it stays warm (production: 5 s, one "
         "miss per 5 s).",
         "- hot, bare GET: the same Redis GET of the same key and the same bytes out "
         f"({hot['checks']['page_bytes']} bytes, checked equal before the run).",
-        "- hot, bare GET+auth+blocks: the same plus the token check and the captured "
-        "has-blocks SELECT: the gateway's storage work without its plumbing.",
         f"- latest, gateway: `GET {latest['paths']['gateway']}` with FEED_CACHE_SECONDS="
         f"{MISS_CACHE_SECONDS} (the page expires 1 ms after it is written, so requests miss; "
         "FEED_CACHE_SECONDS=0 cannot be used: pawhome/feeds.py then sends SET ... PX 0, which "
-        "Redis refuses): Redis GET (miss), the page's SELECTs through the ORM, render, encode, "
-        "Redis SET, then the has-blocks SELECT.",
+        "Redis refuses): the admission call as above (its page read misses), then on a bare "
+        "pooled connection (pawhome.db Database.connection, behind the pool's arrival-order "
+        "gate) the page's two statements built once with Core (posts joined with authors and "
+        "boards; the posts' topics), render, encode, Redis SET.",
         "- latest, bare SQL: the same SQL statements with the same parameters (captured "
         "from SQLAlchemy while pawhome.feeds ran here; the same first-page post ids checked "
         "before the run) on one pooled connection of the same engine, rows encoded with "
@@ -758,9 +756,8 @@ def main() -> None:
         print(f"seed: {seeded}", flush=True)
         sql = asyncio.run(capture_sql(bench_settings(env), user_ids[0]))
         Path(env["BENCH_BARE_SQL"]).write_bytes(pickle.dumps(
-            {"hot_auth": sql["hot_auth"], "latest": sql["latest"]}))
-        print(f"captured SQL: {len(sql['hot_auth'])} statement(s) on a warm hot page, "
-              f"{len(sql['latest'])} on a latest miss", flush=True)
+            {"latest": sql["latest"]}))
+        print(f"captured SQL: {len(sql['latest'])} statement(s) on a latest miss", flush=True)
         quiet = rt.wait_for_quiet(float(os.environ.get("BENCH_QUIET_WAIT",
                                                        "10" if args.quick else "30")))
 
@@ -773,11 +770,8 @@ def main() -> None:
         page_bytes = check_same_hot_bytes(hot_gw, bare, tokens[0])
         print("hot feed (first page from the Redis page cache):", flush=True)
         hot = compare([("gateway", hot_gw, "/v1/posts?sort=hot"),
-                       ("bare GET", bare, "/bare/hot"),
-                       ("bare GET+auth+blocks", bare, "/bare/hot-auth")], tokens, config, cores)
-        hot["ratios"] = {"gateway / bare GET": ratio(hot["gateway"], hot["bare GET"]),
-                         "gateway / bare GET+auth+blocks": ratio(
-                             hot["gateway"], hot["bare GET+auth+blocks"])}
+                       ("bare GET", bare, "/bare/hot")], tokens, config, cores)
+        hot["ratios"] = {"gateway / bare GET": ratio(hot["gateway"], hot["bare GET"])}
         hot["paths"] = {"gateway": "/v1/posts?sort=hot"}
         hot["checks"] = {"page_bytes": page_bytes}
         hot_gw.stop()

@@ -14,6 +14,7 @@ import time
 import tornado.httpserver
 import tornado.web
 
+from gateway import accesslog
 from gateway.handler import NotFoundHandler
 from gateway.hub import Hub
 from gateway.ratelimit import RateLimiter
@@ -105,3 +106,4 @@ class Gateway:
         await self.app.settings["hub"].stop()
         await self.relay.stop()
         await self.resources.close()
+        accesslog.writer.flush()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -26,10 +26,13 @@ from pawhome import codec, errors
 from pawhome.cache import UNAVAILABLE_ERRORS
 from pawhome.db import is_connection_error
 from pawhome.logs import request_id_var
-from pawhome.tokens import AccessClaims, decode_access_token, ensure_not_revoked
+from pawhome.tokens import (AccessClaims, check_revocation, decode_access_token,
+                            ensure_not_revoked, revocation_keys)
 
 log = logging.getLogger("pawhome.gateway")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_parsed_queries: dict[tuple[type, str], pydantic.BaseModel] = {}
+_PARSED_QUERIES_MAX = 2048
 
 
 @dataclass
@@ -46,19 +49,29 @@ class EndpointSpec:
     status: int = 200
     max_body: int | None = None
     errors: tuple[type[errors.AppError], ...] = field(default_factory=tuple)
+    viewer: bool = False
+    read_ahead: Callable[["ApiHandler"], list[str]] | None = None
 
 
 def endpoint(*, auth: bool = True, roles: tuple[str, ...] | list[str] = (), body=None,
              query=None, response=None, summary: str = "", description: str = "",
              tags: tuple[str, ...] = (), idempotent: bool = False, status: int = 200,
-             max_body: int | None = None, errors: tuple = ()) -> Callable:
-    """Declare a handler method's contract; the gateway enforces it before the method runs."""
+             max_body: int | None = None, errors: tuple = (), viewer: bool = False,
+             read_ahead: Callable[["ApiHandler"], list[str]] | None = None) -> Callable:
+    """Declare a handler method's contract; the gateway enforces it before the method runs.
+
+    `viewer=True` (with auth=False): login is optional, but a token that is sent must be
+    valid; `self.auth` is then set. `read_ahead(handler)` names Redis keys the method will
+    read (given `self.query` and `self.auth`): they are read in the same round trip as the
+    rate limits and the token check, and the method finds them in `self.read_ahead`.
+    """
     if idempotent and not (auth or roles):
         raise TypeError("idempotent endpoints need auth: keys are stored per user")
     spec = EndpointSpec(auth=auth or bool(roles), roles=tuple(roles), body=body, query=query,
                         response=response, summary=summary, description=description,
                         tags=tuple(tags), idempotent=idempotent, status=status,
-                        max_body=max_body, errors=tuple(errors))
+                        max_body=max_body, errors=tuple(errors),
+                        viewer=viewer and not (auth or roles), read_ahead=read_ahead)
 
     def decorate(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         @functools.wraps(method)
@@ -112,6 +125,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.auth = None
         self.body = None
         self.query = None
+        self.read_ahead: dict[str, Any] = {}
         self.app_error: errors.AppError | None = None
         self.started = time.perf_counter()
         self._inflight = None
@@ -134,16 +148,20 @@ class ApiHandler(tornado.web.RequestHandler):
     def route_name(self) -> str | None:
         return self.application.settings["route_names"].get(type(self))
 
+    def compute_etag(self) -> None:
+        return None  # replies are per-caller and "no-store": an ETag would only cost a hash
+
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
 
-    async def prepare(self) -> None:
+    def prepare(self) -> None:
+        # Plain (not async): nothing here waits, and tornado awaits an async prepare even so.
         self._inflight = self.application.settings.get("inflight")
         if self._inflight is not None:
             self._inflight.enter()  # Gateway.shutdown waits for these to finish
         incoming = self.request.headers.get("X-Request-ID", "")
-        self.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        self.request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
         request_id_var.set(self.request_id)
         self.set_header("X-Request-ID", self.request_id)
         if self.application.settings.get("shutting_down"):
@@ -198,20 +216,47 @@ class ApiHandler(tornado.web.RequestHandler):
     # -- the endpoint pipeline -------------------------------------------------------------
     async def run_endpoint(self, spec: EndpointSpec, method: Callable, args: tuple,
                            kwargs: dict) -> None:
+        """Admit the request with ONE Redis call (rate-limit windows, token revocation and
+        the method's read-ahead keys), then check roles, parse, run the method."""
         route = self.route_name or self.route_template
-        rules = rules_for(self.route_name)
-        for rule in rules:
-            if rule.scope == "ip":
-                await self.limiter.hit(route, rule, self.client_ip())
-        if spec.auth:
-            await self.authenticate()
-            if spec.roles and self.auth.role not in spec.roles:
-                raise errors.Forbidden("This endpoint needs the role: " + ", ".join(spec.roles))
-        for rule in rules:
-            if rule.scope == "user" and self.auth is not None:
-                await self.limiter.hit(route, rule, str(self.auth.user_id))
+        claims, token_error = None, None
+        if spec.auth or (spec.viewer and "Authorization" in self.request.headers):
+            try:
+                claims = self.token_claims()  # local work only: signature and expiry
+            except errors.AppError as error:
+                token_error = error  # still counted against the per-IP limit below
+        query_error = None
         if spec.query is not None:
-            self.query = self.parse_query(spec.query)
+            try:
+                self.query = self.parse_query(spec.query)
+            except errors.ValidationFailed as error:
+                query_error = error  # answered after admission, like every other refusal
+        hits = []
+        for rule in rules_for(self.route_name):
+            if rule.scope == "ip":
+                hits.append((rule, self.client_ip()))
+            elif claims is not None:
+                hits.append((rule, str(claims.user_id)))
+        reads = revocation_keys(self.r.cache, claims) if claims is not None else []
+        ahead: list[str] = []
+        if spec.read_ahead is not None and token_error is None and query_error is None:
+            self.auth = claims  # what read_ahead may look at; unset again if revoked
+            ahead = spec.read_ahead(self)
+        values = await self.limiter.admit(route, hits, reads + ahead)
+        if token_error is not None:
+            raise token_error
+        if claims is not None:
+            try:
+                check_revocation(claims, values[:3])
+            except errors.AppError:
+                self.auth = None
+                raise
+            self.auth = claims
+            if spec.roles and claims.role not in spec.roles:
+                raise errors.Forbidden("This endpoint needs the role: " + ", ".join(spec.roles))
+        self.read_ahead = dict(zip(ahead, values[len(reads):]))
+        if query_error is not None:
+            raise query_error
         if spec.body is not None:
             self.body = self.parse_body(spec.body, spec.max_body)
         if spec.idempotent and self.request.headers.get("Idempotency-Key"):
@@ -220,15 +265,25 @@ class ApiHandler(tornado.web.RequestHandler):
             return
         await method(self, *args, **kwargs)
 
-    async def authenticate(self) -> AccessClaims:
+    def token_claims(self) -> AccessClaims:
+        """The verified claims of the bearer token (revocation is checked by the caller)."""
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise errors.Unauthorized()
-        claims = decode_access_token(self.r.settings, token.strip())
+        return decode_access_token(self.r.settings, token.strip())
+
+    async def authenticate(self) -> AccessClaims:
+        """Verify the bearer token outside run_endpoint (its own revocation read)."""
+        claims = self.token_claims()
         await ensure_not_revoked(self.r.cache, claims)
         self.auth = claims
         return claims
+
+    @property
+    def viewer_id(self) -> int | None:
+        """The caller's user id on a `viewer=True` endpoint, None if not logged in."""
+        return self.auth.user_id if self.auth is not None else None
 
     def parse_body(self, model: type[pydantic.BaseModel], max_body: int | None = None):
         limit = max_body or self.r.settings.max_body_bytes
@@ -250,19 +305,31 @@ class ApiHandler(tornado.web.RequestHandler):
             raise errors.ValidationFailed(errors=validation_errors(error)) from error
 
     def parse_query(self, model: type[pydantic.BaseModel]):
+        """The validated query. Frozen models are remembered per query string: the same
+        feed is asked for with the same few strings all day."""
+        frozen = model.model_config.get("frozen", False) and len(self.request.query) <= 256
+        if frozen:
+            cached = _parsed_queries.get((model, self.request.query))
+            if cached is not None:
+                return cached
         data: dict[str, Any] = {}
         for name, values in self.request.query_arguments.items():
             decoded = [v.decode("utf-8", "replace") for v in values]
             data[name] = decoded if len(decoded) > 1 else decoded[0]
         try:
-            return model.model_validate(data)
+            parsed = model.model_validate(data)
         except pydantic.ValidationError as error:
             raise errors.ValidationFailed(errors=validation_errors(error)) from error
+        if frozen:
+            if len(_parsed_queries) >= _PARSED_QUERIES_MAX:
+                del _parsed_queries[next(iter(_parsed_queries))]  # the oldest
+            _parsed_queries[(model, self.request.query)] = parsed
+        return parsed
 
 
 class NotFoundHandler(ApiHandler):
     """Unknown paths answer in the JSON envelope too."""
 
-    async def prepare(self) -> None:
-        await super().prepare()
+    def prepare(self) -> None:
+        super().prepare()
         raise errors.NotFound("No such endpoint")

@@ -141,7 +141,7 @@ def _error_responses() -> dict[str, dict]:
 
 def _error_statuses(route: Route, spec: EndpointSpec) -> set[int]:
     statuses = {500, 503}
-    if spec.auth:
+    if spec.auth or spec.viewer:
         statuses.add(401)
     if spec.roles:
         statuses.add(403)
@@ -225,7 +225,9 @@ def _operation(route: Route, method: str, spec: EndpointSpec, keys: dict, render
         "summary": summary,
         "tags": list(spec.tags) or [route.name.split(".")[0]],
         "parameters": [],
-        "security": [{"bearerAuth": []}] if spec.auth else [],
+        # viewer=True: login optional ({} is the OpenAPI spelling of "no auth needed")
+        "security": [{"bearerAuth": []}] if spec.auth else
+                    [{"bearerAuth": []}, {}] if spec.viewer else [],
     }
     if description:
         op["description"] = description

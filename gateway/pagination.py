@@ -17,8 +17,10 @@ from pawhome.errors import ValidationFailed, field_error
 MAX_LIMIT = 100
 
 
+# Query models are frozen: the gateway reuses a parsed query for the same query string
+# (gateway/handler.py parse_query), so nobody may change one in place.
 class PageQuery(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "frozen": True}
     page: int = Field(1, ge=1, le=100_000)
     limit: int = Field(10, ge=1, le=MAX_LIMIT)
 
@@ -28,7 +30,7 @@ class PageQuery(BaseModel):
 
 
 class CursorQuery(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "frozen": True}
     cursor: str | None = Field(None, max_length=512)
     limit: int = Field(10, ge=1, le=MAX_LIMIT)
 

@@ -11,6 +11,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from redis.exceptions import NoScriptError
+
 from pawhome.cache import Cache
 from pawhome.errors import RateLimited
 from gateway.metrics import RATE_LIMITED
@@ -69,22 +71,35 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "moderation.report": (Rule("user", 20, 3600),),
 }
 
-# KEYS[1]: the window's sorted set. ARGV: window_ms, limit, unique member.
-# Returns {allowed (1/0), remaining, retry_after_ms}.
-SLIDING_WINDOW_LUA = """
+# One call per request: every window that applies (per IP, per user) and, in the same round
+# trip, the keys the request will read anyway (token revocation marks, a cached page), so a
+# request that is let in has paid one Redis call for its admission. A hit is counted in all
+# windows or in none.
+# KEYS: the n windows' sorted sets, then the keys to read.
+# ARGV: n, unique member, then window_ms and limit of each window.
+# Returns {0, 0, value of each read key...} when admitted, {i, retry_after_ms} when window i
+# is full.
+ADMIT_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-if count < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], window)
-  return {1, limit - count - 1, 0}
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  local window = tonumber(ARGV[1 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[2 + 2 * i]) then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    return {i, tonumber(oldest[2]) + window - now}
+  end
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, 0, tonumber(oldest[2]) + window - now}
+for i = 1, n do
+  redis.call('ZADD', KEYS[i], now, ARGV[2])
+  redis.call('PEXPIRE', KEYS[i], ARGV[1 + 2 * i])
+end
+local out = {0, 0}
+for i = n + 1, #KEYS do
+  out[#out + 1] = redis.call('GET', KEYS[i])
+end
+return out
 """
 
 
@@ -97,16 +112,34 @@ def rules_for(route_name: str | None) -> tuple[Rule, ...]:
 class RateLimiter:
     def __init__(self, cache: Cache) -> None:
         self.cache = cache
-        self._script = cache.script(SLIDING_WINDOW_LUA)
+        self._script = cache.script(ADMIT_LUA)  # for its sha and its reload on NOSCRIPT
+
+    async def admit(self, route_name: str, hits: list[tuple[Rule, str]],
+                    reads: list[str] = ()) -> list[bytes | None]:
+        """Count one request in each (rule, identity) window and read `reads`, in one call.
+        Raises RateLimited (429) if any window is full (then nothing is counted); returns
+        the values of `reads`, in order."""
+        keys = [self.cache.key("rl", route_name, rule.scope, rule.window, identity)
+                for rule, identity in hits]
+        args: list = [len(keys), os.urandom(8).hex()]
+        for rule, _identity in hits:
+            args += (rule.window * 1000, rule.limit)
+        keys += reads
+        if not keys:
+            return []
+        try:  # EVALSHA directly: redis-py's Script wrapper costs more than the call here
+            reply = await self.cache.redis.evalsha(self._script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            reply = await self._script(keys=keys, args=args)
+        full = int(reply[0])
+        if full:
+            rule = hits[full - 1][0]
+            RATE_LIMITED.labels(rule=f"{route_name}:{rule.label}").inc()
+            retry_after = max(1, math.ceil(int(reply[1]) / 1000))
+            raise RateLimited(headers={"Retry-After": str(retry_after)},
+                              message=f"Too many requests; retry in {retry_after}s")
+        return reply[2:]
 
     async def hit(self, route_name: str, rule: Rule, identity: str) -> None:
         """Count one request; raise RateLimited (429) if the rule's window is full."""
-        key = self.cache.key("rl", route_name, rule.scope, rule.window, identity)
-        member = os.urandom(8).hex()
-        allowed, _remaining, retry_ms = await self._script(
-            keys=[key], args=[rule.window * 1000, rule.limit, member])
-        if not int(allowed):
-            RATE_LIMITED.labels(rule=f"{route_name}:{rule.label}").inc()
-            retry_after = max(1, math.ceil(int(retry_ms) / 1000))
-            raise RateLimited(headers={"Retry-After": str(retry_after)},
-                              message=f"Too many requests; retry in {retry_after}s")
+        await self.admit(route_name, [(rule, identity)])

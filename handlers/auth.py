@@ -48,8 +48,8 @@ class RefreshBody(BaseModel):
 class DevLoginHandler(ApiHandler):
     """Log in as any openid without WeChat. Only in embedded/development settings."""
 
-    async def prepare(self) -> None:
-        await super().prepare()
+    def prepare(self) -> None:
+        super().prepare()
         if not self.r.settings.dev_login:
             raise NotFound("No such endpoint")
 

@@ -50,7 +50,7 @@ class StreamedBodyHandler(ApiHandler):
         self.body_too_large = False
 
     async def prepare(self) -> None:
-        await super().prepare()
+        super().prepare()
         method = getattr(type(self), self.request.method.lower(), None)
         spec = getattr(method, "endpoint_spec", None)
         if spec is None:

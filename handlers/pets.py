@@ -41,10 +41,9 @@ class MyPetHandler(ApiHandler):
 
 
 class UserPetsHandler(ApiHandler):
-    @endpoint(auth=False, tags=("pets",), summary="A user's pet cards, as on their profile")
+    @endpoint(auth=False, viewer=True, tags=("pets",),
+              summary="A user's pet cards, as on their profile")
     async def get(self, user_id: int) -> None:
-        viewer = (await self.authenticate()).user_id \
-            if self.request.headers.get("Authorization") else None
         async with self.r.db.session() as session:
-            rows = await pets.list_user_pets(session, viewer, user_id)
+            rows = await pets.list_user_pets(session, self.viewer_id, user_id)
         self.ok({"items": [pets.pet_view(p) for p in rows]})

@@ -22,12 +22,7 @@ class ReasonBody(BaseModel):
 
 
 class CommunityHandler(ApiHandler):
-    """Endpoints readable without logging in: a token, when sent, must be valid."""
-
-    async def viewer_id(self) -> int | None:
-        if self.request.headers.get("Authorization"):
-            return (await self.authenticate()).user_id
-        return None
+    """Posts and their pages: most are readable without logging in (`viewer=True`)."""
 
     async def drop_cached_pages(self, post_id: int | None = None) -> None:
         """After a committed change that may alter the discovery feeds."""
@@ -40,15 +35,16 @@ class CommunityHandler(ApiHandler):
 
 
 class PostsHandler(CommunityHandler):
-    @endpoint(auth=False, query=feeds.FeedQuery, tags=("posts",),
+    @endpoint(auth=False, viewer=True, query=feeds.FeedQuery, tags=("posts",),
+              read_ahead=lambda h: feeds.first_page_reads(h.r.cache, h.viewer_id, h.query),
               summary="Posts: latest or hot, filtered by topic, board, pet type, author or "
                       "the people the caller follows; cursor-paginated")
     async def get(self) -> None:
-        viewer = await self.viewer_id()
+        viewer = self.viewer_id
         query = self.query
         if query.is_discovery and query.cursor is None:
             raw = await feeds.first_page_bytes(self.r.db, self.r.cache, self.r.settings,
-                                               viewer, query)
+                                               viewer, query, self.read_ahead)
             self.finish(b'{"code":0,"message":"ok","data":' + raw + b"}")
             return
         async with self.r.db.session() as session:
@@ -66,9 +62,10 @@ class PostsHandler(CommunityHandler):
 
 
 class PostHandler(CommunityHandler):
-    @endpoint(auth=False, tags=("posts",), summary="One post, if the caller may see it")
+    @endpoint(auth=False, viewer=True, tags=("posts",),
+              summary="One post, if the caller may see it")
     async def get(self, post_id: int) -> None:
-        viewer = await self.viewer_id()
+        viewer = self.viewer_id
         async with self.r.db.session() as session, session.begin():
             post = await posts.get_visible_post(session, viewer, post_id)
             if viewer is not None:

@@ -22,10 +22,10 @@ class HotTopicsHandler(CommunityHandler):
 
 
 class TopicHandler(CommunityHandler):
-    @endpoint(auth=False, query=feeds.TopicPageQuery, tags=("topics",),
+    @endpoint(auth=False, viewer=True, query=feeds.TopicPageQuery, tags=("topics",),
               summary="A topic and its posts the caller may see")
     async def get(self, name: str) -> None:
-        viewer = await self.viewer_id()
+        viewer = self.viewer_id
         async with self.r.db.session() as session:
             self.ok(await feeds.topic_page(session, self.r.cache, self.r.settings, viewer,
                                            name, self.query))

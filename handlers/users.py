@@ -60,7 +60,7 @@ class MyBlocksHandler(ApiHandler):
     @endpoint(body=BlockBody, tags=("users",), summary="Block a user (idempotent)")
     async def post(self) -> None:
         async with self.r.db.session() as session, session.begin():
-            await users.block_user(session, self.user_id, self.body.user_id)
+            await users.block_user(session, self.r.cache, self.user_id, self.body.user_id)
         self.ok({"user_id": self.body.user_id, "blocked": True})
 
 
@@ -69,4 +69,5 @@ class MyBlockHandler(ApiHandler):
     async def delete(self, user_id: int) -> None:
         async with self.r.db.session() as session, session.begin():
             await users.unblock_user(session, self.user_id, user_id)
+        await users.forget_block_flags(self.r.cache, self.user_id, user_id)
         self.ok({"user_id": user_id, "blocked": False})

@@ -47,7 +47,7 @@ class Cache:
         self._scripts: dict[str, object] = {}
 
     def key(self, *parts: object) -> str:
-        return self.prefix + ":".join(str(p) for p in parts)
+        return self.prefix + ":".join(map(str, parts))
 
     def script(self, source: str):
         """A Lua script registered once per client (EVALSHA, reloaded if Redis forgot it)."""

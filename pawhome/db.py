@@ -13,12 +13,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from sqlalchemy import event, exc, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (AsyncConnection, AsyncEngine, AsyncSession,
+                                    async_sessionmaker, create_async_engine)
 
+from pawhome import codec
 from pawhome.errors import DatabaseUnavailable
 from settings import Settings
 
 T = TypeVar("T")
+# What a read-only Core query runs on: a session, or a bare connection (Database.connection).
+Executor = AsyncSession | AsyncConnection
 
 # MySQL/MariaDB client errors that mean "the server is not there", not "your SQL is wrong".
 _CONNECTION_ERRNOS = {2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927}
@@ -42,7 +46,8 @@ def is_connection_error(error: BaseException) -> bool:
 def make_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if settings.is_sqlite:
-        engine = create_async_engine(url, connect_args={"timeout": 15})
+        engine = create_async_engine(url, connect_args={"timeout": 15},
+                                     json_deserializer=codec.loads)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # WAL: readers never wait on the writer
@@ -60,6 +65,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle,
         pool_pre_ping=True,
         connect_args={"connect_timeout": settings.db_connect_timeout, "charset": "utf8mb4"},
+        json_deserializer=codec.loads,  # JSON columns: orjson reads them ~5x faster
     )
 
 
@@ -74,6 +80,13 @@ class Database:
         committed = (self.engine if settings.is_sqlite
                      else self.engine.execution_options(isolation_level="READ COMMITTED"))
         self.read_committed_sessionmaker = async_sessionmaker(committed, expire_on_commit=False)
+        # Units of work wait here, first come first served, for one of the pool's
+        # connections. The pool's own wait lets a newcomer take a connection that was just
+        # handed to a waiter, which sends the waiter to the back of the line: with more
+        # concurrent requests than connections, p99 grew to ten times p50. asyncio's
+        # Semaphore (3.11+) queues newcomers behind waiters.
+        self._gate = (None if settings.is_sqlite
+                      else asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow))
 
     @contextlib.asynccontextmanager
     async def session(self, timeout: float | None = None,
@@ -84,12 +97,49 @@ class Database:
         DB_SESSION_TIMEOUT; 0 for none): a server that accepts connections but never answers
         becomes a 503 instead of a request that hangs. SQLite is local and has busy_timeout.
         """
+        maker = self.read_committed_sessionmaker if read_committed else self.sessionmaker
+        async with self._guarded(timeout):
+            async with maker() as session:
+                yield session
+
+    @contextlib.asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[AsyncConnection]:
+        """A bare connection for Core reads, guarded like session(). Cheaper than a session
+        for a read-only unit of work: closing a session rolls back and then the pool rolls
+        back again on check-in; closing a connection rolls back once."""
+        async with self._guarded(timeout):
+            async with self.engine.connect() as connection:
+                yield connection
+
+    @contextlib.asynccontextmanager
+    async def _guarded(self, timeout: float | None) -> AsyncIterator[None]:
+        await self._take_turn()
+        try:
+            async with self._deadline_and_errors(timeout):
+                yield
+        finally:
+            if self._gate is not None:
+                self._gate.release()
+
+    async def _take_turn(self) -> None:
+        if self._gate is None:
+            return
+        if not self._gate.locked():
+            await self._gate.acquire()  # free now: no timer needed
+            return
+        try:
+            async with asyncio.timeout(self.settings.db_pool_timeout):
+                await self._gate.acquire()
+        except TimeoutError:
+            raise DatabaseUnavailable("No database connection free in time") from None
+
+    @contextlib.asynccontextmanager
+    async def _deadline_and_errors(self, timeout: float | None) -> AsyncIterator[None]:
         limit = self.settings.db_session_timeout if timeout is None else timeout
         deadline = asyncio.timeout(limit if limit and not self.settings.is_sqlite else None)
-        maker = self.read_committed_sessionmaker if read_committed else self.sessionmaker
         try:
-            async with deadline, maker() as session:
-                yield session
+            async with deadline:
+                yield
         except TimeoutError as error:
             if deadline.expired():
                 raise DatabaseUnavailable("Database did not answer in time") from error

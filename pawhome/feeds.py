@@ -14,17 +14,18 @@ from typing import Any, Literal
 
 from pydantic import Field
 from redis.exceptions import ResponseError
-from sqlalchemy import String, and_, delete, or_, select, type_coerce, update
+from sqlalchemy import String, and_, bindparam, delete, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.pagination import CursorQuery, cursor_result, decode_cursor
 from models.base import utcnow
 from models.community import BrowseHistory, Post, PostTopic, Topic
 from models.users import UserBlock, UserFollow
-from pawhome import codec
+from pawhome import codec, users
+from pawhome.db import Executor
 from pawhome.errors import NotFound, Unauthorized, ValidationFailed, field_error
-from pawhome.posts import (MAX_PINNED_PER_BOARD, board_by_slug, normalize_topic, render_posts,
-                           visible_to, views_key)
+from pawhome.posts import (MAX_PINNED_PER_BOARD, board_by_slug, normalize_topic,
+                           render_post_rows, select_post_rows, visible_to, views_key)
 
 log = logging.getLogger("pawhome.feeds")
 
@@ -112,6 +113,19 @@ def _position_of(sort: str, post: Post) -> dict[str, Any]:
 # -- lists -----------------------------------------------------------------------------------
 
 
+# The discovery feeds' first page (what the page cache is filled from) as statements built
+# once: building a statement and its cache key per request cost as much as running it.
+# The same condition as visible_to(None) and visibility == "public".
+_P = Post.__table__
+_DISCOVERY_FIRST_PAGE = {
+    sort: select_post_rows(_P.c.status == "visible", _P.c.deleted_at.is_(None),
+                           _P.c.visibility == "public")
+    .order_by(*((_P.c.hot_score.desc(), _P.c.id.desc()) if sort == "hot"
+                else (_P.c.created_at.desc(), _P.c.id.desc())))
+    .limit(bindparam("limit"))
+    for sort in SORTS}
+
+
 async def followee_ids(session: AsyncSession, viewer_id: int, limit: int) -> list[int]:
     """Whom the viewer follows, most recent follows first, at most `limit` (the cap of the
     fan-out-on-read following feed)."""
@@ -120,7 +134,7 @@ async def followee_ids(session: AsyncSession, viewer_id: int, limit: int) -> lis
         .order_by(UserFollow.created_at.desc()).limit(limit))).scalars())
 
 
-async def list_posts(session: AsyncSession, settings: Any, viewer_id: int | None,
+async def list_posts(session: Executor, settings: Any, viewer_id: int | None,
                      query: FeedQuery) -> dict[str, Any]:
     """One page of posts for the viewer from the database, with a cursor to the next."""
     if query.following and viewer_id is None:
@@ -161,19 +175,23 @@ async def list_posts(session: AsyncSession, settings: Any, viewer_id: int | None
     if board is not None:
         # Pinned posts lead the first page of a board; the paged list is the unpinned rest.
         if position is None:
-            pinned = list((await session.execute(
-                select(Post).where(*conditions, Post.pinned_at.is_not(None))
-                .order_by(Post.pinned_at.desc()).limit(MAX_PINNED_PER_BOARD))).scalars())
+            pinned = list(await session.execute(
+                select_post_rows(*conditions, Post.pinned_at.is_not(None))
+                .order_by(Post.pinned_at.desc()).limit(MAX_PINNED_PER_BOARD)))
         conditions.append(Post.pinned_at.is_(None))
     if after is not None:
         conditions.append(after)
-    rows = list((await session.execute(
-        select(Post).where(*conditions).order_by(*_order(query.sort))
-        .limit(query.limit + 1))).scalars())
+    if viewer_id is None and query.is_discovery and position is None:
+        statement, params = _DISCOVERY_FIRST_PAGE[query.sort], {"limit": query.limit + 1}
+    else:
+        statement = (select_post_rows(*conditions).order_by(*_order(query.sort))
+                     .limit(query.limit + 1))
+        params = {}
+    rows = list(await session.execute(statement, params))
     more = len(rows) > query.limit
     rows = rows[:query.limit]
     next_position = _position_of(query.sort, rows[-1]) if more and rows else None
-    return cursor_result(await render_posts(session, pinned + rows), next_position)
+    return cursor_result(await render_post_rows(session, pinned + rows), next_position)
 
 
 def hot_key(cache) -> str:
@@ -181,7 +199,7 @@ def hot_key(cache) -> str:
     return cache.key("feeds", "hot")
 
 
-async def list_hot_from_set(session: AsyncSession, cache, viewer_id: int | None,
+async def list_hot_from_set(session: Executor, cache, viewer_id: int | None,
                             query: FeedQuery) -> dict[str, Any] | None:
     """The hot discovery feed read from the sorted set (positions are ranks in it, so a
     recompute between two pages may repeat or skip a post); None when the set is cold."""
@@ -202,14 +220,14 @@ async def list_hot_from_set(session: AsyncSession, cache, viewer_id: int | None,
         if not await redis.exists(hot_key(cache)):
             return None
         return cursor_result([], None)
-    found = {p.id: p for p in (await session.execute(select(Post).where(
-        Post.id.in_(ids), visible_to(viewer_id), Post.visibility == "public"))).scalars()}
+    found = {p.id: p for p in await session.execute(select_post_rows(
+        Post.id.in_(ids), visible_to(viewer_id), Post.visibility == "public"))}
     rows = [found[i] for i in ids if i in found]
     next_position = {"k": "rank", "o": offset + len(ids)} if len(ids) == query.limit else None
-    return cursor_result(await render_posts(session, rows), next_position)
+    return cursor_result(await render_post_rows(session, rows), next_position)
 
 
-async def read_posts(session: AsyncSession, cache, settings: Any, viewer_id: int | None,
+async def read_posts(session: Executor, cache, settings: Any, viewer_id: int | None,
                      query: FeedQuery) -> dict[str, Any]:
     """GET /v1/posts without the first-page cache."""
     if query.sort == "hot" and query.is_discovery:
@@ -235,35 +253,51 @@ async def invalidate_first_pages(cache, sorts: tuple[str, ...] = SORTS) -> None:
                                for sort in sorts for limit in range(1, MAX_LIMIT + 1)])
 
 
-async def has_blocks(session: AsyncSession, viewer_id: int) -> bool:
-    found = await session.execute(select(UserBlock.user_id).where(
-        or_(UserBlock.user_id == viewer_id, UserBlock.blocked_id == viewer_id)).limit(1))
-    return found.first() is not None
-
-
 async def blocked_either_way(session: AsyncSession, viewer_id: int) -> set[int]:
     rows = await session.execute(select(UserBlock.user_id, UserBlock.blocked_id).where(
         or_(UserBlock.user_id == viewer_id, UserBlock.blocked_id == viewer_id)))
     return {b if a == viewer_id else a for a, b in rows}
 
 
+def first_page_reads(cache, viewer_id: int | None, query: FeedQuery) -> list[str]:
+    """The Redis keys first_page_bytes reads: the cached page and, for a logged-in viewer,
+    their has-blocks flag (the gateway reads them with its admission call). [] if the query
+    is not a cached first page."""
+    if not (query.is_discovery and query.cursor is None):
+        return []
+    keys = [first_page_key(cache, query.sort, query.limit)]
+    if viewer_id is not None:
+        keys.append(users.blocks_flag_key(cache, viewer_id))
+    return keys
+
+
 async def first_page_bytes(db, cache, settings: Any, viewer_id: int | None,
-                           query: FeedQuery) -> bytes:
+                           query: FeedQuery, known: dict[str, Any] | None = None) -> bytes:
     """The encoded first page of a discovery feed, from Redis when warm. The cached page is
-    the same for everyone (public posts only); a viewer with blocks gets it filtered."""
+    the same for everyone (public posts only); a viewer with blocks gets it filtered.
+    `known` holds values of first_page_reads' keys already read (missing keys are read)."""
+    known = known or {}
     key = first_page_key(cache, query.sort, query.limit)
     ttl_ms = int(settings.feed_cache_seconds * 1000)  # 0: no caching
-    raw = await cache.redis.get(key) if ttl_ms > 0 else None
+    if ttl_ms <= 0:
+        raw = None
+    elif key in known:
+        raw = known[key]
+    else:
+        raw = await cache.redis.get(key)
     if raw is None:
-        async with db.session() as session:
-            page = await read_posts(session, cache, settings, None, query)
+        async with db.connection() as connection:  # Core reads only (list_posts, hot set)
+            page = await read_posts(connection, cache, settings, None, query)
         raw = codec.dumps(page)
         if ttl_ms > 0:
             await cache.redis.set(key, raw, px=ttl_ms)
     if viewer_id is None:
         return raw
+    flag = known.get(users.blocks_flag_key(cache, viewer_id))
+    if flag == b"0":
+        return raw
     async with db.session() as session:
-        if not await has_blocks(session, viewer_id):
+        if not await users.has_any_block(session, cache, viewer_id, flag):
             return raw
         hidden = await blocked_either_way(session, viewer_id)
     page = codec.loads(raw)
@@ -321,11 +355,11 @@ async def list_history(session: AsyncSession, viewer_id: int,
         .limit(query.limit + 1))).scalars())
     more = len(rows) > query.limit
     rows = rows[:query.limit]
-    found = {p.id: p for p in (await session.execute(select(Post).where(
-        Post.id.in_([r.post_id for r in rows]), visible_to(viewer_id)))).scalars()}
+    found = {p.id: p for p in await session.execute(select_post_rows(
+        Post.id.in_([r.post_id for r in rows]), visible_to(viewer_id)))}
     shown = [r for r in rows if r.post_id in found]
-    rendered = {v["id"]: v for v in await render_posts(session, [found[r.post_id]
-                                                                 for r in shown])}
+    rendered = {v["id"]: v for v in await render_post_rows(session, [found[r.post_id]
+                                                                     for r in shown])}
     items = [{"viewed_at": r.viewed_at, "post": rendered[r.post_id]} for r in shown]
     last = rows[-1] if more and rows else None
     return cursor_result(items, {"k": "history", "v": last.viewed_at.isoformat(),

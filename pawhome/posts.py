@@ -13,7 +13,7 @@ import unicodedata
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
@@ -21,6 +21,7 @@ from models.base import utcnow
 from models.community import Board, Post, PostTopic, Topic
 from models.users import User, UserBlock, UserFollow
 from pawhome import events
+from pawhome.db import Executor
 from pawhome.errors import NotFound, ValidationFailed, field_error
 from pawhome.follows import is_following
 from pawhome.users import is_blocked
@@ -230,47 +231,89 @@ async def get_own_post(session: AsyncSession, author_id: int, post_id: int,
 # -- rendering ---------------------------------------------------------------------------------
 
 
+_TOPICS_OF = (select(PostTopic.__table__.c.post_id, Topic.__table__.c.name)
+              .join(Topic.__table__, Topic.__table__.c.id == PostTopic.__table__.c.topic_id)
+              .where(PostTopic.__table__.c.post_id.in_(bindparam("ids", expanding=True)))
+              .order_by(Topic.__table__.c.id))
+
+
+async def _topics_of(session: Executor, post_ids: list[int]) -> dict[int, list[str]]:
+    topics: dict[int, list[str]] = {}
+    for post_id, name in await session.execute(_TOPICS_OF, {"ids": post_ids}):
+        topics.setdefault(post_id, []).append(name)
+    return topics
+
+
 async def render_posts(session: AsyncSession, posts: list[Post]) -> list[dict[str, Any]]:
     """Posts as the API shows them, with author, board and topic names loaded in batches."""
     if not posts:
         return []
-    ids = [p.id for p in posts]
     author_ids = {p.author_id for p in posts}
     board_ids = {p.board_id for p in posts if p.board_id}
     authors = {u.id: u for u in (await session.execute(
         select(User).where(User.id.in_(author_ids)))).scalars()}
     boards = {b.id: b for b in (await session.execute(
         select(Board).where(Board.id.in_(board_ids)))).scalars()} if board_ids else {}
-    topics: dict[int, list[str]] = {}
-    for post_id, name in await session.execute(
-            select(PostTopic.post_id, Topic.name).join(Topic, Topic.id == PostTopic.topic_id)
-            .where(PostTopic.post_id.in_(ids)).order_by(Topic.id)):
-        topics.setdefault(post_id, []).append(name)
+    topics = await _topics_of(session, [p.id for p in posts])
     return [post_view(p, authors.get(p.author_id), boards.get(p.board_id),
                       topics.get(p.id, [])) for p in posts]
 
 
+# Lists (the feeds) read rows, not entities: the columns a post shows with its author's and
+# board's display fields joined in, one query per page (Core columns: no ORM compile or
+# loading step). Loading Post, User and Board objects for the same page cost about three
+# times the CPU.
+_POSTS, _USERS, _BOARDS = Post.__table__, User.__table__, Board.__table__
+LIST_COLUMNS = (
+    *(_POSTS.c[name] for name in (
+        "id", "author_id", "text", "media_kind", "media_ids", "pet_types", "pet_ids",
+        "location_name", "visibility", "status", "status_reason", "pinned_at", "like_count",
+        "comment_count", "favorite_count", "share_count", "view_count", "hot_score",
+        "created_at", "edited_at")),
+    _USERS.c.nickname.label("author_nickname"), _USERS.c.avatar_url.label("author_avatar_url"),
+    _BOARDS.c.slug.label("board_slug"))
+
+
+def select_post_rows(*conditions: ColumnElement[bool]):
+    """SELECT LIST_COLUMNS of the posts matching `conditions` (add order and limit)."""
+    return (select(*LIST_COLUMNS).select_from(
+        _POSTS.outerjoin(_USERS, _USERS.c.id == _POSTS.c.author_id)
+        .outerjoin(_BOARDS, _BOARDS.c.id == _POSTS.c.board_id)).where(*conditions))
+
+
+async def render_post_rows(session: Executor, rows: list[Any]) -> list[dict[str, Any]]:
+    """Rows of select_post_rows as the API shows posts (the same shape as render_posts)."""
+    if not rows:
+        return []
+    topics = await _topics_of(session, [r[0] for r in rows])
+    return [_row_view(r, topics.get(r[0], [])) for r in rows]
+
+
+def _row_view(row: Any, topic_names: list[str]) -> dict[str, Any]:
+    (post_id, author_id, text, media_kind, media_ids, pet_types, pet_ids, location_name,
+     visibility, status, status_reason, pinned_at, like_count, comment_count, favorite_count,
+     share_count, view_count, _hot, created_at, edited_at, nickname, avatar_url,
+     board_slug) = row  # unpacking: a Row's attribute lookups cost more than the rest
+    return {
+        "id": post_id,
+        "author": {"id": author_id, "nickname": nickname or "", "avatar_url": avatar_url or ""},
+        "text": text, "media_kind": media_kind, "media_ids": list(media_ids or []),
+        "topics": topic_names, "board": board_slug,
+        "pet_types": list(pet_types or []), "pet_ids": list(pet_ids or []),
+        "location_name": location_name, "visibility": visibility, "status": status,
+        "status_reason": status_reason if status != "visible" else "",
+        "pinned": pinned_at is not None,
+        "like_count": like_count, "comment_count": comment_count,
+        "favorite_count": favorite_count, "share_count": share_count, "view_count": view_count,
+        "created_at": created_at, "edited_at": edited_at,
+    }
+
+
 def post_view(post: Post, author: User | None, board: Board | None,
               topic_names: list[str]) -> dict[str, Any]:
-    return {
-        "id": post.id,
-        "author": {"id": post.author_id,
-                   "nickname": author.nickname if author else "",
-                   "avatar_url": author.avatar_url if author else ""},
-        "text": post.text,
-        "media_kind": post.media_kind, "media_ids": list(post.media_ids or []),
-        "topics": topic_names,
-        "board": board.slug if board else None,
-        "pet_types": list(post.pet_types or []), "pet_ids": list(post.pet_ids or []),
-        "location_name": post.location_name, "visibility": post.visibility,
-        "status": post.status,
-        "status_reason": post.status_reason if post.status != "visible" else "",
-        "pinned": post.pinned_at is not None,
-        "like_count": post.like_count, "comment_count": post.comment_count,
-        "favorite_count": post.favorite_count, "share_count": post.share_count,
-        "view_count": post.view_count,
-        "created_at": post.created_at, "edited_at": post.edited_at,
-    }
+    return _row_view(tuple(getattr(post, c.name) for c in LIST_COLUMNS[:20]) + (
+        author.nickname if author else "", author.avatar_url if author else "",
+        board.slug if board else None), topic_names)
 
 
 async def render_post(session: AsyncSession, post: Post) -> dict[str, Any]:

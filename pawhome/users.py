@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.base import utcnow
 from models.users import User, UserBlock, UserSettings
 from pawhome import search, wordfilter
+from pawhome.cache import Cache
 from pawhome.errors import (NotFound, PhoneTaken, SensitiveContent, UserBanned,
                             ValidationFailed, field_error)
 from pawhome.logs import mask_openid, mask_phone
@@ -328,14 +329,50 @@ async def public_profile(session: AsyncSession, viewer_id: int | None,
 # -- block list -------------------------------------------------------------------------------
 
 
-async def block_user(session: AsyncSession, user_id: int, blocked_id: int) -> None:
-    """Block `blocked_id`; blocking twice is a no-op."""
+# -- "has this user any block, either way?" --------------------------------------------------
+#
+# Asked on every logged-in read of a cached discovery page (a page with no blocks to honour is
+# served as stored), so it is answered from Redis: "1" or "0" per user, filled from the
+# database on a miss with SET NX. A stale "1" only costs the filtering path, a stale "0"
+# would show a blocked author, so a block writes "1" for both users BEFORE its transaction
+# commits (a reader that looked earlier cannot overwrite it: NX) and an unblock deletes the
+# flags after its commit (the next read recounts).
+
+BLOCKS_FLAG_SECONDS = 3600
+
+
+def blocks_flag_key(cache: Cache, user_id: int) -> str:
+    return cache.key("users", "has-blocks", user_id)
+
+
+async def has_any_block(session: AsyncSession, cache: Cache, user_id: int,
+                        flag: bytes | None = None) -> bool:
+    """Whether `user_id` blocked anyone or was blocked by anyone. `flag` is the flag's value
+    if the caller already read it (the gateway's read-ahead)."""
+    if flag is None:
+        flag = await cache.redis.get(blocks_flag_key(cache, user_id))
+    if flag is not None:
+        return flag == b"1"
+    found = (await session.execute(select(UserBlock.user_id).where(
+        or_(UserBlock.user_id == user_id, UserBlock.blocked_id == user_id)).limit(1))).first()
+    await cache.redis.set(blocks_flag_key(cache, user_id), b"1" if found else b"0",
+                          ex=BLOCKS_FLAG_SECONDS, nx=True)
+    return found is not None
+
+
+async def block_user(session: AsyncSession, cache: Cache, user_id: int,
+                     blocked_id: int) -> None:
+    """Block `blocked_id`; blocking twice is a no-op. Call inside the caller's transaction."""
     if blocked_id == user_id:
         raise ValidationFailed(errors=[field_error("user_id", "you cannot block yourself")])
     if await session.get(User, blocked_id) is None:
         raise NotFound("User not found")
     if await is_blocked(session, user_id, blocked_id):
         return
+    async with cache.redis.pipeline(transaction=False) as pipe:
+        for uid in (user_id, blocked_id):
+            pipe.set(blocks_flag_key(cache, uid), b"1", ex=BLOCKS_FLAG_SECONDS)
+        await pipe.execute()
     try:
         async with session.begin_nested():
             session.add(UserBlock(user_id=user_id, blocked_id=blocked_id))
@@ -349,9 +386,14 @@ async def block_user(session: AsyncSession, user_id: int, blocked_id: int) -> No
 
 
 async def unblock_user(session: AsyncSession, user_id: int, blocked_id: int) -> None:
-    """Remove a block; removing one that is not there is a no-op."""
+    """Remove a block; removing one that is not there is a no-op. After the commit, call
+    forget_block_flags."""
     await session.execute(delete(UserBlock).where(
         UserBlock.user_id == user_id, UserBlock.blocked_id == blocked_id))
+
+
+async def forget_block_flags(cache: Cache, *user_ids: int) -> None:
+    await cache.redis.delete(*[blocks_flag_key(cache, uid) for uid in user_ids])
 
 
 async def list_blocks(session: AsyncSession, user_id: int, offset: int,

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from models.base import utcnow
 from models.community import Comment, Favorite, Like, Post, UserStats
-from models.users import User, UserBlock, UserFollow, UserSettings
-from pawhome import codec, counters, tokens
+from models.users import User, UserFollow, UserSettings
+from pawhome import codec, counters, tokens, users
 from tests.helpers import Session
 
 
@@ -50,7 +50,7 @@ async def make_post(resources: Any, author_id: int, visibility: str = "public",
 
 async def block(resources: Any, blocker_id: int, blocked_id: int) -> None:
     async with resources.db.session() as session, session.begin():
-        session.add(UserBlock(user_id=blocker_id, blocked_id=blocked_id))
+        await users.block_user(session, resources.cache, blocker_id, blocked_id)
 
 
 async def follow_row(resources: Any, follower_id: int, followee_id: int) -> None:

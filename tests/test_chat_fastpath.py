@@ -144,7 +144,7 @@ async def test_a_retry_after_being_blocked_still_gets_its_first_ack_but_new_send
     body = _body("before the block")
     first = await chat.send_message(resources, a, body, to_user_id=b)
     async with resources.db.session() as session, session.begin():
-        await users.block_user(session, b, a)
+        await users.block_user(session, resources.cache, b, a)
     retry = await chat.send_message(resources, a, body, to_user_id=b)
     assert (retry["id"], retry["seq"]) == (first["id"], first["seq"])
     with pytest.raises(ChatBlocked):

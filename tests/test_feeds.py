@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from models.community import Post
 from gateway.pagination import encode_cursor
-from pawhome import feeds, follows
+from pawhome import feeds, follows, users
 from tests.test_posts import (boards, ensure_boards, insert_post, publish,  # noqa: F401
                               set_status, tag)
 
@@ -89,6 +89,26 @@ async def test_blocked_users_posts_are_hidden_both_ways_in_lists(api, resources)
             listed = await ids(api, path, viewer.token)  # the cached page is filtered too
             assert hidden["id"] not in listed and shown["id"] in listed, path
         assert await topic_page_ids(api, name, viewer.token) == [shown["id"]]
+
+
+@pytest.mark.gen_test
+async def test_the_cached_page_follows_blocks_and_unblocks_at_once(api, resources):
+    """Each viewer's has-blocks flag (Redis) decides whether the shared cached page needs
+    filtering: a block sets it before it commits, an unblock drops it after."""
+    alice, bob = await api.login(), await api.login()
+    b = await publish(api, resources, bob, text="bob's post")
+    await fresh_discovery(resources)
+    flag = users.blocks_flag_key(resources.cache, alice.user_id)
+    assert b["id"] in await ids(api, "/v1/posts?limit=100", alice.token)
+    assert await resources.cache.redis.get(flag) == b"0"  # counted once, then remembered
+    (await api.post("/v1/users/me/blocks", json={"user_id": bob.user_id},
+                    token=alice.token)).ok()
+    assert await resources.cache.redis.get(flag) == b"1"
+    assert b["id"] not in await ids(api, "/v1/posts?limit=100", alice.token)
+    (await api.delete(f"/v1/users/me/blocks/{bob.user_id}", token=alice.token)).ok()
+    assert await resources.cache.redis.get(flag) is None
+    assert b["id"] in await ids(api, "/v1/posts?limit=100", alice.token)
+    assert await resources.cache.redis.get(flag) == b"0"
 
 
 @pytest.mark.gen_test

@@ -52,8 +52,8 @@ async def like(resources, owner: int, actor: int, post_id: int = 123):
 async def test_own_action_and_blocked_actors_notify_nobody(resources):
     owner, fan, blocked, blocker = [await make_user(resources) for _ in range(4)]
     async with resources.db.session() as session, session.begin():
-        await users.block_user(session, owner, blocked)  # the owner blocked someone
-        await users.block_user(session, blocker, owner)  # someone blocked the owner
+        await users.block_user(session, resources.cache, owner, blocked)  # the owner blocked someone
+        await users.block_user(session, resources.cache, blocker, owner)  # someone blocked the owner
     assert await like(resources, owner, owner) is None
     assert await like(resources, owner, blocked) is None
     assert await like(resources, blocker, owner) is None
