@@ -225,6 +225,10 @@ class Settings(BaseSettings):
     wechat_push_token: str = "dev-push-token"
     # A visible post or comment is hidden pending review after this many distinct reports.
     moderation_report_hide_threshold: int = 3
+    # WeChat answers an image check (mediaCheckAsync) within 30 minutes by its documentation;
+    # an image still waiting after this long (a lost push) goes to the admin review queue.
+    moderation_media_check_timeout_seconds: int = 40 * 60
+    moderation_media_check_sweep_seconds: float = 300.0  # how often beat looks for those
 
     # --- search (pawhome/search.py, docs/search.md) ---------------------------------------
     search_query_max_chars: int = 50  # longer queries are refused (422)

@@ -249,6 +249,8 @@ async def apply_media_verdict(resources: Any, media_id: int, suggest: str, label
         if trace_id:
             check = (await session.execute(select(ModerationCheck).where(
                 ModerationCheck.trace_id == trace_id).with_for_update())).scalar_one_or_none()
+            if check is not None and check.state == "done":
+                return media.moderation  # answered meanwhile (a repeated or a late push)
         if check is None:
             check = ModerationCheck(target_type="media", target_id=media_id, provider=provider,
                                     trace_id=trace_id)
@@ -282,7 +284,27 @@ async def _after_media_verdict(session: AsyncSession, media: Media, suggest: str
 
 
 # Review verdicts that mean "nobody could check this", not "a check found something".
-UNVERIFIED_LABELS = ("unverified", "wechat_refused")
+UNVERIFIED_LABELS = ("unverified", "wechat_refused", "wechat_timeout")
+
+
+async def expire_media_checks(resources: Any, now: dt.datetime | None = None,
+                              batch: int = 100) -> int:
+    """Send images whose WeChat verdict never came (MODERATION_MEDIA_CHECK_TIMEOUT_SECONDS
+    after the check was asked) to the admin review queue, label `wechat_timeout`: a lost
+    push must not leave an image, and the posts showing it, pending for ever. A verdict that
+    arrives afterwards finds its check answered and is ignored. Returns how many expired."""
+    cutoff = (now or utcnow()) - dt.timedelta(
+        seconds=resources.settings.moderation_media_check_timeout_seconds)
+    async with resources.db.session() as session:
+        due = (await session.execute(select(ModerationCheck.target_id, ModerationCheck.trace_id)
+                                     .where(ModerationCheck.provider == "wechat_media",
+                                            ModerationCheck.state == "pending",
+                                            ModerationCheck.created_at < cutoff)
+                                     .order_by(ModerationCheck.id).limit(batch))).all()
+    for media_id, trace_id in due:
+        await apply_media_verdict(resources, media_id, "review", "wechat_timeout",
+                                  "wechat_media", trace_id=trace_id)
+    return len(due)
 
 
 def _reason(suggest: str, label: str) -> str:

@@ -268,6 +268,26 @@ async def test_review_image_verdict_holds_the_post(api, resources, wechat):
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_an_image_whose_verdict_never_comes_goes_to_review_and_a_late_push_is_ignored(
+        api, resources, wechat):
+    author, other = await api.login(), await api.login()
+    image = await make_image(resources, author.user_id)
+    post_id = await make_post(resources, author.user_id, "等不到结果的照片", [image])
+    assert await moderation.review_post(resources, post_id) == "pending"
+    trace_id = list(wechat.media_checks)[-1]
+    assert await moderation.expire_media_checks(resources) == 0  # not overdue yet
+    overdue = utcnow() + dt.timedelta(
+        seconds=resources.settings.moderation_media_check_timeout_seconds + 1)
+    assert await moderation.expire_media_checks(resources, now=overdue) == 1
+    assert await media_moderation(resources, image) == "review"
+    assert await moderation.review_post(resources, post_id) == "hidden"  # for an admin
+    assert not await visible_to_other(resources, other.user_id, post_id)
+    await push(api, wechat, trace_id, "pass")  # WeChat after all, too late to count
+    assert await media_moderation(resources, image) == "review"
+    assert await moderation.expire_media_checks(resources, now=overdue) == 0  # done once
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_stale_openid_marks_images_for_review_without_asking_wechat(api, resources,
                                                                         wechat):
     author = await api.login()

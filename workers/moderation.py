@@ -7,6 +7,7 @@ outages and rate limits are transient (retried with backoff).
 from __future__ import annotations
 
 from workers import runtime
+from workers.base import PERIODIC
 from workers.celery_app import celery_app
 
 
@@ -32,3 +33,11 @@ def review_media(media_id: int) -> str:
     from pawhome import moderation
 
     return runtime.run(moderation.review_media(runtime.resources(), media_id))
+
+
+@celery_app.task(name="moderation.expire_media_checks", **PERIODIC)
+def expire_media_checks() -> int:
+    """Beat: images whose WeChat verdict is overdue go to the review queue."""
+    from pawhome import moderation
+
+    return runtime.run(moderation.expire_media_checks(runtime.resources()))
