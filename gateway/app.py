@@ -12,12 +12,14 @@ import logging
 import time
 
 import tornado.httpserver
+import tornado.routing
 import tornado.web
 
 from gateway import accesslog
 from gateway.handler import NotFoundHandler
 from gateway.hub import Hub
 from gateway.ratelimit import RateLimiter
+from gateway.routing import LiteralPaths
 from gateway.shutdown import GOING_AWAY_CODE, GOING_AWAY_REASON, InflightRequests
 from pawhome.outbox import OutboxRelay
 from pawhome.resources import Resources
@@ -29,10 +31,12 @@ log = logging.getLogger("pawhome.gateway")
 def make_app(resources: Resources, relay: OutboxRelay | None = None) -> tornado.web.Application:
     from handlers import ROUTES  # the one route table
 
-    specs = [r.spec() for r in ROUTES]
+    literal = LiteralPaths(ROUTES)
+    rules = [tornado.routing.Rule(tornado.routing.AnyMatches(), literal),
+             *(r.spec() for r in ROUTES)]
     relay = relay or OutboxRelay(resources)
-    return tornado.web.Application(
-        specs,
+    app = tornado.web.Application(
+        rules,
         default_handler_class=NotFoundHandler,
         resources=resources,
         limiter=RateLimiter(resources.cache),
@@ -48,6 +52,8 @@ def make_app(resources: Resources, relay: OutboxRelay | None = None) -> tornado.
         serve_traceback=False,
         log_function=lambda handler: None,  # gateway/accesslog.py writes the access log
     )
+    literal.application = app
+    return app
 
 
 class Gateway:

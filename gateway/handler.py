@@ -75,8 +75,9 @@ def endpoint(*, auth: bool = True, roles: tuple[str, ...] | list[str] = (), body
 
     def decorate(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         @functools.wraps(method)
-        async def wrapper(self: "ApiHandler", *args: Any, **kwargs: Any) -> None:
-            await self.run_endpoint(spec, method, args, kwargs)
+        def wrapper(self: "ApiHandler", *args: Any, **kwargs: Any) -> Awaitable[None]:
+            # Returns run_endpoint's coroutine (tornado awaits it): one coroutine level less.
+            return self.run_endpoint(spec, method, args, kwargs)
 
         wrapper.endpoint_spec = spec  # type: ignore[attr-defined]
         return wrapper

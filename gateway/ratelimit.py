@@ -113,17 +113,22 @@ class RateLimiter:
     def __init__(self, cache: Cache) -> None:
         self.cache = cache
         self._script = cache.script(ADMIT_LUA)  # for its sha and its reload on NOSCRIPT
+        self._window_keys: dict[tuple[str, Rule], tuple[str, int]] = {}
 
     async def admit(self, route_name: str, hits: list[tuple[Rule, str]],
                     reads: list[str] = ()) -> list[bytes | None]:
         """Count one request in each (rule, identity) window and read `reads`, in one call.
         Raises RateLimited (429) if any window is full (then nothing is counted); returns
         the values of `reads`, in order."""
-        keys = [self.cache.key("rl", route_name, rule.scope, rule.window, identity)
-                for rule, identity in hits]
-        args: list = [len(keys), os.urandom(8).hex()]
-        for rule, _identity in hits:
-            args += (rule.window * 1000, rule.limit)
+        keys, args = [], [len(hits), os.urandom(8).hex()]
+        for rule, identity in hits:
+            prefix, window_ms = self._window_keys.get((route_name, rule), (None, 0))
+            if prefix is None:
+                prefix = self.cache.key("rl", route_name, rule.scope, rule.window, "")
+                window_ms = rule.window * 1000
+                self._window_keys[(route_name, rule)] = (prefix, window_ms)
+            keys.append(prefix + identity)
+            args += (window_ms, rule.limit)
         keys += reads
         if not keys:
             return []

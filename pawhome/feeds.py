@@ -7,6 +7,7 @@ Every list goes through `posts.visible_to`, the same rule as a post's own page. 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import uuid
@@ -240,8 +241,14 @@ async def read_posts(session: Executor, cache, settings: Any, viewer_id: int | N
 # -- the cached first pages ------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=512)
+def _first_page_key(prefix: str, sort: str, limit: int) -> str:
+    return f"{prefix}feeds:first:{sort}:{limit}"
+
+
 def first_page_key(cache, sort: str, limit: int) -> str:
-    return cache.key("feeds", "first", sort, limit)
+    """Built on every read of a cached page, so remembered (2 sorts x 100 limits)."""
+    return _first_page_key(cache.prefix, sort, limit)
 
 
 async def invalidate_first_pages(cache, sorts: tuple[str, ...] = SORTS) -> None:

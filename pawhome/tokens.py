@@ -98,8 +98,9 @@ def valid_after_key(cache: Cache, user_id: int) -> str:
 
 def revocation_keys(cache: Cache, claims: AccessClaims) -> list[str]:
     """The keys whose values decide whether `claims` were revoked (see check_revocation)."""
-    return [revoked_jti_key(cache, claims.jti), revoked_session_key(cache, claims.sid),
-            valid_after_key(cache, claims.user_id)]
+    prefix = cache.prefix  # the same keys as the three functions above, built in one go
+    return [f"{prefix}auth:revoked-jti:{claims.jti}", f"{prefix}auth:revoked-sid:{claims.sid}",
+            f"{prefix}auth:valid-after:{claims.user_id}"]
 
 
 def check_revocation(claims: AccessClaims, values: list) -> None:
