@@ -36,7 +36,8 @@ class CommunityHandler(ApiHandler):
 
 class PostsHandler(CommunityHandler):
     @endpoint(auth=False, viewer=True, query=feeds.FeedQuery, tags=("posts",),
-              read_ahead=lambda h: feeds.first_page_reads(h.r.cache, h.viewer_id, h.query),
+              read_ahead=lambda h: feeds.first_page_reads(h.r.cache, h.r.settings, h.viewer_id,
+                                                        h.query),
               summary="Posts: latest or hot, filtered by topic, board, pet type, author or "
                       "the people the caller follows; cursor-paginated")
     async def get(self) -> None:

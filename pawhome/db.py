@@ -81,12 +81,14 @@ class Database:
                      else self.engine.execution_options(isolation_level="READ COMMITTED"))
         self.read_committed_sessionmaker = async_sessionmaker(committed, expire_on_commit=False)
         # Units of work wait here, first come first served, for one of the pool's
-        # connections. The pool's own wait lets a newcomer take a connection that was just
-        # handed to a waiter, which sends the waiter to the back of the line: with more
-        # concurrent requests than connections, p99 grew to ten times p50. asyncio's
-        # Semaphore (3.11+) queues newcomers behind waiters.
-        self._gate = (None if settings.is_sqlite
-                      else asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow))
+        # DB_POOL_SIZE kept connections. Without it, under more concurrent requests than
+        # connections, p99 of a database read grew to ten times p50 (the pool's own wait
+        # is not first come first served), and units of work beyond the pool size opened
+        # overflow connections that the pool closed again on return: one new MariaDB
+        # connection per three requests. asyncio's Semaphore (3.11+) queues newcomers behind
+        # waiters. DB_MAX_OVERFLOW stays headroom for connections held outside the gate
+        # (the chat writer's).
+        self._gate = None if settings.is_sqlite else asyncio.Semaphore(settings.db_pool_size)
 
     @contextlib.asynccontextmanager
     async def session(self, timeout: float | None = None,

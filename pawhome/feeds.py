@@ -140,6 +140,12 @@ async def list_posts(session: Executor, settings: Any, viewer_id: int | None,
     """One page of posts for the viewer from the database, with a cursor to the next."""
     if query.following and viewer_id is None:
         raise Unauthorized("Log in to see the posts of people you follow")
+    if viewer_id is None and query.is_discovery and query.cursor is None:
+        # What the page cache is filled from: no conditions to build (that cost as much as
+        # running the query).
+        rows = list(await session.execute(_DISCOVERY_FIRST_PAGE[query.sort],
+                                          {"limit": query.limit + 1}))
+        return await _page_of(session, query, [], rows)
     if query.is_discovery:
         # The discovery feeds show public posts to everyone alike (so the first page can be
         # cached once for all); followers-only posts live in the following feed and lists.
@@ -182,13 +188,14 @@ async def list_posts(session: Executor, settings: Any, viewer_id: int | None,
         conditions.append(Post.pinned_at.is_(None))
     if after is not None:
         conditions.append(after)
-    if viewer_id is None and query.is_discovery and position is None:
-        statement, params = _DISCOVERY_FIRST_PAGE[query.sort], {"limit": query.limit + 1}
-    else:
-        statement = (select_post_rows(*conditions).order_by(*_order(query.sort))
-                     .limit(query.limit + 1))
-        params = {}
-    rows = list(await session.execute(statement, params))
+    rows = list(await session.execute(
+        select_post_rows(*conditions).order_by(*_order(query.sort)).limit(query.limit + 1)))
+    return await _page_of(session, query, pinned, rows)
+
+
+async def _page_of(session: Executor, query: FeedQuery, pinned: list[Any],
+                   rows: list[Any]) -> dict[str, Any]:
+    """The rendered page from up to limit + 1 rows (one more means there is a next page)."""
     more = len(rows) > query.limit
     rows = rows[:query.limit]
     next_position = _position_of(query.sort, rows[-1]) if more and rows else None
@@ -266,13 +273,15 @@ async def blocked_either_way(session: AsyncSession, viewer_id: int) -> set[int]:
     return {b if a == viewer_id else a for a, b in rows}
 
 
-def first_page_reads(cache, viewer_id: int | None, query: FeedQuery) -> list[str]:
-    """The Redis keys first_page_bytes reads: the cached page and, for a logged-in viewer,
-    their has-blocks flag (the gateway reads them with its admission call). [] if the query
-    is not a cached first page."""
+def first_page_reads(cache, settings: Any, viewer_id: int | None,
+                     query: FeedQuery) -> list[str]:
+    """The Redis keys first_page_bytes reads: the cached page (unless FEED_CACHE_SECONDS=0)
+    and, for a logged-in viewer, their has-blocks flag (the gateway reads them with its
+    admission call). [] if the query is not a discovery feed's first page."""
     if not (query.is_discovery and query.cursor is None):
         return []
-    keys = [first_page_key(cache, query.sort, query.limit)]
+    keys = [first_page_key(cache, query.sort, query.limit)] \
+        if settings.feed_cache_seconds > 0 else []
     if viewer_id is not None:
         keys.append(users.blocks_flag_key(cache, viewer_id))
     return keys
