@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     media_video_max_bytes: int = 200 << 20
     media_max_pixels: int = 50_000_000  # decompression-bomb guard (width x height)
     media_variant_widths: list[int] = Field(default_factory=lambda: [240, 480, 1080])
+    # An upload not completed this long after it started is deleted and failed (beat job
+    # media.purge_abandoned_uploads, hourly); its presigned URL expired long before.
+    media_upload_abandon_seconds: int = 24 * 3600
     media_part_min_bytes: int = 1 << 20  # every part but the last (COS: >= 1 MB)
     media_part_max_bytes: int = 16 << 20
     media_max_parts: int = 1000

@@ -9,6 +9,8 @@ describes the flows, states and limits.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import logging
 import math
 import tempfile
 import uuid
@@ -27,6 +29,8 @@ from pawhome.errors import (AttachmentRefused, Conflict, NotFound, PayloadTooLar
 from pawhome.media_files import TYPES_BY_KIND, MediaRejected, Processed
 from pawhome.storage import StorageError, storage_for, variant_prefix
 from settings import Settings
+
+log = logging.getLogger("pawhome.media")
 
 
 MAX_ID = 2**63 - 1
@@ -566,3 +570,42 @@ async def process_media(resources: Any, media_id: int) -> str:
 async def fail_media(resources: Any, media_id: int, reason: str) -> str:
     """Give up on a media whose processing kept failing for reasons outside the file."""
     return await _finish(resources, media_id, reason=reason)
+
+
+async def purge_abandoned_uploads(resources: Any, now: dt.datetime | None = None,
+                                  batch: int = 100) -> int:
+    """Uploads started but never completed within MEDIA_UPLOAD_ABANDON_SECONDS: their stored
+    bytes (a PUT object, multipart parts) are deleted, then the media fails with the reason
+    and its owner is told (`media.failed`). Storage first, so a crash in between only leaves
+    work the next run repeats; a completion racing with it finds no object and fails.
+    Returns how many were purged."""
+    settings = resources.settings
+    cutoff = (now or utcnow()) - dt.timedelta(seconds=settings.media_upload_abandon_seconds)
+    async with resources.db.session() as session:
+        due = (await session.execute(
+            select(Media.id, Media.storage_key, Media.upload_id)
+            .where(Media.status == "uploading", Media.created_at < cutoff)
+            .order_by(Media.id).limit(batch))).all()
+    store = _store(settings)
+    purged = 0
+    for media_id, key, upload_id in due:
+        try:
+            if upload_id:
+                try:
+                    await asyncio.to_thread(store.abort_multipart, key, upload_id)
+                except StorageError as error:  # e.g. already expired by a lifecycle rule
+                    log.info("multipart upload of media %s not aborted: %s", media_id, error)
+            await asyncio.to_thread(store.delete, key)
+        except StorageError as error:
+            log.warning("abandoned upload of media %s not deleted (next run): %s",
+                        media_id, error)
+            continue
+        async with resources.db.session() as session, session.begin():
+            await session.execute(delete(MediaUploadPart).where(
+                MediaUploadPart.media_id == media_id))
+        hours = settings.media_upload_abandon_seconds / 3600
+        if await _finish(resources, media_id,
+                         reason=f"upload abandoned: not completed within {hours:g} h") \
+                == "failed":
+            purged += 1
+    return purged

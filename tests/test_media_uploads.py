@@ -120,3 +120,59 @@ async def test_chunked_upload_parameters_are_validated(api, settings):
         "kind": "image", "size": 10, "content_type": "image/png"})).ok(201)
     (await api.get(f"/v1/media/uploads/{direct['media_id']}/parts",
                    token=me.token)).error(404)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_uploads_never_completed_are_deleted_and_failed_after_a_day(api, app, resources):
+    import datetime as dt
+
+    from models.base import utcnow
+    from pawhome.storage import storage_for
+    from tests.event_contract import capture_events, types_of
+    from tests.media_helpers import jpeg_bytes, path_of
+
+    me = await api.login()
+    # A single PUT that was sent but never completed, and a chunked upload with one part.
+    data = jpeg_bytes(200, 200)
+    put = (await api.post("/v1/media", token=me.token, json={
+        "kind": "image", "size": len(data), "content_type": "image/jpeg"})).ok(201)
+    (await api.request("PUT", path_of(put["upload_url"]), body=data)).ok()
+    fresh = png_bytes(1100, 1000, noise=True)  # new bytes: not an instant upload
+    chunked = await _start(api, me, fresh)
+    assert chunked["instant"] is False
+    (await _put_part(api, me, chunked["media_id"], 1, _chunks(fresh)[0])).ok()
+    store = storage_for(resources.settings)
+    key = store.path_of(await _key_of(resources, put["media_id"]))
+    upload_id = await _upload_id_of(resources, chunked["media_id"])
+    assert key.exists() and store._parts_dir(upload_id).exists()
+
+    assert await media.purge_abandoned_uploads(resources) == 0  # a fresh upload is kept
+    tomorrow = utcnow() + dt.timedelta(seconds=resources.settings.media_upload_abandon_seconds
+                                       + 60)
+    async with capture_events(app, me.user_id) as captured:
+        assert await media.purge_abandoned_uploads(resources, now=tomorrow) >= 2  # + earlier tests'
+    assert types_of(await captured.events()) == ["media.failed", "media.failed"]
+    assert not key.exists() and not store._parts_dir(upload_id).exists()
+    for media_id in (put["media_id"], chunked["media_id"]):
+        row = (await api.get(f"/v1/media/{media_id}", token=me.token)).ok()
+        assert row["status"] == "failed" and "abandoned" in row["fail_reason"]
+    late = (await api.post(f"/v1/media/{put['media_id']}/complete", token=me.token)).ok()
+    assert late["status"] == "failed"  # completing now changes nothing
+    listing = (await api.get(f"/v1/media/uploads/{chunked['media_id']}/parts",
+                             token=me.token)).ok()
+    assert listing["parts"] == [] and listing["received"] == 0
+    assert await media.purge_abandoned_uploads(resources, now=tomorrow) == 0  # done once
+
+
+async def _key_of(resources, media_id: int) -> str:
+    from models.media import Media
+
+    async with resources.db.session() as session:
+        return (await session.get(Media, media_id)).storage_key
+
+
+async def _upload_id_of(resources, media_id: int) -> str:
+    from models.media import Media
+
+    async with resources.db.session() as session:
+        return (await session.get(Media, media_id)).upload_id

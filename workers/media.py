@@ -7,7 +7,7 @@ already ready or failed does nothing, and a run interrupted half-way redoes the 
 from __future__ import annotations
 
 from workers import runtime
-from workers.base import TransientError
+from workers.base import PERIODIC, TransientError
 from workers.celery_app import celery_app
 
 
@@ -29,3 +29,11 @@ def process(self, media_id: int) -> str:
             return runtime.run(media.fail_media(resources, int(media_id),
                                                 f"storage unavailable: {error}"))
         raise TransientError(str(error)) from error
+
+
+@celery_app.task(name="media.purge_abandoned_uploads", **PERIODIC)
+def purge_abandoned_uploads() -> int:
+    """Beat: delete uploads never completed (MEDIA_UPLOAD_ABANDON_SECONDS) and fail them."""
+    from pawhome import media
+
+    return runtime.run(media.purge_abandoned_uploads(runtime.resources()))

@@ -32,6 +32,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
                                 "schedule": settings.feed_hot_recompute_seconds},
         "reconcile-counters": {"task": "default.reconcile_counters",
                                "schedule": settings.counter_reconcile_seconds},
+        "purge-abandoned-uploads": {"task": "media.purge_abandoned_uploads",
+                                    "schedule": crontab(minute=37)},
         "expire-media-checks": {"task": "moderation.expire_media_checks",
                                 "schedule": settings.moderation_media_check_sweep_seconds},
         "purge-expired-idempotency-records": {
