@@ -27,9 +27,7 @@ class CommunityHandler(ApiHandler):
     async def drop_cached_pages(self, post_id: int | None = None) -> None:
         """After a committed change that may alter the discovery feeds."""
         try:
-            await feeds.invalidate_first_pages(self.r.cache)
-            if post_id is not None:
-                await self.r.cache.redis.zrem(feeds.hot_key(self.r.cache), str(post_id))
+            await feeds.drop_post_from_feeds(self.r.cache, post_id)
         except UNAVAILABLE_ERRORS as error:  # the TTL bounds the staleness anyway
             log.warning("feed cache not invalidated: %r", error)
 

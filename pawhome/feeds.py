@@ -267,6 +267,14 @@ async def invalidate_first_pages(cache, sorts: tuple[str, ...] = SORTS) -> None:
                                for sort in sorts for limit in range(1, MAX_LIMIT + 1)])
 
 
+async def drop_post_from_feeds(cache, post_id: int | None = None) -> None:
+    """After a committed change that may alter the discovery feeds: drop the cached first
+    pages and, for a post that changed, its place in the hot set."""
+    await invalidate_first_pages(cache)
+    if post_id is not None:
+        await cache.redis.zrem(hot_key(cache), str(post_id))
+
+
 async def blocked_either_way(session: AsyncSession, viewer_id: int) -> set[int]:
     rows = await session.execute(select(UserBlock.user_id, UserBlock.blocked_id).where(
         or_(UserBlock.user_id == viewer_id, UserBlock.blocked_id == viewer_id)))

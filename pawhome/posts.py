@@ -20,7 +20,7 @@ from sqlalchemy.sql import ColumnElement
 from models.base import utcnow
 from models.community import Board, Post, PostTopic, Topic
 from models.users import User, UserBlock, UserFollow
-from pawhome import events
+from pawhome import events, outbox
 from pawhome.db import Executor
 from pawhome.errors import NotFound, ValidationFailed, field_error
 from pawhome.follows import is_following
@@ -525,7 +525,13 @@ async def set_status(session: AsyncSession, post_id: int, status: str,
     if post.status == status and post.status_reason == reason:
         return post
     was_counted = counts_in_topics(post)
+    was_visible = post.status == "visible"
     post.status, post.status_reason = status, reason[:255]
+    if was_visible != (status == "visible"):
+        # The cached first pages and the hot set may show it (or should now): a task drops
+        # them right after the commit, wherever this runs (a worker's verdict included);
+        # otherwise a removed post stayed on the cached pages until their TTL.
+        outbox.enqueue_task(session, "default.drop_post_from_feeds", post.id)
     if was_counted != counts_in_topics(post):
         await _count_post_topics(session, post.id, -1 if was_counted else 1)
     if status == "removed":

@@ -400,3 +400,25 @@ async def test_worker_reviews_a_post_enqueued_through_the_outbox(api, app, resou
     async def visible() -> bool:
         return await status_of(resources, Post, post_id) == "visible"
     await wait_until(visible, timeout=30, what="the worker to publish the post")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_post_taken_down_by_a_worker_leaves_the_cached_first_page_at_once(
+        api, app, resources, wechat, celery_worker_process):
+    """The risky verdict is applied outside any request (a worker, here directly): the post
+    must not stay on the cached discovery page until its TTL runs out."""
+    from pawhome import feeds
+
+    author = await api.login()
+    post_id = await make_post(resources, author.user_id, "先通过后被下架的帖子")
+    assert await moderation.review_post(resources, post_id) == "visible"
+    await feeds.invalidate_first_pages(resources.cache)
+    ids = [p["id"] for p in (await api.get("/v1/posts?limit=20")).ok()["items"]]
+    assert post_id in ids  # and the first page is now cached (5 s)
+    async with resources.db.session() as session, session.begin():
+        await posts.set_status(session, post_id, "removed", "risky content (20002)")
+
+    async def gone() -> bool:
+        page = (await api.get("/v1/posts?limit=20")).ok()
+        return post_id not in [p["id"] for p in page["items"]]
+    await wait_until(gone, timeout=4, what="the task to drop the cached pages")

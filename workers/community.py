@@ -24,3 +24,12 @@ def recompute_hot_posts() -> int:
 
     resources = runtime.resources()
     return runtime.run(feeds.recompute_hot(resources.db, resources.cache, resources.settings))
+
+
+@celery_app.task(name="default.drop_post_from_feeds")
+def drop_post_from_feeds(post_id: int) -> None:
+    """A post became visible or stopped being visible: drop the cached first pages and its
+    place in the hot set (enqueued by posts.set_status with the change)."""
+    from pawhome import feeds
+
+    runtime.run(feeds.drop_post_from_feeds(runtime.resources().cache, int(post_id)))
