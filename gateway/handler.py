@@ -241,17 +241,16 @@ class ApiHandler(tornado.web.RequestHandler):
         reads = revocation_keys(self.r.cache, claims) if claims is not None else []
         ahead: list[str] = []
         if spec.read_ahead is not None and token_error is None and query_error is None:
-            self.auth = claims  # what read_ahead may look at; unset again if revoked
-            ahead = spec.read_ahead(self)
+            self.auth = claims  # what read_ahead may look at; set for good once admitted
+            try:
+                ahead = spec.read_ahead(self)
+            finally:
+                self.auth = None
         values = await self.limiter.admit(route, hits, reads + ahead)
         if token_error is not None:
             raise token_error
         if claims is not None:
-            try:
-                check_revocation(claims, values[:3])
-            except errors.AppError:
-                self.auth = None
-                raise
+            check_revocation(claims, values[:3])
             self.auth = claims
             if spec.roles and claims.role not in spec.roles:
                 raise errors.Forbidden("This endpoint needs the role: " + ", ".join(spec.roles))
