@@ -29,6 +29,7 @@ async def serve(port: int, address: str) -> None:
 
         await prepare_embedded(gateway.resources)
     gateway.start(port, address)
+    tune_gc(settings.ws_gc_thresholds)
     log.info("gateway listening", extra={"fields": {"port": port, "mode": settings.mode}})
     stop = stop_signal()
     if settings.dev_login:
@@ -36,6 +37,17 @@ async def serve(port: int, address: str) -> None:
     await stop.wait()
     log.info("gateway stopping", extra={"fields": {"port": port}})
     await gateway.shutdown()
+
+
+def tune_gc(thresholds: str) -> None:
+    """WS_GC_THRESHOLDS: freeze what start-up made (modules, models, routes) out of the
+    collector's way, and collect young objects less often (settings.py explains why)."""
+    if thresholds.strip():
+        import gc
+
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*(int(n) for n in thresholds.split(",")))
 
 
 def startup_banner(settings, base: str) -> str:

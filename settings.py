@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     ws_presence_ttl: int = 75  # presence entry lifetime; refreshed every heartbeat interval
     ws_last_seen_ttl: int = 90 * 24 * 3600
     ws_pubsub_backoff_max: float = 5.0  # pub/sub reconnect backoff ceiling (seconds)
+    # A gateway process freezes its start-up objects (gc.freeze) and collects young objects
+    # with these gc thresholds: with Python's defaults (700,10,10) full collections walked
+    # every module and model and stalled the event loop 100-150 ms every few seconds under
+    # chat load (bench/results/realtime_dm.md). "" keeps Python's defaults, no freeze.
+    ws_gc_thresholds: str = "50000,50,100"
 
     # --- auth ------------------------------------------------------------------------
     jwt_secret: str = DEV_SECRET
@@ -138,6 +143,13 @@ class Settings(BaseSettings):
     chat_recall_seconds: int = 120  # a sender may recall a message this long after sending
     chat_typing_interval: float = 3.0  # at most one typing relay per conversation and sender
     chat_unread_top: int = 20  # conversations listed by GET /v1/conversations/unread-count
+    # Socket sends queued while a batch is written go into the next transaction together
+    # (pawhome/chat_writer.py), at most this many per transaction; 1 = every send on its own
+    # (the REST path's way). Production: the default.
+    chat_group_commit_max: int = 200
+    # Batches one process may write at once, each on its own connection: a second starts
+    # only when sends back up behind a slow one (row locks keep seqs gap-free).
+    chat_group_commit_lanes: int = 2
 
     # --- notifications, live topics, subscribe messages (docs/notifications.md) --------
     # An unread notification with the same group_key updated within this window absorbs a

@@ -3,8 +3,8 @@
     python bench/bench_realtime.py            (about 6 minutes; writes bench/results/realtime.*)
     python bench/bench_realtime.py --quick    (a smoke run, about 90 s; prints, writes nothing)
     python bench/bench_realtime.py --only dm [--rates 100,200,400] [--quick]
-                                              (the single-gateway DM case alone, for
-                                              before/after comparisons; writes
+                                              (the DM cases alone, one gateway process and
+                                              two, for before/after comparisons; writes
                                               bench/results/realtime_dm.* unless --quick)
 
 In one run, with gateway processes pinned to core 0 and the load client (bench/ws_load.py)
@@ -73,9 +73,9 @@ STORES = _stores()
 FULL = {
     "idle": int(os.environ.get("BENCH_IDLE", "10000")),
     "pairs": 200, "probes": 5, "probe_interval": 0.02,
-    # The gateway's steps start low (it was measured far below the 2,000 msg/s aim); the bare
+    # The gateway's steps start low (the single-message path managed 250 msg/s); the bare
     # relay passes everything below 250 trivially, so its steps start there.
-    "rates": [25, 50, 75, 100, 150, 200, 250, 500, 1000, 1500, 2000, 3000],
+    "rates": [25, 50, 100, 250, 500, 1000, 1500, 2000, 2500, 3000, 3500],
     "bare_rates": [250, 500, 1000, 1500, 2000, 3000, 4000, 5000],
     "step_seconds": float(os.environ.get("BENCH_STEP_SECONDS", "8")),
     # Warm-up: one message per pair (creates the conversations), not measured.
@@ -136,6 +136,21 @@ async def create_users(count: int) -> list[int]:
                 User.openid.like(f"{OPENID_PREFIX}%")))).all())
     await engine.dispose()
     return [known[o] for o in openids]
+
+
+async def clear_conversations() -> None:
+    """Remove the bench users' conversations (their members and messages go with them), so
+    every DM run starts from the same state: messages would otherwise pile up run after run
+    (millions of rows) and each run would measure a bigger table than the last."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(ENV["DATABASE_URL"])
+    async with engine.begin() as conn:
+        bench_users = f"SELECT id FROM users WHERE openid LIKE '{OPENID_PREFIX}%'"
+        await conn.execute(text(f"DELETE FROM messages WHERE sender_id IN ({bench_users})"))
+        await conn.execute(text(f"DELETE FROM conversations WHERE user_a_id IN ({bench_users})"))
+    await engine.dispose()
 
 
 def mint_tokens(user_ids: list[int]) -> list[tuple[int, str]]:
@@ -459,16 +474,21 @@ def write_markdown(r: dict) -> str:
         "send rate was within 5 % of the target and p99 delivery (send -> recipient's "
         "chat.message, by client_msg_id, same clock) < 100 ms. Stepping stops at the first "
         "failing step (a failing step is run once more first: the machine is shared with "
-        "other work, see `machine busy`). Gateway: chat.send over the socket -> pawhome.chat.send_message (MariaDB "
-        "transaction, seq, outbox) -> outbox relay -> Redis stream + PUBLISH -> hub -> "
+        "other work, see `machine busy`). Gateway: chat.send over the socket -> "
+        "pawhome/chat_writer.py (group commit: the sends queued meanwhile share one MariaDB "
+        "transaction: rules, seqs, messages, members, one outbox row) -> one Lua call appends "
+        "the batch's events to the users' Redis streams and PUBLISHes them -> hub -> "
         "recipient (and the sender's own copy). Bare: the frame is forwarded to the "
         "recipient's socket and acked. Loop-lag probe: "
         f"{c['probes']} extra sockets send `ping` every {c['probe_interval'] * 1000:.0f} ms in "
         "turn; the pong round trip shows event-loop stalls of the (first) server process. "
-        "Server CPU is utime+stime of the gateway process(es) over the step. SQL statements "
+        "Server CPU is utime+stime of the gateway process(es) over the step; MariaDB / Redis "
+        "CPU the same for the local mariadbd and redis-server processes (they share the load "
+        "client's core; anything else using them adds to it). SQL statements "
         "and Redis commands per message are MariaDB's global `Questions` and Redis's "
         "`total_commands_processed` over the step divided by the messages (server-wide "
-        "counters: approximate, anything else running adds to them).",
+        "counters: approximate, anything else running adds to them; a statement is counted "
+        "once however many rows it writes, and Redis counts the commands a Lua script runs).",
         "",
         *DM_TABLE_HEADER,
     ]
@@ -522,8 +542,9 @@ def write_markdown(r: dict) -> str:
 DM_TABLE_HEADER = [
     "| server | rate | achieved | lost | dup | errors | delivery p50 / p99 / max ms | "
     "ack p50 / p99 ms | probe p99 / max ms | server CPU % | server CPU us/msg | "
-    "client CPU % | machine busy % (of 200) | SQL stmts/msg | Redis cmds/msg | pass |",
-    "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+    "MariaDB / Redis CPU us/msg | client CPU % | machine busy % (of 200) | SQL stmts/msg | "
+    "Redis cmds/msg | pass |",
+    "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
 ]
 
 
@@ -537,47 +558,65 @@ def dm_step_rows(label: str, result: dict) -> list[str]:
         f"{s['delivery_p99_ms']} / {s['delivery_max_ms']} | {s['ack_p50_ms']} / "
         f"{s['ack_p99_ms']} | {s['probe_rtt_p99_ms']} / {s['probe_rtt_max_ms']} | "
         f"{s['server_cpu_percent']} | {s['server_cpu_us_per_message']} | "
+        f"{s.get('db_cpu_us_per_message') or '-'} / {s.get('redis_cpu_us_per_message') or '-'} | "
         f"{s['client_cpu_percent']} | {s['machine_busy_percent']} | "
         f"{s['db_statements_per_message'] or '-'} | "
         f"{s['redis_commands_per_message'] or '-'} | {verdict(s)} |"
         for s in result["steps"]]
 
 
-def dm_step_table(label: str, result: dict) -> list[str]:
-    """The DM table of one case (the same columns as the full report)."""
-    return [*DM_TABLE_HEADER, *dm_step_rows(label, result)]
-
-
 def dm_only(tokens, config, server_core, client_core, quiet, started, quick) -> None:
-    """`--only dm`: the single-gateway DM case alone, for quick before/after comparisons."""
+    """`--only dm`: the DM cases alone (one gateway process, then two with the clients split
+    between them), for before/after comparisons."""
     timeout = 60 + len(config["rates"]) * 2 * (config["step_seconds"]
                                                + config["drain_seconds"] + 2)
-    clear_rate_limits()
-    server = gateway("gateway", server_core)
+    results = {}
     try:
-        result = load("dm", dm_spec(config, "gateway", tokens, server, server, [server.pid],
-                                    False), client_core, timeout)
+        clear_rate_limits()
+        server = gateway("gateway", server_core)
+        try:
+            results["gateway"] = load("dm", dm_spec(config, "gateway", tokens, server, server,
+                                                    [server.pid], False), client_core, timeout)
+        finally:
+            stopped(server)
+        report_dm("gateway", results["gateway"])
+        # As in the full run: both processes on the server core, senders on the first,
+        # recipients on the second, so every message crosses processes through Redis.
+        clear_rate_limits()
+        first = gateway("gateway x2", server_core)
+        try:
+            second = gateway("gateway x2", server_core)
+            try:
+                results["gateway x2"] = load("dm", dm_spec(
+                    config, "gateway x2", tokens, first, second, [first.pid, second.pid],
+                    False), client_core, timeout)
+            finally:
+                stopped(second)
+        finally:
+            stopped(first)
+        report_dm("gateway x2", results["gateway x2"])
     finally:
-        stopped(server)
         clear_prefix(PREFIX + "*")
         clear_prefix(QUEUE_PREFIX + "*")
-    report_dm("gateway", result)
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "# Real-time benchmark: DM step only (`bench_realtime.py --only dm`)", "",
+        "# Real-time benchmark: DM cases only (`bench_realtime.py --only dm`)", "",
         f"Run {when}; machine CPU use before the start: {quiet[-1]} % (all cores = 100 %). "
         f"{config['pairs']} pairs, {config['step_seconds']:g} s per step. Columns as in "
-        "realtime.md.", "",
-        *dm_step_table("gateway", result), "",
-        f"Highest passing rate: {result.get('max_rate_passed')} msg/s; first failing step "
-        f"{result.get('first_failed_rate')}.",
+        "realtime.md; `gateway x2` is two gateway processes on the same core, senders on the "
+        "first and recipients on the second.", "",
+        *DM_TABLE_HEADER, *dm_step_rows("gateway", results["gateway"]),
+        *dm_step_rows("gateway x2", results["gateway x2"]), "",
     ]
+    for label, result in results.items():
+        lines.append(f"- {label}: highest passing rate {result.get('max_rate_passed')} msg/s; "
+                     f"first failing step {result.get('first_failed_rate')}.")
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     if quick:
         return
     gw.save_results("realtime_dm", {"when": when, "config": config,
-                                    "busy_percent_before_start": quiet, "dm": result},
+                                    "busy_percent_before_start": quiet, "dm": results},
                     markdown, started)
 
 
@@ -586,8 +625,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small smoke run; writes nothing")
     parser.add_argument("--only", choices=["dm"],
-                        help="run one step only: dm = the single-gateway DM case (writes "
-                             "bench/results/realtime_dm.json and .md unless --quick)")
+                        help="run one phase only: dm = the DM cases, one gateway process "
+                             "and two (writes bench/results/realtime_dm.json and .md unless "
+                             "--quick)")
     parser.add_argument("--rates", help="comma-separated DM rates for --only dm")
     args = parser.parse_args()
     config = QUICK if args.quick else FULL
@@ -604,6 +644,7 @@ def main() -> None:
     user_count = max(config["idle"], 1000 + config["fanout_users"],
                      2 * config["pairs"] + config["probes"])
     ids = asyncio.run(create_users(user_count))
+    asyncio.run(clear_conversations())
     tokens = mint_tokens(ids)
     print(f"{len(tokens)} users and tokens ready in {time.monotonic() - started:.1f} s",
           flush=True)

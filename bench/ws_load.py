@@ -87,6 +87,31 @@ def store_counters(spec: dict) -> tuple[int, int] | None:
     return questions, commands
 
 
+def store_pids() -> dict[str, int]:
+    """The local MariaDB and Redis server processes, by name (none when they run elsewhere):
+    their CPU per message is part of what a message costs on this machine."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if name in ("mariadbd", "mysqld"):
+            found.setdefault("db", int(entry.name))
+        elif name == "redis-server":
+            found.setdefault("redis", int(entry.name))
+    return found
+
+
+def cpu_or_none(pid: int | None) -> float | None:
+    try:
+        return cpu_seconds(pid) if pid else None
+    except OSError:
+        return None
+
+
 def ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 2)
 
@@ -395,6 +420,8 @@ class DmRun:
         errors_before = len(self.errors)
         duplicates_before = self.duplicates
         cpu_before = [cpu_seconds(p) for p in pids]
+        stores = store_pids() if self.spec.get("stores") else {}
+        stores_before = {k: cpu_or_none(v) for k, v in stores.items()}
         counters_before = store_counters(self.spec)
         busy_before = machine_busy()
         client_cpu_before = time.process_time()
@@ -425,6 +452,13 @@ class DmRun:
         if prober is not None:
             await prober
         cpu_after = [cpu_seconds(p) for p in pids]
+        stores_after = {k: cpu_or_none(v) for k, v in stores.items()}
+
+        def store_us(kind: str) -> float | None:
+            before, after = stores_before.get(kind), stores_after.get(kind)
+            if before is None or after is None:
+                return None
+            return round((after - before) / max(1, total) * 1e6, 1)
         counters_after = store_counters(self.spec)
         busy_after = machine_busy()
         client_cpu = time.process_time() - client_cpu_before
@@ -450,6 +484,9 @@ class DmRun:
             "probe_rtt_max_ms": ms(max(self.rtts) if self.rtts else None),
             "server_cpu_percent": round(100 * server_cpu / elapsed, 1),
             "server_cpu_us_per_message": round(server_cpu / max(1, total) * 1e6, 1),
+            # The local MariaDB and Redis processes (they share the load client's core).
+            "db_cpu_us_per_message": store_us("db"),
+            "redis_cpu_us_per_message": store_us("redis"),
             "client_cpu_percent": round(100 * client_cpu / elapsed, 1),
             # Of all CPUs together (200 = both cores busy); the rest of the machine included.
             "machine_busy_percent": round(os.cpu_count() * 100 * (busy_after[0] - busy_before[0])
@@ -471,7 +508,9 @@ def report_step(spec: dict, result: dict) -> None:
           f"ack p99 {result['ack_p99_ms']} ms, probe max {result['probe_rtt_max_ms']} ms, "
           f"server cpu {result['server_cpu_percent']}%, "
           f"machine {result['machine_busy_percent']}%, "
-          f"sql/msg {result['db_statements_per_message']}", file=sys.stderr, flush=True)
+          f"sql/msg {result['db_statements_per_message']}, "
+          f"db/redis cpu us/msg {result.get('db_cpu_us_per_message')}/"
+          f"{result.get('redis_cpu_us_per_message')}", file=sys.stderr, flush=True)
 
 
 async def run_dm(spec: dict) -> dict:

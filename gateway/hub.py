@@ -21,6 +21,11 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
+try:  # what the hiredis reader answers when its buffer holds no complete reply
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
+except ImportError:  # pragma: no cover - redis-py without it: only False is checked
+    _NOT_ENOUGH_DATA = False
+
 from gateway import metrics
 from pawhome import codec, presence
 from pawhome.cache import UNAVAILABLE_ERRORS, make_redis
@@ -35,6 +40,9 @@ _PING_EVERY = 10.0
 _PONG_WITHIN = 5.0
 _SUBSCRIBE_WAIT = 5.0
 _CATCH_UP_CONCURRENCY = 50
+_STORED_EVENTS = metrics.WS_EVENTS.labels(kind="stored")
+_EPHEMERAL_EVENTS = metrics.WS_EVENTS.labels(kind="ephemeral")
+_TOPIC_EVENTS = metrics.WS_EVENTS.labels(kind="topic")
 
 
 class _HubPubSub(PubSub):
@@ -263,15 +271,38 @@ class Hub:
                     await pubsub.ping()
                     last_ping, pong_due = now, now + _PONG_WITHIN
                 continue
-            kind = message["type"]
-            if kind == "message":
-                self._dispatch(message["channel"], message["data"])
-            elif kind == "subscribe":
-                future = self._confirm.get(message["channel"])
-                if future is not None and not future.done():
-                    future.set_result(None)
-            elif kind == "pong":
-                pong_due = None
+            while message is not None:
+                kind = message["type"]
+                if kind == "message":
+                    self._dispatch(message["channel"], message["data"])
+                elif kind == "subscribe":
+                    future = self._confirm.get(message["channel"])
+                    if future is not None and not future.done():
+                        future.set_result(None)
+                elif kind == "pong":
+                    pong_due = None
+                message = await self._drain(pubsub)
+
+    async def _drain(self, pubsub: _HubPubSub) -> dict | None:
+        """Dispatch the messages already read and parsed into the connection's buffer
+        without get_message's per-call machinery (timeouts, retries, a dict per message):
+        under load most of them arrive in bursts. Returns the first reply that is not a
+        published message (a subscribe confirmation, a pong) as get_message would, or None
+        when the buffer is empty."""
+        reader = getattr(getattr(pubsub.connection, "_parser", None), "_reader", None)
+        if reader is None or not hasattr(reader, "gets"):  # not hiredis: nothing buffered
+            return None
+        while True:
+            response = reader.gets()
+            if response is False or response is _NOT_ENOUGH_DATA:
+                return None
+            if isinstance(response, list) and len(response) == 3 and \
+                    response[0] == b"message":
+                self._dispatch(response[1], response[2])
+                continue
+            if isinstance(response, BaseException):
+                raise response
+            return await pubsub.handle_message(response)
 
     def _dispatch(self, channel: bytes, raw: bytes) -> None:
         try:
@@ -288,14 +319,14 @@ class Hub:
                                          "data": ev.get("data"), "ts": ev.get("ts")})
                     for conn in list(conns):
                         conn.deliver_event(epoch, eid, frame)
-                    metrics.WS_EVENTS.labels(kind="stored").inc(len(conns))
+                    _STORED_EVENTS.inc(len(conns))
                 elif kind == "eph":
                     ev = message["ev"]
                     frame = codec.dumps({"type": ev["type"], "data": ev.get("data"),
                                          "ts": ev.get("ts")})
                     for conn in list(conns):
                         conn.deliver(frame)
-                    metrics.WS_EVENTS.labels(kind="ephemeral").inc(len(conns))
+                    _EPHEMERAL_EVENTS.inc(len(conns))
                 elif kind == "ctl":
                     for conn in list(conns):
                         conn.apply_control(message)
@@ -309,7 +340,7 @@ class Hub:
                                      "data": ev.get("data"), "ts": ev.get("ts")})
                 for conn in list(conns):
                     conn.deliver(frame)
-                metrics.WS_EVENTS.labels(kind="topic").inc(len(conns))
+                _TOPIC_EVENTS.inc(len(conns))
         except Exception:  # noqa: BLE001 - one bad message must not stop the listener
             log.exception("undeliverable pub/sub message on %r", channel[:80])
 

@@ -1,7 +1,8 @@
 """Direct-message WebSocket frames: chat.send, chat.read, chat.typing, chat.recall.
 
 The socket twin of handlers/conversations.py: each frame is validated by its pydantic model
-and handed to the same pawhome/chat.py function as the REST endpoint, so both paths store,
+and handed to the same pawhome/chat.py function as the REST endpoint — chat.send through the
+group commit of pawhome/chat_writer.py, which gives the same answers — so both paths store,
 check and announce a message identically. Only chat.send gets a direct reply (`chat.ack`);
 the others are answered through the events they cause (chat.read, chat.recalled) or not at
 all (chat.typing). Errors become `error` frames (gateway/ws.py).
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from gateway.ws import ClientFrame, Connection, frame_handler
-from pawhome import chat
+from pawhome import chat, chat_writer
 
 
 class ChatSendFrame(ClientFrame, chat.MessageBody):
@@ -35,11 +36,14 @@ class ChatRecallFrame(ClientFrame):
 
 
 @frame_handler("chat.send", ChatSendFrame)
-async def on_chat_send(conn: Connection, frame: ChatSendFrame) -> None:
-    ack = await chat.send_message(conn.resources, conn.user_id, frame,
-                                  to_user_id=frame.to_user_id,
-                                  conversation_id=frame.conversation_id)
-    conn.reply(frame, "chat.ack", **ack)
+def on_chat_send(conn: Connection, frame: ChatSendFrame) -> None:
+    # Group commit: sends arriving while a batch is written share the next transaction.
+    # The ack (or error) goes out when the message committed; the socket's next frames are
+    # read meanwhile, so one client may have several sends in flight (the writer keeps each
+    # sender's messages in the order they arrived).
+    conn.reply_when_done(frame, "chat.ack", chat_writer.queue_message(
+        conn.resources, conn.user_id, frame, to_user_id=frame.to_user_id,
+        conversation_id=frame.conversation_id))
 
 
 @frame_handler("chat.read", ChatReadFrame)

@@ -38,7 +38,7 @@ class OutboxMessage(Base):
     __table_args__ = (Index("ix_outbox_available_at", "available_at"), MYSQL_TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(16))  # task | event
+    kind: Mapped[str] = mapped_column(String(16))  # task | event | events (a batch of user events)
     name: Mapped[str] = mapped_column(String(128))  # task name, or event target
     payload: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

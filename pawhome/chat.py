@@ -3,7 +3,8 @@
 The one module that writes `conversations`, `conversation_members` and `messages` and emits
 the chat events. The REST handlers (handlers/conversations.py) and the WebSocket frame
 handlers (handlers/chat_frames.py) both call these functions, so a message sent either way
-is checked, stored and announced the same way. docs/chat.md describes the rules and events.
+is checked, stored and announced the same way (socket sends go through the group commit of
+pawhome/chat_writer.py, which shares the rules here and falls back to `send_message`). docs/chat.md describes the rules and events.
 """
 from __future__ import annotations
 
@@ -427,15 +428,26 @@ def _allow_messages_from(stored: dict | None) -> str:
     return users._merged(users.PrivacyPrefs, stored).allow_messages_from  # type: ignore[attr-defined]
 
 
+def allowed_outright(status: str | None, blocked: Any, privacy_prefs: dict | None,
+                     follows_sender: Any) -> bool:
+    """The rules that need no more than the rules row (the single send path and the group
+    commit in pawhome/chat_writer.py share them): raise for an unknown or banned recipient
+    (404) and a block either way (403); True when the privacy setting lets the message
+    through, False when only "the recipient wrote in this conversation" still could."""
+    if status is None or status == "banned":
+        raise NotFound("User not found")
+    if blocked:
+        raise ChatBlocked()
+    allowed = _allow_messages_from(privacy_prefs)
+    return allowed == "everyone" or (allowed == "following" and bool(follows_sender))
+
+
 async def _apply_rules(session: AsyncSession, sender_id: int, rules: Any) -> None:
     """The rules of _ensure_may_message, on the row of _target_and_rules."""
-    if rules.status is None or rules.status == "banned":
-        raise NotFound("User not found")
-    if rules.blocked:
-        raise ChatBlocked()
-    allowed = _allow_messages_from(rules.privacy_prefs)
-    if allowed == "everyone" or (allowed == "following" and rules.follows_sender):
+    if allowed_outright(rules.status, rules.blocked, rules.privacy_prefs,
+                        rules.follows_sender):
         return
+    allowed = _allow_messages_from(rules.privacy_prefs)
     if rules.conversation_id is not None:
         wrote = await session.execute(select(Message.id).where(
             Message.conversation_id == rules.conversation_id,
@@ -445,6 +457,18 @@ async def _apply_rules(session: AsyncSession, sender_id: int, rules: Any) -> Non
     if allowed == "following":
         raise ChatNotAllowed("This user only accepts messages from people they follow")
     raise ChatNotAllowed("This user does not accept direct messages")
+
+
+def checked_send(settings: Any, sender_id: int, body: MessageBody, to_user_id: int | None,
+                 conversation_id: int | None) -> list[dict[str, str]]:
+    """Everything about a send that needs no database (the target named once, not oneself,
+    the body and the word filter); returns the soft-word warnings for the ack."""
+    if (to_user_id is None) == (conversation_id is None):
+        raise ValidationFailed(errors=[field_error(
+            "to_user_id", "give exactly one of to_user_id and conversation_id")])
+    if to_user_id is not None:
+        _not_yourself(sender_id, to_user_id)
+    return _checked_body(settings, body)
 
 
 async def send_message(resources: Any, sender_id: int, body: MessageBody, *,
@@ -465,12 +489,7 @@ async def send_message(resources: Any, sender_id: int, body: MessageBody, *,
     after the commit the events are appended to both users' streams by this request
     (outbox.flush_after_commit), not by a relay pass.
     """
-    if (to_user_id is None) == (conversation_id is None):
-        raise ValidationFailed(errors=[field_error(
-            "to_user_id", "give exactly one of to_user_id and conversation_id")])
-    if to_user_id is not None:
-        _not_yourself(sender_id, to_user_id)
-    warnings = _checked_body(resources.settings, body)
+    warnings = checked_send(resources.settings, sender_id, body, to_user_id, conversation_id)
     claim_seconds = resources.settings.outbox_claim_seconds
     runs = 0
 

@@ -22,6 +22,7 @@ Wire format on the channels: docs/realtime.md ("k" = ev | eph | ctl).
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -114,6 +115,16 @@ def emit_to_user(session: AsyncSession, user_id: int, event_type: str,
     event = make_event(event_type, data)
     publish_event(session, user_channel(user_id), event)
     return event
+
+
+def encode_user_event(user_id: int, event_type: str, data_json: str,
+                      ts: int) -> tuple[str, str, str]:
+    """A stored event for `user_id` whose `data` is already JSON text: (channel, event id,
+    event JSON), the shape of a claimed outbox row. The hot path (chat group commit) encodes
+    a message once and reuses the text for both users' events."""
+    event_id = os.urandom(16).hex()
+    return (user_channel(user_id), event_id,
+            f'{{"id":"{event_id}","type":"{event_type}","data":{data_json},"ts":{ts}}}')
 
 
 async def emit_after_commit(session: AsyncSession, emits: list[tuple[int, str, Any]],

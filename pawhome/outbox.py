@@ -17,7 +17,8 @@ OUTBOX_CLAIM_SECONDS; right after its commit the request appends them to the use
 itself (one Redis call) and deletes them (one statement, shared with concurrent requests), so
 delivery waits for no relay pass. A request that dies before flushing leaves its rows, and the
 relay delivers them once the claim runs out; a redelivered event is a no-op (event-id dedup in
-pawhome/streams.py).
+pawhome/streams.py). The chat group commit (pawhome/chat_writer.py) writes a batch's events as
+ONE row of kind "events" (`events_row_payload`), claimed and delivered the same way.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import String, bindparam, delete, event, func, insert, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -122,23 +124,45 @@ def _claimed_insert_returning(count: int):
     return statement
 
 
+def raw_insert_sql(rows: list[tuple[str, str, str, str]], now_sql: str) -> str:
+    """One INSERT of outbox rows RETURNING their ids, as SQL text for a raw DB-API cursor
+    (the chat group commit, pawhome/chat_writer.py, writes without SQLAlchemy). Each row is
+    `(kind, name, payload JSON, available_at)`, every one already an SQL literal (quoted
+    and escaped by the caller); ids come back in row order."""
+    table = OutboxMessage.__table__.name
+    values = ",".join(f"({kind},{name},{payload},{now_sql},{available},0,'')"
+                      for kind, name, payload, available in rows)
+    return (f"INSERT INTO {table} (kind, name, payload, created_at, available_at, attempts, "
+            f"last_error) VALUES {values} RETURNING id")
+
+
+def events_row_payload(events: list[tuple[str, str, str]]) -> str:
+    """The JSON text of ONE outbox row carrying several events (kind "events"): the chat
+    group commit writes a batch's events this way. `events` are `(channel, event id, event
+    JSON)`; the relay delivers them all, in order, with one Redis call (`deliver_event_rows`),
+    exactly as it would the same events in rows of their own."""
+    return '{"events":[' + ",".join(f'["{channel}",{payload}]'
+                                    for channel, _event_id, payload in events) + "]}"
+
+
+def raw_delete_sql(ids: list[int]) -> str:
+    """DELETE delivered outbox rows by id, as SQL text for a raw DB-API cursor."""
+    return (f"DELETE FROM {OutboxMessage.__table__.name} WHERE id IN "
+            f"({','.join(str(int(i)) for i in ids)})")
+
+
 def take_claimed(session: AsyncSession) -> list[tuple[int, str, str, str]]:
     """The rows this session's transaction claimed (call it inside the unit of work and hand
     the result to `flush_after_commit` once the transaction committed)."""
     return session.info.pop(_CLAIMED, [])
 
 
-async def flush_after_commit(resources, claimed: "AsyncSession | list[tuple[int, str, str, str]]",
-                             wait_for_delete: bool = False) -> int:
-    """Deliver claimed event rows of a COMMITTED transaction now and delete them; returns how
-    many were delivered. Never raises for Redis or database trouble: the rows then stay and
-    the relay delivers them after the claim (delivery is at least once, appends dedup)."""
+async def deliver_claimed(cache, rows: list[tuple[int, str, str, str]]) -> bool:
+    """Append claimed event rows of a COMMITTED transaction to the users' streams (one Redis
+    call for all of them). False, never an exception, when Redis failed: the rows stay and
+    the relay delivers them after the claim (appends dedup by event id)."""
     from pawhome import events, streams
 
-    rows = take_claimed(claimed) if isinstance(claimed, AsyncSession) else list(claimed)
-    if not rows:
-        return 0
-    cache = resources.cache
     stream_items: list[tuple[int, tuple[str, str]]] = []
     try:
         for _row_id, channel, event_id, payload in rows:
@@ -151,6 +175,19 @@ async def flush_after_commit(resources, claimed: "AsyncSession | list[tuple[int,
     except Exception as error:
         log.warning("after-commit delivery of %s event(s) failed, the relay will retry: %r",
                     len(rows), error)
+        return False
+    return True
+
+
+async def flush_after_commit(resources, claimed: "AsyncSession | list[tuple[int, str, str, str]]",
+                             wait_for_delete: bool = False) -> int:
+    """Deliver claimed event rows of a COMMITTED transaction now and delete them; returns how
+    many were delivered. Never raises for Redis or database trouble: the rows then stay and
+    the relay delivers them after the claim (delivery is at least once, appends dedup)."""
+    rows = take_claimed(claimed) if isinstance(claimed, AsyncSession) else list(claimed)
+    if not rows:
+        return 0
+    if not await deliver_claimed(resources.cache, rows):
         return 0
     # The rows are only bookkeeping now: delete them in the background (batched with other
     # requests'), so neither the ack nor the next frame waits for that commit. If this
@@ -278,6 +315,21 @@ async def deliver_event(cache, channel: str, event: dict[str, Any]) -> None:
         await cache.redis.publish(cache.key(channel), codec.dumps({"k": "eph", "ev": event}))
 
 
+async def deliver_event_rows(cache, items: list[list]) -> None:
+    """The events of an "events" row, `[channel, event]` each, in order: users' events into
+    their streams (one Redis call), anything else published as ephemeral."""
+    from pawhome import events, streams
+
+    stored = []
+    for channel, event in items:
+        user_id = events.user_id_of_channel(channel)
+        if user_id is not None:
+            stored.append((user_id, event))
+        else:
+            await cache.redis.publish(cache.key(channel), codec.dumps({"k": "eph", "ev": event}))
+    await streams.append_many(cache, stored)
+
+
 class OutboxRelay:
     """Moves committed outbox rows to the broker (tasks) or Redis pub/sub (events)."""
 
@@ -337,6 +389,17 @@ class OutboxRelay:
         """Hand due rows over; returns how many were delivered."""
         if not self.settings.broker_url:
             return await self._run_due_rows_inprocess()
+        for attempt in range(3):
+            try:
+                return await self._relay_locked_rows()
+            except OperationalError as error:
+                # InnoDB rolled the pass back (a deadlock with another relay's DELETE): its
+                # rows are still there, delivered at least once; take them again.
+                if getattr(error.orig, "args", (None,))[0] != 1213 or attempt == 2:
+                    raise
+        return 0
+
+    async def _relay_locked_rows(self) -> int:
         delivered = 0
         # Rows stay locked (SKIP LOCKED lets other relays take other rows) while each is
         # published; a publish fails fast when the broker is down, so the lock is brief.
@@ -394,6 +457,9 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
         if row.kind == "event":
             await deliver_event(self.resources.cache, row.name, row.payload)
+            return
+        if row.kind == "events":  # several events in one row (events_row_payload)
+            await deliver_event_rows(self.resources.cache, row.payload["events"])
             return
         args, kwargs = row.payload.get("args", []), row.payload.get("kwargs", {})
         if not self.settings.broker_url:

@@ -31,6 +31,9 @@ class Resources:
         )
 
     async def close(self) -> None:
+        from pawhome import chat_writer  # its connections go back before the pool closes
+
+        await chat_writer.close(self)
         await self.http.aclose()
         await self.cache.close()
         await self.db.close()

@@ -60,13 +60,16 @@ return {epoch, eid, 1}
 
 # append_many: the same steps as APPEND_LUA for several events (any users) in one call.
 # KEYS: meta, log, dedup per event. ARGV: maxlen, ttl s, dedup ttl s, now ms, max age ms,
-# then candidate epoch, event JSON, channel per event. Returns {epoch, eid, appended} per event.
+# candidate epoch (for any stream this call creates: an epoch only has to differ from the
+# stream's earlier ones), then event JSON, channel per event. Returns {epoch, eid, appended}
+# per event.
 APPEND_MANY_LUA = """
 local out = {}
 local cutoff = tonumber(ARGV[4]) - tonumber(ARGV[5])
+local cand = ARGV[6]
 for n = 0, #KEYS / 3 - 1 do
   local meta, log, dedupkey = KEYS[n * 3 + 1], KEYS[n * 3 + 2], KEYS[n * 3 + 3]
-  local cand, payload, channel = ARGV[6 + n * 3], ARGV[7 + n * 3], ARGV[8 + n * 3]
+  local payload, channel = ARGV[7 + n * 2], ARGV[8 + n * 2]
   local dedup = redis.call('GET', dedupkey)
   if dedup then
     local sep = string.find(dedup, '|', 1, true)
@@ -155,15 +158,17 @@ async def append_many(cache: Cache,
     keys: list[str] = []
     args: list[Any] = [settings.events_retention_count, settings.events_retention_seconds,
                        settings.events_dedup_seconds, int(time.time() * 1000),
-                       settings.events_retention_seconds * 1000]
+                       settings.events_retention_seconds * 1000, secrets.token_hex(6)]
+    prefix = cache.prefix
     for user_id, event in items:
         if isinstance(event, tuple):
             event_id, payload = event
         else:
             event_id, payload = event["id"], codec.dumps_str(event)
-        keys += [meta_key(cache, user_id), log_key(cache, user_id),
-                 cache.key("ev", "dedup", int(user_id), event_id)]
-        args += [secrets.token_hex(6), payload, channel_key(cache, user_id)]
+        uid = int(user_id)  # the keys as meta_key, log_key and channel_key spell them
+        keys += [f"{prefix}ev:meta:{uid}", f"{prefix}ev:log:{uid}",
+                 f"{prefix}ev:dedup:{uid}:{event_id}"]
+        args += [payload, f"{prefix}ws:user:{uid}"]
     flat = await cache.script(APPEND_MANY_LUA)(keys=keys, args=args)
     return [((flat[i].decode() if isinstance(flat[i], bytes) else flat[i]), int(flat[i + 1]))
             for i in range(0, len(flat), 3)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import case, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
@@ -120,23 +120,27 @@ def _checked_results(settings: Any, results: dict[str, str]) -> dict[str, str]:
 
 
 async def _add_one(session: AsyncSession, user_id: int, template_id: str, cap: int) -> None:
-    grown = SubscribeQuota.remaining + 1
-    for _ in range(2):
-        changed = (await session.execute(
-            update(SubscribeQuota).where(SubscribeQuota.user_id == user_id,
-                                         SubscribeQuota.template_id == template_id)
-            .values(remaining=case((grown > cap, cap), else_=grown), updated_at=utcnow())
-            .execution_options(synchronize_session=False))).rowcount
-        if changed:
-            return
-        try:
-            async with session.begin_nested():
-                session.add(SubscribeQuota(user_id=user_id, template_id=template_id,
-                                           remaining=min(1, cap), updated_at=utcnow()))
-                await session.flush()
-            return
-        except IntegrityError:
-            continue  # a concurrent report inserted it first: add to theirs
+    """One more authorisation (at most `cap`), in one upsert: concurrent first accepts of a
+    template serialise on its row instead of racing an UPDATE-then-INSERT (whose savepoint
+    an InnoDB deadlock would roll away with the whole transaction)."""
+    table = SubscribeQuota.__table__
+    values = {"user_id": user_id, "template_id": template_id, "remaining": min(1, cap),
+              "updated_at": utcnow()}
+    grown = case((table.c.remaining + 1 > cap, cap), else_=table.c.remaining + 1)
+    if session.bind.dialect.name in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as upsert
+
+        statement = upsert(table).values(**values)
+        statement = statement.on_duplicate_key_update(
+            remaining=grown, updated_at=statement.inserted.updated_at)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+
+        statement = upsert(table).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.user_id, table.c.template_id],
+            set_={"remaining": grown, "updated_at": statement.excluded.updated_at})
+    await session.execute(statement)
 
 
 async def _set_remaining(session: AsyncSession, user_id: int, template_id: str,
@@ -228,6 +232,49 @@ async def schedule_push(session: AsyncSession, user_id: int, reason: str,
                  notification_id=notification_id, push_id=uuid.uuid4().hex,
                  countdown=max(0.0, float(grace)))
     return True
+
+
+# KEYS: presence key, pending key per (user, conversation). ARGV: now ms, grace s.
+# schedule_push's two filters for many recipients in one call: 1 = offline and no push
+# pending for that conversation yet (the pending mark is now set), 0 = nothing to queue.
+_PUSH_FILTER_LUA = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('ZCOUNT', KEYS[i], ARGV[1], '+inf') > 0 then
+    out[#out + 1] = 0
+  elseif redis.call('SET', KEYS[i + 1], 1, 'NX', 'EX', ARGV[2]) then
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+
+
+async def message_pushes_due(cache: Cache,
+                             recipients: list[tuple[int, int]]) -> list[tuple[str, dict, float]]:
+    """`schedule_push(..., reason="message", cache=...)` for many (recipient, conversation)
+    pairs at once (the chat group commit): one Redis call applies the online and pending
+    filters to all of them. Returns the task rows to enqueue in the caller's transaction, as
+    (task name, payload, countdown seconds) — exactly what `enqueue_task` would write."""
+    from settings import get_settings
+
+    settings = get_settings()
+    if not recipients or template_for(settings, "message") is None:
+        return []
+    grace = settings.subscribe_grace_seconds
+    pairs = list(dict.fromkeys(recipients))
+    keys: list[str] = []
+    for user_id, conversation_id in pairs:
+        keys += [presence.presence_key(cache, user_id),
+                 cache.key("subscribe", "pending", int(user_id), conversation_id)]
+    due = await cache.script(_PUSH_FILTER_LUA)(
+        keys=keys, args=[int(time.time() * 1000), max(1, int(grace) or 1)])
+    return [(TASK_NAME, {"args": [int(user_id), "message"],
+                         "kwargs": {"conversation_id": conversation_id, "notification_id": None,
+                                    "push_id": uuid.uuid4().hex}}, max(0.0, float(grace)))
+            for (user_id, conversation_id), wanted in zip(pairs, due) if int(wanted)]
 
 
 # -- field values ------------------------------------------------------------------------------
