@@ -84,23 +84,24 @@ def _decode(settings: Settings, token: str) -> AccessClaims:
         raise TokenInvalid() from error
 
 
+# Built on every authenticated request: f-strings with the prefix, the same keys as
+# cache.key("auth", ...).
 def revoked_jti_key(cache: Cache, jti: str) -> str:
-    return cache.key("auth", "revoked-jti", jti)
+    return f"{cache.prefix}auth:revoked-jti:{jti}"
 
 
 def revoked_session_key(cache: Cache, sid: str) -> str:
-    return cache.key("auth", "revoked-sid", sid)
+    return f"{cache.prefix}auth:revoked-sid:{sid}"
 
 
 def valid_after_key(cache: Cache, user_id: int) -> str:
-    return cache.key("auth", "valid-after", user_id)
+    return f"{cache.prefix}auth:valid-after:{user_id}"
 
 
 def revocation_keys(cache: Cache, claims: AccessClaims) -> list[str]:
     """The keys whose values decide whether `claims` were revoked (see check_revocation)."""
-    prefix = cache.prefix  # the same keys as the three functions above, built in one go
-    return [f"{prefix}auth:revoked-jti:{claims.jti}", f"{prefix}auth:revoked-sid:{claims.sid}",
-            f"{prefix}auth:valid-after:{claims.user_id}"]
+    return [revoked_jti_key(cache, claims.jti), revoked_session_key(cache, claims.sid),
+            valid_after_key(cache, claims.user_id)]
 
 
 def check_revocation(claims: AccessClaims, values: list) -> None:

@@ -19,15 +19,15 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 import wsclient
 from pawhome import codec
+from tests.fixtures_worker import wait_until  # noqa: F401 - the one polling helper
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,19 +66,6 @@ class GatewayProcess:
         return self.log_file.read().decode("utf-8", "replace")[-5000:]
 
 
-async def wait_until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0,
-                     interval: float = 0.05, message: str = "condition") -> Any:
-    """Poll `check` until it returns a truthy value (returned), or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message} not reached within {timeout}s")
-        await asyncio.sleep(interval)
-
-
 async def start_gateway(port: int | None = None, env: dict[str, str] | None = None,
                         timeout: float = 30.0) -> GatewayProcess:
     """Launch run_gateway.py (development mode, the test env plus `env`); wait for /healthz."""
@@ -100,7 +87,7 @@ async def start_gateway(port: int | None = None, env: dict[str, str] | None = No
             return False
         return response.code == 200
 
-    await wait_until(healthy, timeout=timeout, interval=0.1, message="gateway /healthz")
+    await wait_until(healthy, timeout=timeout, interval=0.1, what="gateway /healthz")
     return gateway
 
 

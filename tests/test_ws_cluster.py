@@ -112,11 +112,11 @@ async def test_connection_cap_answers_new_upgrades_with_503(api, gateways):
     assert refused.value.status == 503 and refused.value.body["code"] == 50300
     await first.close()
     await wait_until(lambda: metric_value(g1, "pawhome_websockets_open"),
-                     message="metrics reachable")
+                     timeout=10, interval=0.05, what="metrics reachable")
 
     async def room() -> bool:
         return await metric_value(g1, "pawhome_websockets_open") < 2
-    await wait_until(room, message="a slot freed")
+    await wait_until(room, timeout=10, interval=0.05, what="a slot freed")
     third = await ws_connect(g1, me.token)
     assert third.hello["user_id"] == me.user_id
     await second.close()
@@ -138,14 +138,14 @@ async def test_presence_follows_sockets_and_expires_when_the_gateway_dies(api, g
 
     async def offline() -> bool:
         return not await presence.is_online(resources.cache, me.user_id)
-    await wait_until(offline, timeout=5, message="offline after close")
+    await wait_until(offline, timeout=5, interval=0.05, what="offline after close")
 
     await ws_connect(g1, me.token)
     await asyncio.sleep(4)  # longer than the TTL: heartbeats keep it alive
     assert await presence.is_online(resources.cache, me.user_id)
     g1.kill()  # no goodbye: the entry must age out by itself
     started = time.monotonic()
-    await wait_until(offline, timeout=8, message="offline after the gateway died")
+    await wait_until(offline, timeout=8, interval=0.05, what="offline after the gateway died")
     assert time.monotonic() - started <= 5
     assert (await api.get(path, token=viewer.token)).ok()["online"] is False
 
@@ -193,6 +193,6 @@ async def test_client_that_never_reads_is_closed_4408_and_others_stay_prompt(api
 
     async def slow_closed() -> bool:
         return await metric_value(g1, "pawhome_ws_closes_total", 'code="4408"') >= 1
-    await wait_until(slow_closed, timeout=10, message="slow client closed")
+    await wait_until(slow_closed, timeout=10, interval=0.05, what="slow client closed")
     assert await slow.read_until_close() == CLOSE_SLOW
     assert (await fast.request("ping"))["type"] == "pong"

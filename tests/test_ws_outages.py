@@ -37,7 +37,7 @@ async def until_delivered(cache: Cache, client, user_id: int, timeout: float = 2
             return True
         except asyncio.TimeoutError:
             return False
-    await wait_until(probe, timeout=timeout, interval=0.05, message="delivery after outage")
+    await wait_until(probe, timeout=timeout, interval=0.05, what="delivery after outage")
 
 
 @pytest.mark.gen_test(timeout=120)
@@ -92,7 +92,7 @@ async def test_redis_restart_delivery_resumes_and_old_position_gets_resync(
         except wsclient.ConnectRefused as refused:
             assert refused.status == 503
             return None
-    reply = await wait_until(reconnected, timeout=10, interval=0.2, message="reconnect")
+    reply = await wait_until(reconnected, timeout=10, interval=0.2, what="reconnect")
     assert reply["type"] == "resync" and reply["reason"] == "epoch_changed"
     assert reply["epoch"] == new_epoch
     await events.publish_to_user(cache, me.user_id, "test.note", {"n": 2})
