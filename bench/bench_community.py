@@ -641,7 +641,8 @@ def write_markdown(r: dict) -> str:
         f"- hot, gateway: `GET {hot['paths']['gateway']}` - request id, the token's signature "
         "and expiry (verified once per token, then remembered), ONE admission call to Redis "
         "(a Lua script: the per-IP rate-limit window, the token's three revocation marks, "
-        "and the read-ahead of the cached page and the viewer's has-blocks flag), envelope, "
+        "and the read-ahead of the cached page and the viewer's has-blocks flag; sent on "
+        "the process's pipelined admission connection, pawhome/redis_pipeline.py), envelope, "
         "Prometheus metrics, a JSON access-log line (written in batches). Page cache TTL "
         f"set to {HOT_CACHE_SECONDS} s for the case so it stays warm (production: 5 s, one "
         "miss per 5 s).",
@@ -651,16 +652,18 @@ def write_markdown(r: dict) -> str:
         f"{DB_CACHE_SECONDS} (the page cache off: the database path on every request): the "
         "admission call as above (rate-limit window, revocation marks, has-blocks flag), then "
         "on a bare pooled connection (pawhome.db Database.connection, behind the pool's "
-        "arrival-order gate) the page's two statements built once with Core (posts joined "
-        "with authors and boards; the posts' topics), render, encode.",
+        "arrival-order gate) the page's two statements (posts joined with authors and "
+        "boards; the posts' topics), compiled once (pawhome.db.Prepared) and run with "
+        "SQLAlchemy's exec_driver_sql like the bare handler's, render (JSON columns "
+        "embedded as stored), encode.",
         f"- latest, gateway, cache refilled per request: FEED_CACHE_SECONDS="
         f"{REFILL_CACHE_SECONDS} (the page expires 1 ms after it is written): the same plus "
         "the page read in the admission call (a miss) and a Redis SET of the page; in "
         "production this refill happens once per FEED_CACHE_SECONDS (5 s), not per request.",
         "- latest, bare SQL: the same SQL statements with the same parameters (captured "
         "from SQLAlchemy while pawhome.feeds ran here; the same first-page post ids checked "
-        "before the run) on one pooled connection of the same engine, rows encoded with "
-        "the same codec.",
+        "before the run) on one pooled connection of the same engine, run with "
+        "exec_driver_sql, rows encoded with the same codec.",
         "",
         "## Pipelines (worker running)",
         "",

@@ -13,6 +13,11 @@ import orjson
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
+# JSON text that is already encoded (e.g. a JSON column as the database returns it), embedded
+# in dumps' output as it is, without decoding and encoding it again. It must be valid JSON.
+Raw = orjson.Fragment
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         return str(value)

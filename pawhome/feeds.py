@@ -23,10 +23,11 @@ from models.base import utcnow
 from models.community import BrowseHistory, Post, PostTopic, Topic
 from models.users import UserBlock, UserFollow
 from pawhome import codec, users
-from pawhome.db import Executor
+from pawhome.db import Executor, Prepared
 from pawhome.errors import NotFound, Unauthorized, ValidationFailed, field_error
-from pawhome.posts import (MAX_PINNED_PER_BOARD, board_by_slug, normalize_topic,
-                           render_post_rows, select_post_rows, visible_to, views_key)
+from pawhome.posts import (MAX_PINNED_PER_BOARD, ROW_CREATED_AT, ROW_HOT_SCORE, ROW_ID,
+                           board_by_slug, normalize_topic, render_post_rows, select_post_rows,
+                           visible_to, views_key)
 
 log = logging.getLogger("pawhome.feeds")
 
@@ -105,25 +106,26 @@ def _order(sort: str):
     return (Post.created_at.desc(), Post.id.desc())
 
 
-def _position_of(sort: str, post: Post) -> dict[str, Any]:
+def _position_of(sort: str, row: Any) -> dict[str, Any]:
+    """The cursor after `row` (a row of posts.LIST_COLUMNS)."""
     if sort == "hot":
-        return {"k": "hot", "h": post.hot_score, "i": post.id}
-    return {"k": "latest", "c": post.created_at.isoformat(), "i": post.id}
+        return {"k": "hot", "h": row[ROW_HOT_SCORE], "i": row[ROW_ID]}
+    return {"k": "latest", "c": row[ROW_CREATED_AT].isoformat(), "i": row[ROW_ID]}
 
 
 # -- lists -----------------------------------------------------------------------------------
 
 
-# The discovery feeds' first page (what the page cache is filled from) as statements built
-# once: building a statement and its cache key per request cost as much as running it.
-# The same condition as visible_to(None) and visibility == "public".
+# The discovery feeds' first page (what the page cache is filled from) as statements compiled
+# once (db.Prepared): building a statement and its cache key per request cost as much as
+# running it. The same condition as visible_to(None) and visibility == "public".
 _P = Post.__table__
 _DISCOVERY_FIRST_PAGE = {
-    sort: select_post_rows(_P.c.status == "visible", _P.c.deleted_at.is_(None),
-                           _P.c.visibility == "public")
-    .order_by(*((_P.c.hot_score.desc(), _P.c.id.desc()) if sort == "hot"
-                else (_P.c.created_at.desc(), _P.c.id.desc())))
-    .limit(bindparam("limit"))
+    sort: Prepared(select_post_rows(_P.c.status == "visible", _P.c.deleted_at.is_(None),
+                                    _P.c.visibility == "public")
+                   .order_by(*((_P.c.hot_score.desc(), _P.c.id.desc()) if sort == "hot"
+                               else (_P.c.created_at.desc(), _P.c.id.desc())))
+                   .limit(bindparam("limit")))
     for sort in SORTS}
 
 
@@ -143,8 +145,7 @@ async def list_posts(session: Executor, settings: Any, viewer_id: int | None,
     if viewer_id is None and query.is_discovery and query.cursor is None:
         # What the page cache is filled from: no conditions to build (that cost as much as
         # running the query).
-        rows = list(await session.execute(_DISCOVERY_FIRST_PAGE[query.sort],
-                                          {"limit": query.limit + 1}))
+        rows = await _DISCOVERY_FIRST_PAGE[query.sort].rows(session, limit=query.limit + 1)
         return await _page_of(session, query, [], rows)
     if query.is_discovery:
         # The discovery feeds show public posts to everyone alike (so the first page can be

@@ -20,8 +20,8 @@ from sqlalchemy.sql import ColumnElement
 from models.base import utcnow
 from models.community import Board, Post, PostTopic, Topic
 from models.users import User, UserBlock, UserFollow
-from pawhome import events, outbox
-from pawhome.db import Executor
+from pawhome import codec, events, outbox
+from pawhome.db import Executor, Prepared
 from pawhome.errors import NotFound, ValidationFailed, field_error
 from pawhome.follows import is_following
 from pawhome.users import is_blocked
@@ -231,15 +231,16 @@ async def get_own_post(session: AsyncSession, author_id: int, post_id: int,
 # -- rendering ---------------------------------------------------------------------------------
 
 
-_TOPICS_OF = (select(PostTopic.__table__.c.post_id, Topic.__table__.c.name)
-              .join(Topic.__table__, Topic.__table__.c.id == PostTopic.__table__.c.topic_id)
-              .where(PostTopic.__table__.c.post_id.in_(bindparam("ids", expanding=True)))
-              .order_by(Topic.__table__.c.id))
+_TOPICS_OF = Prepared(
+    select(PostTopic.__table__.c.post_id, Topic.__table__.c.name)
+    .join(Topic.__table__, Topic.__table__.c.id == PostTopic.__table__.c.topic_id)
+    .where(PostTopic.__table__.c.post_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Topic.__table__.c.id))
 
 
 async def _topics_of(session: Executor, post_ids: list[int]) -> dict[int, list[str]]:
     topics: dict[int, list[str]] = {}
-    for post_id, name in await session.execute(_TOPICS_OF, {"ids": post_ids}):
+    for post_id, name in await _TOPICS_OF.rows(session, ids=post_ids):
         topics.setdefault(post_id, []).append(name)
     return topics
 
@@ -272,6 +273,9 @@ LIST_COLUMNS = (
         "created_at", "edited_at")),
     _USERS.c.nickname.label("author_nickname"), _USERS.c.avatar_url.label("author_avatar_url"),
     _BOARDS.c.slug.label("board_slug"))
+# Positions in a row of LIST_COLUMNS (rows may be plain tuples: db.Prepared's).
+ROW_ID, ROW_HOT_SCORE, ROW_CREATED_AT = (
+    [c.key for c in LIST_COLUMNS].index(name) for name in ("id", "hot_score", "created_at"))
 
 
 def select_post_rows(*conditions: ColumnElement[bool]):
@@ -289,6 +293,13 @@ async def render_post_rows(session: Executor, rows: list[Any]) -> list[dict[str,
     return [_row_view(r, topics.get(r[0], [])) for r in rows]
 
 
+def _list(value: Any) -> Any:
+    """A JSON list column's value as shown: a copy of a decoded list, or Prepared's raw text."""
+    if value is None:
+        return []
+    return value if isinstance(value, codec.Raw) else list(value)
+
+
 def _row_view(row: Any, topic_names: list[str]) -> dict[str, Any]:
     (post_id, author_id, text, media_kind, media_ids, pet_types, pet_ids, location_name,
      visibility, status, status_reason, pinned_at, like_count, comment_count, favorite_count,
@@ -297,9 +308,9 @@ def _row_view(row: Any, topic_names: list[str]) -> dict[str, Any]:
     return {
         "id": post_id,
         "author": {"id": author_id, "nickname": nickname or "", "avatar_url": avatar_url or ""},
-        "text": text, "media_kind": media_kind, "media_ids": list(media_ids or []),
+        "text": text, "media_kind": media_kind, "media_ids": _list(media_ids),
         "topics": topic_names, "board": board_slug,
-        "pet_types": list(pet_types or []), "pet_ids": list(pet_ids or []),
+        "pet_types": _list(pet_types), "pet_ids": _list(pet_ids),
         "location_name": location_name, "visibility": visibility, "status": status,
         "status_reason": status_reason if status != "visible" else "",
         "pinned": pinned_at is not None,

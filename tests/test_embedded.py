@@ -166,6 +166,47 @@ def test_task_enqueued_through_the_outbox_runs_in_the_gateway_process(embedded):
     assert ran and "succeeded" in ran[0]["msg"], "default.ping did not run in-process"
 
 
+def test_discovery_feeds_read_posts_from_sqlite(embedded):
+    """The feeds' first page runs precompiled statements (db.Prepared): on SQLite too, JSON
+    columns come out as arrays, times as ISO strings, topics joined, and the cursor works."""
+    from models.community import Post, PostTopic, Topic
+
+    login = dev_login(embedded, "embedded-" + uuid.uuid4().hex[:8])
+    marker = uuid.uuid4().hex[:8]
+
+    async def seed(session):
+        topic = Topic(name="柯基" + marker)
+        session.add(topic)
+        posts = [Post(author_id=login["user_id"], text=f"{marker} {n}", status="visible",
+                      visibility="public", media_kind="none", media_ids=[], hot_score=n,
+                      pet_types=["dog", "cat"][: n % 3], pet_ids=[n] if n % 2 else [])
+                 for n in range(3)]
+        session.add_all(posts)
+        await session.flush()
+        session.add(PostTopic(post_id=posts[2].id, topic_id=topic.id))
+        return [p.id for p in posts]
+
+    ids = embedded.run_in_its_database(seed)
+    first = httpx.get(embedded.base + "/v1/posts?sort=latest&limit=2", timeout=10)
+    assert first.status_code == 200, first.text
+    page = first.json()["data"]
+    assert [p["id"] for p in page["items"]] == [ids[2], ids[1]]
+    newest, second = page["items"]
+    assert newest["topics"] == ["柯基" + marker] and second["topics"] == []
+    assert newest["pet_types"] == ["dog", "cat"] and newest["pet_ids"] == []
+    assert second["pet_types"] == ["dog"] and second["pet_ids"] == [1]
+    assert newest["media_ids"] == [] and newest["author"]["id"] == login["user_id"]
+    assert newest["created_at"].startswith("20") and "T" in newest["created_at"]
+    assert page["nextCursor"]
+    rest = httpx.get(embedded.base + "/v1/posts", timeout=10,
+                     params={"sort": "latest", "limit": 2, "cursor": page["nextCursor"]})
+    assert rest.status_code == 200, rest.text
+    assert rest.json()["data"]["items"][0]["id"] == ids[0]
+    hot = httpx.get(embedded.base + "/v1/posts?sort=hot&limit=3", timeout=10)
+    assert hot.status_code == 200, hot.text
+    assert [p["id"] for p in hot.json()["data"]["items"]][:1] == [ids[2]]
+
+
 def test_embedded_gateway_stops_cleanly_on_sigterm(embedded):
     assert embedded.stop() == 0
     assert any(line["msg"] == "gateway stopping" for line in embedded.log_lines())
