@@ -132,8 +132,14 @@ class RateLimiter:
         keys += reads
         if not keys:
             return []
+        pipeline = self.cache.pipeline
         try:  # EVALSHA directly: redis-py's Script wrapper costs more than the call here
-            reply = await self.cache.redis.evalsha(self._script.sha, len(keys), *keys, *args)
+            if pipeline is not None:
+                reply = await pipeline.execute("EVALSHA", self._script.sha, len(keys), *keys,
+                                               *args)
+            else:
+                reply = await self.cache.redis.evalsha(self._script.sha, len(keys), *keys,
+                                                       *args)
         except NoScriptError:
             reply = await self._script(keys=keys, args=args)
         full = int(reply[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
+from pawhome.redis_pipeline import Pipeline
 from settings import Settings
 
 # Errors that mean Redis is not reachable right now (as opposed to a bad command).
@@ -44,6 +45,10 @@ class Cache:
         self.settings = settings
         self.prefix = settings.redis_prefix
         self.redis = make_redis(settings)
+        # The per-request admission call's connection (pawhome/redis_pipeline.py); None for
+        # the in-process store, which has no connection to pipeline on.
+        self.pipeline = None if settings.redis_url.startswith("memory://") \
+            else Pipeline(self.redis)
         self._scripts: dict[str, object] = {}
 
     def key(self, *parts: object) -> str:
@@ -60,4 +65,6 @@ class Cache:
         await self.redis.ping()
 
     async def close(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.aclose()
         await self.redis.aclose()
