@@ -4,6 +4,10 @@ metrics, access log).
 
     GET /bare/hot        one Redis GET of the gateway's cached hot first page (the same key),
                          the same bytes out in the same envelope;
+    GET /bare/hot-pipelined
+                         the same GET sent on the pipelined connection the gateway's
+                         admission call uses (pawhome/redis_pipeline.py), so the comparison
+                         can be made without the gateway's cheaper Redis access too;
     GET /bare/latest     the SQL statements the gateway runs for the first page of the latest
                          feed on a cache miss, replayed with the same parameters on the same
                          engine (pawhome.db.make_engine), rows encoded with the same codec.
@@ -32,6 +36,7 @@ from bare_server import Healthz  # noqa: E402
 from pawhome import codec  # noqa: E402
 from pawhome.cache import make_redis  # noqa: E402
 from pawhome.db import make_engine  # noqa: E402
+from pawhome.redis_pipeline import Pipeline  # noqa: E402
 from settings import get_settings  # noqa: E402
 
 ENVELOPE = b'{"code":0,"message":"ok","data":'
@@ -52,6 +57,14 @@ class Hot(tornado.web.RequestHandler):
         self.finish(ENVELOPE + raw + b"}")
 
 
+class HotPipelined(tornado.web.RequestHandler):
+    async def get(self) -> None:
+        s = self.application.settings
+        raw = await s["pipeline"].execute("GET", s["hot_key"])
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(ENVELOPE + raw + b"}")
+
+
 class Latest(tornado.web.RequestHandler):
     async def get(self) -> None:
         s = self.application.settings
@@ -63,10 +76,12 @@ class Latest(tornado.web.RequestHandler):
 async def serve(port: int) -> None:
     settings = get_settings()
     sql = pickle.loads(Path(os.environ["BENCH_BARE_SQL"]).read_bytes())
+    redis = make_redis(settings)
     app = tornado.web.Application(
-        [(r"/healthz", Healthz), (r"/bare/hot", Hot),
+        [(r"/healthz", Healthz), (r"/bare/hot", Hot), (r"/bare/hot-pipelined", HotPipelined),
          (r"/bare/latest", Latest)],
-        secret=settings.jwt_secret, prefix=settings.redis_prefix, redis=make_redis(settings),
+        secret=settings.jwt_secret, prefix=settings.redis_prefix, redis=redis,
+        pipeline=Pipeline(redis),
         engine=make_engine(settings), hot_key=os.environ["BENCH_HOT_KEY"], sql=sql,
         log_function=lambda handler: None)
     server = tornado.httpserver.HTTPServer(app, xheaders=True)

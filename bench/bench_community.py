@@ -72,7 +72,7 @@ ENV = {
     "MEDIA_STORAGE": "local",
 }
 
-FULL = {"seconds": 6.0, "warmup": 2.0, "rounds": 2, "seed_posts": 2000, "search_posts": 20,
+FULL = {"seconds": 6.0, "warmup": 2.0, "rounds": 3, "seed_posts": 2000, "search_posts": 20,
         "uploads": 10, "poll": 0.02}
 QUICK = {**FULL, "seconds": 2.0, "warmup": 1.0, "rounds": 1, "search_posts": 4, "uploads": 3}
 
@@ -353,10 +353,11 @@ def check_same_hot_bytes(gateway_server: rt.Server, bare_server: rt.Server, toke
 
     first = httpx.get(gateway_server.url("/v1/posts?sort=hot"), headers=auth(token))
     first.raise_for_status()
-    bare = httpx.get(bare_server.url("/bare/hot"))
-    bare.raise_for_status()
-    if first.content != bare.content:
-        raise RuntimeError("bare /bare/hot and the gateway's hot page differ")
+    for path in ("/bare/hot", "/bare/hot-pipelined"):
+        bare = httpx.get(bare_server.url(path))
+        bare.raise_for_status()
+        if first.content != bare.content:
+            raise RuntimeError(f"bare {path} and the gateway's hot page differ")
     return len(first.content)
 
 
@@ -588,6 +589,11 @@ def write_markdown(r: dict) -> str:
                      f"{case[g]['p99_ms']:.2f} | {case[b]['p50_ms']:.2f} / "
                      f"{case[b]['p99_ms']:.2f} | {case['ratios'][f'{g} / {b}']['p50']:.2f} / "
                      f"{case['ratios'][f'{g} / {b}']['p99']:.2f} | |")
+    if "bare GET, pipelined" in hot:
+        q = hot["ratios"]["gateway / bare GET, pipelined"]
+        lines.append(f"| hot feed, beside a bare GET on the gateway's pipelined Redis "
+                     f"connection: req/s | {hot['gateway']['rps']:.0f} | "
+                     f"{hot['bare GET, pipelined']['rps']:.0f} | {q['rps']:.2f} | |")
     refill = "gateway, cache refilled per request"
     if refill in latest:
         q = latest["ratios"][f"{refill} / bare SQL"]
@@ -647,7 +653,12 @@ def write_markdown(r: dict) -> str:
         f"set to {HOT_CACHE_SECONDS} s for the case so it stays warm (production: 5 s, one "
         "miss per 5 s).",
         "- hot, bare GET: the same Redis GET of the same key and the same bytes out "
-        f"({hot['checks']['page_bytes']} bytes, checked equal before the run).",
+        f"({hot['checks']['page_bytes']} bytes, checked equal before the run), with "
+        "redis-py's client as a plain handler would (a pooled connection per GET).",
+        "- hot, bare GET, pipelined: the same GET on a pawhome.redis_pipeline.Pipeline, the "
+        "gateway's own way of reaching Redis (commands of concurrent requests share writes "
+        "and reads on one connection): the gateway's overhead with its cheaper Redis access "
+        "taken out of the comparison.",
         f"- latest, gateway: `GET {latest['paths']['gateway']}` with FEED_CACHE_SECONDS="
         f"{DB_CACHE_SECONDS} (the page cache off: the database path on every request): the "
         "admission call as above (rate-limit window, revocation marks, has-blocks flag), then "
@@ -783,8 +794,12 @@ def main() -> None:
         page_bytes = check_same_hot_bytes(hot_gw, bare, tokens[0])
         print("hot feed (first page from the Redis page cache):", flush=True)
         hot = compare([("gateway", hot_gw, "/v1/posts?sort=hot"),
-                       ("bare GET", bare, "/bare/hot")], tokens, config, cores)
-        hot["ratios"] = {"gateway / bare GET": ratio(hot["gateway"], hot["bare GET"])}
+                       ("bare GET", bare, "/bare/hot"),
+                       ("bare GET, pipelined", bare, "/bare/hot-pipelined")],
+                      tokens, config, cores)
+        hot["ratios"] = {"gateway / bare GET": ratio(hot["gateway"], hot["bare GET"]),
+                         "gateway / bare GET, pipelined": ratio(
+                             hot["gateway"], hot["bare GET, pipelined"])}
         hot["paths"] = {"gateway": "/v1/posts?sort=hot"}
         hot["checks"] = {"page_bytes": page_bytes}
         hot_gw.stop()
