@@ -20,11 +20,11 @@ from models.users import User
 from pawhome import chat, comments, counters
 from pawhome.db import run_transaction
 from pawhome.errors import AttachmentRefused, NotFound, ValidationFailed, field_error
+from pawhome.media import jpeg_variant
 
 TITLE_CHARS = 40
-# Variant preference for a card's cover: a mid-size JPEG opens everywhere WeChat shares go.
-COVER_VARIANTS = ("poster", "480.jpg", "480.jpeg", "480.webp", "240.jpg", "240.webp",
-                  "1080.jpg", "1080.webp")
+# A card's cover: a mid-size JPEG (a video's poster) opens everywhere WeChat shares go.
+COVER_WIDTH = 480
 
 
 async def set_favorite(resources: Any, user_id: int, post_id: int,
@@ -98,15 +98,13 @@ async def _cover(session: AsyncSession, settings: Any, post: Post) -> dict[str, 
     media = await session.get(Media, int(media_ids[0]))
     if media is None or media.status != "ready":
         return None
-    variants = dict(media.variants or {})
-    name = next((v for v in COVER_VARIANTS if v in variants), None) or \
-        next(iter(sorted(variants)), None)
-    if name is None:
+    found = jpeg_variant(media, COVER_WIDTH)
+    if found is None:
         return None
     from pawhome.storage import storage_for
 
-    return {"media_id": media.id, "variant": name,
-            "url": storage_for(settings).public_url(variants[name])}
+    name, key = found
+    return {"media_id": media.id, "variant": name, "url": storage_for(settings).public_url(key)}
 
 
 async def share_card(session: AsyncSession, settings: Any, post: Post) -> dict[str, Any]:

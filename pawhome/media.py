@@ -424,6 +424,24 @@ async def require_ready(session: AsyncSession, owner_id: int, media_ids: list[in
     return [rows[m] for m in wanted]
 
 
+def jpeg_variant(media: Media, width: int | None = None) -> tuple[str, str] | None:
+    """(name, storage key) of a JPEG variant the media worker made (a video's is its poster):
+    the narrowest at least `width` wide, else the widest; the widest when `width` is None.
+    JPEG because every consumer opens it (WeChat's image check, share cards). None if the
+    media has no JPEG variant (not processed)."""
+    jpegs = sorted(((v.get("width") or 0, name, v["key"])
+                    for name, v in (media.variants or {}).items()
+                    if isinstance(v, dict) and "key" in v
+                    and v.get("content_type") == "image/jpeg"))
+    if not jpegs:
+        return None
+    if width is not None:
+        for found_width, name, key in jpegs:
+            if found_width >= width:
+                return name, key
+    return jpegs[-1][1], jpegs[-1][2]
+
+
 def _pick(settings: Settings, media: Media, width: int) -> dict[str, Any] | None:
     """The WebP variant closest to `width` without going under it (else the largest)."""
     views = variants_view(settings, media)

@@ -174,19 +174,13 @@ async def _msg_sec_check(resources: Any, openid: str, text: str, scene: int,
 
 
 def _media_url(resources: Any, media: Media) -> str | None:
-    """A URL WeChat can fetch: the largest JPEG variant (under WeChat's size limit) or the
-    poster of a video, else the original image."""
+    """A URL WeChat can fetch: the largest JPEG variant (under WeChat's size limit) or a
+    video's poster, else an image's original."""
+    from pawhome.media import jpeg_variant
     from pawhome.storage import storage_for
 
-    variants = media.variants or {}
-    keys = sorted((k for k in variants if k.endswith((".jpg", ".jpeg"))),
-                  key=lambda k: int("".join(ch for ch in k if ch.isdigit()) or 0))
-    if media.kind == "video":
-        key = variants.get("poster")
-    elif keys:
-        key = variants[keys[-1]]
-    else:
-        key = media.storage_key
+    found = jpeg_variant(media)
+    key = found[1] if found else (media.storage_key if media.kind == "image" else None)
     return storage_for(resources.settings).public_url(key) if key else None
 
 

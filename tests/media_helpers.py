@@ -82,6 +82,16 @@ async def start_upload(api, user, data: bytes, kind: str = "image",
     return reply.json["data"] if reply.status in (200, 201) else reply.error(reply.status)
 
 
+def worker_variants(prefix: str, widths: tuple[int, ...] = (240, 480, 1080),
+                    height_ratio: float = 0.75) -> dict:
+    """Media.variants as the media worker writes them (pawhome.media.process_media): a JPEG
+    and a WebP per width, each {"key", "width", "height", "content_type"}."""
+    return {f"w{width}.{ext}": {"key": f"{prefix}w{width}.{ext}", "width": width,
+                                "height": round(width * height_ratio),
+                                "content_type": f"image/{'jpeg' if ext == 'jpg' else ext}"}
+            for width in widths for ext in ("jpg", "webp")}
+
+
 async def upload(api, user, data: bytes, kind: str = "image",
                  content_type: str = "image/jpeg", with_sha: bool = False) -> int:
     """Start, PUT the bytes to the returned URL, complete; returns the media id."""

@@ -12,6 +12,7 @@ from models.media import Media
 from pawhome import favorites
 from tests.interactions_support import (assert_counters_true, favorite_rows, follow_row,
                                         make_post, make_user, post_row)
+from tests.media_helpers import worker_variants
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -57,7 +58,7 @@ async def test_a_share_counts_once_per_window_and_returns_the_card(api, resource
     async with resources.db.session() as session, session.begin():
         media = Media(owner_id=author.user_id, kind="image", status="ready",
                       storage_key="t/cover.jpg",
-                      variants={"240.webp": "t/cover_240.webp", "480.jpg": "t/cover_480.jpg"})
+                      variants=worker_variants("t/cover/"))
         session.add(media)
         await session.flush()
         media_id = media.id
@@ -68,8 +69,8 @@ async def test_a_share_counts_once_per_window_and_returns_the_card(api, resource
     card = first["card"]
     assert card["post_id"] == post_id and card["title"] == "今天去公园"
     assert card["author"]["nickname"] == "柯基爸爸"
-    assert card["cover"]["media_id"] == media_id and card["cover"]["variant"] == "480.jpg"
-    assert card["cover"]["url"].endswith("t/cover_480.jpg")
+    assert card["cover"]["media_id"] == media_id and card["cover"]["variant"] == "w480.jpg"
+    assert card["cover"]["url"].endswith("t/cover/w480.jpg")
     second = (await api.post(f"/v1/posts/{post_id}/share", token=fan.token)).ok()
     assert second["counted"] is False and second["share_count"] == 1
     assert second["card"] == card
