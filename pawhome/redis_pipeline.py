@@ -28,6 +28,8 @@ import redis.exceptions as redis_errors
 
 
 class Pipeline:
+    """The process's pipelined connection to the Redis of `redis` (opened on first use)."""
+
     def __init__(self, redis: aioredis.Redis) -> None:
         self._pool = redis.connection_pool
         self._line: _Line | None = None
@@ -51,9 +53,9 @@ class Pipeline:
             self._opening = (loop, asyncio.Lock())  # one opener at a time, per event loop
         async with self._opening[1]:
             line = self._line
+            # A broken line has failed its waiters; one of another (finished) event loop is
+            # simply left behind.
             if line is None or line.broken or line.loop is not loop:
-                if line is not None and line.loop is loop:
-                    line.fail(redis_errors.ConnectionError("Redis pipeline replaced"))
                 connection = self._pool.make_connection()
                 await connection.connect()
                 line = self._line = _Line(connection)
