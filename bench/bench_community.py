@@ -11,10 +11,12 @@ The gateway runs with LOG_LEVEL=INFO (the JSON access log goes to a file, see be
 Prometheus metrics, through bench/community_gateway.py (posts.list rate limit lifted in that
 process only: see its docstring).
 1. hot: the first page of GET /v1/posts?sort=hot, served from the Redis page cache, beside
-   bench/bare_community.py's GET of the same key;
-2. latest: the first page of GET /v1/posts?sort=latest with the page cache missing on every
-   request (FEED_CACHE_SECONDS=0.001), beside a bare handler replaying the same SQL
-   statements (captured from SQLAlchemy while pawhome.feeds ran them here);
+   bench/bare_community.py's GET of the same key (redis-py's client, and on the gateway's
+   pipelined connection);
+2. latest: the first page of GET /v1/posts?sort=latest with the page cache off
+   (FEED_CACHE_SECONDS=0; also refilled on every request, 0.001), beside a bare handler
+   replaying the same SQL statements (captured from SQLAlchemy while pawhome.feeds ran them
+   here);
 3. search: POST /v1/posts -> GET /v1/search/posts?q=<its unique word> finds it, with a real
    worker (run_worker.py) on default,moderation,search,media and MODERATION_WECHAT_ENABLED=0;
 4. media: POST /v1/media/{id}/complete -> `media.ready` on the uploader's socket for a ~3 MB
