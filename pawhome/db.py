@@ -118,8 +118,9 @@ class Database:
         """A bare connection for Core reads, guarded like session(). Cheaper than a session
         for a read-only unit of work: closing a session rolls back and then the pool rolls
         back again on check-in; closing a connection rolls back once."""
-        # One generator for the turn, the deadline and the error translation (nested
-        # context managers for each cost ~90 µs a request).
+        # One generator for the turn, the deadline and the error translation: this runs on
+        # every feed request, and each nested generator context manager adds its own
+        # enter/exit machinery.
         await self._take_turn()
         deadline = self._deadline(timeout)
         try:
@@ -174,9 +175,11 @@ class Database:
 
 class Prepared:
     """A Core SELECT compiled once per dialect (and once per length of each expanding IN
-    list) and run as its SQL text with exec_driver_sql: for the hottest reads, SQLAlchemy's
-    per-execution work on a compiled statement (its cache key, parameter and result-type
-    processing) cost about as much CPU as the driver's own.
+    list) and run as its SQL text with exec_driver_sql, for the hottest reads: it skips
+    SQLAlchemy's per-execution work on a Core statement (the cache key walk, parameter and
+    result-type processing). On the feed's first page this cut the gateway's CPU above a
+    bare replay of the same SQL from about +500 µs to about +165 µs a call (in-process, on a
+    noisy 2-core VM).
 
     `await prepared.rows(executor, **params)` returns the rows as tuples, with the dialect's
     result processing applied, except that JSON columns come back as codec.Raw of the text
