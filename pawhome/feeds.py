@@ -7,7 +7,6 @@ Every list goes through `posts.visible_to`, the same rule as a post's own page. 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import math
 import uuid
@@ -116,15 +115,11 @@ def _position_of(sort: str, row: Any) -> dict[str, Any]:
 # -- lists -----------------------------------------------------------------------------------
 
 
-# The discovery feeds' first page (what the page cache is filled from) as statements compiled
-# once (db.Prepared): building a statement and its cache key per request cost as much as
-# running it. The same condition as visible_to(None) and visibility == "public".
-_P = Post.__table__
+# The discovery feeds' first page for anonymous readers (what the page cache is filled from)
+# as statements compiled once (db.Prepared): building a statement and its cache key per
+# request cost as much as running it.
 _DISCOVERY_FIRST_PAGE = {
-    sort: Prepared(select_post_rows(_P.c.status == "visible", _P.c.deleted_at.is_(None),
-                                    _P.c.visibility == "public")
-                   .order_by(*((_P.c.hot_score.desc(), _P.c.id.desc()) if sort == "hot"
-                               else (_P.c.created_at.desc(), _P.c.id.desc())))
+    sort: Prepared(select_post_rows(visible_to(None)).order_by(*_order(sort))
                    .limit(bindparam("limit")))
     for sort in SORTS}
 
@@ -249,14 +244,8 @@ async def read_posts(session: Executor, cache, settings: Any, viewer_id: int | N
 # -- the cached first pages ------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=512)
-def _first_page_key(prefix: str, sort: str, limit: int) -> str:
-    return f"{prefix}feeds:first:{sort}:{limit}"
-
-
 def first_page_key(cache, sort: str, limit: int) -> str:
-    """Built on every read of a cached page, so remembered (2 sorts x 100 limits)."""
-    return _first_page_key(cache.prefix, sort, limit)
+    return cache.key("feeds", "first", sort, limit)
 
 
 async def invalidate_first_pages(cache, sorts: tuple[str, ...] = SORTS) -> None:

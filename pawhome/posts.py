@@ -273,6 +273,8 @@ LIST_COLUMNS = (
         "created_at", "edited_at")),
     _USERS.c.nickname.label("author_nickname"), _USERS.c.avatar_url.label("author_avatar_url"),
     _BOARDS.c.slug.label("board_slug"))
+# The Post attributes among LIST_COLUMNS (post_view builds a row from a loaded Post).
+_POST_FIELDS = tuple(c.name for c in LIST_COLUMNS if c.table is _POSTS)
 # Positions in a row of LIST_COLUMNS (rows may be plain tuples: db.Prepared's).
 ROW_ID, ROW_HOT_SCORE, ROW_CREATED_AT = (
     [c.key for c in LIST_COLUMNS].index(name) for name in ("id", "hot_score", "created_at"))
@@ -322,7 +324,7 @@ def _row_view(row: Any, topic_names: list[str]) -> dict[str, Any]:
 
 def post_view(post: Post, author: User | None, board: Board | None,
               topic_names: list[str]) -> dict[str, Any]:
-    return _row_view(tuple(getattr(post, c.name) for c in LIST_COLUMNS[:20]) + (
+    return _row_view(tuple(getattr(post, name) for name in _POST_FIELDS) + (
         author.nickname if author else "", author.avatar_url if author else "",
         board.slug if board else None), topic_names)
 

@@ -159,16 +159,14 @@ async def append_many(cache: Cache,
     args: list[Any] = [settings.events_retention_count, settings.events_retention_seconds,
                        settings.events_dedup_seconds, int(time.time() * 1000),
                        settings.events_retention_seconds * 1000, secrets.token_hex(6)]
-    prefix = cache.prefix
     for user_id, event in items:
         if isinstance(event, tuple):
             event_id, payload = event
         else:
             event_id, payload = event["id"], codec.dumps_str(event)
-        uid = int(user_id)  # the keys as meta_key, log_key and channel_key spell them
-        keys += [f"{prefix}ev:meta:{uid}", f"{prefix}ev:log:{uid}",
-                 f"{prefix}ev:dedup:{uid}:{event_id}"]
-        args += [payload, f"{prefix}ws:user:{uid}"]
+        keys += [meta_key(cache, user_id), log_key(cache, user_id),
+                 cache.key("ev", "dedup", int(user_id), event_id)]
+        args += [payload, channel_key(cache, user_id)]
     flat = await cache.script(APPEND_MANY_LUA)(keys=keys, args=args)
     return [((flat[i].decode() if isinstance(flat[i], bytes) else flat[i]), int(flat[i + 1]))
             for i in range(0, len(flat), 3)]

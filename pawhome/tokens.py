@@ -84,18 +84,16 @@ def _decode(settings: Settings, token: str) -> AccessClaims:
         raise TokenInvalid() from error
 
 
-# Built on every authenticated request: f-strings with the prefix, the same keys as
-# cache.key("auth", ...).
 def revoked_jti_key(cache: Cache, jti: str) -> str:
-    return f"{cache.prefix}auth:revoked-jti:{jti}"
+    return cache.key("auth", "revoked-jti", jti)
 
 
 def revoked_session_key(cache: Cache, sid: str) -> str:
-    return f"{cache.prefix}auth:revoked-sid:{sid}"
+    return cache.key("auth", "revoked-sid", sid)
 
 
 def valid_after_key(cache: Cache, user_id: int) -> str:
-    return f"{cache.prefix}auth:valid-after:{user_id}"
+    return cache.key("auth", "valid-after", user_id)
 
 
 def revocation_keys(cache: Cache, claims: AccessClaims) -> list[str]:

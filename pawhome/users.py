@@ -342,7 +342,7 @@ BLOCKS_FLAG_SECONDS = 3600
 
 
 def blocks_flag_key(cache: Cache, user_id: int) -> str:
-    return f"{cache.prefix}users:has-blocks:{user_id}"  # cache.key("users", "has-blocks", id)
+    return cache.key("users", "has-blocks", user_id)
 
 
 async def has_any_block(session: AsyncSession, cache: Cache, user_id: int,
