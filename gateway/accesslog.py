@@ -21,7 +21,7 @@ import os
 import time
 from gateway.metrics import HTTP_ERRORS, HTTP_LATENCY, HTTP_REQUESTS
 from pawhome import codec
-from pawhome.logs import mask_pii
+from pawhome.logs import mask_pii, timestamp
 
 log = logging.getLogger("pawhome.access")
 
@@ -68,19 +68,6 @@ class LineWriter:
 writer = LineWriter()
 atexit.register(writer.flush)
 
-# The line's first fields (as JsonFormatter writes them) for the current second.
-_ts_second = -1
-_ts_text = ""
-
-
-def _timestamp(now: float) -> str:
-    global _ts_second, _ts_text
-    second = int(now)
-    if second != _ts_second:
-        _ts_second, _ts_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{_ts_text}.{int((now - second) * 1000):03d}Z"
-
-
 @functools.lru_cache(maxsize=4096)
 def _masked(path: str) -> str:
     return mask_pii(path)
@@ -100,7 +87,7 @@ def line_for(handler, status: int, elapsed: float) -> dict:
     error = handler.app_error
     auth = handler.auth
     return {
-        "ts": _timestamp(time.time()),
+        "ts": timestamp(time.time()),
         "level": "INFO",
         "logger": "pawhome.access",
         "request_id": getattr(handler, "request_id", "-"),

@@ -4,7 +4,8 @@ The one module that writes `conversations`, `conversation_members` and `messages
 the chat events. The REST handlers (handlers/conversations.py) and the WebSocket frame
 handlers (handlers/chat_frames.py) both call these functions, so a message sent either way
 is checked, stored and announced the same way (socket sends go through the group commit of
-pawhome/chat_writer.py, which shares the rules here and falls back to `send_message`). docs/chat.md describes the rules and events.
+pawhome/chat_writer.py, which shares the rules here and falls back to `send_message`).
+docs/chat.md describes the rules and events.
 """
 from __future__ import annotations
 

@@ -37,11 +37,26 @@ def mask_pii(text: str) -> str:
     return _OPENID.sub(r"\1…", text)
 
 
+# The last formatted second, as one tuple (one assignment: threads that log may race on it).
+# One strftime per second, not per line: the access log writes a line per request.
+_last_second: tuple[int, str] = (-1, "")
+
+
+def timestamp(seconds: float) -> str:
+    """A log line's `ts`: UTC ISO 8601 with milliseconds, e.g. 2026-11-23T08:00:52.123Z."""
+    global _last_second
+    second = int(seconds)
+    cached_second, text = _last_second
+    if second != cached_second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _last_second = (second, text)
+    return f"{text}.{int((seconds - second) * 1000):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "request_id": getattr(record, "request_id", None) or request_id_var.get(),
