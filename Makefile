@@ -26,7 +26,7 @@ install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
 migrate: install
-	$(BIN)/python -m pawhome.migrate
+	$(BIN)/python -m pawhome.platform.migrate
 
 seed: migrate
 	MODE=$(RUN_MODE) $(BIN)/python -m pawhome.demo

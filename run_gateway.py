@@ -12,7 +12,7 @@ import logging
 import multiprocessing
 import signal
 
-from pawhome.logs import setup_logging
+from pawhome.platform.logs import setup_logging
 from settings import get_settings
 
 log = logging.getLogger("pawhome.gateway")
@@ -25,7 +25,7 @@ async def serve(port: int, address: str) -> None:
     settings = get_settings()
     gateway = Gateway(settings)
     if settings.embedded:
-        from pawhome.embedded import prepare_embedded
+        from pawhome.platform.embedded import prepare_embedded
 
         await prepare_embedded(gateway.resources)
     gateway.start(port, address)
@@ -52,7 +52,7 @@ def tune_gc(thresholds: str) -> None:
 
 def startup_banner(settings, base: str) -> str:
     """What `make run` prints: where the gateway is, how to get a dev token, what it runs on."""
-    from pawhome.embedded import describe
+    from pawhome.platform.embedded import describe
 
     lines = [f"PAWHome gateway ({settings.mode} mode) at {base}/v1  (health: {base}/readyz)"]
     lines += [f"  {name:<9}{where}" for name, where in describe(settings).items()]

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
 
     # --- data ------------------------------------------------------------------------
     # production: mysql+aiomysql://pawhome:***@db:3306/pawhome?charset=utf8mb4
-    database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'pawhome.db'}"
+    database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'pawhome.platform.db'}"
     db_pool_size: int = 10
     db_max_overflow: int = 10
     db_pool_timeout: float = 5.0
@@ -133,18 +133,18 @@ class Settings(BaseSettings):
     sms_max_attempts: int = 5
     sms_resend_seconds: int = 60
 
-    # --- event streams (pawhome/streams.py) -------------------------------------------
+    # --- event streams (pawhome/platform/streams.py) -------------------------------------------
     events_retention_count: int = 1000  # events kept per user for resume
     events_retention_seconds: int = 3 * 24 * 3600  # and none older than this
     events_dedup_seconds: int = 3600  # how long a redelivered event id is recognised
 
-    # --- direct messages (pawhome/chat.py) -------------------------------------------
+    # --- direct messages (pawhome/messaging/chat.py) -------------------------------------------
     chat_max_text: int = 1000  # characters in one text message
     chat_recall_seconds: int = 120  # a sender may recall a message this long after sending
     chat_typing_interval: float = 3.0  # at most one typing relay per conversation and sender
     chat_unread_top: int = 20  # conversations listed by GET /v1/conversations/unread-count
     # Socket sends queued while a batch is written go into the next transaction together
-    # (pawhome/chat_writer.py), at most this many per transaction; 1 = every send on its own
+    # (pawhome/messaging/chat_writer.py), at most this many per transaction; 1 = every send on its own
     # (the REST path's way). Production: the default.
     chat_group_commit_max: int = 200
     # Batches one process may write at once, each on its own connection: a second starts
@@ -189,7 +189,7 @@ class Settings(BaseSettings):
                    "fields": {"thing1": "title", "thing2": "text", "time3": "time"}},
     })
 
-    # --- community feeds (pawhome/feeds.py, docs/community.md) ---------------------------
+    # --- community feeds (pawhome/community/feeds.py, docs/community.md) ---------------------------
     feed_cache_seconds: float = 5.0  # TTL of the cached first pages of latest/hot: staleness bound
     feed_hot_window_hours: int = 72  # posts younger than this are ranked for the hot feed
     feed_hot_set_size: int = 1000  # posts kept in the hot sorted set
@@ -198,7 +198,7 @@ class Settings(BaseSettings):
     feed_following_limit: int = 2000  # followees read by the following feed (fan-out on read)
     topic_heat_window_hours: int = 168  # posts younger than this heat their topics
 
-    # --- media (pawhome/media.py, pawhome/storage.py, docs/media.md) -----------------------
+    # --- media (pawhome/media/uploads.py, pawhome/integrations/storage.py, docs/media.md) -----------------------
     # local: files under MEDIA_ROOT, uploaded to and served by the gateway (embedded, tests);
     # cos: Tencent COS, clients PUT to presigned URLs (production).
     media_storage: Literal["local", "cos"] = "local"
@@ -229,7 +229,7 @@ class Settings(BaseSettings):
     cos_domain: str = ""  # custom domain instead of <bucket>.cos.<region>.myqcloud.com
     cos_timeout: int = 30
 
-    # --- moderation (pawhome/moderation.py, docs/moderation.md) ----------------------------
+    # --- moderation (pawhome/moderation/reviews.py, docs/moderation.md) ----------------------------
     # Ask WeChat content security (msgSecCheck / mediaCheckAsync). Off: our word filter alone
     # decides text and images pass (embedded/offline development only).
     moderation_wechat_enabled: bool = True
@@ -245,7 +245,7 @@ class Settings(BaseSettings):
     moderation_media_check_timeout_seconds: int = 40 * 60
     moderation_media_check_sweep_seconds: float = 300.0  # how often beat looks for those
 
-    # --- search (pawhome/search.py, docs/search.md) ---------------------------------------
+    # --- search (pawhome/search/index.py, docs/search.md) ---------------------------------------
     search_query_max_chars: int = 50  # longer queries are refused (422)
     search_query_max_words: int = 8  # segmented words per query; more are refused (422)
     search_snippet_chars: int = 80  # width of a highlighted snippet
@@ -253,7 +253,7 @@ class Settings(BaseSettings):
     search_recent_limit: int = 20  # recent searches kept per user (newest first)
     search_recent_ttl_seconds: int = 180 * 86400  # a user's list expires after this idle time
 
-    # --- community interactions (pawhome/likes.py, comments.py, ..., docs/interactions.md) --
+    # --- community interactions (pawhome/community/likes.py, comments.py, ..., docs/interactions.md) --
     comment_max_length: int = 1000  # characters in one comment or reply
     comment_preview_replies: int = 3  # replies shown under each top-level comment in a list
     share_count_window_seconds: int = 600  # one user's shares of one post count once per window

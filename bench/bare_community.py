@@ -6,15 +6,15 @@ metrics, access log).
                          the same bytes out in the same envelope;
     GET /bare/hot-pipelined
                          the same GET sent on the pipelined connection the gateway's
-                         admission call uses (pawhome/redis_pipeline.py), so the comparison
+                         admission call uses (pawhome/platform/redis_pipeline.py), so the comparison
                          can be made without the gateway's cheaper Redis access too;
     GET /bare/latest     the SQL statements the gateway runs for the first page of the latest
                          feed on a cache miss, replayed with the same parameters on the same
-                         engine (pawhome.db.make_engine), rows encoded with the same codec.
+                         engine (pawhome.platform.db.make_engine), rows encoded with the same codec.
 
 The key and the statements come from bench_community.py (BENCH_HOT_KEY, and BENCH_BARE_SQL:
 a pickle of {"latest": [(sql, params)]} captured from
-SQLAlchemy while the bench process ran pawhome.feeds' own code).
+SQLAlchemy while the bench process ran pawhome.community.feeds' own code).
 """
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bare_server import Healthz  # noqa: E402
-from pawhome import codec  # noqa: E402
-from pawhome.cache import make_redis  # noqa: E402
-from pawhome.db import make_engine  # noqa: E402
-from pawhome.redis_pipeline import Pipeline  # noqa: E402
+from pawhome.platform import codec  # noqa: E402
+from pawhome.platform.cache import make_redis  # noqa: E402
+from pawhome.platform.db import make_engine  # noqa: E402
+from pawhome.platform.redis_pipeline import Pipeline  # noqa: E402
 from settings import get_settings  # noqa: E402
 
 ENVELOPE = b'{"code":0,"message":"ok","data":'

@@ -19,10 +19,10 @@ import tornado.web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.users import User  # noqa: E402
-from pawhome import codec  # noqa: E402
-from pawhome.cache import make_redis  # noqa: E402
-from pawhome.db import make_engine  # noqa: E402
-from pawhome.users import profile  # noqa: E402
+from pawhome.platform import codec  # noqa: E402
+from pawhome.platform.cache import make_redis  # noqa: E402
+from pawhome.platform.db import make_engine  # noqa: E402
+from pawhome.identity.users import profile  # noqa: E402
 from settings import get_settings  # noqa: E402
 from sqlalchemy.ext.asyncio import async_sessionmaker  # noqa: E402
 

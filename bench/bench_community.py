@@ -15,7 +15,7 @@ process only: see its docstring).
    pipelined connection);
 2. latest: the first page of GET /v1/posts?sort=latest with the page cache off
    (FEED_CACHE_SECONDS=0; also refilled on every request, 0.001), beside a bare handler
-   replaying the same SQL statements (captured from SQLAlchemy while pawhome.feeds ran them
+   replaying the same SQL statements (captured from SQLAlchemy while pawhome.community.feeds ran them
    here);
 3. search: POST /v1/posts -> GET /v1/search/posts?q=<its unique word> finds it, with a real
    worker (run_worker.py) on default,moderation,search,media and MODERATION_WECHAT_ENABLED=0;
@@ -109,9 +109,9 @@ async def seed(settings, user_ids: list[int], count: int) -> dict:
     from sqlalchemy import func, insert, select, text
 
     from models.community import Board, Like, Post, PostTopic, Topic
-    from pawhome import feeds, posts
-    from pawhome.cache import Cache
-    from pawhome.db import Database
+    from pawhome.community import feeds, posts
+    from pawhome.platform.cache import Cache
+    from pawhome.platform.db import Database
 
     db, cache = Database(settings), Cache(settings)
     started = time.monotonic()
@@ -178,13 +178,13 @@ async def seed(settings, user_ids: list[int], count: int) -> dict:
 
 async def capture_sql(settings, viewer_id: int) -> dict:
     """The SQL the gateway runs for the first page of the latest feed on a cache miss,
-    captured from SQLAlchemy while pawhome.feeds' own code runs here; the hot page's key and
+    captured from SQLAlchemy while pawhome.community.feeds' own code runs here; the hot page's key and
     the latest page's post ids."""
     from sqlalchemy import event
 
-    from pawhome import feeds
-    from pawhome.cache import Cache
-    from pawhome.db import Database
+    from pawhome.community import feeds
+    from pawhome.platform.cache import Cache
+    from pawhome.platform.db import Database
 
     db, cache = Database(settings), Cache(settings)
     captured: list[tuple[str, tuple]] = []
@@ -650,23 +650,23 @@ def write_markdown(r: dict) -> str:
         "and expiry (verified once per token, then remembered), ONE admission call to Redis "
         "(a Lua script: the per-IP rate-limit window, the token's three revocation marks, "
         "and the read-ahead of the cached page and the viewer's has-blocks flag; sent on "
-        "the process's pipelined admission connection, pawhome/redis_pipeline.py), envelope, "
+        "the process's pipelined admission connection, pawhome/platform/redis_pipeline.py), envelope, "
         "Prometheus metrics, a JSON access-log line (written in batches). Page cache TTL "
         f"set to {HOT_CACHE_SECONDS} s for the case so it stays warm (production: 5 s, one "
         "miss per 5 s).",
         "- hot, bare GET: the same Redis GET of the same key and the same bytes out "
         f"({hot['checks']['page_bytes']} bytes, checked equal before the run), with "
         "redis-py's client as a plain handler would (a pooled connection per GET).",
-        "- hot, bare GET, pipelined: the same GET on a pawhome.redis_pipeline.Pipeline, the "
+        "- hot, bare GET, pipelined: the same GET on a pawhome.platform.redis_pipeline.Pipeline, the "
         "gateway's own way of reaching Redis (commands of concurrent requests share writes "
         "and reads on one connection): the gateway's overhead with its cheaper Redis access "
         "taken out of the comparison.",
         f"- latest, gateway: `GET {latest['paths']['gateway']}` with FEED_CACHE_SECONDS="
         f"{DB_CACHE_SECONDS} (the page cache off: the database path on every request): the "
         "admission call as above (rate-limit window, revocation marks, has-blocks flag), then "
-        "on a bare pooled connection (pawhome.db Database.connection, behind the pool's "
+        "on a bare pooled connection (pawhome.platform.db Database.connection, behind the pool's "
         "arrival-order gate) the page's two statements (posts joined with authors and "
-        "boards; the posts' topics), compiled once (pawhome.db.Prepared) and run with "
+        "boards; the posts' topics), compiled once (pawhome.platform.db.Prepared) and run with "
         "SQLAlchemy's exec_driver_sql like the bare handler's, render (JSON columns "
         "embedded as stored), encode.",
         f"- latest, gateway, cache refilled per request: FEED_CACHE_SECONDS="
@@ -674,7 +674,7 @@ def write_markdown(r: dict) -> str:
         "the page read in the admission call (a miss) and a Redis SET of the page; in "
         "production this refill happens once per FEED_CACHE_SECONDS (5 s), not per request.",
         "- latest, bare SQL: the same SQL statements with the same parameters (captured "
-        "from SQLAlchemy while pawhome.feeds ran here; the same first-page post ids checked "
+        "from SQLAlchemy while pawhome.community.feeds ran here; the same first-page post ids checked "
         "before the run) on one pooled connection of the same engine, run with "
         "exec_driver_sql, rows encoded with the same codec.",
         "",

@@ -90,7 +90,7 @@ def clear_rate_limits() -> None:
 
 
 def migrate() -> None:
-    from pawhome import migrate as migrations
+    from pawhome.platform import migrate as migrations
 
     migrations.upgrade(ENV["DATABASE_URL"])
 

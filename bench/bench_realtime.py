@@ -91,7 +91,7 @@ GC_THRESHOLDS = "50000,50,100"
 
 FANOUT_CHOICE = (
     "5,000 sockets = {users} users x {devices} devices each, one stored event published to "
-    "each user with pawhome.events.publish_to_user ({users} stream appends + PUBLISHes, issued "
+    "each user with pawhome.platform.events.publish_to_user ({users} stream appends + PUBLISHes, issued "
     "concurrently), timed from the first publish to the 5,000th socket receiving it. Why not "
     "a live topic: the only topic kind registered today is conversation:<id>, which only its "
     "two members may watch, so no topic reaches 5,000 sockets without registering something "
@@ -154,7 +154,7 @@ async def clear_conversations() -> None:
 
 
 def mint_tokens(user_ids: list[int]) -> list[tuple[int, str]]:
-    from pawhome.tokens import issue_access_token
+    from pawhome.identity.tokens import issue_access_token
     from settings import Settings
 
     settings = Settings(jwt_secret=ENV["JWT_SECRET"], mode="development")
@@ -475,7 +475,7 @@ def write_markdown(r: dict) -> str:
         "chat.message, by client_msg_id, same clock) < 100 ms. Stepping stops at the first "
         "failing step (a failing step is run once more first: the machine is shared with "
         "other work, see `machine busy`). Gateway: chat.send over the socket -> "
-        "pawhome/chat_writer.py (group commit: the sends queued meanwhile share one MariaDB "
+        "pawhome/messaging/chat_writer.py (group commit: the sends queued meanwhile share one MariaDB "
         "transaction: rules, seqs, messages, members, one outbox row) -> one Lua call appends "
         "the batch's events to the users' Redis streams and PUBLISHes them -> hub -> "
         "recipient (and the sender's own copy). Bare: the frame is forwarded to the "

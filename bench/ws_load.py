@@ -594,15 +594,15 @@ async def run_fanout(spec: dict) -> dict:
         async def publish(rep: int) -> None:
             control[0].send({"type": "broadcast", "data": {"rep": rep}})
     else:
-        from pawhome import events
-        from pawhome.cache import Cache
+        from pawhome.platform import events
+        from pawhome.platform.cache import Cache
         from settings import get_settings
 
         cache = Cache(get_settings())
         user_ids = [uid for uid, _ in users]
 
         async def publish(rep: int) -> None:
-            # Every stored event of every user takes this path (pawhome/events.py).
+            # Every stored event of every user takes this path (pawhome/platform/events.py).
             await asyncio.gather(*(events.publish_to_user(cache, uid, "bench.fanout",
                                                           {"rep": rep}) for uid in user_ids))
     await asyncio.sleep(1.0)

@@ -4,7 +4,7 @@ Logged: request id, method, route template, path (PII-masked, no query string: i
 a token), status, business code, latency, user id, client IP. Never bodies, tokens, codes or
 session keys.
 
-The line has the shape of every other log line (pawhome/logs.py: ts, level, logger,
+The line has the shape of every other log line (pawhome/platform/logs.py: ts, level, logger,
 request_id, msg, then the fields) but does not go through `logging`: building a LogRecord,
 formatting it and writing it cost about a fifth of a cached feed request. Lines are encoded
 here and written to stderr in batches: when 64 KB have gathered, FLUSH_SECONDS after the
@@ -20,8 +20,8 @@ import logging
 import os
 import time
 from gateway.metrics import HTTP_ERRORS, HTTP_LATENCY, HTTP_REQUESTS
-from pawhome import codec
-from pawhome.logs import mask_pii, timestamp
+from pawhome.platform import codec
+from pawhome.platform.logs import mask_pii, timestamp
 
 log = logging.getLogger("pawhome.access")
 

@@ -21,8 +21,8 @@ from gateway.hub import Hub
 from gateway.ratelimit import RateLimiter
 from gateway.routing import LiteralPaths
 from gateway.shutdown import GOING_AWAY_CODE, GOING_AWAY_REASON, InflightRequests
-from pawhome.outbox import OutboxRelay
-from pawhome.resources import Resources
+from pawhome.platform.outbox import OutboxRelay
+from pawhome.platform.resources import Resources
 from settings import Settings
 
 log = logging.getLogger("pawhome.gateway")

@@ -22,11 +22,11 @@ import tornado.web
 
 from gateway import accesslog
 from gateway.ratelimit import rules_for
-from pawhome import codec, errors
-from pawhome.cache import UNAVAILABLE_ERRORS
-from pawhome.db import is_connection_error
-from pawhome.logs import request_id_var
-from pawhome.tokens import (AccessClaims, check_revocation, decode_access_token,
+from pawhome.platform import codec, errors
+from pawhome.platform.cache import UNAVAILABLE_ERRORS
+from pawhome.platform.db import is_connection_error
+from pawhome.platform.logs import request_id_var
+from pawhome.identity.tokens import (AccessClaims, check_revocation, decode_access_token,
                             ensure_not_revoked, revocation_keys)
 
 log = logging.getLogger("pawhome.gateway")

@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.handler import ApiHandler, endpoint
 from gateway.metrics import REGISTRY
-from pawhome import codec
+from pawhome.platform import codec
 
 
 class HealthzHandler(ApiHandler):

@@ -27,8 +27,8 @@ except ImportError:  # pragma: no cover - redis-py without it: only False is che
     _NOT_ENOUGH_DATA = False
 
 from gateway import metrics
-from pawhome import codec, presence
-from pawhome.cache import UNAVAILABLE_ERRORS, make_redis
+from pawhome.platform import codec, presence
+from pawhome.platform.cache import UNAVAILABLE_ERRORS, make_redis
 
 if TYPE_CHECKING:
     from gateway.ws import Connection

@@ -21,7 +21,7 @@ from sqlalchemy import delete, select, update
 
 from models.base import utcnow
 from models.platform import IdempotencyRecord
-from pawhome import codec, errors
+from pawhome.platform import codec, errors
 
 log = logging.getLogger("pawhome.gateway")
 

@@ -2,7 +2,7 @@
 
 Nothing here is written by hand per endpoint: paths come from `handlers.ROUTES`, parameters
 and bodies from the pydantic models the endpoint declares, error responses from what the
-endpoint enforces (auth, roles, body, rate limits, idempotency) and `pawhome.errors`.
+endpoint enforces (auth, roles, body, rate limits, idempotency) and `pawhome.platform.errors`.
 Served at GET /v1/openapi.json; `python -m gateway.openapi` (make openapi) writes
 docs/openapi.json and docs/errors.md, and a test fails when either is stale.
 """
@@ -21,7 +21,7 @@ import tornado.websocket
 from gateway.handler import ApiHandler, EndpointSpec, endpoint
 from gateway.ratelimit import rules_for
 from gateway.routing import Route
-from pawhome import errors
+from pawhome.platform import errors
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -292,7 +292,7 @@ def document_bytes() -> bytes:
     """The document as served; built once per process (the route table is fixed at start)."""
     global _cached
     if _cached is None:
-        from pawhome import codec
+        from pawhome.platform import codec
 
         _cached = codec.dumps(build_document())
     return _cached
@@ -307,7 +307,7 @@ class OpenApiHandler(ApiHandler):
 
 def render_json(document: dict) -> str:
     # Indented and key-stable so docs/openapi.json diffs read well in review; the wire
-    # format is pawhome.codec.
+    # format is pawhome.platform.codec.
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -315,7 +315,7 @@ def render_errors_markdown() -> str:
     lines = [
         "# Error codes",
         "",
-        "Generated from `pawhome.errors.ERROR_TABLE` by `make openapi`; do not edit by hand.",
+        "Generated from `pawhome.platform.errors.ERROR_TABLE` by `make openapi`; do not edit by hand.",
         "Every error reply is `{\"code\", \"message\", \"errors\": [{\"field\", \"message\"}]}` "
         "with the HTTP status below.",
         "",

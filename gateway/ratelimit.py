@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from redis.exceptions import NoScriptError
 
-from pawhome.cache import Cache
-from pawhome.errors import RateLimited
+from pawhome.platform.cache import Cache
+from pawhome.platform.errors import RateLimited
 from gateway.metrics import RATE_LIMITED
 
 

@@ -26,8 +26,8 @@ from tornado.iostream import IOStream, StreamClosedError
 from gateway import metrics
 from gateway.handler import to_app_error, validation_errors
 from gateway.ratelimit import rules_for
-from pawhome import codec, errors, streams, topics
-from pawhome.tokens import AccessClaims, decode_access_token, ensure_not_revoked
+from pawhome.platform import codec, errors, streams, topics
+from pawhome.identity.tokens import AccessClaims, decode_access_token, ensure_not_revoked
 
 log = logging.getLogger("pawhome.ws")
 

@@ -6,8 +6,8 @@ from typing import Literal
 from pydantic import Field
 
 from gateway.handler import ApiHandler, endpoint
-from gateway.pagination import PageQuery, page_result
-from pawhome import deadletters
+from pawhome.platform.pagination import PageQuery, page_result
+from pawhome.platform import deadletters
 
 
 class DeadLetterQuery(PageQuery):

@@ -6,8 +6,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from gateway.pagination import PageQuery, page_result
-from pawhome import auth, users
+from pawhome.platform.pagination import PageQuery, page_result
+from pawhome.identity import auth, users
 
 ADMIN = ("admin",)
 

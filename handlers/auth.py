@@ -1,12 +1,12 @@
 """Auth endpoints: WeChat, SMS and development logins, phone binding, token refresh,
-logout, session info. Each parses, calls one function in pawhome/auth.py and replies."""
+logout, session info. Each parses, calls one function in pawhome/identity/auth.py and replies."""
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome import auth
-from pawhome.errors import NotFound
+from pawhome.identity import auth
+from pawhome.platform.errors import NotFound
 
 PHONE_PATTERN = r"^1[3-9][0-9]{9}$"  # mainland mobile numbers (SMS login)
 

@@ -1,8 +1,8 @@
 """Direct-message WebSocket frames: chat.send, chat.read, chat.typing, chat.recall.
 
 The socket twin of handlers/conversations.py: each frame is validated by its pydantic model
-and handed to the same pawhome/chat.py function as the REST endpoint — chat.send through the
-group commit of pawhome/chat_writer.py, which gives the same answers — so both paths store,
+and handed to the same pawhome/messaging/chat.py function as the REST endpoint — chat.send through the
+group commit of pawhome/messaging/chat_writer.py, which gives the same answers — so both paths store,
 check and announce a message identically. Only chat.send gets a direct reply (`chat.ack`);
 the others are answered through the events they cause (chat.read, chat.recalled) or not at
 all (chat.typing). Errors become `error` frames (gateway/ws.py).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from gateway.ws import ClientFrame, Connection, frame_handler
-from pawhome import chat, chat_writer
+from pawhome.messaging import chat, chat_writer
 
 
 class ChatSendFrame(ClientFrame, chat.MessageBody):

@@ -1,6 +1,6 @@
 """Comment endpoints: list and write a post's comments, list a thread's replies, delete.
 
-Thin: each calls one function of pawhome/comments.py; docs/interactions.md.
+Thin: each calls one function of pawhome/community/comments.py; docs/interactions.md.
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import Field
 
 from gateway.handler import ApiHandler, endpoint
-from gateway.pagination import CursorQuery, cursor_result, decode_cursor
-from pawhome import comments
+from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
+from pawhome.community import comments
 
 
 class CommentsQuery(CursorQuery):

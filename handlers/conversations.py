@@ -1,6 +1,6 @@
 """Direct-message endpoints: conversations, their history, sending, read marks, recall, hiding.
 
-Thin: each method parses, calls one function of pawhome/chat.py and replies. The WebSocket
+Thin: each method parses, calls one function of pawhome/messaging/chat.py and replies. The WebSocket
 frames (handlers/chat_frames.py) call the same functions; docs/chat.md describes both.
 """
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from gateway.pagination import MAX_LIMIT, CursorQuery, cursor_result, decode_cursor
-from pawhome import chat
+from pawhome.platform.pagination import MAX_LIMIT, CursorQuery, cursor_result, decode_cursor
+from pawhome.messaging import chat
 
 
 class OpenConversationBody(BaseModel):

@@ -1,12 +1,12 @@
 """Favorite and share endpoints: collect a post, list one's collection, share a post.
 
-Thin: each calls one function of pawhome/favorites.py; docs/interactions.md.
+Thin: each calls one function of pawhome/community/favorites.py; docs/interactions.md.
 """
 from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
-from gateway.pagination import CursorQuery, cursor_result, decode_cursor
-from pawhome import favorites
+from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
+from pawhome.community import favorites
 
 
 class PostFavoriteHandler(ApiHandler):

@@ -1,12 +1,12 @@
 """Follow endpoints: follow/unfollow, a user's followers and followings, profile counters.
 
-Thin: each calls one function of pawhome/follows.py; docs/interactions.md.
+Thin: each calls one function of pawhome/community/follows.py; docs/interactions.md.
 """
 from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
-from gateway.pagination import CursorQuery, cursor_result, decode_cursor
-from pawhome import follows
+from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
+from pawhome.community import follows
 
 
 class FollowHandler(ApiHandler):

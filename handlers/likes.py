@@ -1,12 +1,12 @@
 """Like endpoints for posts and comments: POST likes, DELETE unlikes; both idempotent.
 
-Thin: each calls pawhome.likes.set_like, which writes the row, the counters, the notification
+Thin: each calls pawhome.community.likes.set_like, which writes the row, the counters, the notification
 and the live counter; docs/interactions.md.
 """
 from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome import likes
+from pawhome.community import likes
 
 
 class PostLikeHandler(ApiHandler):

@@ -21,9 +21,10 @@ from tornado.web import URLSpec
 
 from gateway.handler import ApiHandler, endpoint, to_app_error
 from gateway.routing import Route
-from pawhome import codec, media
-from pawhome.errors import NotFound, PayloadTooLarge, ValidationFailed
-from pawhome.storage import read_upload_token, storage_for
+from pawhome.platform import codec
+from pawhome.media import uploads as media
+from pawhome.platform.errors import NotFound, PayloadTooLarge, ValidationFailed
+from pawhome.integrations.storage import read_upload_token, storage_for
 
 TAGS = ("media",)
 

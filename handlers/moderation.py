@@ -7,9 +7,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from gateway.pagination import PageQuery, page_result
-from pawhome import codec, moderation, reports
-from pawhome.errors import BadRequest, Forbidden, NotFound
+from pawhome.platform.pagination import PageQuery, page_result
+from pawhome.platform import codec
+from pawhome.moderation import reviews as moderation, reports
+from pawhome.platform.errors import BadRequest, Forbidden, NotFound
 
 ADMIN = ("admin",)
 TARGETS = ("post", "comment")

@@ -1,5 +1,5 @@
 """Notification centre endpoints: list by category, unread counts, mark read; admins send
-system notifications. The domain rules live in pawhome/notifications.py."""
+system notifications. The domain rules live in pawhome/messaging/notifications.py."""
 from __future__ import annotations
 
 from typing import Literal
@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from gateway.pagination import CursorQuery, cursor_result, decode_cursor
-from pawhome import notifications
+from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
+from pawhome.messaging import notifications
 
 Category = Literal["like", "comment", "reply", "follow", "mention", "order", "appointment",
                    "system"]

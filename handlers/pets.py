@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome import pets
+from pawhome.community import pets
 
 
 class MyPetsHandler(ApiHandler):

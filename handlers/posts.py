@@ -1,6 +1,6 @@
 """Post endpoints: create, read, edit, delete, the feeds (GET /v1/posts), boards, browse
-history, and the admin take-down and pinning. Domain logic is in pawhome/posts.py and
-pawhome/feeds.py; the cached first pages are answered here as stored bytes."""
+history, and the admin take-down and pinning. Domain logic is in pawhome/community/posts.py and
+pawhome/community/feeds.py; the cached first pages are answered here as stored bytes."""
 from __future__ import annotations
 
 import logging
@@ -8,11 +8,11 @@ import logging
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from gateway.pagination import CursorQuery
-from pawhome import feeds, posts
-from pawhome.cache import UNAVAILABLE_ERRORS
+from pawhome.platform.pagination import CursorQuery
+from pawhome.community import feeds, posts
+from pawhome.platform.cache import UNAVAILABLE_ERRORS
 
-log = logging.getLogger("pawhome.posts")
+log = logging.getLogger("pawhome.community.posts")
 ADMIN = ("admin",)
 
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome import presence, users
+from pawhome.platform import presence
+from pawhome.identity import users
 
 
 class PresenceHandler(ApiHandler):

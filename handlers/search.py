@@ -1,5 +1,5 @@
 """Search endpoints: posts, users and topics by words (Chinese segmented), and the caller's
-recent searches. The work is in pawhome/search.py; see docs/search.md."""
+recent searches. The work is in pawhome/search/index.py; see docs/search.md."""
 from __future__ import annotations
 
 from typing import Literal
@@ -7,10 +7,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from gateway.pagination import page_result
+from pawhome.platform.pagination import page_result
 from models.community import SPECIES
-from pawhome import search
-from pawhome.errors import ValidationFailed, field_error
+from pawhome.search import index as search
+from pawhome.platform.errors import ValidationFailed, field_error
 
 PetType = Literal[SPECIES]  # type: ignore[valid-type]
 

@@ -1,9 +1,9 @@
 """The caller's WeChat subscribe-message authorisations: report what wx.requestSubscribeMessage
-answered, read what is left per template (pawhome/subscribe_messages.py)."""
+answered, read what is left per template (pawhome/messaging/subscribe_messages.py)."""
 from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome import subscribe_messages
+from pawhome.messaging import subscribe_messages
 
 
 class MySubscriptionsHandler(ApiHandler):

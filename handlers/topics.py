@@ -5,7 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import endpoint
 from handlers.posts import CommunityHandler
-from pawhome import feeds
+from pawhome.community import feeds
 
 
 class HotTopicsQuery(BaseModel):

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from gateway.pagination import PageQuery, page_result
-from pawhome import users
+from pawhome.platform.pagination import PageQuery, page_result
+from pawhome.identity import users
 
 
 class BlockBody(BaseModel):

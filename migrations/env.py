@@ -1,7 +1,7 @@
 """Alembic environment: one set of migrations for MariaDB/MySQL and SQLite.
 
 The URL comes from settings (DATABASE_URL) unless the caller put a connection in
-`config.attributes["connection"]` (pawhome.migrate does, to migrate programmatically).
+`config.attributes["connection"]` (pawhome.platform.migrate does, to migrate programmatically).
 SQLite runs in batch mode so ALTERs work there too.
 """
 from __future__ import annotations

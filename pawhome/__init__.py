@@ -1,6 +1,8 @@
-"""PAWHome domain package: the logic shared by the gateway's handlers and the workers.
+"""PAWHome's domain package: the logic shared by the gateway's handlers and the workers.
 
-One module per domain (users, auth, ...) plus the infrastructure they share (codec, errors,
-database and Redis access, the outbox, events). Handlers and tasks call into it; it is the only
-place that writes a domain's tables and emits its events.
+One sub-package per domain (identity, community, messaging, media, moderation, search ...),
+each the only writer of its tables and the only emitter of its events, over `platform` (the
+plumbing every domain uses: database, cache, codec, errors, outbox, events) and
+`integrations` (clients of outside services). Layers point down only; docs/architecture.md
+draws them and says where a new domain goes.
 """

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.users import User
-from pawhome import posts, users
-from pawhome.resources import Resources
+from pawhome.community import posts
+from pawhome.identity import users
+from pawhome.platform.resources import Resources
 from settings import Settings, get_settings
 
 # openid (the dev-login key), nickname, role, bio

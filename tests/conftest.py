@@ -88,7 +88,7 @@ async def _drop_database_and_keys() -> None:
 
 
 def pytest_sessionstart(session) -> None:
-    from pawhome import migrate
+    from pawhome.platform import migrate
 
     asyncio.run(_create_database())
     migrate.upgrade(os.environ["DATABASE_URL"])
@@ -109,7 +109,7 @@ def settings():
 
 @pytest.fixture
 def resources(settings, io_loop):
-    from pawhome.resources import Resources
+    from pawhome.platform.resources import Resources
 
     res = Resources(settings)
     yield res
@@ -152,7 +152,7 @@ def private_database():
     that need a table to themselves, such as the outbox a relay drains."""
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
-    from pawhome import migrate
+    from pawhome.platform import migrate
 
     name = f"{DB_NAME}_{uuid.uuid4().hex[:6]}"
 

@@ -20,8 +20,8 @@ from typing import Any, AsyncIterator
 from sqlalchemy import func, select
 
 from models.platform import OutboxMessage
-from pawhome import streams
-from pawhome.events import EVENT_SCHEMAS, user_channel
+from pawhome.platform import streams
+from pawhome.platform.events import EVENT_SCHEMAS, user_channel
 
 
 class CapturedEvents:

@@ -13,7 +13,7 @@ from typing import Any
 
 from tornado.httpclient import HTTPRequest
 
-from pawhome import codec
+from pawhome.platform import codec
 
 
 @dataclass

@@ -13,7 +13,9 @@ from sqlalchemy import func, select
 from models.base import utcnow
 from models.community import Comment, Favorite, Like, Post, UserStats
 from models.users import User, UserFollow, UserSettings
-from pawhome import codec, counters, tokens, users
+from pawhome.platform import codec
+from pawhome.community import counters
+from pawhome.identity import tokens, users
 from tests.helpers import Session
 
 
@@ -54,7 +56,7 @@ async def block(resources: Any, blocker_id: int, blocked_id: int) -> None:
 
 
 async def follow_row(resources: Any, follower_id: int, followee_id: int) -> None:
-    from pawhome import follows
+    from pawhome.community import follows
 
     async with resources.db.session() as session, session.begin():
         await follows.follow(session, follower_id, followee_id)
@@ -139,7 +141,7 @@ class TopicListener:
         self.pubsub = resources.cache.redis.pubsub()
 
     async def __aenter__(self) -> "TopicListener":
-        from pawhome.events import topic_channel_key
+        from pawhome.platform.events import topic_channel_key
 
         await self.pubsub.subscribe(topic_channel_key(self.resources.cache, self.topic))
         return self

@@ -26,7 +26,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 import wsclient
-from pawhome import codec
+from pawhome.platform import codec
 from tests.fixtures_worker import wait_until  # noqa: F401 - the one polling helper
 from tests.services import free_port
 

@@ -16,7 +16,7 @@ from gateway.app import Gateway
 from gateway.handler import ApiHandler, endpoint
 from gateway.routing import route
 from gateway.shutdown import stop_signal
-from pawhome.logs import setup_logging
+from pawhome.platform.logs import setup_logging
 from settings import get_settings
 
 

@@ -7,8 +7,8 @@ import tempfile
 import pytest
 
 from gateway import accesslog
-from pawhome import codec
-from pawhome.logs import JsonFormatter, mask_pii
+from pawhome.platform import codec
+from pawhome.platform.logs import JsonFormatter, mask_pii
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ import pytest
 
 from gateway import ratelimit
 from gateway.ratelimit import RateLimiter, Rule
-from pawhome import feeds, tokens
-from pawhome.db import Database
-from pawhome.errors import DatabaseUnavailable, RateLimited
+from pawhome.community import feeds
+from pawhome.identity import tokens
+from pawhome.platform.db import Database
+from pawhome.platform.errors import DatabaseUnavailable, RateLimited
 from tests.interactions_support import make_post, make_user
 
 

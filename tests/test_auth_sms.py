@@ -7,7 +7,8 @@ import secrets
 
 import pytest
 
-from pawhome import errors, sms
+from pawhome.platform import errors
+from pawhome.identity import sms
 from settings import Settings
 from tests.fixtures_wechat import SMS_API_KEY
 
@@ -125,7 +126,7 @@ async def test_provider_failure_is_503_and_the_user_may_retry_at_once(api, sms_g
 
 @pytest.mark.gen_test
 async def test_wrong_api_key_is_503_not_a_crash(sms_gateway):
-    from pawhome.resources import Resources
+    from pawhome.platform.resources import Resources
     res = Resources(Settings(sms_provider="http", sms_api_key="wrong-key"))
     try:
         with pytest.raises(errors.SmsUnavailable):
@@ -161,7 +162,7 @@ class _Records(logging.Handler):
 @pytest.mark.parametrize("mode,shows_code", [("development", True), ("production", False)])
 async def test_log_provider_shows_the_code_only_outside_production(mode, shows_code):
     handler = _Records()
-    logger = logging.getLogger("pawhome.sms")
+    logger = logging.getLogger("pawhome.identity.sms")
     logger.addHandler(handler)
     old_level = logger.level
     logger.setLevel(logging.INFO)

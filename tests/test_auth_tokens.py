@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, update
 
 from models.users import RefreshToken
-from pawhome.auth import hash_refresh_token
+from pawhome.identity.auth import hash_refresh_token
 
 
 

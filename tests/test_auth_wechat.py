@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from pawhome.wechat import encrypt_user_data
+from pawhome.integrations.wechat import encrypt_user_data
 from settings import Settings
 from tests.fakes.wechat import openid_for, session_key_for
 

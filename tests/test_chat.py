@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from models.realtime import Conversation, ConversationMember, Message
-from pawhome import auth, chat, follows
+from pawhome.identity import auth
+from pawhome.messaging import chat
+from pawhome.community import follows
 from tests.event_contract import assert_events_valid, capture_events, types_of
 
 
@@ -508,8 +510,8 @@ async def test_refused_send_emits_nothing(app, api):
 @pytest.mark.gen_test(timeout=30)
 async def test_typing_is_relayed_live_at_most_once_per_interval_and_never_stored(
         app, api, resources):
-    from pawhome import codec
-    from pawhome.events import user_channel_key
+    from pawhome.platform import codec
+    from pawhome.platform.events import user_channel_key
 
     a, b, conversation = await _pair(api)
     pubsub = resources.cache.redis.pubsub()

@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import func, select
 
 from models.platform import OutboxMessage
-from pawhome import chat, events, outbox, streams, users
-from pawhome.cache import Cache
-from pawhome.errors import ChatBlocked
-from pawhome.outbox import OutboxRelay
+from pawhome.messaging import chat
+from pawhome.platform import events, outbox, streams
+from pawhome.identity import users
+from pawhome.platform.cache import Cache
+from pawhome.platform.errors import ChatBlocked
+from pawhome.platform.outbox import OutboxRelay
 
 
 def _body(text: str = "hello", client_msg_id: str | None = None) -> chat.MessageBody:

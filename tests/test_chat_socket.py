@@ -11,7 +11,7 @@ import pytest
 from tornado.websocket import websocket_connect
 
 import handlers.chat_frames  # noqa: F401  (registers the chat frames, as handlers/realtime does)
-from pawhome import codec
+from pawhome.platform import codec
 from tests.event_contract import assert_events_valid
 
 

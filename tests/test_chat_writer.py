@@ -1,4 +1,4 @@
-"""Group commit of socket sends (pawhome/chat_writer.py): sends queued together are written in
+"""Group commit of socket sends (pawhome/messaging/chat_writer.py): sends queued together are written in
 one transaction with the single path's answers — good ones stored with gap-free seqs, a
 refused one failing alone, a repeated client_msg_id getting the first ack — and anything
 unexpected falls back to one-at-a-time sends that still ack every good message once."""
@@ -13,10 +13,12 @@ from sqlalchemy import func, select
 from models.platform import OutboxMessage
 from models.realtime import Message
 from models.users import UserBlock
-from pawhome import chat, chat_writer, outbox, streams, users
-from pawhome.errors import ChatBlocked, ChatNotAllowed, NotFound
-from pawhome.outbox import OutboxRelay
-from pawhome.resources import Resources
+from pawhome.messaging import chat, chat_writer
+from pawhome.platform import outbox, streams
+from pawhome.identity import users
+from pawhome.platform.errors import ChatBlocked, ChatNotAllowed, NotFound
+from pawhome.platform.outbox import OutboxRelay
+from pawhome.platform.resources import Resources
 from tests.realtime_helpers import gateways, ws_connect  # noqa: F401
 
 

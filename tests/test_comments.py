@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from models.community import Comment
 from models.realtime import Notification
-from pawhome import comments
+from pawhome.community import comments
 from tests.event_contract import assert_events_valid, capture_events, types_of
 from tests.interactions_support import (assert_counters_true, block, comment_row, make_post,
                                         make_user, post_row)

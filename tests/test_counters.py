@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import update
 
 from models.community import Comment, Post, UserStats
-from pawhome import comments, counters, favorites, likes
+from pawhome.community import comments, counters, favorites, likes
 from settings import get_settings
 from tests.interactions_support import (assert_counters_true, comment_row, follow_row,
                                         make_post, make_user, post_row, stats, stats_row)
@@ -114,7 +114,7 @@ def test_the_reconciliation_runs_on_beat():
 
 def test_the_beat_task_repairs_drift_in_a_worker_process_runtime():
     """The task body as a worker runs it: its own loop and resources (workers/runtime.py)."""
-    from pawhome.resources import Resources
+    from pawhome.platform.resources import Resources
 
     async def make_drift() -> int:
         resources = Resources(get_settings())

@@ -1,7 +1,7 @@
 """The embedded mode `make run` starts: run_gateway.py as its own process on a SQLite file, the
 in-process Redis-compatible store and in-process tasks — no MariaDB, Redis or broker involved.
 
-The gateway runs as a subprocess exactly as `make run` starts it (after `pawhome.migrate`);
+The gateway runs as a subprocess exactly as `make run` starts it (after `pawhome.platform.migrate`);
 tests talk to it over HTTP and look at its SQLite file and its log.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from pawhome import codec
+from pawhome.platform import codec
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ class EmbeddedGateway:
         self.proc: subprocess.Popen | None = None
 
     def migrate(self) -> None:
-        subprocess.run([sys.executable, "-m", "pawhome.migrate"], cwd=ROOT, env=self.env,
+        subprocess.run([sys.executable, "-m", "pawhome.platform.migrate"], cwd=ROOT, env=self.env,
                        check=True, capture_output=True, timeout=60)
 
     def start(self) -> None:
@@ -72,7 +72,7 @@ class EmbeddedGateway:
 
     def run_in_its_database(self, work):
         """Run `work(session)` in a transaction on the gateway's own SQLite file."""
-        from pawhome.db import Database
+        from pawhome.platform.db import Database
         from settings import Settings
 
         async def run():
@@ -136,7 +136,7 @@ def test_logout_state_lives_in_the_in_process_store(embedded):
 
 def test_task_enqueued_through_the_outbox_runs_in_the_gateway_process(embedded):
     from models.platform import OutboxMessage
-    from pawhome.outbox import enqueue_task
+    from pawhome.platform.outbox import enqueue_task
 
     marker = "embedded-ping-" + uuid.uuid4().hex
 

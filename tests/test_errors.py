@@ -9,7 +9,7 @@ import pytest
 
 from gateway.handler import ApiHandler, endpoint
 from gateway.routing import route
-from pawhome import errors
+from pawhome.platform import errors
 
 ALLOWED_STATUSES = {400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 503}
 

@@ -4,7 +4,7 @@ import uuid
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from pawhome.events import emit_to_user, register_event_schema
+from pawhome.platform.events import emit_to_user, register_event_schema
 from tests.event_contract import assert_events_valid, capture_events, types_of
 
 

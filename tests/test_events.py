@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from pawhome import codec
-from pawhome.events import emit_to_user, make_event, user_channel, user_channel_key
-from pawhome.outbox import OutboxRelay, enqueue_task
+from pawhome.platform import codec
+from pawhome.platform.events import emit_to_user, make_event, user_channel, user_channel_key
+from pawhome.platform.outbox import OutboxRelay, enqueue_task
 from tests.fixtures_worker import wait_until
 
 

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import update
 
 from models.community import Post
-from gateway.pagination import encode_cursor
-from pawhome import feeds, follows, users
+from pawhome.platform.pagination import encode_cursor
+from pawhome.community import feeds, follows
+from pawhome.identity import users
 from tests.test_posts import (boards, ensure_boards, insert_post, publish,  # noqa: F401
                               set_status, tag)
 

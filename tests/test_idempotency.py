@@ -15,7 +15,7 @@ from gateway.handler import ApiHandler, endpoint
 from gateway.routing import route
 from models.base import utcnow
 from models.platform import DeadLetter, IdempotencyRecord
-from pawhome import errors
+from pawhome.platform import errors
 
 PATH = "/v1/test/idempotent-writes"
 GATE: dict[str, asyncio.Event] = {}  # marker -> event a request waits on before writing

@@ -11,8 +11,9 @@ from sqlalchemy import select, update
 from models.base import utcnow
 from models.community import Post
 from models.realtime import Notification
-from pawhome import likes, topics
-from pawhome.errors import NotFound
+from pawhome.community import likes
+from pawhome.platform import topics
+from pawhome.platform.errors import NotFound
 from tests.event_contract import assert_events_valid, capture_events, types_of
 from tests.interactions_support import (TopicListener, assert_counters_true, block,
                                         follow_row, like_rows, make_post, make_user, post_row,

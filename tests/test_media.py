@@ -14,8 +14,9 @@ from PIL import Image
 from sqlalchemy import select, update
 
 from models.media import Media
-from pawhome import chat, media
-from pawhome.errors import ValidationFailed
+from pawhome.messaging import chat
+from pawhome.media import uploads as media
+from pawhome.platform.errors import ValidationFailed
 from settings import Settings
 from tests.event_contract import (CapturedEvents, assert_events_valid, capture_events,
                                   types_of)
@@ -191,7 +192,7 @@ async def test_content_that_does_not_match_its_declared_sha256_fails(api, app, r
 
 @pytest.mark.gen_test(timeout=60)
 async def test_video_without_ffmpeg_fails_with_a_clear_reason(api, resources):
-    from pawhome.resources import Resources
+    from pawhome.platform.resources import Resources
 
     me = await api.login()
     fake_mp4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 500
@@ -336,7 +337,7 @@ async def test_originals_and_paths_outside_the_variants_are_not_served(api, reso
     base = "/v1/media/files/"
     assert (await api.get(base + row.storage_key)).status == 404  # the original keeps GPS
     assert (await api.get(base + "../settings.py")).status == 404
-    assert (await api.get(base + "media/%2e%2e/%2e%2e/pawhome.db")).status == 404
+    assert (await api.get(base + "media/%2e%2e/%2e%2e/pawhome.platform.db")).status == 404
     assert (await api.get(base + row.storage_key.rsplit(".", 1)[0] + "/w999.jpg")).status \
         == 404
 

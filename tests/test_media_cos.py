@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from gateway.app import make_app
-from pawhome import media
-from pawhome.resources import Resources
-from pawhome.storage import CosStorage, storage_for
+from pawhome.media import uploads as media
+from pawhome.platform.resources import Resources
+from pawhome.integrations.storage import CosStorage, storage_for
 from settings import Settings
 from tests.fakes.cos import SECRET_ID, SECRET_KEY, FakeCos, signature_problem
 from tests.media_helpers import jpeg_bytes
@@ -93,7 +93,7 @@ def test_wrongly_signed_requests_are_refused_by_the_fake():
     store = CosStorage(Settings(media_storage="cos", cos_secret_id=SECRET_ID,
                                 cos_secret_key="not-the-key", cos_domain=FAKE_COS.domain,
                                 cos_scheme="http", cos_bucket="pawhome-1250000000"))
-    from pawhome.storage import StorageError
+    from pawhome.integrations.storage import StorageError
 
     refused = FAKE_COS.state.refused
     with pytest.raises(StorageError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pawhome import media
+from pawhome.media import uploads as media
 from tests.media_helpers import png_bytes, sha256
 
 MB = 1 << 20
@@ -127,7 +127,7 @@ async def test_uploads_never_completed_are_deleted_and_failed_after_a_day(api, a
     import datetime as dt
 
     from models.base import utcnow
-    from pawhome.storage import storage_for
+    from pawhome.integrations.storage import storage_for
     from tests.event_contract import capture_events, types_of
     from tests.media_helpers import jpeg_bytes, path_of
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pawhome import media
+from pawhome.media import uploads as media
 from tests.event_contract import assert_events_valid, capture_events, types_of
 from tests.fixtures_worker import wait_until
 from tests.media_helpers import jpeg_bytes, path_of, upload

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import models
 from models.base import include_object
-from pawhome import migrate
+from pawhome.platform import migrate
 
 
 def schema_diff(url: str) -> list:

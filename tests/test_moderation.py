@@ -12,8 +12,9 @@ from models.base import utcnow
 from models.community import Comment, Post
 from models.media import Media
 from models.users import User
-from pawhome import moderation, posts
-from pawhome.errors import NotFound, SensitiveContent
+from pawhome.moderation import reviews as moderation
+from pawhome.community import posts
+from pawhome.platform.errors import NotFound, SensitiveContent
 from tests.event_contract import assert_events_valid, capture_events, types_of
 from tests.fixtures_worker import wait_until
 from tests.media_helpers import worker_variants
@@ -191,7 +192,7 @@ async def test_a_second_review_of_the_same_text_reuses_the_verdict(api, resource
 
 @pytest.mark.gen_test(timeout=30)
 async def test_wechat_outage_is_raised_for_the_task_to_retry(api, resources, wechat):
-    from pawhome.errors import WeChatUnavailable
+    from pawhome.platform.errors import WeChatUnavailable
 
     author = await api.login()
     post_id = await make_post(resources, author.user_id, "微信挂了")
@@ -409,7 +410,7 @@ async def test_a_post_taken_down_by_a_worker_leaves_the_cached_first_page_at_onc
         api, app, resources, wechat, celery_worker_process):
     """The risky verdict is applied outside any request (a worker, here directly): the post
     must not stay on the cached discovery page until its TTL runs out."""
-    from pawhome import feeds
+    from pawhome.community import feeds
 
     author = await api.login()
     post_id = await make_post(resources, author.user_id, "先通过后被下架的帖子")

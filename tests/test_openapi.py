@@ -13,7 +13,7 @@ from gateway import openapi
 from gateway.handler import ApiHandler, endpoint
 from gateway.routing import route
 from handlers import ROUTES
-from pawhome import codec
+from pawhome.platform import codec
 
 
 class AdjustBody(BaseModel):

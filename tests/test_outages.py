@@ -52,7 +52,7 @@ def private_redis():
 
 @pytest.fixture(scope="module")
 def private_mariadb():
-    from pawhome import migrate
+    from pawhome.platform import migrate
 
     server = _start_or_skip(PrivateMariaDB)
     try:
@@ -176,7 +176,7 @@ async def test_frozen_database_is_503_within_the_session_deadline_not_a_hang(
 
 @pytest.mark.gen_test
 async def test_a_timeout_inside_a_session_that_is_not_the_database_is_not_called_an_outage():
-    from pawhome.db import Database
+    from pawhome.platform.db import Database
     from settings import Settings
 
     db = Database(Settings(db_session_timeout=5.0))  # the run's MariaDB

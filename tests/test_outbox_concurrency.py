@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import delete
 
 from models.platform import OutboxMessage
-from pawhome.events import emit_to_user, user_channel
-from pawhome.outbox import OutboxRelay
+from pawhome.platform.events import emit_to_user, user_channel
+from pawhome.platform.outbox import OutboxRelay
 
 
 @pytest.mark.gen_test(timeout=120)

@@ -11,9 +11,9 @@ from sqlalchemy import select, update
 
 from models.base import utcnow
 from models.platform import OutboxMessage
-from pawhome import codec
-from pawhome.outbox import OutboxRelay, enqueue_task
-from pawhome.resources import Resources
+from pawhome.platform import codec
+from pawhome.platform.outbox import OutboxRelay, enqueue_task
+from pawhome.platform.resources import Resources
 from settings import Settings
 from tests.fixtures_worker import probe_state, start_worker, wait_until
 from tests.services import PrivateRedis, free_port

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from models.community import Post, Topic, UserStats
 from models.media import Media
-from pawhome import feeds, posts
+from pawhome.community import feeds, posts
 from tests.event_contract import assert_events_valid, capture_events, types_of
 
 
@@ -187,7 +187,7 @@ async def test_pending_and_hidden_posts_are_seen_only_by_their_author(api, resou
 async def test_followers_only_and_private_posts_by_id(api, resources):
     author, fan, stranger = await api.login(), await api.login(), await api.login()
     async with resources.db.session() as session, session.begin():
-        from pawhome import follows
+        from pawhome.community import follows
         await follows.follow(session, fan.user_id, author.user_id)
     followers = await publish(api, resources, author, visibility="followers")
     private = await publish(api, resources, author, visibility="private")

@@ -1,4 +1,4 @@
-"""pawhome.db.Prepared on MariaDB: a Core SELECT compiled once, run as SQL text, with IN
+"""pawhome.platform.db.Prepared on MariaDB: a Core SELECT compiled once, run as SQL text, with IN
 lists of any length, on a connection or a session, JSON columns embedded as stored."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import bindparam, select
 
 from models.community import Post
-from pawhome import codec
-from pawhome.db import Prepared
+from pawhome.platform import codec
+from pawhome.platform.db import Prepared
 from tests.interactions_support import make_post, make_user
 
 POSTS = Post.__table__

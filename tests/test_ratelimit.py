@@ -16,8 +16,8 @@ import tornado.httpserver
 
 from gateway import ratelimit
 from gateway.ratelimit import RateLimiter, Rule
-from pawhome.cache import Cache
-from pawhome.errors import RateLimited
+from pawhome.platform.cache import Cache
+from pawhome.platform.errors import RateLimited
 from tests.helpers import Api
 from tests.services import free_port
 

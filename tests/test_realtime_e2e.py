@@ -11,8 +11,8 @@ import uuid
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from pawhome import codec
-from pawhome.cache import Cache
+from pawhome.platform import codec
+from pawhome.platform.cache import Cache
 from settings import Settings
 from tests.fixtures_worker import probe_state, start_worker
 from tests.realtime_helpers import gateways, ws_connect  # noqa: F401  (fixture)

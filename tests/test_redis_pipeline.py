@@ -1,4 +1,4 @@
-"""pawhome/redis_pipeline.py: concurrent callers' commands on one connection, each caller
+"""pawhome/platform/redis_pipeline.py: concurrent callers' commands on one connection, each caller
 getting its own reply, against the real Redis."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import uuid
 import pytest
 import redis.exceptions as redis_errors
 
-from pawhome.cache import make_redis
-from pawhome.redis_pipeline import Pipeline
+from pawhome.platform.cache import make_redis
+from pawhome.platform.redis_pipeline import Pipeline
 
 
 @pytest.fixture

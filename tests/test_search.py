@@ -13,7 +13,7 @@ from models.base import utcnow
 from models.community import Board, Post, PostTopic, SearchDocument, Topic
 from models.platform import OutboxMessage
 from models.users import User
-from pawhome import search
+from pawhome.search import index as search
 
 
 def marker() -> str:

@@ -11,8 +11,9 @@ from sqlalchemy import text
 from models.base import utcnow
 from models.community import Post, PostTopic, SearchDocument, Topic
 from models.users import User, UserBlock
-from pawhome import migrate, search
-from pawhome.db import Database
+from pawhome.platform import migrate
+from pawhome.search import index as search
+from pawhome.platform.db import Database
 from settings import Settings
 
 

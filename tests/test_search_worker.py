@@ -10,7 +10,7 @@ import pytest
 
 from models.base import utcnow
 from models.community import Post
-from pawhome import search
+from pawhome.search import index as search
 from tests.fixtures_worker import wait_until
 from tests.test_search import find_posts, ids, marker
 

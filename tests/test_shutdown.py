@@ -17,7 +17,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.simple_httpclient import HTTPStreamClosedError
 
 from gateway.shutdown import GOING_AWAY_CODE
-from pawhome import codec
+from pawhome.platform import codec
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from pawhome import codec, streams
-from pawhome.cache import Cache
-from pawhome.events import make_event, publish_to_user
+from pawhome.platform import codec, streams
+from pawhome.platform.cache import Cache
+from pawhome.platform.events import make_event, publish_to_user
 from settings import Settings
 
 

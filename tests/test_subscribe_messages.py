@@ -13,7 +13,8 @@ from sqlalchemy import select
 from models.base import utcnow
 from models.realtime import (Conversation, ConversationMember, Message, SubscribeQuota,
                              SubscribeSend)
-from pawhome import presence, subscribe_messages as sm
+from pawhome.platform import presence
+from pawhome.messaging import subscribe_messages as sm
 from tests.fixtures_worker import wait_until
 from tests.test_notifications import make_user
 
@@ -303,7 +304,7 @@ def test_field_values_follow_the_limit_table():
 
 @pytest.mark.gen_test(timeout=30)
 async def test_notification_push_uses_its_categorys_template(resources, wechat):
-    from pawhome import notifications
+    from pawhome.messaging import notifications
 
     me, fan = await make_user(resources, "Me"), await make_user(resources, "Fan")
     await grant(resources, me, COMMENT_TEMPLATE, 1)

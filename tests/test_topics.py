@@ -9,10 +9,10 @@ import uuid
 import pytest
 
 from models.realtime import Conversation, ConversationMember
-from pawhome import codec, topics
-from pawhome.errors import Forbidden, NotFound
-from pawhome.events import topic_channel_key
-from pawhome.resources import Resources
+from pawhome.platform import codec, topics
+from pawhome.platform.errors import Forbidden, NotFound
+from pawhome.platform.events import topic_channel_key
+from pawhome.platform.resources import Resources
 from tests.test_notifications import make_user
 
 

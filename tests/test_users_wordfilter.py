@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pawhome import wordfilter
+from pawhome.platform import wordfilter
 
 
 @pytest.mark.parametrize("text", [

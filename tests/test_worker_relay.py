@@ -6,8 +6,9 @@ import time
 import pytest
 
 from models.community import Post
-from pawhome import moderation, streams
-from pawhome.outbox import OutboxRelay
+from pawhome.moderation import reviews as moderation
+from pawhome.platform import streams
+from pawhome.platform.outbox import OutboxRelay
 from tests.interactions_support import make_user
 
 

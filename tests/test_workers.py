@@ -15,7 +15,7 @@ from sqlalchemy import select
 from models.base import utcnow
 from models.platform import DeadLetter, IdempotencyRecord, OutboxMessage
 from models.users import RefreshToken, User
-from pawhome.outbox import enqueue_task
+from pawhome.platform.outbox import enqueue_task
 from tests.fixtures_worker import ROOT, WORKER_TEST_ENV, probe_state, wait_until
 from workers.celery_app import QUEUE_NAMES, celery_app, route_for
 from workers.schedule import beat_schedule
@@ -227,7 +227,7 @@ async def test_beat_token_refresh_fetches_the_shared_wechat_token_once(
     assert wechat.stable_token_calls == 1
     assert not any((body or {}).get("force_refresh") for body in wechat.stable_token_bodies)
     # Fresh token: the next tick leaves it alone.
-    from pawhome.wechat import WeChatClient
+    from pawhome.integrations.wechat import WeChatClient
 
     assert await WeChatClient(resources).refresh_token_if_due() is False
     assert wechat.stable_token_calls == 1

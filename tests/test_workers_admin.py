@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from models.platform import DeadLetter
-from pawhome.deadletters import record_dead_letter
+from pawhome.platform.deadletters import record_dead_letter
 
 
 async def _letters(resources, task_name: str, count: int) -> list[int]:

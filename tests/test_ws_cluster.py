@@ -10,7 +10,7 @@ import pytest
 
 import wsclient
 from gateway.ws import CLOSE_AUTH, CLOSE_SLOW
-from pawhome import events, presence
+from pawhome.platform import events, presence
 from tests.realtime_helpers import (RawSocket, gateways, metric_value,  # noqa: F401
                                     wait_until, ws_connect)
 

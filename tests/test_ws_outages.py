@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 
 import wsclient
-from pawhome import events
-from pawhome.cache import Cache
+from pawhome.platform import events
+from pawhome.platform.cache import Cache
 from settings import Settings
 from tests.realtime_helpers import gateways, wait_until, ws_connect  # noqa: F401
 from tests.services import PrivateRedis

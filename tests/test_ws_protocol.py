@@ -9,8 +9,8 @@ import pytest
 
 import wsclient
 from gateway.ws import CLOSE_AUTH, CLOSE_BINARY, CLOSE_FLOOD, CLOSE_TOO_BIG
-from pawhome import events
-from pawhome.tokens import issue_access_token
+from pawhome.platform import events
+from pawhome.identity.tokens import issue_access_token
 
 
 def ws_url(base_url: str) -> str:

@@ -17,7 +17,7 @@ from celery import Task
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy.exc import OperationalError as DbOperationalError
 
-from pawhome.errors import ServiceUnavailable
+from pawhome.platform.errors import ServiceUnavailable
 
 log = logging.getLogger("pawhome.tasks")
 
@@ -56,7 +56,7 @@ class PawTask(Task):
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: Any) -> None:
         """The task failed for good: keep its arguments and error for admins to retry."""
-        from pawhome.deadletters import record_dead_letter
+        from pawhome.platform.deadletters import record_dead_letter
         from workers import runtime
 
         retries = int(getattr(self.request, "retries", 0) or 0)

@@ -119,8 +119,8 @@ def app_for(settings: Settings) -> Celery:
 
 @signals.setup_logging.connect
 def _use_pawhome_logging(**_: object) -> None:
-    """Worker and beat log JSON lines like the gateway (pawhome/logs.py)."""
-    from pawhome.logs import setup_logging
+    """Worker and beat log JSON lines like the gateway (pawhome/platform/logs.py)."""
+    from pawhome.platform.logs import setup_logging
 
     setup_logging(get_settings().log_level)
 
@@ -130,7 +130,7 @@ def _relay_what_the_task_committed(**_: object) -> None:
     """Hand the outbox rows a task committed to the broker/streams now (a worker runs no relay
     loop; without this they would wait for a gateway's next poll). Failures are left to the
     gateways' relays and the beat safety net."""
-    from pawhome import outbox
+    from pawhome.platform import outbox
 
     settings = get_settings()
     if not settings.broker_url or not outbox.take_committed_rows_flag():
@@ -143,7 +143,7 @@ def _relay_what_the_task_committed(**_: object) -> None:
             if not runtime.run(relay.relay_once()):
                 break
     except Exception as error:
-        logging.getLogger("pawhome.outbox").warning("post-task relay failed: %r", error)
+        logging.getLogger("pawhome.platform.outbox").warning("post-task relay failed: %r", error)
 
 
 @signals.worker_process_shutdown.connect

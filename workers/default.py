@@ -29,7 +29,7 @@ def ping(value: str = "pong") -> str:
 @celery_app.task(name="default.relay_outbox", **PERIODIC)
 def relay_outbox() -> int:
     """Relay due outbox rows to the broker/Redis, as the gateways do; returns rows moved."""
-    from pawhome.outbox import OutboxRelay
+    from pawhome.platform.outbox import OutboxRelay
 
     async def relay() -> int:
         relay = OutboxRelay(runtime.resources())
@@ -60,21 +60,21 @@ def _purge_in_batches(purge: Callable[[AsyncSession, dt.datetime], Awaitable[int
 
 @celery_app.task(name="default.purge_expired_idempotency_records", **PERIODIC)
 def purge_expired_idempotency_records() -> int:
-    from pawhome.housekeeping import purge_expired_idempotency_records as purge
+    from pawhome.platform.housekeeping import purge_expired_idempotency_records as purge
 
     return _purge_in_batches(purge, utcnow())
 
 
 @celery_app.task(name="default.purge_expired_refresh_tokens", **PERIODIC)
 def purge_expired_refresh_tokens() -> int:
-    from pawhome.housekeeping import purge_expired_refresh_tokens as purge
+    from pawhome.platform.housekeeping import purge_expired_refresh_tokens as purge
 
     return _purge_in_batches(purge, utcnow())
 
 
 @celery_app.task(name="default.purge_resolved_dead_letters", **PERIODIC)
 def purge_resolved_dead_letters() -> int:
-    from pawhome.deadletters import purge_resolved_dead_letters as purge
+    from pawhome.platform.deadletters import purge_resolved_dead_letters as purge
 
     days = runtime.resources().settings.dead_letter_retention_days
     return _purge_in_batches(purge, utcnow() - dt.timedelta(days=days))

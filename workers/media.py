@@ -1,5 +1,5 @@
 """Tasks of the media queue: turn an uploaded original into the files we serve
-(pawhome/media.py does the work; this module is the Celery entry point).
+(pawhome/media/uploads.py does the work; this module is the Celery entry point).
 
 Idempotent and late-acked like every task: a redelivered or retried run of a media that is
 already ready or failed does nothing, and a run interrupted half-way redoes the same keys.
@@ -18,8 +18,8 @@ def process(self, media_id: int) -> str:
     Storage outages retry with backoff; on the last attempt the media is failed with the
     reason instead of staying in `processing` forever.
     """
-    from pawhome import media
-    from pawhome.storage import StorageError
+    from pawhome.media import uploads as media
+    from pawhome.integrations.storage import StorageError
 
     resources = runtime.resources()
     try:
@@ -34,6 +34,6 @@ def process(self, media_id: int) -> str:
 @celery_app.task(name="media.purge_abandoned_uploads", **PERIODIC)
 def purge_abandoned_uploads() -> int:
     """Beat: delete uploads never completed (MEDIA_UPLOAD_ABANDON_SECONDS) and fail them."""
-    from pawhome import media
+    from pawhome.media import uploads as media
 
     return runtime.run(media.purge_abandoned_uploads(runtime.resources()))

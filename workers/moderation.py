@@ -1,4 +1,4 @@
-"""Tasks of the moderation queue: review a post, a comment or an image (pawhome/moderation.py).
+"""Tasks of the moderation queue: review a post, a comment or an image (pawhome/moderation/reviews.py).
 
 Each takes an id and is idempotent: content that is no longer pending is left alone and a
 verdict on the same text is reused, so redelivery and retries cost no WeChat quota. WeChat
@@ -14,7 +14,7 @@ from workers.celery_app import celery_app
 @celery_app.task(name="moderation.review_post")
 def review_post(post_id: int) -> str:
     """Decide a pending post from its text and images; returns its state afterwards."""
-    from pawhome import moderation
+    from pawhome.moderation import reviews as moderation
 
     return runtime.run(moderation.review_post(runtime.resources(), post_id))
 
@@ -22,7 +22,7 @@ def review_post(post_id: int) -> str:
 @celery_app.task(name="moderation.review_comment")
 def review_comment(comment_id: int) -> str:
     """Check a comment's text; hides or removes it if needed; returns its state."""
-    from pawhome import moderation
+    from pawhome.moderation import reviews as moderation
 
     return runtime.run(moderation.review_comment(runtime.resources(), comment_id))
 
@@ -30,7 +30,7 @@ def review_comment(comment_id: int) -> str:
 @celery_app.task(name="moderation.review_media")
 def review_media(media_id: int) -> str:
     """Start WeChat's asynchronous check of a ready image; returns its moderation state."""
-    from pawhome import moderation
+    from pawhome.moderation import reviews as moderation
 
     return runtime.run(moderation.review_media(runtime.resources(), media_id))
 
@@ -38,6 +38,6 @@ def review_media(media_id: int) -> str:
 @celery_app.task(name="moderation.expire_media_checks", **PERIODIC)
 def expire_media_checks() -> int:
     """Beat: images whose WeChat verdict is overdue go to the review queue."""
-    from pawhome import moderation
+    from pawhome.moderation import reviews as moderation
 
     return runtime.run(moderation.expire_media_checks(runtime.resources()))

@@ -1,5 +1,5 @@
 """Tasks of the notify queue: pushes to users' live connections, WeChat access-token upkeep,
-and WeChat subscribe messages to users who stayed offline (pawhome/subscribe_messages.py).
+and WeChat subscribe messages to users who stayed offline (pawhome/messaging/subscribe_messages.py).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from workers.celery_app import celery_app
 @celery_app.task(name="notify.push_to_user")
 def push_to_user(user_id: int, event_type: str, data: Any) -> int:
     """Publish an event to a user's live connections; returns gateway processes reached."""
-    from pawhome.events import publish_to_user
+    from pawhome.platform.events import publish_to_user
 
     return runtime.run(publish_to_user(runtime.resources().cache, user_id, event_type, data))
 
@@ -24,7 +24,7 @@ def refresh_wechat_token() -> None:
 
     Run every minute by beat; the next tick is its retry.
     """
-    from pawhome.wechat import WeChatClient  # imported lazily: the WeChat module is optional here
+    from pawhome.integrations.wechat import WeChatClient  # imported lazily: the WeChat module is optional here
 
     async def refresh() -> None:
         await WeChatClient(runtime.resources()).refresh_token_if_due()
@@ -43,7 +43,7 @@ def send_subscribe_message(self, user_id: int, reason: str, conversation_id: int
     43101/47003 are final (no retry); WeChat outages and rate limits retry with backoff. The
     push_id keeps a retried or redelivered push from spending or sending twice.
     """
-    from pawhome import subscribe_messages
+    from pawhome.messaging import subscribe_messages
 
     final_attempt = int(self.request.retries or 0) >= int(self.max_retries or 0)
     try:

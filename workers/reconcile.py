@@ -1,7 +1,7 @@
 """The counter reconciliation job (beat, default queue): recount likes, comments, favorites,
 replies and profile counters from their rows and repair any drift.
 
-Counters are kept exact in the write path (pawhome/likes.py and friends); this job is the
+Counters are kept exact in the write path (pawhome/community/likes.py and friends); this job is the
 proof and the safety net. It logs and counts what it fixed: a non-zero figure is a bug to
 chase (or a hand edit), never routine.
 """
@@ -23,7 +23,7 @@ COUNTERS_REPAIRED = Counter("pawhome_counters_repaired_total",
 
 async def reconcile_counters_now(resources) -> dict[str, dict[str, int]]:
     """One full pass; returns {"checked": {kind: n}, "fixed": {kind: n}}."""
-    from pawhome.counters import reconcile_all
+    from pawhome.community.counters import reconcile_all
 
     report = await reconcile_all(resources.db, resources.settings.counter_reconcile_batch)
     for kind, fixed in report.fixed.items():

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from pawhome.resources import Resources
+from pawhome.platform.resources import Resources
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import tornado.websocket
 from tornado.httpclient import HTTPClientError, HTTPRequest
 
-from pawhome import codec
+from pawhome.platform import codec
 
 __all__ = ["Client", "connect", "ConnectRefused", "Closed"]
 

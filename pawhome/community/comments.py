@@ -1,0 +1,376 @@
+"""Comments and one level of replies: the one module that writes `comments` and keeps the
+post's comment_count and each comment's reply_count equal to the comments that count.
+
+A reply always hangs under a top-level comment (a reply to a reply attaches to its top-level
+comment and names the replied-to author). Every writer of a thread locks the top-level
+comment first, so replies, deletions and status changes of one thread run one at a time.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
+
+from models.base import utcnow
+from models.community import CONTENT_STATES, Comment, Post
+from models.users import User, UserBlock
+from pawhome.community import counters
+from pawhome.messaging import notifications
+from pawhome.platform.db import run_transaction
+from pawhome.platform.errors import Forbidden, NotFound, ValidationFailed, field_error
+
+MAX_ID = 2**63 - 1
+EXCERPT_CHARS = 60
+
+
+class CommentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=5000)  # the setting narrows it (create_comment)
+    reply_to_comment_id: int | None = Field(None, ge=1, le=MAX_ID)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+
+def excerpt(text: str, chars: int = EXCERPT_CHARS) -> str:
+    """The first line of a text, cut to `chars` characters (notifications, share cards)."""
+    line = next((part.strip() for part in (text or "").splitlines() if part.strip()), "")
+    return line if len(line) <= chars else line[:chars - 1] + "…"
+
+
+# -- who sees what ----------------------------------------------------------------------------
+
+
+def visible_to(viewer_id: int | None) -> ColumnElement[bool]:
+    """Live comments the viewer may read: visible ones, plus the viewer's own while held for
+    review; never those of someone the viewer blocked or who blocked the viewer."""
+    live = Comment.deleted_at.is_(None)
+    if viewer_id is None:
+        return and_(live, Comment.status == "visible")
+    blocked = select(UserBlock.blocked_id).where(UserBlock.user_id == viewer_id)
+    blockers = select(UserBlock.user_id).where(UserBlock.blocked_id == viewer_id)
+    return and_(
+        live,
+        or_(Comment.status == "visible",
+            and_(Comment.author_id == viewer_id, Comment.status.in_(("pending", "hidden")))),
+        Comment.author_id.not_in(blocked),
+        Comment.author_id.not_in(blockers))
+
+
+async def get_visible_comment(session: AsyncSession, viewer_id: int | None,
+                              comment_id: int) -> Comment:
+    """The comment if the viewer may see it and its post; 404 otherwise, whatever the
+    reason (a private post's comments do not exist for others)."""
+    from pawhome.community import posts
+
+    row = (await session.execute(select(Comment).where(
+        Comment.id == comment_id, visible_to(viewer_id)))).scalar_one_or_none()
+    if row is None:
+        raise NotFound("Comment not found")
+    try:
+        await posts.get_visible_post(session, viewer_id, row.post_id)
+    except NotFound:
+        raise NotFound("Comment not found") from None
+    return row
+
+
+def counts(status: str, deleted_at: dt.datetime | None) -> bool:
+    """Does a comment in this state count in comment_count / reply_count?"""
+    return status == "visible" and deleted_at is None
+
+
+async def _lock(session: AsyncSession, comment_id: int) -> Comment | None:
+    return (await session.execute(
+        select(Comment).where(Comment.id == comment_id).with_for_update()
+        .execution_options(populate_existing=True))).scalar_one_or_none()
+
+
+async def _move_counters(session: AsyncSession, comment: Comment, delta: int) -> None:
+    """comment_count of the post and reply_count of the thread follow one comment in or out."""
+    await counters.bump_post(session, comment.post_id, comment_count=delta)
+    if comment.parent_id is not None:
+        await counters.bump_comment(session, comment.parent_id, reply_count=delta)
+
+
+async def may_see_post(session: AsyncSession, user_id: int, post_id: int) -> bool:
+    from pawhome.community import posts
+
+    try:
+        await posts.get_visible_post(session, user_id, post_id)
+    except NotFound:
+        return False
+    return True
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+async def create_comment(resources: Any, user_id: int, post_id: int,
+                         body: CommentBody) -> dict[str, Any]:
+    """Comment on a post, or reply to one of its comments; returns the comment as shown.
+
+    The word filter runs first (a hard hit is a 422 naming `text`; soft hits hold the comment
+    as pending, visible to its author only, until moderation decides). The post author hears
+    `comment`, the replied-to user `reply` — only when the comment is visible and they may
+    still see the post.
+    """
+    from pawhome.moderation import reviews as moderation
+
+    limit = resources.settings.comment_max_length
+    if len(body.text) > limit:
+        raise ValidationFailed(errors=[field_error("text", f"at most {limit} characters")])
+    soft_hits = moderation.screen_text(body.text, "text")
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        from pawhome.community import posts
+
+        post = await posts.get_visible_post(session, user_id, post_id)
+        parent: Comment | None = None
+        reply_to_user_id = None
+        if body.reply_to_comment_id is not None:
+            target = await get_visible_comment(session, user_id, body.reply_to_comment_id)
+            if target.post_id != post.id:
+                raise NotFound("Comment not found")
+            parent = await _lock(session, target.parent_id or target.id)
+            if parent is None or parent.deleted_at is not None:
+                raise NotFound("Comment not found")
+            reply_to_user_id = target.author_id
+        now = utcnow()
+        row = Comment(post_id=post.id, author_id=user_id,
+                      parent_id=parent.id if parent else None,
+                      reply_to_user_id=reply_to_user_id, text=body.text,
+                      status="pending" if soft_hits else "visible", created_at=now)
+        session.add(row)
+        await session.flush()
+        if counts(row.status, None):
+            await _move_counters(session, row, +1)
+        moderation.review_comment_later(session, row.id)
+        if row.status == "visible":
+            await _notify_new_comment(session, row, post)
+        return (await render(session, user_id, [row]))[0]
+
+    view = await run_transaction(resources.db, work)
+    if view["status"] == "visible":
+        await counters.publish_post_counters(resources, post_id)
+    return view
+
+
+async def _notify_new_comment(session: AsyncSession, row: Comment, post: Post) -> None:
+    payload = {"post_id": post.id, "comment_id": row.id, "text": excerpt(row.text)}
+    if row.parent_id is None:
+        await notifications.notify(session, post.author_id, "comment", "post_commented",
+                                   actor_id=row.author_id, target_type="post",
+                                   target_id=post.id, payload=payload)
+        return
+    recipient = row.reply_to_user_id
+    if recipient and recipient != row.author_id and \
+            await may_see_post(session, recipient, post.id):
+        await notifications.notify(session, recipient, "reply", "comment_replied",
+                                   actor_id=row.author_id, target_type="comment",
+                                   target_id=row.parent_id, payload=payload)
+
+
+async def delete_comment(resources: Any, user_id: int, comment_id: int,
+                         is_admin: bool = False) -> dict[str, Any]:
+    """Delete a comment: its author, the post's author or an admin. Deleting a top-level
+    comment deletes its replies with it. Counters drop by what was counted."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        visible = await get_visible_comment(session, user_id, comment_id) if not is_admin \
+            else await session.get(Comment, comment_id)
+        if visible is None or visible.deleted_at is not None:
+            raise NotFound("Comment not found")
+        if visible.parent_id is not None:
+            await _lock(session, visible.parent_id)  # the thread's lock first, always
+        row = await _lock(session, comment_id)
+        if row is None or row.deleted_at is not None:
+            raise NotFound("Comment not found")
+        post = await session.get(Post, row.post_id)
+        if not (is_admin or row.author_id == user_id or
+                (post is not None and post.author_id == user_id)):
+            raise Forbidden("Only the comment's author or the post's author may delete it")
+        now = utcnow()
+        removed = 0
+        if row.parent_id is None:
+            removed = (await session.execute(
+                update(Comment).where(Comment.parent_id == row.id, Comment.deleted_at.is_(None),
+                                      Comment.status == "visible")
+                .values(deleted_at=now).execution_options(synchronize_session=False))).rowcount
+            await session.execute(
+                update(Comment).where(Comment.parent_id == row.id, Comment.deleted_at.is_(None))
+                .values(deleted_at=now).execution_options(synchronize_session=False))
+            if removed:
+                await counters.bump_comment(session, row.id, reply_count=-removed)
+        was_counted = counts(row.status, row.deleted_at)
+        row.deleted_at = now
+        await session.flush()
+        if was_counted:
+            await _move_counters(session, row, -1)
+        if removed:
+            await counters.bump_post(session, row.post_id, comment_count=-removed)
+        return {"id": row.id, "post_id": row.post_id, "deleted": True,
+                "replies_deleted": int(removed)}
+
+    result = await run_transaction(resources.db, work)
+    await counters.publish_post_counters(resources, result["post_id"])
+    return result
+
+
+async def set_status(session: AsyncSession, comment_id: int, status: str) -> Comment:
+    """Move a comment to a moderation state (moderation task, admins), keeping the counters
+    exact: a comment leaving `visible` stops counting, one entering it starts. Caller
+    commits; publish counters after with counters.publish_post_counters."""
+    if status not in CONTENT_STATES:
+        raise ValueError(f"unknown comment status {status!r}")
+    found = await session.get(Comment, comment_id)
+    if found is None:
+        raise NotFound("Comment not found")
+    if found.parent_id is not None:
+        await _lock(session, found.parent_id)
+    row = await _lock(session, comment_id)
+    assert row is not None
+    before = counts(row.status, row.deleted_at)
+    row.status = status
+    await session.flush()
+    after = counts(row.status, row.deleted_at)
+    if before != after:
+        await _move_counters(session, row, +1 if after else -1)
+    return row
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+async def render(session: AsyncSession, viewer_id: int | None,
+                 rows: list[Comment]) -> list[dict[str, Any]]:
+    """Comments as the API shows them: author and replied-to user, and whether the viewer
+    liked each."""
+    if not rows:
+        return []
+    people_ids = {r.author_id for r in rows} | {r.reply_to_user_id for r in rows
+                                                 if r.reply_to_user_id}
+    people = {u.id: u for u in (await session.execute(
+        select(User).where(User.id.in_(people_ids)))).scalars()}
+    liked: set[int] = set()
+    if viewer_id is not None:
+        from pawhome.community import likes
+
+        liked = await likes.has_liked(session, viewer_id, "comment", [r.id for r in rows])
+
+    def person(user_id: int | None) -> dict[str, Any] | None:
+        if user_id is None:
+            return None
+        user = people.get(user_id)
+        return {"id": user_id, "nickname": user.nickname if user else "",
+                "avatar_url": user.avatar_url if user else ""}
+
+    return [{
+        "id": r.id, "post_id": r.post_id, "parent_id": r.parent_id,
+        "author": person(r.author_id), "reply_to_user": person(r.reply_to_user_id),
+        "text": r.text, "status": r.status, "like_count": r.like_count,
+        "reply_count": r.reply_count, "liked": r.id in liked, "created_at": r.created_at,
+    } for r in rows]
+
+
+def _position(position: dict[str, Any] | None, keys: tuple[str, ...]) -> tuple | None:
+    if not position:
+        return None
+    try:
+        values = []
+        for key in keys:
+            raw = position[key]
+            values.append(dt.datetime.fromisoformat(raw) if key == "c" else int(raw))
+        return tuple(values)
+    except (KeyError, TypeError, ValueError):
+        raise ValidationFailed(errors=[field_error("cursor", "invalid cursor")]) from None
+
+
+async def _first_replies(session: AsyncSession, viewer_id: int | None, parent_ids: list[int],
+                         per_parent: int) -> dict[int, list[Comment]]:
+    """The oldest `per_parent` replies the viewer may see under each parent, in one query."""
+    if not parent_ids or per_parent <= 0:
+        return {}
+    number = func.row_number().over(partition_by=Comment.parent_id,
+                                    order_by=(Comment.created_at, Comment.id)).label("n")
+    ranked = select(Comment.id, number).where(
+        Comment.parent_id.in_(parent_ids), visible_to(viewer_id)).subquery()
+    rows = (await session.execute(
+        select(Comment).join(ranked, ranked.c.id == Comment.id).where(ranked.c.n <= per_parent)
+        .order_by(Comment.created_at, Comment.id))).scalars()
+    grouped: dict[int, list[Comment]] = {}
+    for row in rows:
+        grouped.setdefault(int(row.parent_id), []).append(row)
+    return grouped
+
+
+async def list_comments(session: AsyncSession, settings: Any, viewer_id: int | None,
+                        post_id: int, sort: Literal["newest", "hot"],
+                        position: dict[str, Any] | None,
+                        limit: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Top-level comments of a post, newest or most liked first, each with its first few
+    replies and reply_count."""
+    from pawhome.community import posts
+
+    await posts.get_visible_post(session, viewer_id, post_id)
+    query = select(Comment).where(Comment.post_id == post_id, Comment.parent_id.is_(None),
+                                  visible_to(viewer_id))
+    if sort == "hot":
+        after = _position(position, ("l", "i"))
+        if after:
+            query = query.where(or_(Comment.like_count < after[0],
+                                    and_(Comment.like_count == after[0], Comment.id < after[1])))
+        query = query.order_by(Comment.like_count.desc(), Comment.id.desc())
+    else:
+        after = _position(position, ("c", "i"))
+        if after:
+            query = query.where(or_(Comment.created_at < after[0],
+                                    and_(Comment.created_at == after[0], Comment.id < after[1])))
+        query = query.order_by(Comment.created_at.desc(), Comment.id.desc())
+    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    replies = await _first_replies(session, viewer_id, [r.id for r in rows],
+                                   settings.comment_preview_replies)
+    every_reply = [reply for row in rows for reply in replies.get(row.id, [])]
+    shapes = {s["id"]: s for s in await render(session, viewer_id, rows + every_reply)}
+    items = []
+    for row in rows:
+        item = dict(shapes[row.id])
+        item["replies"] = [shapes[reply.id] for reply in replies.get(row.id, [])]
+        items.append(item)
+    next_position = None
+    if more and rows:
+        last = rows[-1]
+        next_position = {"l": last.like_count, "i": last.id} if sort == "hot" else \
+            {"c": last.created_at.isoformat(), "i": last.id}
+    return items, next_position
+
+
+async def list_replies(session: AsyncSession, viewer_id: int | None, comment_id: int,
+                       position: dict[str, Any] | None,
+                       limit: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Replies under a top-level comment, oldest first (a conversation reads downwards)."""
+    parent = await get_visible_comment(session, viewer_id, comment_id)
+    if parent.parent_id is not None:
+        parent = await get_visible_comment(session, viewer_id, parent.parent_id)
+    query = select(Comment).where(Comment.parent_id == parent.id, visible_to(viewer_id))
+    after = _position(position, ("c", "i"))
+    if after:
+        query = query.where(or_(Comment.created_at > after[0],
+                                and_(Comment.created_at == after[0], Comment.id > after[1])))
+    rows = list((await session.execute(
+        query.order_by(Comment.created_at, Comment.id).limit(limit + 1))).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_position = {"c": rows[-1].created_at.isoformat(), "i": rows[-1].id} \
+        if more and rows else None
+    return await render(session, viewer_id, rows), next_position

@@ -1,0 +1,455 @@
+"""Users: creation on first login, profiles, settings, block lists, what others may see.
+
+The one module that writes `users`, `user_settings` and `user_blocks` (bans and roles are
+session matters and live in pawhome/identity/auth.py). Request-body models for profile and settings
+live here too, so the REST handlers and any later caller validate the same way.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.base import utcnow
+from models.users import User, UserBlock, UserSettings
+from pawhome.search import index as search
+from pawhome.platform import wordfilter
+from pawhome.platform.cache import Cache
+from pawhome.platform.errors import (NotFound, PhoneTaken, SensitiveContent, UserBanned,
+                            ValidationFailed, field_error)
+from pawhome.platform.logs import mask_openid, mask_phone
+
+# -- creation and lookup ----------------------------------------------------------------------
+
+
+async def _get_or_create(session: AsyncSession, column: Any, value: str,
+                         **fields: Any) -> tuple[User, bool]:
+    """Two first logins of one person at once both insert: one wins, the other gets an
+    IntegrityError (or an InnoDB deadlock); pawhome.identity.auth retries that login's transaction,
+    whose fresh snapshot then finds the winner's user."""
+    user = (await session.execute(select(User).where(column == value))).scalar_one_or_none()
+    if user is not None:
+        return user, False
+    user = User(nickname="", role="user", status="active", **fields)
+    session.add(user)
+    await session.flush()
+    session.add(UserSettings(user_id=user.id, notification_prefs={}, privacy_prefs={}))
+    await session.flush()
+    return user, True
+
+
+async def get_or_create_by_openid(session: AsyncSession, openid: str,
+                                  unionid: str | None = None) -> tuple[User, bool]:
+    """The user with this openid, created if new; (user, is_new). Caller commits."""
+    user, is_new = await _get_or_create(session, User.openid, openid, openid=openid,
+                                        unionid=unionid)
+    if not is_new and unionid and not user.unionid:
+        user.unionid = unionid
+    return user, is_new
+
+
+async def get_or_create_by_phone(session: AsyncSession, phone: str) -> tuple[User, bool]:
+    """The user with this phone number (SMS login), created if new. Caller commits."""
+    return await _get_or_create(session, User.phone, phone, phone=phone)
+
+
+def ensure_active(user: User) -> None:
+    if user.status == "banned":
+        raise UserBanned()
+
+
+def mark_login(user: User) -> None:
+    user.last_login_at = utcnow()
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+async def bind_phone(session: AsyncSession, user_id: int, phone: str) -> User:
+    """Attach a verified phone number to the user; 409 if another account has it."""
+    owner = (await session.execute(select(User.id).where(User.phone == phone))).scalar()
+    if owner is not None and owner != user_id:
+        raise PhoneTaken()
+    user = await get_user(session, user_id)
+    user.phone = phone
+    try:
+        await session.flush()
+    except IntegrityError as error:  # bound by someone else a moment ago
+        raise PhoneTaken() from error
+    return user
+
+
+# -- profiles ---------------------------------------------------------------------------------
+
+
+def profile(user: User) -> dict[str, Any]:
+    """The owner's view of their own profile."""
+    return {
+        "id": user.id, "nickname": user.nickname, "avatar_url": user.avatar_url,
+        "gender": user.gender, "birthday": user.birthday.isoformat() if user.birthday else None,
+        "bio": user.bio, "role": user.role, "phone_bound": bool(user.phone),
+        "phone": mask_phone(user.phone) if user.phone else None,
+        "created_at": user.created_at,
+    }
+
+
+def _https_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.netloc or any(c.isspace() for c in value):
+        raise ValueError("must be an https URL")
+    return value
+
+
+class ProfileUpdate(BaseModel):
+    """PUT /v1/users/me: every field optional; only the fields sent change."""
+    model_config = ConfigDict(extra="forbid")
+    nickname: str | None = Field(None, max_length=64)
+    avatar_url: str | None = Field(None, max_length=512)
+    gender: Literal[0, 1, 2] | None = None
+    birthday: dt.date | None = None
+    bio: str | None = Field(None, max_length=500)
+
+    @field_validator("avatar_url")
+    @classmethod
+    def _avatar_is_https(cls, value: str | None) -> str | None:
+        return value if value in (None, "") else _https_url(value)
+
+    @field_validator("birthday")
+    @classmethod
+    def _birthday_in_the_past(cls, value: dt.date | None) -> dt.date | None:
+        if value is not None and (value > dt.date.today() or value.year < 1900):
+            raise ValueError("must be a date between 1900 and today")
+        return value
+
+
+def clean_nickname(settings: Any, raw: str) -> str:
+    """A nickname as stored: stripped, 1..nickname_max_length characters, no listed word
+    (hard or soft: a nickname is public everywhere and nobody reviews it)."""
+    nickname = raw.strip()
+    if not 1 <= len(nickname) <= settings.nickname_max_length:
+        raise ValidationFailed(errors=[field_error(
+            "nickname", f"must be 1 to {settings.nickname_max_length} characters")])
+    verdict = wordfilter.check(nickname)
+    if not verdict.clean:
+        raise SensitiveContent(errors=[field_error("nickname", "contains a prohibited word")])
+    return nickname
+
+
+async def update_profile(session: AsyncSession, settings: Any, user_id: int,
+                         changes: ProfileUpdate) -> dict[str, Any]:
+    user = await get_user(session, user_id)
+    sent = changes.model_dump(exclude_unset=True)
+    if "nickname" in sent:
+        user.nickname = clean_nickname(settings, sent["nickname"] or "")
+    if "avatar_url" in sent:
+        user.avatar_url = sent["avatar_url"] or ""
+    if "gender" in sent:
+        user.gender = sent["gender"] or 0
+    if "birthday" in sent:
+        user.birthday = sent["birthday"]
+    if "bio" in sent:
+        bio = (sent["bio"] or "").strip()
+        if wordfilter.check(bio).hard:
+            raise SensitiveContent(errors=[field_error("bio", "contains a prohibited word")])
+        user.bio = bio
+    if "nickname" in sent or "bio" in sent:
+        search.index_later(session, "user", user_id)
+    await session.flush()
+    return profile(user)
+
+
+def apply_wechat_profile(settings: Any, user: User, data: dict[str, Any]) -> None:
+    """Fill a new user's profile from decrypted WeChat userInfo, skipping anything we would
+    refuse from the user directly (too long, a listed word, a non-https avatar)."""
+    nickname = data.get("nickName")
+    if isinstance(nickname, str):
+        try:
+            user.nickname = clean_nickname(settings, nickname[:settings.nickname_max_length])
+        except (ValidationFailed, SensitiveContent):
+            pass
+    avatar = data.get("avatarUrl")
+    if isinstance(avatar, str) and len(avatar) <= 512:
+        try:
+            user.avatar_url = _https_url(avatar)
+        except ValueError:
+            pass
+    if data.get("gender") in (0, 1, 2):
+        user.gender = data["gender"]
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+class NotificationPrefs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    likes: bool = True
+    comments: bool = True
+    follows: bool = True
+    messages: bool = True
+    orders: bool = True
+    appointments: bool = True
+    system: bool = True
+
+
+class PrivacyPrefs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    show_gender: bool = True
+    show_birthday: bool = False
+    show_bio: bool = True
+    allow_messages_from: Literal["everyone", "following", "nobody"] = "everyone"
+    show_online: bool = True
+
+
+class NotificationPrefsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    likes: bool | None = None
+    comments: bool | None = None
+    follows: bool | None = None
+    messages: bool | None = None
+    orders: bool | None = None
+    appointments: bool | None = None
+    system: bool | None = None
+
+
+class PrivacyPrefsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    show_gender: bool | None = None
+    show_birthday: bool | None = None
+    show_bio: bool | None = None
+    allow_messages_from: Literal["everyone", "following", "nobody"] | None = None
+    show_online: bool | None = None
+
+
+class SettingsUpdate(BaseModel):
+    """PUT /v1/users/me/settings: only the keys sent change."""
+    model_config = ConfigDict(extra="forbid")
+    notification_prefs: NotificationPrefsPatch | None = None
+    privacy_prefs: PrivacyPrefsPatch | None = None
+
+
+def _merged(model: type[BaseModel], stored: dict | None) -> BaseModel:
+    known = {k: v for k, v in (stored or {}).items() if k in model.model_fields}
+    try:
+        return model.model_validate(known)
+    except ValidationError:  # a stored value of the wrong type: fall back to defaults
+        return model()
+
+
+async def _settings_row(session: AsyncSession, user_id: int) -> UserSettings:
+    row = await session.get(UserSettings, user_id)
+    if row is None:
+        await get_user(session, user_id)
+        row = UserSettings(user_id=user_id, notification_prefs={}, privacy_prefs={})
+        session.add(row)
+    return row
+
+
+def _settings_view(row: UserSettings | None) -> dict[str, Any]:
+    """Stored preferences over the defaults; unknown stored keys are dropped."""
+    notification = row.notification_prefs if row else None
+    privacy = row.privacy_prefs if row else None
+    return {"notification_prefs": _merged(NotificationPrefs, notification).model_dump(),
+            "privacy_prefs": _merged(PrivacyPrefs, privacy).model_dump()}
+
+
+async def get_settings(session: AsyncSession, user_id: int) -> dict[str, Any]:
+    return _settings_view(await session.get(UserSettings, user_id))
+
+
+def notification_prefs_of_row(row: UserSettings | None) -> NotificationPrefs:
+    """The effective notification preferences in a (possibly locked) settings row."""
+    return _merged(NotificationPrefs,  # type: ignore[return-value]
+                   row.notification_prefs if row else None)
+
+
+async def privacy_of(session: AsyncSession, user_id: int) -> PrivacyPrefs:
+    row = await session.get(UserSettings, user_id)
+    return _merged(PrivacyPrefs, row.privacy_prefs if row else None)  # type: ignore[return-value]
+
+
+async def update_settings(session: AsyncSession, user_id: int,
+                          changes: SettingsUpdate) -> dict[str, Any]:
+    row = await _settings_row(session, user_id)
+    if changes.notification_prefs is not None:
+        current = _merged(NotificationPrefs, row.notification_prefs).model_dump()
+        current.update(changes.notification_prefs.model_dump(exclude_none=True))
+        row.notification_prefs = current  # a new dict, so the JSON column is marked dirty
+    if changes.privacy_prefs is not None:
+        current = _merged(PrivacyPrefs, row.privacy_prefs).model_dump()
+        current.update(changes.privacy_prefs.model_dump(exclude_none=True))
+        row.privacy_prefs = current
+        search.index_later(session, "user", user_id)  # show_bio decides what is indexed
+    row.updated_at = utcnow()
+    await session.flush()
+    return _settings_view(row)
+
+
+# -- what others see ------------------------------------------------------------------------
+
+
+async def is_blocked(session: AsyncSession, blocker_id: int, blocked_id: int) -> bool:
+    """Has `blocker_id` blocked `blocked_id`?"""
+    found = await session.execute(select(UserBlock.user_id).where(
+        UserBlock.user_id == blocker_id, UserBlock.blocked_id == blocked_id))
+    return found.first() is not None
+
+
+async def public_profile(session: AsyncSession, viewer_id: int | None,
+                         user_id: int) -> dict[str, Any]:
+    """Another user's public fields, as their privacy settings allow. A banned user, or one
+    who blocked the viewer, does not exist for the viewer (404)."""
+    user = await session.get(User, user_id)
+    if user is None or user.status == "banned":
+        raise NotFound("User not found")
+    if viewer_id is not None and viewer_id != user_id and \
+            await is_blocked(session, user_id, viewer_id):
+        raise NotFound("User not found")
+    privacy = await privacy_of(session, user_id)
+    return {
+        "id": user.id, "nickname": user.nickname, "avatar_url": user.avatar_url,
+        "role": user.role,
+        "gender": user.gender if privacy.show_gender else None,
+        "birthday": user.birthday.isoformat() if user.birthday and privacy.show_birthday
+        else None,
+        "bio": user.bio if privacy.show_bio else None,
+        "created_at": user.created_at,
+        "blocked_by_me": bool(viewer_id) and viewer_id != user_id
+        and await is_blocked(session, viewer_id, user_id),
+    }
+
+
+# -- block list -------------------------------------------------------------------------------
+
+
+# -- "has this user any block, either way?" --------------------------------------------------
+#
+# Asked on every logged-in read of a cached discovery page (a page with no blocks to honour is
+# served as stored), so it is answered from Redis: "1" or "0" per user, filled from the
+# database on a miss with SET NX. A stale "1" only costs the filtering path, a stale "0"
+# would show a blocked author, so a block writes "1" for both users BEFORE its transaction
+# commits (a reader that looked earlier cannot overwrite it: NX) and an unblock deletes the
+# flags after its commit (the next read recounts).
+
+BLOCKS_FLAG_SECONDS = 3600
+
+
+def blocks_flag_key(cache: Cache, user_id: int) -> str:
+    return cache.key("users", "has-blocks", user_id)
+
+
+async def has_any_block(session: AsyncSession, cache: Cache, user_id: int,
+                        flag: bytes | None = None) -> bool:
+    """Whether `user_id` blocked anyone or was blocked by anyone. `flag` is the flag's value
+    if the caller already read it (the gateway's read-ahead)."""
+    if flag is None:
+        flag = await cache.redis.get(blocks_flag_key(cache, user_id))
+    if flag is not None:
+        return flag == b"1"
+    found = (await session.execute(select(UserBlock.user_id).where(
+        or_(UserBlock.user_id == user_id, UserBlock.blocked_id == user_id)).limit(1))).first()
+    await cache.redis.set(blocks_flag_key(cache, user_id), b"1" if found else b"0",
+                          ex=BLOCKS_FLAG_SECONDS, nx=True)
+    return found is not None
+
+
+async def block_user(session: AsyncSession, cache: Cache, user_id: int,
+                     blocked_id: int) -> None:
+    """Block `blocked_id`; blocking twice is a no-op. Call inside the caller's transaction."""
+    if blocked_id == user_id:
+        raise ValidationFailed(errors=[field_error("user_id", "you cannot block yourself")])
+    if await session.get(User, blocked_id) is None:
+        raise NotFound("User not found")
+    if await is_blocked(session, user_id, blocked_id):
+        return
+    async with cache.redis.pipeline(transaction=False) as pipe:
+        for uid in (user_id, blocked_id):
+            pipe.set(blocks_flag_key(cache, uid), b"1", ex=BLOCKS_FLAG_SECONDS)
+        await pipe.execute()
+    try:
+        async with session.begin_nested():
+            session.add(UserBlock(user_id=user_id, blocked_id=blocked_id))
+            await session.flush()
+    except IntegrityError:
+        return  # a concurrent identical request blocked first
+    # A block ends the follows between the two, both ways (with their counters).
+    from pawhome.community import follows  # follows imports this module
+
+    await follows.remove_follows_between(session, user_id, blocked_id)
+
+
+async def unblock_user(session: AsyncSession, user_id: int, blocked_id: int) -> None:
+    """Remove a block; removing one that is not there is a no-op. After the commit, call
+    forget_block_flags."""
+    await session.execute(delete(UserBlock).where(
+        UserBlock.user_id == user_id, UserBlock.blocked_id == blocked_id))
+
+
+async def forget_block_flags(cache: Cache, *user_ids: int) -> None:
+    await cache.redis.delete(*[blocks_flag_key(cache, uid) for uid in user_ids])
+
+
+async def list_blocks(session: AsyncSession, user_id: int, offset: int,
+                      limit: int) -> tuple[list[dict[str, Any]], int]:
+    total = (await session.execute(select(func.count()).select_from(UserBlock).where(
+        UserBlock.user_id == user_id))).scalar_one()
+    rows = (await session.execute(
+        select(UserBlock.blocked_id, UserBlock.created_at, User.nickname, User.avatar_url)
+        .join(User, User.id == UserBlock.blocked_id)
+        .where(UserBlock.user_id == user_id)
+        .order_by(UserBlock.created_at.desc(), UserBlock.blocked_id.desc())
+        .offset(offset).limit(limit))).all()
+    items = [{"user_id": r.blocked_id, "nickname": r.nickname, "avatar_url": r.avatar_url,
+              "blocked_at": r.created_at} for r in rows]
+    return items, total
+
+
+# -- administration ---------------------------------------------------------------------------
+
+
+def admin_view(user: User) -> dict[str, Any]:
+    """What an admin sees in the user list (contact details masked all the same)."""
+    return {
+        "id": user.id, "nickname": user.nickname, "avatar_url": user.avatar_url,
+        "role": user.role, "status": user.status, "banned_reason": user.banned_reason,
+        "phone": mask_phone(user.phone) if user.phone else None,
+        "openid": mask_openid(user.openid) if user.openid else None,
+        "created_at": user.created_at, "last_login_at": user.last_login_at,
+    }
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_users(session: AsyncSession, q: str | None, status: str | None,
+                       role: str | None, offset: int,
+                       limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Admin list: `q` matches a user id exactly or a nickname substring."""
+    conditions = []
+    if q:
+        match = User.nickname.like(_like_pattern(q), escape="\\")
+        if q.isdigit() and len(q) <= 18:
+            match = or_(match, User.id == int(q))
+        conditions.append(match)
+    if status:
+        conditions.append(User.status == status)
+    if role:
+        conditions.append(User.role == role)
+    where = and_(*conditions) if conditions else None
+    count = select(func.count()).select_from(User)
+    rows = select(User).order_by(User.id.desc()).offset(offset).limit(limit)
+    if where is not None:
+        count, rows = count.where(where), rows.where(where)
+    total = (await session.execute(count)).scalar_one()
+    items = [admin_view(u) for u in (await session.execute(rows)).scalars()]
+    return items, total

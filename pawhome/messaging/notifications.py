@@ -1,0 +1,343 @@
+"""The notification centre: the one writer of `notifications` and of its `notify.*` events.
+
+Domains call `notify(...)` inside the transaction of the change that caused it (a like, an
+order's new status); the row and its live event commit together. Bursts coalesce by group_key
+into one row ("A and 99 others liked your post"); docs/notifications.md has the rules.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.base import utcnow
+from models.realtime import Notification
+from models.users import User, UserSettings
+from pawhome.platform import codec, events
+from pawhome.identity import users
+from pawhome.platform.errors import NotFound
+
+CATEGORIES = ("like", "comment", "reply", "follow", "mention", "order", "appointment", "system")
+
+# Which switch of the user's notification_prefs (pawhome/identity/users.py) governs a category.
+PREF_OF_CATEGORY = {
+    "like": "likes", "comment": "comments", "reply": "comments", "mention": "comments",
+    "follow": "follows", "order": "orders", "appointment": "appointments", "system": "system",
+}
+
+# A coalesced notification shows at most this many actors (most recent first).
+MAX_ACTORS_SHOWN = 10
+
+# Default texts of the categories whose notifications are about people acting.
+_ACTOR_TEXTS = {
+    "like": "{actors} liked your {target}",
+    "comment": "{actors} commented on your {target}",
+    "reply": "{actors} replied to your {target}",
+    "follow": "{actors} followed you",
+    "mention": "{actors} mentioned you in a {target}",
+}
+
+
+class _EventData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActorView(_EventData):
+    id: int
+    nickname: str
+    avatar_url: str
+
+
+class NotificationEvent(_EventData):
+    """`notify.new` / `notify.updated`: the notification's public shape plus `alert` (false
+    when the user switched the category off: update the list and badge, no sound or toast)."""
+    id: int
+    category: Literal["like", "comment", "reply", "follow", "mention", "order", "appointment",
+                      "system"]
+    kind: str
+    actors: list[ActorView]
+    actor_count: int
+    target_type: str
+    target_id: int | None
+    payload: dict[str, Any]
+    read: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    text: str
+    alert: bool
+
+
+class UnreadCounts(_EventData):
+    total: int
+    by_category: dict[str, int]
+
+
+class NotificationsReadEvent(_EventData):
+    """`notify.read`: ids (one notification), or a category, or all; `unread` is the truth."""
+    ids: list[int] | None
+    category: str | None
+    all: bool
+    unread: UnreadCounts
+
+
+events.register_event_schema("notify.new", NotificationEvent)
+events.register_event_schema("notify.updated", NotificationEvent)
+events.register_event_schema("notify.read", NotificationsReadEvent)
+
+
+def coalesce_window(settings: Any | None = None) -> int:
+    if settings is None:
+        from settings import get_settings
+
+        settings = get_settings()
+    return int(settings.notify_coalesce_seconds)
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+async def _lock_recipient(session: AsyncSession, user_id: int) -> UserSettings | None:
+    """Lock the recipient's settings row (or, lacking one, their user row) for the rest of the
+    transaction. Every write to one user's notifications takes this lock first, so they run one
+    at a time: concurrent likers cannot both miss an open group and insert two rows, and the
+    row locks taken afterwards are always taken in the same order (no deadlocks)."""
+    row = (await session.execute(
+        select(UserSettings).where(UserSettings.user_id == user_id).with_for_update()
+        .execution_options(populate_existing=True))).scalar_one_or_none()
+    if row is not None:
+        return row
+    found = (await session.execute(
+        select(User.id).where(User.id == user_id).with_for_update())).first()
+    if found is None:
+        raise NotFound("User not found")
+    return None
+
+
+async def _blocked_either_way(session: AsyncSession, a: int, b: int) -> bool:
+    return await users.is_blocked(session, a, b) or await users.is_blocked(session, b, a)
+
+
+async def notify(session: AsyncSession, user_id: int, category: str, kind: str,
+                 actor_id: int | None = None, target_type: str = "",
+                 target_id: int | None = None, payload: dict[str, Any] | None = None,
+                 group_key: str | None = None, *,
+                 coalesce_seconds: int | None = None) -> Notification | None:
+    """Tell `user_id` about something; returns the new or coalesced row, or None when nothing
+    is due (own action, a block between the two users).
+
+    With a `group_key`, an unread notification of this user with the same key updated within
+    the coalescing window absorbs this one: the actor moves to the front of `actor_ids`
+    (deduplicated, capped), `actor_count` counts distinct actors, `updated_at` moves. A
+    category the user switched off is still stored and counted, but its event carries
+    `alert: false` and no WeChat subscribe message is sent for it.
+    Holds a lock on the recipient's settings row until the caller's transaction ends: call it
+    last in that transaction.
+    """
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown notification category {category!r}")
+    if actor_id is not None and actor_id == user_id:
+        return None
+    settings_row = await _lock_recipient(session, user_id)
+    if actor_id is not None and await _blocked_either_way(session, user_id, actor_id):
+        return None
+    prefs = users.notification_prefs_of_row(settings_row)
+    alert = bool(getattr(prefs, PREF_OF_CATEGORY[category]))
+    now = utcnow()
+    row = None
+    if group_key:
+        window = coalesce_seconds if coalesce_seconds is not None else coalesce_window()
+        # A locking read sees the latest committed rows, whatever this transaction's snapshot.
+        row = (await session.execute(
+            select(Notification).where(
+                Notification.user_id == user_id, Notification.group_key == group_key,
+                Notification.read_at.is_(None),
+                Notification.updated_at >= now - dt.timedelta(seconds=window))
+            .order_by(Notification.updated_at.desc(), Notification.id.desc()).limit(1)
+            .with_for_update().execution_options(populate_existing=True))).scalar_one_or_none()
+    if row is not None:
+        actors = [int(a) for a in (row.actor_ids or [])]
+        if actor_id is not None:
+            if actor_id not in actors:
+                row.actor_count = (row.actor_count or 0) + 1
+            actors = [actor_id] + [a for a in actors if a != actor_id]
+            row.actor_ids = actors[:MAX_ACTORS_SHOWN]
+        if payload is not None:
+            row.payload = dict(payload)  # the latest detail (e.g. comment excerpt) wins
+        row.updated_at = now
+        event_type = "notify.updated"
+    else:
+        row = Notification(
+            user_id=user_id, category=category, kind=kind, group_key=group_key or None,
+            actor_ids=[actor_id] if actor_id is not None else [],
+            actor_count=1 if actor_id is not None else 0, target_type=target_type or "",
+            target_id=target_id, payload=dict(payload or {}), created_at=now, updated_at=now)
+        session.add(row)
+        event_type = "notify.new"
+    await session.flush()
+    shape = (await public_shapes(session, [row]))[0]
+    # Through the codec: the event carries timestamps exactly as the REST replies do.
+    events.emit_to_user(session, user_id, event_type,
+                        codec.loads(codec.dumps({**shape, "alert": alert})))
+    if event_type == "notify.new" and alert:
+        from pawhome.messaging import subscribe_messages
+
+        await subscribe_messages.schedule_push(session, user_id, f"notification:{category}",
+                                               notification_id=row.id)
+    return row
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def actors_phrase(names: list[str], count: int) -> str:
+    """"A", "A and B", "A and 99 others"."""
+    names = [n or "Someone" for n in names] or ["Someone"]
+    count = max(count, len(names))
+    if count <= 1:
+        return names[0]
+    if count == 2 and len(names) >= 2:
+        return f"{names[0]} and {names[1]}"
+    others = count - 1
+    return f"{names[0]} and {others} other{'s' if others != 1 else ''}"
+
+
+def render_text(category: str, target_type: str, payload: dict[str, Any],
+                actor_names: list[str], actor_count: int) -> str:
+    """The one-line text a client shows (clients may render their own from kind + actors)."""
+    template = _ACTOR_TEXTS.get(category)
+    if template is not None:
+        return template.format(actors=actors_phrase(actor_names, actor_count),
+                               target=target_type or "post")
+    for key in ("text", "title", "body"):
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+async def public_shapes(session: AsyncSession,
+                        rows: list[Notification]) -> list[dict[str, Any]]:
+    """What clients see of notifications, actors' public names and avatars included."""
+    wanted = {int(a) for row in rows for a in (row.actor_ids or [])}
+    people: dict[int, dict[str, Any]] = {}
+    if wanted:
+        found = await session.execute(
+            select(User.id, User.nickname, User.avatar_url).where(User.id.in_(wanted)))
+        people = {r.id: {"id": r.id, "nickname": r.nickname, "avatar_url": r.avatar_url}
+                  for r in found}
+    shapes = []
+    for row in rows:
+        actors = [people[int(a)] for a in (row.actor_ids or []) if int(a) in people]
+        payload = dict(row.payload or {})
+        shapes.append({
+            "id": row.id, "category": row.category, "kind": row.kind, "actors": actors,
+            "actor_count": row.actor_count, "target_type": row.target_type,
+            "target_id": row.target_id, "payload": payload, "read": row.read_at is not None,
+            "created_at": row.created_at, "updated_at": row.updated_at,
+            "text": render_text(row.category, row.target_type, payload,
+                                [a["nickname"] for a in actors], row.actor_count),
+        })
+    return shapes
+
+
+async def list_notifications(session: AsyncSession, user_id: int, category: str | None,
+                             position: dict[str, Any] | None,
+                             limit: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Newest-updated first; `position` is the decoded cursor ({"u": updated_at, "i": id})."""
+    query = select(Notification).where(Notification.user_id == user_id)
+    if category:
+        query = query.where(Notification.category == category)
+    if position:
+        try:
+            after_updated = dt.datetime.fromisoformat(str(position["u"]))
+            after_id = int(position["i"])
+        except (KeyError, TypeError, ValueError):
+            from pawhome.platform.errors import ValidationFailed, field_error
+
+            raise ValidationFailed(errors=[field_error("cursor", "invalid cursor")]) from None
+        query = query.where(or_(
+            Notification.updated_at < after_updated,
+            and_(Notification.updated_at == after_updated, Notification.id < after_id)))
+    rows = list((await session.execute(
+        query.order_by(Notification.updated_at.desc(), Notification.id.desc())
+        .limit(limit + 1))).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_position = None
+    if more and rows:
+        next_position = {"u": rows[-1].updated_at.isoformat(), "i": rows[-1].id}
+    return await public_shapes(session, rows), next_position
+
+
+async def unread_counts(session: AsyncSession, user_id: int) -> dict[str, Any]:
+    """{"total": n, "by_category": {category: n for every category}}."""
+    found = await session.execute(
+        select(Notification.category, func.count()).where(
+            Notification.user_id == user_id, Notification.read_at.is_(None))
+        .group_by(Notification.category))
+    by_category = {c: 0 for c in CATEGORIES}
+    for category, count in found:
+        by_category[category] = by_category.get(category, 0) + int(count)
+    return {"total": sum(by_category.values()), "by_category": by_category}
+
+
+async def get_notification(session: AsyncSession, user_id: int,
+                           notification_id: int) -> Notification:
+    """The user's own notification; anyone else's does not exist for them (404)."""
+    row = await session.get(Notification, notification_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound("Notification not found")
+    return row
+
+
+# -- marking read -----------------------------------------------------------------------------
+
+
+async def mark_read(session: AsyncSession, user_id: int,
+                    notification_id: int) -> dict[str, Any]:
+    """Mark one notification read (idempotent); other devices hear `notify.read`."""
+    await get_notification(session, user_id, notification_id)
+    changed = (await session.execute(
+        update(Notification).where(Notification.id == notification_id,
+                                   Notification.user_id == user_id,
+                                   Notification.read_at.is_(None))
+        .values(read_at=utcnow()))).rowcount
+    counts = await unread_counts(session, user_id)
+    if changed:
+        events.emit_to_user(session, user_id, "notify.read",
+                            {"ids": [notification_id], "category": None, "all": False,
+                             "unread": counts})
+    return {"id": notification_id, "read": True, "updated": int(changed), "unread": counts}
+
+
+async def mark_all_read(session: AsyncSession, user_id: int,
+                        category: str | None = None) -> dict[str, Any]:
+    """Mark every unread notification read, or only one category's; other devices hear
+    `notify.read` with the unread counts that now hold."""
+    await _lock_recipient(session, user_id)  # same lock order as notify(): no deadlock
+    conditions = [Notification.user_id == user_id, Notification.read_at.is_(None)]
+    if category:
+        conditions.append(Notification.category == category)
+    changed = (await session.execute(
+        update(Notification).where(*conditions).values(read_at=utcnow()))).rowcount
+    counts = await unread_counts(session, user_id)
+    if changed:
+        events.emit_to_user(session, user_id, "notify.read",
+                            {"ids": None, "category": category, "all": category is None,
+                             "unread": counts})
+    return {"category": category, "updated": int(changed), "unread": counts}
+
+
+# -- administration ---------------------------------------------------------------------------
+
+
+async def send_system_notification(session: AsyncSession, user_id: int, title: str,
+                                   body: str) -> dict[str, Any]:
+    """An admin's message to one user, shown in the `system` category."""
+    row = await notify(session, user_id, "system", "system", target_type="", payload={
+        "title": title, "body": body})
+    assert row is not None  # no actor: nothing can suppress it
+    return (await public_shapes(session, [row]))[0]

@@ -1,0 +1,70 @@
+"""Redis access (redis.asyncio with hiredis) and the key namespace.
+
+Every key and channel goes through `Cache.key()`, which prepends `REDIS_PREFIX`: test runs,
+staging and production can share one server without touching each other's keys.
+docs/redis-keys.md lists every key: who owns it and its TTL.
+With REDIS_URL=memory:// (embedded mode) an in-process fakeredis server stands in, Lua included.
+"""
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
+
+from pawhome.platform.redis_pipeline import Pipeline
+from settings import Settings
+
+# Errors that mean Redis is not reachable right now (as opposed to a bad command).
+UNAVAILABLE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError,
+                      redis_errors.BusyLoadingError, ConnectionError, OSError)
+
+_fake_servers: dict[str, object] = {}
+
+
+def make_redis(settings: Settings, **overrides) -> aioredis.Redis:
+    if settings.redis_url.startswith("memory://"):
+        import fakeredis
+
+        # One fake server per process and URL, so every client in the process sees one store.
+        server = _fake_servers.setdefault(settings.redis_url, fakeredis.FakeServer())
+        return fakeredis.FakeAsyncRedis(server=server, decode_responses=False, **overrides)
+    options = dict(
+        max_connections=settings.redis_max_connections,
+        socket_timeout=settings.redis_socket_timeout,
+        socket_connect_timeout=settings.redis_connect_timeout,
+        health_check_interval=15,
+        retry_on_timeout=False,
+    )
+    options.update(overrides)
+    return aioredis.Redis.from_url(settings.redis_url, **options)
+
+
+class Cache:
+    """The process's Redis client plus the namespace it writes under."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.prefix = settings.redis_prefix
+        self.redis = make_redis(settings)
+        # The per-request admission call's connection (pawhome/platform/redis_pipeline.py); None for
+        # the in-process store, which has no connection to pipeline on.
+        self.pipeline = None if settings.redis_url.startswith("memory://") \
+            else Pipeline(self.redis)
+        self._scripts: dict[str, object] = {}
+
+    def key(self, *parts: object) -> str:
+        return self.prefix + ":".join(map(str, parts))
+
+    def script(self, source: str):
+        """A Lua script registered once per client (EVALSHA, reloaded if Redis forgot it)."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self.redis.register_script(source)
+        return script
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    async def close(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.aclose()
+        await self.redis.aclose()

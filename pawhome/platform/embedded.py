@@ -1,0 +1,51 @@
+"""Embedded mode (`make run`): the whole product in one process, nothing to install but Python.
+
+Three URLs make it embedded: DATABASE_URL is a SQLite file under var/ (WAL journal),
+REDIS_URL=memory:// is an in-process Redis-compatible store (fakeredis, Lua included), and an
+empty BROKER_URL makes the outbox relay run tasks in-process on its thread pool, off the event
+loop (pawhome/platform/outbox.py). Set any of them to a real service and that part becomes real.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from settings import Settings
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file behind a SQLite URL (None for other databases or an in-memory SQLite)."""
+    url = make_url(database_url)
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def describe(settings: Settings) -> dict[str, str]:
+    """Where this process keeps its data and runs its tasks, for the start-up banner."""
+    path = sqlite_path(settings.database_url)
+    return {
+        "database": f"SQLite {path}" if path else make_url(settings.database_url)
+        .render_as_string(hide_password=True),
+        "redis": "in-process store (fakeredis)" if settings.redis_url.startswith("memory://")
+        else make_url(settings.redis_url).render_as_string(hide_password=True),
+        "tasks": "in-process, on the outbox relay's threads" if not settings.broker_url
+        else "sent to the broker: run workers separately (make worker)",
+    }
+
+
+async def prepare_embedded(resources) -> None:
+    """Migrate the database to head before serving, so `python run_gateway.py` alone works."""
+    settings = resources.settings
+    path = sqlite_path(settings.database_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    # Alembic logs every plugin and step at INFO (from import on): not news at each start.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from pawhome.platform import migrate
+
+    await asyncio.get_running_loop().run_in_executor(None, migrate.upgrade,
+                                                     settings.database_url)

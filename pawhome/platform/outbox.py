@@ -1,0 +1,491 @@
+"""The transactional outbox: the one way a change enqueues work or publishes an event.
+
+Domain code calls `enqueue_task(session, "media.process", media_id)` or
+`publish_event(session, channel, event)` inside the transaction that makes the change. The row
+commits with the change or not at all. `OutboxRelay`, running in every gateway process (and as
+the beat job `default.relay_outbox` as a safety net), hands rows to the broker or Redis and
+deletes each row once accepted. A broker or Redis outage leaves rows in place, retried with
+backoff, so work triggered by a committed change is delayed, never lost. Delivery is at least
+once: tasks are idempotent (docs/tasks.md).
+
+In embedded mode (no BROKER_URL) the relay runs tasks in-process on a thread pool, off the
+event loop.
+
+Fast path for events (`publish_events_after_commit` + `flush_after_commit`): the rows are still
+written in the transaction (the durability guarantee), but claimed by the request for
+OUTBOX_CLAIM_SECONDS; right after its commit the request appends them to the users' streams
+itself (one Redis call) and deletes them (one statement, shared with concurrent requests), so
+delivery waits for no relay pass. A request that dies before flushing leaves its rows, and the
+relay delivers them once the claim runs out; a redelivered event is a no-op (event-id dedup in
+pawhome/platform/streams.py). The chat group commit (pawhome/messaging/chat_writer.py) writes a batch's events as
+ONE row of kind "events" (`events_row_payload`), claimed and delivered the same way.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import String, bindparam, delete, event, func, insert, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.platform import OutboxMessage
+from pawhome.platform import codec
+
+log = logging.getLogger("pawhome.platform.outbox")
+
+# Attempts back off 1 s, 2 s, 4 s ... up to 5 min, and are never abandoned.
+MAX_BACKOFF_SECONDS = 300
+_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbox")
+
+
+def enqueue_task(session: AsyncSession, task_name: str, *args: Any, countdown: float = 0,
+                 **kwargs: Any) -> OutboxMessage:
+    """Add a task to the outbox of the session's transaction. Args must be JSON values."""
+    codec.dumps([args, kwargs])  # fail now, in the request, if an argument is not JSON
+    row = OutboxMessage(kind="task", name=task_name,
+                        payload={"args": list(args), "kwargs": kwargs},
+                        available_at=utcnow() + dt.timedelta(seconds=countdown))
+    session.add(row)
+    if countdown <= 0:  # a delayed task is not due yet: waking the relay would find nothing
+        session.info["outbox_dirty"] = True
+    return row
+
+
+def publish_event(session: AsyncSession, channel: str, event: dict[str, Any]) -> OutboxMessage:
+    """Publish `event` on Redis channel `channel` (unprefixed) once the transaction commits."""
+    row = OutboxMessage(kind="event", name=channel, payload=event)
+    session.add(row)
+    session.info["outbox_dirty"] = True
+    return row
+
+
+# -- the after-commit fast path for events ------------------------------------------------------
+
+_CLAIMED = "outbox_claimed"
+
+
+async def publish_events_after_commit(session: AsyncSession, items: list[tuple[str, dict[str, Any]]],
+                                      claim_seconds: float) -> None:
+    """Write event rows (`(channel, event)`, channel unprefixed) in one INSERT, claimed by the
+    caller for `claim_seconds`: after its commit the caller delivers them with
+    `await flush_after_commit(resources, take_claimed(session))`. Unflushed rows (the caller
+    died, or Redis was down) are delivered by the relay once the claim runs out."""
+    if not items:
+        return
+    now = utcnow()
+    available = now + dt.timedelta(seconds=max(0.0, claim_seconds))
+    encoded = [(channel, event["id"], codec.dumps_str(event)) for channel, event in items]
+    if session.bind.dialect.insert_returning:
+        params: dict[str, Any] = {"now": now, "available": available}
+        for n, (channel, _event_id, payload) in enumerate(encoded):
+            params[f"name{n}"], params[f"payload{n}"] = channel, payload
+        ids = list((await session.execute(_claimed_insert_returning(len(encoded)),
+                                          params)).scalars())
+    else:
+        ids = [(await session.execute(_CLAIMED_INSERT, {
+            "now": now, "available": available, "name0": channel, "payload0": payload,
+        })).inserted_primary_key[0] for channel, _event_id, payload in encoded]
+    claimed = session.info.setdefault(_CLAIMED, [])
+    claimed.extend((int(row_id), channel, event_id, payload)
+                   for row_id, (channel, event_id, payload) in zip(ids, encoded))
+
+
+_CLAIMED_INSERT = insert(OutboxMessage.__table__).values(
+    kind="event", name=bindparam("name0"), payload=bindparam("payload0", type_=String),
+    created_at=bindparam("now"), available_at=bindparam("available"), attempts=0,
+    last_error="")
+_claimed_inserts: dict[int, Any] = {}
+
+
+def _claimed_insert_returning(count: int):
+    """One INSERT of `count` rows RETURNING their ids (MariaDB >= 10.5, SQLite >= 3.35), as
+    text so SQLAlchemy caches its compiled form (a multi-VALUES insert() is never cached).
+    The payload goes in as the JSON text already made: the column's own serializer would
+    encode it a second time, and the flush reuses the same text for Redis."""
+    statement = _claimed_inserts.get(count)
+    if statement is None:
+        table = OutboxMessage.__table__
+        rows = ", ".join(f"('event', :name{n}, :payload{n}, :now, :available, 0, '')"
+                         for n in range(count))
+        statement = text(
+            f"INSERT INTO {table.name} (kind, name, payload, created_at, available_at, "
+            f"attempts, last_error) VALUES {rows} RETURNING id"
+        ).bindparams(bindparam("now", type_=table.c.created_at.type),
+                     bindparam("available", type_=table.c.available_at.type))
+        _claimed_inserts[count] = statement
+    return statement
+
+
+def raw_insert_sql(rows: list[tuple[str, str, str, str]], now_sql: str) -> str:
+    """One INSERT of outbox rows RETURNING their ids, as SQL text for a raw DB-API cursor
+    (the chat group commit, pawhome/messaging/chat_writer.py, writes without SQLAlchemy). Each row is
+    `(kind, name, payload JSON, available_at)`, every one already an SQL literal (quoted
+    and escaped by the caller); ids come back in row order."""
+    table = OutboxMessage.__table__.name
+    values = ",".join(f"({kind},{name},{payload},{now_sql},{available},0,'')"
+                      for kind, name, payload, available in rows)
+    return (f"INSERT INTO {table} (kind, name, payload, created_at, available_at, attempts, "
+            f"last_error) VALUES {values} RETURNING id")
+
+
+def events_row_payload(events: list[tuple[str, str, str]]) -> str:
+    """The JSON text of ONE outbox row carrying several events (kind "events"): the chat
+    group commit writes a batch's events this way. `events` are `(channel, event id, event
+    JSON)`; the relay delivers them all, in order, with one Redis call (`deliver_event_rows`),
+    exactly as it would the same events in rows of their own."""
+    return '{"events":[' + ",".join(f'["{channel}",{payload}]'
+                                    for channel, _event_id, payload in events) + "]}"
+
+
+def raw_delete_sql(ids: list[int]) -> str:
+    """DELETE delivered outbox rows by id, as SQL text for a raw DB-API cursor."""
+    return (f"DELETE FROM {OutboxMessage.__table__.name} WHERE id IN "
+            f"({','.join(str(int(i)) for i in ids)})")
+
+
+def take_claimed(session: AsyncSession) -> list[tuple[int, str, str, str]]:
+    """The rows this session's transaction claimed (call it inside the unit of work and hand
+    the result to `flush_after_commit` once the transaction committed)."""
+    return session.info.pop(_CLAIMED, [])
+
+
+async def deliver_claimed(cache, rows: list[tuple[int, str, str, str]]) -> bool:
+    """Append claimed event rows of a COMMITTED transaction to the users' streams (one Redis
+    call for all of them). False, never an exception, when Redis failed: the rows stay and
+    the relay delivers them after the claim (appends dedup by event id)."""
+    from pawhome.platform import events, streams
+
+    stream_items: list[tuple[int, tuple[str, str]]] = []
+    try:
+        for _row_id, channel, event_id, payload in rows:
+            user_id = events.user_id_of_channel(channel)
+            if user_id is not None:
+                stream_items.append((user_id, (event_id, payload)))
+            else:
+                await cache.redis.publish(cache.key(channel), '{"k":"eph","ev":' + payload + "}")
+        await streams.append_many(cache, stream_items)
+    except Exception as error:
+        log.warning("after-commit delivery of %s event(s) failed, the relay will retry: %r",
+                    len(rows), error)
+        return False
+    return True
+
+
+async def flush_after_commit(resources, claimed: "AsyncSession | list[tuple[int, str, str, str]]",
+                             wait_for_delete: bool = False) -> int:
+    """Deliver claimed event rows of a COMMITTED transaction now and delete them; returns how
+    many were delivered. Never raises for Redis or database trouble: the rows then stay and
+    the relay delivers them after the claim (delivery is at least once, appends dedup)."""
+    rows = take_claimed(claimed) if isinstance(claimed, AsyncSession) else list(claimed)
+    if not rows:
+        return 0
+    if not await deliver_claimed(resources.cache, rows):
+        return 0
+    # The rows are only bookkeeping now: delete them in the background (batched with other
+    # requests'), so neither the ack nor the next frame waits for that commit. If this
+    # process dies first, the relay redelivers them after the claim: a no-op append.
+    deleting = _deleter_for(resources.db).delete([row[0] for row in rows])
+    if wait_for_delete:
+        await deleting
+    else:
+        _background(deleting)
+    return len(rows)
+
+
+_background_tasks: set[asyncio.Task] = set()
+
+
+def _background(coroutine) -> None:
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _background_tasks.add(task)  # a task nobody references may be collected mid-flight
+    task.add_done_callback(_background_tasks.discard)
+
+
+class _GroupDeleter:
+    """Deletes delivered rows for many requests per statement: while one DELETE runs, the ids
+    of the requests finishing meanwhile gather for the next (no timer, no added wait when
+    idle)."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+        self._ids: list[int] = []
+        self._waiters: list[asyncio.Future] = []
+        self._task: asyncio.Task | None = None
+
+    async def delete(self, ids: list[int]) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._ids.extend(ids)
+        self._waiters.append(waiter)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        await asyncio.shield(waiter)
+
+    async def _run(self) -> None:
+        while self._ids:
+            ids, waiters = self._ids, self._waiters
+            self._ids, self._waiters = [], []
+            try:
+                # Autocommit: one round trip, and no transaction is ever left open holding
+                # row locks if this task is cut off (a process or event loop ending).
+                async with self.db.session() as session:
+                    await session.connection(
+                        execution_options={"isolation_level": "AUTOCOMMIT"})
+                    await session.execute(delete(OutboxMessage.__table__).where(
+                        OutboxMessage.__table__.c.id.in_(ids)))
+            except Exception as error:  # rows stay: the relay redelivers them (a no-op)
+                log.warning("deleting %s delivered outbox row(s) failed: %r", len(ids), error)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+
+_deleters: "weakref.WeakKeyDictionary[Any, _GroupDeleter]" = weakref.WeakKeyDictionary()
+
+
+def _deleter_for(db) -> _GroupDeleter:
+    deleter = _deleters.get(db)
+    if deleter is None:
+        deleter = _deleters[db] = _GroupDeleter(db)
+    return deleter
+
+
+# Relays running in this process; a commit that wrote outbox rows wakes them at once, so
+# work starts within milliseconds instead of at the next poll.
+_running_relays: "weakref.WeakSet[OutboxRelay]" = weakref.WeakSet()
+
+
+# Set when a commit in this process wrote outbox rows. A process that runs no relay of its
+# own (a Celery worker) relays them right after the task (workers/celery_app.py), so work a
+# task triggers does not wait for a gateway's next poll.
+_committed_rows = threading.Event()
+
+
+def take_committed_rows_flag() -> bool:
+    """True (once) if outbox rows were committed in this process since the last call."""
+    if _committed_rows.is_set():
+        _committed_rows.clear()
+        return True
+    return False
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_relays_after_commit(session: Session) -> None:
+    if session.info.pop("outbox_dirty", False):
+        _committed_rows.set()
+        for relay in list(_running_relays):
+            relay.wake_threadsafe()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back_rows(session: Session) -> None:
+    session.info.pop("outbox_dirty", None)
+
+
+def _send_task_blocking(settings, name: str, args: list, kwargs: dict) -> None:
+    from workers.celery_app import app_for  # routes by task name (task_routes)
+
+    app_for(settings).send_task(name, args=args, kwargs=kwargs, retry=False)
+
+
+def _run_task_inprocess(name: str, args: list, kwargs: dict) -> None:
+    from workers.celery_app import celery_app
+
+    result = celery_app.tasks[name].apply(args=args, kwargs=kwargs)
+    if result.failed():
+        log.warning("in-process task %s failed: %r", name, result.result)
+
+
+async def deliver_event(cache, channel: str, event: dict[str, Any]) -> None:
+    """An event row: a user's event goes into their stream (which publishes it); anything
+    else is published as an ephemeral message on its channel."""
+    from pawhome.platform import events, streams
+
+    user_id = events.user_id_of_channel(channel)
+    if user_id is not None:
+        await streams.append(cache, user_id, event)
+    else:
+        await cache.redis.publish(cache.key(channel), codec.dumps({"k": "eph", "ev": event}))
+
+
+async def deliver_event_rows(cache, items: list[list]) -> None:
+    """The events of an "events" row, `[channel, event]` each, in order: users' events into
+    their streams (one Redis call), anything else published as ephemeral."""
+    from pawhome.platform import events, streams
+
+    stored = []
+    for channel, event in items:
+        user_id = events.user_id_of_channel(channel)
+        if user_id is not None:
+            stored.append((user_id, event))
+        else:
+            await cache.redis.publish(cache.key(channel), codec.dumps({"k": "eph", "ev": event}))
+    await streams.append_many(cache, stored)
+
+
+class OutboxRelay:
+    """Moves committed outbox rows to the broker (tasks) or Redis pub/sub (events)."""
+
+    def __init__(self, resources, poll_seconds: float | None = None) -> None:
+        self.resources = resources
+        self.settings = resources.settings
+        self.poll_seconds = poll_seconds or self.settings.outbox_poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run())
+            _running_relays.add(self)
+
+    def wake(self) -> None:
+        """Relay now rather than at the next poll (called after a commit that wrote rows)."""
+        self._wake.set()
+
+    def wake_threadsafe(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def stop(self) -> None:
+        _running_relays.discard(self)
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 5)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                moved = await self.relay_once()
+            except Exception as error:  # database down: keep trying, quietly
+                log.warning("outbox relay pass failed: %r", error)
+                moved = 0
+            if moved and not self._stopping:
+                continue  # more may be waiting
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    # -- one pass --------------------------------------------------------------------------
+    async def relay_once(self) -> int:
+        """Hand due rows over; returns how many were delivered."""
+        if not self.settings.broker_url:
+            return await self._run_due_rows_inprocess()
+        for attempt in range(3):
+            try:
+                return await self._relay_locked_rows()
+            except OperationalError as error:
+                # InnoDB rolled the pass back (a deadlock with another relay's DELETE): its
+                # rows are still there, delivered at least once; take them again.
+                if getattr(error.orig, "args", (None,))[0] != 1213 or attempt == 2:
+                    raise
+        return 0
+
+    async def _relay_locked_rows(self) -> int:
+        delivered = 0
+        # Rows stay locked (SKIP LOCKED lets other relays take other rows) while each is
+        # published; a publish fails fast when the broker is down, so the lock is brief.
+        # READ COMMITTED: no gap locks, so requests inserting outbox rows never deadlock
+        # with the relay.
+        async with self.resources.db.session(read_committed=True) as session, session.begin():
+            rows = (await session.execute(self._due_query(lock=True))).scalars().all()
+            done_ids = []
+            for row in rows:
+                try:
+                    await self._deliver(row)
+                except Exception as error:
+                    self._postpone(row, error)
+                    break  # the broker is likely down: leave the rest for the next pass
+                done_ids.append(row.id)
+            if done_ids:
+                await session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(done_ids)))
+                delivered = len(done_ids)
+        return delivered
+
+    def _due_query(self, lock: bool):
+        query = (select(OutboxMessage).where(OutboxMessage.available_at <= utcnow())
+                 .order_by(OutboxMessage.id).limit(self.settings.outbox_batch_size))
+        if lock and not self.settings.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        return query
+
+    def _postpone(self, row: OutboxMessage, error: BaseException) -> None:
+        row.attempts += 1
+        backoff = min(MAX_BACKOFF_SECONDS, 2 ** min(row.attempts - 1, 16))
+        row.available_at = utcnow() + dt.timedelta(seconds=backoff)
+        row.last_error = repr(error)[:500]
+        log.warning("outbox row %s (%s) not delivered, attempt %s: %r",
+                    row.id, row.name, row.attempts, error)
+
+    async def _run_due_rows_inprocess(self) -> int:
+        """Embedded mode: run each due task here, outside any database session (a task may
+        take longer than a session may stay open), and only then delete its row."""
+        async with self.resources.db.session() as session:
+            rows = (await session.execute(self._due_query(lock=False))).scalars().all()
+        delivered = 0
+        for row in rows:
+            try:
+                await self._deliver(row)
+            except Exception as error:
+                async with self.resources.db.session() as session, session.begin():
+                    self._postpone(await session.merge(row), error)
+                break
+            async with self.resources.db.session() as session, session.begin():
+                await session.execute(delete(OutboxMessage).where(OutboxMessage.id == row.id))
+            delivered += 1
+        return delivered
+
+    async def _deliver(self, row: OutboxMessage) -> None:
+        loop = asyncio.get_running_loop()
+        if row.kind == "event":
+            await deliver_event(self.resources.cache, row.name, row.payload)
+            return
+        if row.kind == "events":  # several events in one row (events_row_payload)
+            await deliver_event_rows(self.resources.cache, row.payload["events"])
+            return
+        args, kwargs = row.payload.get("args", []), row.payload.get("kwargs", {})
+        if not self.settings.broker_url:
+            # Embedded: run it now on a worker thread, off the event loop.
+            await loop.run_in_executor(_executor, _run_task_inprocess, row.name, args, kwargs)
+            return
+        from gateway.metrics import TASKS_ENQUEUED
+
+        await loop.run_in_executor(_executor, _send_task_blocking, self.settings, row.name,
+                                   args, kwargs)
+        TASKS_ENQUEUED.labels(row.name).inc()
+
+    async def pending(self) -> int:
+        async with self.resources.db.session() as session:
+            return int((await session.execute(select(func.count(OutboxMessage.id)))).scalar_one())
+
+    async def check_broker(self) -> None:
+        """Raise if the broker cannot be reached (used by /readyz)."""
+        if not self.settings.broker_url:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(_executor, _check_broker_blocking, self.settings)
+
+
+def _check_broker_blocking(settings) -> None:
+    from workers.celery_app import app_for
+
+    with app_for(settings).connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
