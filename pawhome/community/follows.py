@@ -19,14 +19,8 @@ from models.users import User, UserFollow
 from pawhome.community import counters
 from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import Forbidden, NotFound, ValidationFailed, field_error
-from pawhome.identity.users import is_blocked
-
-
-async def is_following(session: AsyncSession, follower_id: int, followee_id: int) -> bool:
-    """Does `follower_id` follow `followee_id`?"""
-    found = await session.execute(select(UserFollow.follower_id).where(
-        UserFollow.follower_id == follower_id, UserFollow.followee_id == followee_id))
-    return found.first() is not None
+from pawhome.identity import users
+from pawhome.identity.users import is_blocked, is_following
 
 
 async def _bump_pair(session: AsyncSession, follower_id: int, followee_id: int,
@@ -78,6 +72,7 @@ async def unfollow(session: AsyncSession, follower_id: int, followee_id: int) ->
     return removed
 
 
+@users.user_blocked.connect
 async def remove_follows_between(session: AsyncSession, a: int, b: int) -> int:
     """Drop the follows both ways (a block ends them); returns how many went. Caller commits."""
     return int(await unfollow(session, a, b)) + int(await unfollow(session, b, a))

@@ -23,7 +23,7 @@ from models.users import User, UserBlock, UserFollow
 from pawhome.platform import codec, events, outbox
 from pawhome.platform.db import Executor, Prepared
 from pawhome.platform.errors import NotFound, ValidationFailed, field_error
-from pawhome.community.follows import is_following
+from pawhome.identity.users import is_following
 from pawhome.identity.users import is_blocked
 
 # slug, name, description, sort

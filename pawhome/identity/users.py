@@ -16,10 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
-from models.users import User, UserBlock, UserSettings
+from models.users import User, UserBlock, UserFollow, UserSettings
 from pawhome.search import index as search
 from pawhome.platform import wordfilter
 from pawhome.platform.cache import Cache
+from pawhome.platform.hooks import Hook
 from pawhome.platform.errors import (NotFound, PhoneTaken, SensitiveContent, UserBanned,
                             ValidationFailed, field_error)
 from pawhome.platform.logs import mask_openid, mask_phone
@@ -303,6 +304,14 @@ async def is_blocked(session: AsyncSession, blocker_id: int, blocked_id: int) ->
     return found.first() is not None
 
 
+async def is_following(session: AsyncSession, follower_id: int, followee_id: int) -> bool:
+    """Does `follower_id` follow `followee_id`? (Privacy rules read it: followers-only posts,
+    "only people I follow may message me"; community/follows.py writes the follows.)"""
+    found = await session.execute(select(UserFollow.follower_id).where(
+        UserFollow.follower_id == follower_id, UserFollow.followee_id == followee_id))
+    return found.first() is not None
+
+
 async def public_profile(session: AsyncSession, viewer_id: int | None,
                          user_id: int) -> dict[str, Any]:
     """Another user's public fields, as their privacy settings allow. A banned user, or one
@@ -340,6 +349,10 @@ async def public_profile(session: AsyncSession, viewer_id: int | None,
 # flags after its commit (the next read recounts).
 
 BLOCKS_FLAG_SECONDS = 3600
+
+# Run inside the blocking transaction with (session, user_id, blocked_id) once a new block
+# row went in: the follows between the two end with it.
+user_blocked: Hook[[AsyncSession, int, int]] = Hook("identity.user_blocked")
 
 
 def blocks_flag_key(cache: Cache, user_id: int) -> str:
@@ -380,10 +393,8 @@ async def block_user(session: AsyncSession, cache: Cache, user_id: int,
             await session.flush()
     except IntegrityError:
         return  # a concurrent identical request blocked first
-    # A block ends the follows between the two, both ways (with their counters).
-    from pawhome.community import follows  # follows imports this module
-
-    await follows.remove_follows_between(session, user_id, blocked_id)
+    # A block ends the follows between the two, both ways (community/follows.py connects).
+    await user_blocked.run(session, user_id, blocked_id)
 
 
 async def unblock_user(session: AsyncSession, user_id: int, blocked_id: int) -> None:

@@ -23,7 +23,6 @@ from models.base import utcnow
 from models.realtime import Conversation, ConversationMember, Message
 from models.users import User, UserBlock, UserFollow, UserSettings
 from pawhome.platform import codec, events, outbox, wordfilter
-from pawhome.community import follows
 from pawhome.messaging import subscribe_messages
 from pawhome.identity import users
 from pawhome.platform.db import run_transaction
@@ -252,7 +251,7 @@ async def _ensure_may_message(session: AsyncSession, sender_id: int, recipient_i
     if privacy.allow_messages_from == "everyone":
         return
     if privacy.allow_messages_from == "following" and \
-            await follows.is_following(session, recipient_id, sender_id):
+            await users.is_following(session, recipient_id, sender_id):
         return
     # Whoever wrote first in this conversation may be answered: a reply is not unsolicited.
     if conversation_id is not None:
