@@ -55,7 +55,7 @@ supervisor: install
 	$(BIN)/supervisord -c supervisor/supervisord.conf
 
 openapi: install
-	$(BIN)/python -m gateway.openapi
+	$(BIN)/python -m handlers.apidocs
 
 bench: install-dev
 	$(BIN)/python bench/bench_gateway.py

@@ -3,6 +3,9 @@
 With --processes N > 1, N processes listen on consecutive ports (port, port+1, ...), each an
 independent upstream for nginx; supervisor runs them the same way (one program per port).
 SIGTERM/SIGINT trigger a graceful shutdown (gateway/app.py).
+
+The gateway's composition root: it gives the runtime its route table (handlers.ROUTES) and,
+by importing the Celery app, installs the task dispatcher the outbox relay hands tasks to.
 """
 from __future__ import annotations
 
@@ -12,6 +15,11 @@ import logging
 import multiprocessing
 import signal
 
+import workers.celery_app  # noqa: F401  (installs the task dispatcher; every domain wired)
+from gateway.app import Gateway
+from gateway.shutdown import stop_signal
+from handlers import ROUTES
+from pawhome.platform.embedded import describe, prepare_embedded
 from pawhome.platform.logs import setup_logging
 from settings import get_settings
 
@@ -19,14 +27,9 @@ log = logging.getLogger("pawhome.gateway")
 
 
 async def serve(port: int, address: str) -> None:
-    from gateway.app import Gateway
-    from gateway.shutdown import stop_signal
-
     settings = get_settings()
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, ROUTES)
     if settings.embedded:
-        from pawhome.platform.embedded import prepare_embedded
-
         await prepare_embedded(gateway.resources)
     gateway.start(port, address)
     tune_gc(settings.ws_gc_thresholds)
@@ -52,8 +55,6 @@ def tune_gc(thresholds: str) -> None:
 
 def startup_banner(settings, base: str) -> str:
     """What `make run` prints: where the gateway is, how to get a dev token, what it runs on."""
-    from pawhome.platform.embedded import describe
-
     lines = [f"PAWHome gateway ({settings.mode} mode) at {base}/v1  (health: {base}/readyz)"]
     lines += [f"  {name:<9}{where}" for name, where in describe(settings).items()]
     lines += [

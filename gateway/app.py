@@ -19,7 +19,7 @@ from gateway import accesslog
 from gateway.handler import NotFoundHandler
 from gateway.hub import Hub
 from gateway.ratelimit import RateLimiter
-from gateway.routing import LiteralPaths
+from gateway.routing import LiteralPaths, Route
 from gateway.shutdown import GOING_AWAY_CODE, GOING_AWAY_REASON, InflightRequests
 from pawhome.platform.outbox import OutboxRelay
 from pawhome.platform.resources import Resources
@@ -28,12 +28,13 @@ from settings import Settings
 log = logging.getLogger("pawhome.gateway")
 
 
-def make_app(resources: Resources, relay: OutboxRelay | None = None) -> tornado.web.Application:
-    from handlers import ROUTES  # the one route table
-
-    literal = LiteralPaths(ROUTES)
+def make_app(resources: Resources, routes: list[Route],
+             relay: OutboxRelay | None = None) -> tornado.web.Application:
+    """The application serving `routes` (handlers.ROUTES, passed in by the composition root:
+    the runtime knows no endpoint)."""
+    literal = LiteralPaths(routes)
     rules = [tornado.routing.Rule(tornado.routing.AnyMatches(), literal),
-             *(r.spec() for r in ROUTES)]
+             *(r.spec() for r in routes)]
     relay = relay or OutboxRelay(resources)
     app = tornado.web.Application(
         rules,
@@ -42,8 +43,8 @@ def make_app(resources: Resources, relay: OutboxRelay | None = None) -> tornado.
         limiter=RateLimiter(resources.cache),
         relay=relay,
         broker_check=relay.check_broker,
-        route_names={r.handler: r.name for r in ROUTES},
-        routes=ROUTES,
+        route_names={r.handler: r.name for r in routes},
+        routes=routes,
         shutting_down=False,
         inflight=InflightRequests(),  # REST requests being answered; drained on shutdown
         websockets=set(),  # filled by the real-time hub; closed on shutdown
@@ -57,12 +58,12 @@ def make_app(resources: Resources, relay: OutboxRelay | None = None) -> tornado.
 
 
 class Gateway:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, routes: list[Route]) -> None:
         settings.check_production()
         self.settings = settings
         self.resources = Resources(settings)
         self.relay = OutboxRelay(self.resources)
-        self.app = make_app(self.resources, self.relay)
+        self.app = make_app(self.resources, routes, self.relay)
         self.server: tornado.httpserver.HTTPServer | None = None
         self.inflight = 0
 

@@ -16,15 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import pydantic
-import redis.exceptions as redis_errors
-import sqlalchemy.exc
 import tornado.web
 
 from gateway import accesslog
+from gateway.errormap import to_app_error
+from gateway.idempotency import run_idempotent
 from gateway.ratelimit import rules_for
 from pawhome.platform import codec, errors
-from pawhome.platform.cache import UNAVAILABLE_ERRORS
-from pawhome.platform.db import is_connection_error
 from pawhome.platform.logs import request_id_var
 from pawhome.identity.tokens import (AccessClaims, check_revocation, decode_access_token,
                             ensure_not_revoked, revocation_keys)
@@ -95,22 +93,6 @@ def validation_errors(error: pydantic.ValidationError, prefix: str = "") -> list
         out.append(errors.field_error(prefix + loc if loc else prefix.rstrip(".") or "body",
                                       message))
     return out
-
-
-def to_app_error(error: BaseException | None, status: int) -> errors.AppError:
-    """Any exception (or a bare status) as the AppError the client will see."""
-    if isinstance(error, errors.AppError):
-        return error
-    if isinstance(error, tornado.web.HTTPError):
-        cls = errors.for_status(error.status_code)
-        return cls(error.log_message if error.status_code < 500 and error.log_message else None)
-    if isinstance(error, sqlalchemy.exc.SQLAlchemyError) and is_connection_error(error):
-        return errors.DatabaseUnavailable()
-    if isinstance(error, redis_errors.RedisError) and isinstance(error, UNAVAILABLE_ERRORS):
-        return errors.CacheUnavailable()
-    if error is None:
-        return errors.for_status(status)()
-    return errors.InternalError()
 
 
 class ApiHandler(tornado.web.RequestHandler):
@@ -260,7 +242,6 @@ class ApiHandler(tornado.web.RequestHandler):
         if spec.body is not None:
             self.body = self.parse_body(spec.body, spec.max_body)
         if spec.idempotent and self.request.headers.get("Idempotency-Key"):
-            from gateway.idempotency import run_idempotent
             await run_idempotent(self, lambda: method(self, *args, **kwargs))
             return
         await method(self, *args, **kwargs)

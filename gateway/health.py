@@ -6,8 +6,8 @@ import asyncio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.handler import ApiHandler, endpoint
-from gateway.metrics import REGISTRY
 from pawhome.platform import codec
+from pawhome.platform.metrics import OUTBOX_PENDING, REGISTRY
 
 
 class HealthzHandler(ApiHandler):
@@ -44,6 +44,11 @@ class ReadyzHandler(ApiHandler):
 class MetricsHandler(ApiHandler):
     @endpoint(auth=False, summary="Prometheus metrics of this process", tags=("ops",))
     async def get(self) -> None:
+        try:  # counted when scraped; a scrape must not fail because the database is away
+            OUTBOX_PENDING.set(await asyncio.wait_for(
+                self.application.settings["relay"].pending(), 2.0))
+        except Exception:  # noqa: BLE001 - the gauge keeps its last value
+            pass
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(REGISTRY))
 

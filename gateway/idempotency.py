@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable
 import sqlalchemy.exc
 from sqlalchemy import delete, select, update
 
+from gateway.errormap import to_app_error
 from models.base import utcnow
 from models.platform import IdempotencyRecord
 from pawhome.platform import codec, errors
@@ -103,8 +104,6 @@ async def run_idempotent(handler, call: Callable[[], Awaitable[None]]) -> None:
 
 
 def _client_error(error: BaseException) -> errors.AppError | None:
-    from gateway.handler import to_app_error
-
     app_error = to_app_error(error, 500)
     return app_error if app_error.status < 500 else None
 

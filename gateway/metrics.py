@@ -1,4 +1,5 @@
-"""Prometheus metrics of a gateway process, served at /metrics.
+"""Prometheus metrics of a gateway process, served at /metrics (with the platform's own,
+pawhome/platform/metrics.py, on the same registry).
 
 Each gateway process exposes its own; Prometheus scrapes every port (docs/operations.md).
 Route labels are route templates (/v1/users/{user_id}), never raw paths, so cardinality stays
@@ -6,9 +7,9 @@ bounded.
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-REGISTRY = CollectorRegistry(auto_describe=True)
+from pawhome.platform.metrics import REGISTRY
 
 HTTP_REQUESTS = Counter("pawhome_http_requests_total", "HTTP requests by route and status",
                         ["method", "route", "status"], registry=REGISTRY)
@@ -19,10 +20,6 @@ HTTP_ERRORS = Counter("pawhome_http_errors_total", "Error replies by business co
                       registry=REGISTRY)
 WEBSOCKETS_OPEN = Gauge("pawhome_websockets_open", "Open WebSocket connections",
                         registry=REGISTRY)
-TASKS_ENQUEUED = Counter("pawhome_tasks_enqueued_total", "Tasks handed to the broker",
-                         ["task"], registry=REGISTRY)
-OUTBOX_PENDING = Gauge("pawhome_outbox_pending", "Outbox rows waiting for the relay",
-                       registry=REGISTRY)
 RATE_LIMITED = Counter("pawhome_rate_limited_total", "Requests refused by a rate limit",
                        ["rule"], registry=REGISTRY)
 WS_CLOSES = Counter("pawhome_ws_closes_total", "WebSocket closes initiated by the server, by code",

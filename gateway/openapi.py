@@ -21,7 +21,7 @@ import tornado.websocket
 from gateway.handler import ApiHandler, EndpointSpec, endpoint
 from gateway.ratelimit import rules_for
 from gateway.routing import Route
-from pawhome.platform import errors
+from pawhome.platform import codec, errors
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -160,10 +160,7 @@ def _error_statuses(route: Route, spec: EndpointSpec) -> set[int]:
 
 
 # -- the document ----------------------------------------------------------------------------
-def build_document(routes: list[Route] | None = None) -> dict[str, Any]:
-    if routes is None:
-        from handlers import ROUTES as routes  # the one route table
-
+def build_document(routes: list[Route]) -> dict[str, Any]:
     schemas = _Schemas()
     planned = []
     for route in routes:
@@ -285,24 +282,22 @@ def _websocket_operation(route: Route) -> dict[str, Any]:
 
 
 # -- serving and writing ---------------------------------------------------------------------
-_cached: bytes | None = None
+_cached: dict[int, bytes] = {}
 
 
-def document_bytes() -> bytes:
-    """The document as served; built once per process (the route table is fixed at start)."""
-    global _cached
-    if _cached is None:
-        from pawhome.platform import codec
-
-        _cached = codec.dumps(build_document())
-    return _cached
+def document_bytes(routes: list[Route]) -> bytes:
+    """The document as served; built once per route table (fixed when the app is made)."""
+    key = id(routes)
+    if key not in _cached:
+        _cached[key] = codec.dumps(build_document(routes))
+    return _cached[key]
 
 
 class OpenApiHandler(ApiHandler):
     @endpoint(auth=False, summary="This OpenAPI 3.1 document", tags=("meta",),
               response=RawBody("application/json", {"type": "object"}))
     async def get(self) -> None:
-        self.finish(document_bytes())
+        self.finish(document_bytes(self.application.settings["routes"]))
 
 
 def render_json(document: dict) -> str:
@@ -327,18 +322,10 @@ def render_errors_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_docs(directory: Path = DOCS) -> list[Path]:
+def write_docs(routes: list[Route], directory: Path = DOCS) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    outputs = {directory / "openapi.json": render_json(build_document()),
+    outputs = {directory / "openapi.json": render_json(build_document(routes)),
                directory / "errors.md": render_errors_markdown()}
     for path, text in outputs.items():
         path.write_text(text, encoding="utf-8")
     return list(outputs)
-
-
-if __name__ == "__main__":
-    # Import ourselves by name: as __main__ this module's RawBody is not the one routes use.
-    from gateway.openapi import write_docs as write_module_docs
-
-    for written in write_module_docs():
-        print(f"wrote {written}")

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tornado.iostream import IOStream, StreamClosedError
 
 from gateway import metrics
-from gateway.handler import to_app_error, validation_errors
+from gateway.errormap import to_app_error
+from gateway.handler import validation_errors
 from gateway.ratelimit import rules_for
 from pawhome.platform import codec, errors, streams, topics
 from pawhome.identity.tokens import AccessClaims, decode_access_token, ensure_not_revoked

@@ -19,7 +19,8 @@ import jwt
 import tornado.web
 from tornado.web import URLSpec
 
-from gateway.handler import ApiHandler, endpoint, to_app_error
+from gateway.errormap import to_app_error
+from gateway.handler import ApiHandler, endpoint
 from gateway.routing import Route
 from pawhome.platform import codec
 from pawhome.media import uploads as media

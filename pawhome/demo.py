@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import pawhome.domains  # noqa: F401  (every domain wired: the seeding runs their hooks)
 from models.users import User
 from pawhome.community import posts
 from pawhome.identity import users

@@ -35,6 +35,9 @@ os.environ.update(
 )
 
 from tests.helpers import Api  # noqa: E402  (after the environment is set)
+# The suite's composition root, as run_gateway.py is the gateway's: the Celery app installs
+# the task dispatcher and wires every domain.
+import workers.celery_app  # noqa: E402,F401
 
 pytest_plugins = ["tests.fixtures_wechat", "tests.fixtures_worker"]
 
@@ -120,8 +123,9 @@ def resources(settings, io_loop):
 def app(resources, io_loop):
     """A gateway application on this test's IOLoop, its outbox relay running."""
     from gateway.app import make_app
+    from handlers import ROUTES
 
-    application = make_app(resources)
+    application = make_app(resources, ROUTES)
     relay = application.settings["relay"]
     io_loop.add_callback(relay.start)
     yield application

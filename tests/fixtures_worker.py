@@ -25,7 +25,7 @@ import pytest
 
 from workers import runtime
 from workers.base import TransientError
-from workers.celery_app import celery_app
+from workers.celery_app import QUEUE_NAMES, celery_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,8 +122,9 @@ class WorkerProcess:
         try:
             while not client.hget(probe_key(redis_prefix, probe_id), "runs"):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    tail = self.log_tail()  # stop() removes the log
                     self.stop()
-                    raise RuntimeError("worker did not become ready:\n" + self.log_tail())
+                    raise RuntimeError("worker did not become ready:\n" + tail)
                 time.sleep(0.1)
         finally:
             client.close()
@@ -165,6 +166,6 @@ def start_worker(env: dict[str, str] | None = None, queues: str = "default,notif
 @pytest.fixture(scope="session")
 def celery_worker_process():
     """A real worker on every queue, shared by the whole run."""
-    worker = start_worker(queues="default,media,ai,moderation,search,notify", concurrency=2)
+    worker = start_worker(queues=",".join(QUEUE_NAMES), concurrency=2)
     yield worker
     worker.stop()

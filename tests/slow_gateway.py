@@ -12,10 +12,12 @@ import asyncio
 
 import tornado.websocket
 
+import workers.celery_app  # noqa: F401  (the task dispatcher, as in run_gateway.py)
 from gateway.app import Gateway
 from gateway.handler import ApiHandler, endpoint
 from gateway.routing import route
 from gateway.shutdown import stop_signal
+from handlers import ROUTES
 from pawhome.platform.logs import setup_logging
 from settings import get_settings
 
@@ -45,7 +47,7 @@ class EchoSocket(tornado.websocket.WebSocketHandler):
 
 async def serve(port: int) -> None:
     settings = get_settings()
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, ROUTES)
     gateway.app.add_handlers(r".*", [route("/v1/test/slow", SlowHandler, "test.slow").spec(),
                                      route("/v1/test/ws", EchoSocket, "test.ws").spec()])
     gateway.start(port)

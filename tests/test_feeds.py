@@ -275,7 +275,7 @@ async def test_browse_history_is_newest_first_paged_and_clearable(api, resources
 async def test_beat_jobs_are_scheduled_and_run_as_celery_tasks(api, resources):
     import asyncio
 
-    from workers import community
+    from workers import default as community
     from workers.celery_app import celery_app
     from workers.schedule import beat_schedule
 

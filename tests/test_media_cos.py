@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from gateway.app import make_app
+from handlers import ROUTES
 from pawhome.media import uploads as media
 from pawhome.platform.resources import Resources
 from pawhome.integrations.storage import CosStorage, storage_for
@@ -115,7 +116,7 @@ def resources(io_loop):
 def app(resources):
     # No outbox relay: the run's shared worker uses the local backend and must not pick up
     # this test's media.process; the test runs the task itself.
-    return make_app(resources)
+    return make_app(resources, ROUTES)
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from pawhome.platform import codec, streams
+from pawhome.platform import channels, codec, streams
 from pawhome.platform.cache import Cache
 from pawhome.platform.events import make_event, publish_to_user
 from settings import Settings
@@ -121,7 +121,7 @@ async def test_a_client_that_has_seen_nothing_is_up_to_date_before_any_event(res
 async def test_each_append_is_published_with_its_id_on_the_users_channel(resources):
     cache, user = resources.cache, _user()
     pubsub = cache.redis.pubsub()
-    await pubsub.subscribe(streams.channel_key(cache, user))
+    await pubsub.subscribe(channels.user_channel_key(cache, user))
     try:
         epoch, eid = await publish_to_user(cache, user, "order.paid", {"order_id": 9})
         deadline = time.monotonic() + 5
@@ -139,7 +139,7 @@ async def test_each_append_is_published_with_its_id_on_the_users_channel(resourc
 async def test_append_many_stores_each_users_events_in_order_and_publishes_them(resources):
     cache, first, second = resources.cache, _user(), _user()
     pubsub = cache.redis.pubsub()
-    await pubsub.subscribe(streams.channel_key(cache, second))
+    await pubsub.subscribe(channels.user_channel_key(cache, second))
     await pubsub.get_message(timeout=1)  # the subscribe confirmation
     one, two, three = (make_event("t.n", {"i": i}) for i in range(3))
     results = await streams.append_many(cache, [

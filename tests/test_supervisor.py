@@ -162,7 +162,7 @@ def test_supervisor_runs_gateways_workers_beat_and_flower(supervised):
         _wait(lambda: _healthz(port), 30, f"gateway on {port}")
 
     prefix = os.environ["TASK_QUEUE_PREFIX"]
-    expected = {f"{prefix}{group}" for group in ("default-notify", "media-ai",
+    expected = {f"{prefix}{group}" for group in ("default-notify", "media",
                                                   "moderation-search")}
     workers = _wait(lambda: _flower_workers(flower_port) if expected <= {
         h.split("@")[0] for h in _flower_workers(flower_port)} else None, 40,

@@ -17,7 +17,9 @@ from celery import Task
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy.exc import OperationalError as DbOperationalError
 
+from pawhome.platform.deadletters import record_dead_letter
 from pawhome.platform.errors import ServiceUnavailable
+from workers import runtime
 
 log = logging.getLogger("pawhome.tasks")
 
@@ -56,9 +58,6 @@ class PawTask(Task):
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: Any) -> None:
         """The task failed for good: keep its arguments and error for admins to retry."""
-        from pawhome.platform.deadletters import record_dead_letter
-        from workers import runtime
-
         retries = int(getattr(self.request, "retries", 0) or 0)
         error = f"{type(exc).__name__}: {exc}"
         log.error("task %s[%s] failed after %s retries: %s", self.name, task_id, retries,

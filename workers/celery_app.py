@@ -1,34 +1,39 @@
 """The one Celery application: broker, queues, routing, serialisation, limits, beat schedule.
 
-Queues by workload (default, media, ai, moderation, search, notify), each optionally prefixed
-by TASK_QUEUE_PREFIX so several environments (or test runs) share a broker safely. Routing is
-by task-name prefix: `media.*` goes to the media queue, and so on. JSON only. Broker and result
-backend are settings: Redis by default, RabbitMQ by changing BROKER_URL alone.
+Queues by workload (default, media, moderation, search, notify), each with its one task
+module named after it (workers/<queue>.py; the `ai` queue comes with the virtual pet), each
+optionally prefixed by TASK_QUEUE_PREFIX so several environments (or test runs) share a broker
+safely. Routing is by task-name prefix: `media.*` goes to the media queue, and so on. JSON
+only. Broker and result backend are settings: Redis by default, RabbitMQ by changing
+BROKER_URL alone.
+
+This module is the workers' composition root: it imports every domain module
+(pawhome.domains) and every task module, and installs the Celery task dispatcher that the
+outbox uses (pawhome/platform/tasks.py).
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 
 from celery import Celery, signals
 from kombu import Exchange, Queue
 
+import pawhome.domains  # noqa: F401  (every domain's registrations, as in the gateway)
+from pawhome.platform import outbox, tasks
+from pawhome.platform.logs import setup_logging
 from settings import Settings, get_settings
+from workers import default, media, moderation, notify, search  # noqa: F401  (their tasks)
+from workers import runtime
 from workers.base import PawTask
+from workers.dispatch import CeleryDispatcher
 from workers.schedule import beat_schedule
 
-QUEUE_NAMES = ("default", "media", "ai", "moderation", "search", "notify")
+QUEUE_NAMES = ("default", "media", "moderation", "search", "notify")
 
-# Task modules, one per queue; importing them registers their tasks.
-TASK_MODULES = [
-    "workers.default",
-    "workers.notify",
-    "workers.search",
-    "workers.moderation",
-    "workers.media",
-    "workers.community",
-    "workers.reconcile",
-]
+# The task module of each queue (imported above; a worker's `include` names them again).
+TASK_MODULES = [f"workers.{queue}" for queue in QUEUE_NAMES]
 
 
 def queue_name(settings: Settings, queue: str) -> str:
@@ -117,11 +122,12 @@ def app_for(settings: Settings) -> Celery:
         return _apps[wanted]
 
 
+tasks.install(CeleryDispatcher(celery_app, app_for))
+
+
 @signals.setup_logging.connect
 def _use_pawhome_logging(**_: object) -> None:
     """Worker and beat log JSON lines like the gateway (pawhome/platform/logs.py)."""
-    from pawhome.platform.logs import setup_logging
-
     setup_logging(get_settings().log_level)
 
 
@@ -130,13 +136,9 @@ def _relay_what_the_task_committed(**_: object) -> None:
     """Hand the outbox rows a task committed to the broker/streams now (a worker runs no relay
     loop; without this they would wait for a gateway's next poll). Failures are left to the
     gateways' relays and the beat safety net."""
-    from pawhome.platform import outbox
-
     settings = get_settings()
     if not settings.broker_url or not outbox.take_committed_rows_flag():
         return  # embedded mode: the gateway's own relay was woken by the commit
-    from workers import runtime
-
     try:
         relay = outbox.OutboxRelay(runtime.resources())
         for _ in range(10):  # bounded: a busy outbox is the relays' job, not this task's
@@ -149,18 +151,15 @@ def _relay_what_the_task_committed(**_: object) -> None:
 @signals.worker_process_shutdown.connect
 @signals.worker_shutdown.connect
 def _close_runtime(**_: object) -> None:
-    from workers import runtime
-
     runtime.close()
 
 
-def _import_task_modules() -> None:
-    """Register every task in any process that imports the app (the gateway's embedded mode
-    runs tasks in-process by name), not only in workers."""
-    import importlib
-
-    for module in task_modules(get_settings()):
+def _import_extra_task_modules() -> None:
+    """TASK_EXTRA_MODULES (the test suite's own tasks) are known by name only: register them
+    in any process that imports the app, not only in workers."""
+    for module in task_modules(get_settings())[len(TASK_MODULES):]:
         importlib.import_module(module)
 
 
-_import_task_modules()
+_import_extra_task_modules()
+

@@ -1,35 +1,48 @@
-"""Tasks of the default queue: health ping, the outbox safety-net relay, housekeeping.
+"""Tasks of the default queue: the outbox safety-net relay, housekeeping, and the community's
+periodic jobs (post views, hot scores, feed-cache drops, counter reconciliation).
 
-The housekeeping jobs are run by beat (workers/schedule.py); each deletes in bounded batches
-and is idempotent, so a late or doubled run is harmless.
+Every job here is run by beat (workers/schedule.py) or enqueued through the outbox; each is
+small and idempotent, so a late or doubled run is harmless. The community jobs' logic is in
+pawhome/community/feeds.py and counters.py; housekeeping deletes in bounded batches.
 """
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable
 
+from celery import shared_task
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
+from pawhome.community import feeds
+from pawhome.community.counters import reconcile_all
+from pawhome.platform import deadletters, housekeeping
+from pawhome.platform.outbox import OutboxRelay
+from pawhome.platform.resources import Resources
 from workers import runtime
 from workers.base import PERIODIC
-from workers.celery_app import celery_app
+
+log = logging.getLogger("pawhome.tasks.reconcile")
 
 # A relay pass moves at most OUTBOX_BATCH_SIZE rows; a run stops after this many passes so
 # the task stays short (the next beat tick continues).
 MAX_RELAY_PASSES = 20
 
+COUNTERS_REPAIRED = Counter("pawhome_counters_repaired_total",
+                            "Denormalised counters found wrong and repaired, by table", ["kind"])
 
-@celery_app.task(name="default.ping")
+
+@shared_task(name="default.ping")
 def ping(value: str = "pong") -> str:
     """A no-op task used by health checks and tests to prove the worker round trip."""
     return value
 
 
-@celery_app.task(name="default.relay_outbox", **PERIODIC)
+@shared_task(name="default.relay_outbox", **PERIODIC)
 def relay_outbox() -> int:
     """Relay due outbox rows to the broker/Redis, as the gateways do; returns rows moved."""
-    from pawhome.platform.outbox import OutboxRelay
 
     async def relay() -> int:
         relay = OutboxRelay(runtime.resources())
@@ -42,6 +55,9 @@ def relay_outbox() -> int:
         return moved
 
     return runtime.run(relay())
+
+
+# -- housekeeping ---------------------------------------------------------------------------
 
 
 def _purge_in_batches(purge: Callable[[AsyncSession, dt.datetime], Awaitable[int]],
@@ -58,23 +74,65 @@ def _purge_in_batches(purge: Callable[[AsyncSession, dt.datetime], Awaitable[int
     return runtime.run(purge_all())
 
 
-@celery_app.task(name="default.purge_expired_idempotency_records", **PERIODIC)
+@shared_task(name="default.purge_expired_idempotency_records", **PERIODIC)
 def purge_expired_idempotency_records() -> int:
-    from pawhome.platform.housekeeping import purge_expired_idempotency_records as purge
-
-    return _purge_in_batches(purge, utcnow())
+    return _purge_in_batches(housekeeping.purge_expired_idempotency_records, utcnow())
 
 
-@celery_app.task(name="default.purge_expired_refresh_tokens", **PERIODIC)
+@shared_task(name="default.purge_expired_refresh_tokens", **PERIODIC)
 def purge_expired_refresh_tokens() -> int:
-    from pawhome.platform.housekeeping import purge_expired_refresh_tokens as purge
-
-    return _purge_in_batches(purge, utcnow())
+    return _purge_in_batches(housekeeping.purge_expired_refresh_tokens, utcnow())
 
 
-@celery_app.task(name="default.purge_resolved_dead_letters", **PERIODIC)
+@shared_task(name="default.purge_resolved_dead_letters", **PERIODIC)
 def purge_resolved_dead_letters() -> int:
-    from pawhome.platform.deadletters import purge_resolved_dead_letters as purge
-
     days = runtime.resources().settings.dead_letter_retention_days
-    return _purge_in_batches(purge, utcnow() - dt.timedelta(days=days))
+    return _purge_in_batches(deadletters.purge_resolved_dead_letters,
+                             utcnow() - dt.timedelta(days=days))
+
+
+# -- community ------------------------------------------------------------------------------
+
+
+@shared_task(name="default.flush_post_views", **PERIODIC)
+def flush_post_views() -> int:
+    """Add the views buffered in Redis to posts.view_count; returns views written."""
+    resources = runtime.resources()
+    return runtime.run(feeds.flush_view_counts(resources.db, resources.cache))
+
+
+@shared_task(name="default.recompute_hot_posts", **PERIODIC)
+def recompute_hot_posts() -> int:
+    """Rescore recent posts into the hot sorted set and reheat their topics."""
+    resources = runtime.resources()
+    return runtime.run(feeds.recompute_hot(resources.db, resources.cache, resources.settings))
+
+
+@shared_task(name="default.drop_post_from_feeds")
+def drop_post_from_feeds(post_id: int) -> None:
+    """A post became visible or stopped being visible: drop the cached first pages and its
+    place in the hot set (enqueued by posts.set_status with the change)."""
+    runtime.run(feeds.drop_post_from_feeds(runtime.resources().cache, int(post_id)))
+
+
+# -- counter reconciliation -----------------------------------------------------------------
+# Counters are kept exact in the write path (pawhome/community/likes.py and friends); this job
+# is the proof and the safety net. It logs and counts what it fixed: a non-zero figure is a
+# bug to chase (or a hand edit), never routine.
+
+
+async def reconcile_counters_now(resources: Resources) -> dict[str, dict[str, int]]:
+    """One full pass; returns {"checked": {kind: n}, "fixed": {kind: n}}."""
+    report = await reconcile_all(resources.db, resources.settings.counter_reconcile_batch)
+    for kind, fixed in report.fixed.items():
+        if fixed:
+            COUNTERS_REPAIRED.labels(kind=kind).inc(fixed)
+    level = logging.WARNING if report.total_fixed else logging.INFO
+    log.log(level, "counter reconciliation: checked %s, repaired %s", report.checked,
+            report.fixed, extra={"repaired": report.total_fixed})
+    return {"checked": report.checked, "fixed": report.fixed}
+
+
+@shared_task(name="default.reconcile_counters", **PERIODIC)
+def reconcile_counters() -> dict[str, dict[str, int]]:
+    return runtime.run(reconcile_counters_now(runtime.resources()))

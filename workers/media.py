@@ -6,21 +6,21 @@ already ready or failed does nothing, and a run interrupted half-way redoes the 
 """
 from __future__ import annotations
 
+from celery import shared_task
+
+from pawhome.integrations.storage import StorageError
+from pawhome.media import uploads as media
 from workers import runtime
 from workers.base import PERIODIC, TransientError
-from workers.celery_app import celery_app
 
 
-@celery_app.task(name="media.process", bind=True)
+@shared_task(name="media.process", bind=True)
 def process(self, media_id: int) -> str:
     """Check, strip and resize (or probe and poster) one media; returns its final status.
 
     Storage outages retry with backoff; on the last attempt the media is failed with the
     reason instead of staying in `processing` forever.
     """
-    from pawhome.media import uploads as media
-    from pawhome.integrations.storage import StorageError
-
     resources = runtime.resources()
     try:
         return runtime.run(media.process_media(resources, int(media_id)))
@@ -31,9 +31,7 @@ def process(self, media_id: int) -> str:
         raise TransientError(str(error)) from error
 
 
-@celery_app.task(name="media.purge_abandoned_uploads", **PERIODIC)
+@shared_task(name="media.purge_abandoned_uploads", **PERIODIC)
 def purge_abandoned_uploads() -> int:
     """Beat: delete uploads never completed (MEDIA_UPLOAD_ABANDON_SECONDS) and fail them."""
-    from pawhome.media import uploads as media
-
     return runtime.run(media.purge_abandoned_uploads(runtime.resources()))

@@ -5,34 +5,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery import shared_task
+
+from pawhome.integrations.wechat import WeChatClient
+from pawhome.messaging import subscribe_messages
+from pawhome.platform.events import publish_to_user
 from workers import runtime
 from workers.base import PERIODIC, TransientError
-from workers.celery_app import celery_app
 
 
-@celery_app.task(name="notify.push_to_user")
+@shared_task(name="notify.push_to_user")
 def push_to_user(user_id: int, event_type: str, data: Any) -> int:
     """Publish an event to a user's live connections; returns gateway processes reached."""
-    from pawhome.platform.events import publish_to_user
-
     return runtime.run(publish_to_user(runtime.resources().cache, user_id, event_type, data))
 
 
-@celery_app.task(name="notify.refresh_wechat_token", **PERIODIC)
+@shared_task(name="notify.refresh_wechat_token", **PERIODIC)
 def refresh_wechat_token() -> None:
     """Refresh the shared WeChat access_token if it is close to expiry (single flight).
 
     Run every minute by beat; the next tick is its retry.
     """
-    from pawhome.integrations.wechat import WeChatClient  # imported lazily: the WeChat module is optional here
-
     async def refresh() -> None:
         await WeChatClient(runtime.resources()).refresh_token_if_due()
 
     runtime.run(refresh())
 
 
-@celery_app.task(name="notify.send_subscribe_message", bind=True)
+@shared_task(name="notify.send_subscribe_message", bind=True)
 def send_subscribe_message(self, user_id: int, reason: str, conversation_id: int | None = None,
                            notification_id: int | None = None,
                            push_id: str | None = None) -> str:
@@ -43,8 +43,6 @@ def send_subscribe_message(self, user_id: int, reason: str, conversation_id: int
     43101/47003 are final (no retry); WeChat outages and rate limits retry with backoff. The
     push_id keeps a retried or redelivered push from spending or sending twice.
     """
-    from pawhome.messaging import subscribe_messages
-
     final_attempt = int(self.request.retries or 0) >= int(self.max_retries or 0)
     try:
         outcome = runtime.run(subscribe_messages.deliver(

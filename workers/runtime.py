@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from pawhome.platform.resources import Resources
+from settings import get_settings
 
 T = TypeVar("T")
 
@@ -52,8 +53,6 @@ def resources() -> Resources:
     """This process's Resources (database, Redis, HTTP client), built on first use."""
     runtime = _current()
     if runtime.resources is None:
-        from settings import get_settings
-
         runtime.resources = Resources(get_settings())
     return runtime.resources
 

@@ -103,6 +103,8 @@ def writer_for(resources: Any) -> "ChatWriter":
     writer = _writers.get(resources)
     if writer is None:
         writer = _writers[resources] = ChatWriter(resources)
+        # Its connections go back before the pool closes.
+        resources.on_close(lambda: close(resources))
     return writer
 
 

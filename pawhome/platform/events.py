@@ -32,6 +32,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pawhome.platform import codec, streams
+from pawhome.platform.channels import (topic_channel, topic_channel_key,  # noqa: F401
+                                       user_channel, user_channel_key, user_id_of_channel)
 from pawhome.platform.cache import Cache
 from pawhome.platform.outbox import publish_event, publish_events_after_commit
 
@@ -47,31 +49,6 @@ def register_event_schema(event_type: str, model: type[BaseModel]) -> type[BaseM
         raise ValueError(f"event type must be dotted lower-case words: {event_type!r}")
     EVENT_SCHEMAS[event_type] = model
     return model
-
-
-def user_channel(user_id: int) -> str:
-    """The channel of a user's live connections, without REDIS_PREFIX (the outbox adds it)."""
-    return f"ws:user:{int(user_id)}"
-
-
-# The full Redis channel name a gateway subscribes to for this user (one definition, in the
-# module that publishes on it atomically with each stored event).
-user_channel_key = streams.channel_key
-
-
-def topic_channel(topic: str) -> str:
-    return f"ws:topic:{topic}"
-
-
-def topic_channel_key(cache: Cache, topic: str) -> str:
-    return cache.key("ws", "topic", topic)
-
-
-def user_id_of_channel(channel: str) -> int | None:
-    """The user id of an unprefixed user channel name (outbox rows), else None."""
-    if channel.startswith("ws:user:"):
-        return int(channel.rsplit(":", 1)[1])
-    return None
 
 
 def make_event(event_type: str, data: Any) -> dict[str, Any]:

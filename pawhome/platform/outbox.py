@@ -37,7 +37,8 @@ from sqlalchemy.orm import Session
 
 from models.base import utcnow
 from models.platform import OutboxMessage
-from pawhome.platform import codec
+from pawhome.platform import channels, codec, streams
+from pawhome.platform.metrics import TASKS_ENQUEUED
 
 log = logging.getLogger("pawhome.platform.outbox")
 
@@ -161,12 +162,10 @@ async def deliver_claimed(cache, rows: list[tuple[int, str, str, str]]) -> bool:
     """Append claimed event rows of a COMMITTED transaction to the users' streams (one Redis
     call for all of them). False, never an exception, when Redis failed: the rows stay and
     the relay delivers them after the claim (appends dedup by event id)."""
-    from pawhome.platform import events, streams
-
     stream_items: list[tuple[int, tuple[str, str]]] = []
     try:
         for _row_id, channel, event_id, payload in rows:
-            user_id = events.user_id_of_channel(channel)
+            user_id = channels.user_id_of_channel(channel)
             if user_id is not None:
                 stream_items.append((user_id, (event_id, payload)))
             else:
@@ -289,26 +288,10 @@ def _forget_rolled_back_rows(session: Session) -> None:
     session.info.pop("outbox_dirty", None)
 
 
-def _send_task_blocking(settings, name: str, args: list, kwargs: dict) -> None:
-    from workers.celery_app import app_for  # routes by task name (task_routes)
-
-    app_for(settings).send_task(name, args=args, kwargs=kwargs, retry=False)
-
-
-def _run_task_inprocess(name: str, args: list, kwargs: dict) -> None:
-    from workers.celery_app import celery_app
-
-    result = celery_app.tasks[name].apply(args=args, kwargs=kwargs)
-    if result.failed():
-        log.warning("in-process task %s failed: %r", name, result.result)
-
-
 async def deliver_event(cache, channel: str, event: dict[str, Any]) -> None:
     """An event row: a user's event goes into their stream (which publishes it); anything
     else is published as an ephemeral message on its channel."""
-    from pawhome.platform import events, streams
-
-    user_id = events.user_id_of_channel(channel)
+    user_id = channels.user_id_of_channel(channel)
     if user_id is not None:
         await streams.append(cache, user_id, event)
     else:
@@ -318,11 +301,9 @@ async def deliver_event(cache, channel: str, event: dict[str, Any]) -> None:
 async def deliver_event_rows(cache, items: list[list]) -> None:
     """The events of an "events" row, `[channel, event]` each, in order: users' events into
     their streams (one Redis call), anything else published as ephemeral."""
-    from pawhome.platform import events, streams
-
     stored = []
     for channel, event in items:
-        user_id = events.user_id_of_channel(channel)
+        user_id = channels.user_id_of_channel(channel)
         if user_id is not None:
             stored.append((user_id, event))
         else:
@@ -464,12 +445,11 @@ class OutboxRelay:
         args, kwargs = row.payload.get("args", []), row.payload.get("kwargs", {})
         if not self.settings.broker_url:
             # Embedded: run it now on a worker thread, off the event loop.
-            await loop.run_in_executor(_executor, _run_task_inprocess, row.name, args, kwargs)
+            await loop.run_in_executor(_executor, self.resources.dispatcher.run, row.name,
+                                       args, kwargs)
             return
-        from gateway.metrics import TASKS_ENQUEUED
-
-        await loop.run_in_executor(_executor, _send_task_blocking, self.settings, row.name,
-                                   args, kwargs)
+        await loop.run_in_executor(_executor, self.resources.dispatcher.send, self.settings,
+                                   row.name, args, kwargs)
         TASKS_ENQUEUED.labels(row.name).inc()
 
     async def pending(self) -> int:
@@ -481,11 +461,5 @@ class OutboxRelay:
         if not self.settings.broker_url:
             return
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(_executor, _check_broker_blocking, self.settings)
-
-
-def _check_broker_blocking(settings) -> None:
-    from workers.celery_app import app_for
-
-    with app_for(settings).connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+        await loop.run_in_executor(_executor, self.resources.dispatcher.check_broker,
+                                   self.settings)

@@ -26,6 +26,7 @@ from typing import Any
 
 from pawhome.platform import codec
 from pawhome.platform.cache import Cache
+from pawhome.platform.channels import user_channel_key
 
 # KEYS: meta, log, dedup. ARGV: candidate epoch, event JSON, maxlen, ttl s, dedup ttl s,
 # now ms, channel, max age ms. Returns {epoch, eid, appended (1/0)}.
@@ -122,11 +123,6 @@ def log_key(cache: Cache, user_id: int) -> str:
     return cache.key("ev", "log", int(user_id))
 
 
-def channel_key(cache: Cache, user_id: int) -> str:
-    """The user's pub/sub channel (what a gateway subscribes to; events.user_channel_key)."""
-    return cache.key("ws", "user", int(user_id))
-
-
 async def append(cache: Cache, user_id: int, event: dict[str, Any]) -> tuple[str, int]:
     """Store `event` (from events.make_event) in the user's stream and publish it.
 
@@ -139,7 +135,7 @@ async def append(cache: Cache, user_id: int, event: dict[str, Any]) -> tuple[str
               cache.key("ev", "dedup", int(user_id), event["id"])],
         args=[secrets.token_hex(6), payload, settings.events_retention_count,
               settings.events_retention_seconds, settings.events_dedup_seconds,
-              int(time.time() * 1000), channel_key(cache, user_id),
+              int(time.time() * 1000), user_channel_key(cache, user_id),
               settings.events_retention_seconds * 1000])
     return (epoch.decode() if isinstance(epoch, bytes) else epoch), int(eid)
 
@@ -166,7 +162,7 @@ async def append_many(cache: Cache,
             event_id, payload = event["id"], codec.dumps_str(event)
         keys += [meta_key(cache, user_id), log_key(cache, user_id),
                  cache.key("ev", "dedup", int(user_id), event_id)]
-        args += [payload, channel_key(cache, user_id)]
+        args += [payload, user_channel_key(cache, user_id)]
     flat = await cache.script(APPEND_MANY_LUA)(keys=keys, args=args)
     return [((flat[i].decode() if isinstance(flat[i], bytes) else flat[i]), int(flat[i + 1]))
             for i in range(0, len(flat), 3)]

@@ -1,0 +1,37 @@
+"""The Celery side of the task-dispatch interface (pawhome/platform/tasks.py).
+
+`CeleryDispatcher` publishes outbox tasks to the broker with the Celery app of the settings
+in hand (routing by task name, celery_app.task_routes), runs them in-process in embedded mode,
+and checks the broker for /readyz. workers/celery_app.py installs it as the process default
+when the app is built, so every process that imports the app — a worker, a gateway, the test
+harness — dispatches through it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+
+from settings import Settings
+
+log = logging.getLogger("pawhome.outbox")
+
+
+class CeleryDispatcher:
+    def __init__(self, app: Celery, app_for: Any) -> None:
+        self.app = app  # the module's app: its tasks are registered, in-process runs use it
+        self.app_for = app_for  # Settings -> the app for that broker and queue prefix
+
+    def send(self, settings: Settings, name: str, args: list[Any],
+             kwargs: dict[str, Any]) -> None:
+        self.app_for(settings).send_task(name, args=args, kwargs=kwargs, retry=False)
+
+    def run(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        result = self.app.tasks[name].apply(args=args, kwargs=kwargs)
+        if result.failed():
+            log.warning("in-process task %s failed: %r", name, result.result)
+
+    def check_broker(self, settings: Settings) -> None:
+        with self.app_for(settings).connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
