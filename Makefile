@@ -1,11 +1,12 @@
-# PAWHome: `make run` serves the gateway in embedded mode; `make test` runs the whole suite
-# against real MariaDB/MySQL and Redis (see tests/services.py for how they are found).
+# PAWHome: `make run` serves the gateway in embedded mode; `make test` runs the checks
+# (`make check`) and the whole suite against real MariaDB/MySQL and Redis (see
+# tests/services.py for how they are found).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 
-.PHONY: run test install install-dev migrate seed worker beat flower supervisor openapi bench clean
+.PHONY: run test check install install-dev migrate seed worker beat flower supervisor openapi bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -38,8 +39,12 @@ RUN_MODE = $(or $(MODE),$(if $(DATABASE_URL)$(REDIS_URL)$(BROKER_URL),developmen
 run: seed
 	MODE=$(RUN_MODE) $(BIN)/python run_gateway.py --port $(PORT)
 
-test: install-dev
+test: install-dev check
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The house's rules (docs/architecture.md): layer contracts (import-linter, pyproject.toml).
+check: install-dev
+	$(BIN)/lint-imports --no-cache
 
 worker: install
 	$(BIN)/python run_worker.py

@@ -12,12 +12,11 @@ import os
 import socket
 
 from settings import get_settings
+from workers.celery_app import QUEUE_NAMES, celery_app, queue_name
 
 
 def worker_argv(queues: list[str], concurrency: int, loglevel: str, pool: str,
                 hostname: str | None = None) -> list[str]:
-    from workers.celery_app import QUEUE_NAMES, queue_name
-
     settings = get_settings()
     unknown = [q for q in queues if q not in QUEUE_NAMES]
     if unknown:
@@ -46,8 +45,6 @@ def flower_argv() -> list[str]:
 
 
 def main() -> None:
-    from workers.celery_app import QUEUE_NAMES
-
     settings = get_settings()
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,7 +63,6 @@ def main() -> None:
     if not settings.broker_url:
         raise SystemExit("BROKER_URL is not set: in embedded mode tasks run inside the gateway")
 
-    from workers.celery_app import celery_app
 
     if args.flower:
         celery_app.start(flower_argv())

@@ -1,6 +1,7 @@
 """Comment endpoints: list and write a post's comments, list a thread's replies, delete.
 
-Thin: each calls one function of pawhome/community/comments.py; docs/interactions.md.
+Thin: each calls one function of pawhome/community/comments.py (writes) or
+comment_threads.py (reads); docs/interactions.md.
 """
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Literal
 from pydantic import Field
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
-from pawhome.community import comments
+from pawhome.community import comment_threads, comments
+from pawhome.platform.pagination import CursorQuery
 
 
 class CommentsQuery(CursorQuery):
@@ -22,11 +23,9 @@ class PostCommentsHandler(ApiHandler):
     @endpoint(query=CommentsQuery, tags=("interactions",),
               summary="A post's top-level comments (newest or hot), each with its first replies")
     async def get(self, post_id: int) -> None:
-        async with self.r.db.session() as session:
-            items, position = await comments.list_comments(
-                session, self.r.settings, self.user_id, post_id, self.query.sort,
-                decode_cursor(self.query.cursor), self.query.limit)
-        self.ok(cursor_result(items, position))
+        self.ok(await comment_threads.post_comments(
+            self.r, self.user_id, post_id, self.query.sort, self.query.cursor,
+            self.query.limit))
 
     @endpoint(body=comments.CommentBody, tags=("interactions",), status=201,
               summary="Comment on a post, or reply to one of its comments")
@@ -47,8 +46,5 @@ class RepliesHandler(ApiHandler):
     @endpoint(query=CursorQuery, tags=("interactions",),
               summary="Replies under a top-level comment, oldest first")
     async def get(self, comment_id: int) -> None:
-        async with self.r.db.session() as session:
-            items, position = await comments.list_replies(
-                session, self.user_id, comment_id, decode_cursor(self.query.cursor),
-                self.query.limit)
-        self.ok(cursor_result(items, position))
+        self.ok(await comment_threads.comment_replies(
+            self.r, self.user_id, comment_id, self.query.cursor, self.query.limit))

@@ -1,5 +1,6 @@
 """Search endpoints: posts, users and topics by words (Chinese segmented), and the caller's
-recent searches. The work is in pawhome/search/index.py; see docs/search.md."""
+recent searches. The engine is pawhome/search/index.py; the queries are the domains'
+(pawhome/community/post_search.py, pawhome/identity/user_search.py); docs/search.md."""
 from __future__ import annotations
 
 from typing import Literal
@@ -7,10 +8,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.platform.pagination import page_result
 from models.community import SPECIES
+from pawhome.community import post_search
+from pawhome.identity import user_search
 from pawhome.search import index as search
-from pawhome.platform.errors import ValidationFailed, field_error
 
 PetType = Literal[SPECIES]  # type: ignore[valid-type]
 
@@ -31,61 +32,37 @@ class PostSearchParams(SearchQueryParams):
     pet_type: PetType | None = None
 
 
-class _SearchHandler(ApiHandler):
-    async def parsed_query(self) -> search.SearchQuery:
-        if self.query.page > self.r.settings.search_max_page:
-            raise ValidationFailed(errors=[field_error(
-                "page", f"at most {self.r.settings.search_max_page}")])
-        await search.ready()  # the first search of a process builds the segmenter off-loop
-        parsed = search.parse_query(self.r.settings, self.query.q)
-        if self.query.page == 1:
-            await search.remember_search(self.r.cache, self.user_id, parsed.text)
-        return parsed
-
-
-class SearchPostsHandler(_SearchHandler):
+class SearchPostsHandler(ApiHandler):
     @endpoint(query=PostSearchParams, tags=("search",),
               summary="Public posts holding every word of q, best match then newest",
               description="Items carry an HTML `snippet` (escaped text, matches in <em>).")
     async def get(self) -> None:
-        parsed = await self.parsed_query()
-        async with self.r.db.session() as session:
-            items, total = await search.search_posts(
-                session, self.r.settings, self.user_id, parsed, topic=self.query.topic,
-                pet_type=self.query.pet_type, offset=self.query.offset,
-                limit=self.query.limit)
-        self.ok(page_result(items, total, self.query))
+        q = self.query
+        self.ok(await post_search.find_posts(self.r, self.user_id, q.q, q.page, q.limit,
+                                             topic=q.topic, pet_type=q.pet_type))
 
 
-class SearchUsersHandler(_SearchHandler):
+class SearchUsersHandler(ApiHandler):
     @endpoint(query=SearchQueryParams, tags=("search",),
               summary="Users whose nickname or bio holds every word of q")
     async def get(self) -> None:
-        parsed = await self.parsed_query()
-        async with self.r.db.session() as session:
-            items, total = await search.search_users(
-                session, self.r.settings, self.user_id, parsed, offset=self.query.offset,
-                limit=self.query.limit)
-        self.ok(page_result(items, total, self.query))
+        q = self.query
+        self.ok(await user_search.find_users(self.r, self.user_id, q.q, q.page, q.limit))
 
 
-class SearchTopicsHandler(_SearchHandler):
+class SearchTopicsHandler(ApiHandler):
     @endpoint(query=SearchQueryParams, tags=("search",),
               summary="Topics named q, starting with q, or holding its words")
     async def get(self) -> None:
-        parsed = await self.parsed_query()
-        async with self.r.db.session() as session:
-            items, total = await search.search_topics(
-                session, parsed, offset=self.query.offset, limit=self.query.limit)
-        self.ok(page_result(items, total, self.query))
+        q = self.query
+        self.ok(await post_search.find_topics(self.r, self.user_id, q.q, q.page, q.limit))
 
 
 class RecentSearchesHandler(ApiHandler):
     @endpoint(tags=("search",), summary="The caller's recent searches, newest first")
     async def get(self) -> None:
-        self.ok({"items": await search.recent_searches(self.r.cache, self.user_id)})
+        self.ok(await search.list_recent(self.r, self.user_id))
 
     @endpoint(tags=("search",), summary="Clear the caller's recent searches")
     async def delete(self) -> None:
-        await search.clear_recent_searches(self.r.cache, self.user_id)
-        self.ok({"items": []})
+        self.ok(await search.clear_recent(self.r, self.user_id))

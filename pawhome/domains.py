@@ -6,12 +6,21 @@ event schemas, live-topic kinds, chat attachment checks. The composition roots (
 task has the same wiring as the gateway that serves every route. A new domain module that
 registers anything is added here.
 """
-from pawhome.community import (comments, counters, favorites, feeds, follows,  # noqa: F401
-                               likes, pets, posts)
-from pawhome.identity import auth, sms, tokens, users  # noqa: F401
+from pawhome.community import (  # noqa: F401
+                               comment_threads,
+                               comments,
+                               counters,
+                               favorites,
+                               feeds,
+                               follows,
+                               likes,
+                               pets,
+                               post_search,
+                               posts,
+)
+from pawhome.identity import auth, sms, tokens, user_search, users  # noqa: F401
 from pawhome.integrations import storage, wechat  # noqa: F401
 from pawhome.media import files, uploads  # noqa: F401
-from pawhome.messaging import (chat, chat_writer, notifications,  # noqa: F401
-                               subscribe_messages)
+from pawhome.messaging import chat, chat_writer, notifications, subscribe_messages  # noqa: F401
 from pawhome.moderation import reports, reviews  # noqa: F401
 from pawhome.search import index  # noqa: F401

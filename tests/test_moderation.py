@@ -398,7 +398,7 @@ async def test_worker_reviews_a_post_enqueued_through_the_outbox(api, app, resou
     author = await api.login()
     post_id = await make_post(resources, author.user_id, "经过任务队列的帖子")
     async with resources.db.session() as session, session.begin():
-        moderation.review_post_later(session, post_id)
+        await moderation.review_post_later(session, post_id)
 
     async def visible() -> bool:
         return await status_of(resources, Post, post_id) == "visible"

@@ -12,6 +12,8 @@ from models.base import utcnow
 from models.community import Post, PostTopic, SearchDocument, Topic
 from models.users import User, UserBlock
 from pawhome.platform import migrate
+from pawhome.community import post_search
+from pawhome.identity import user_search
 from pawhome.search import index as search
 from pawhome.platform.db import Database
 from settings import Settings
@@ -56,7 +58,7 @@ async def add_post(res, author_id: int, body: str, topics=(), **fields) -> int:
 
 async def find(res, q: str, viewer_id=None, **filters) -> list[int]:
     async with res.db.session() as session:
-        items, total = await search.search_posts(
+        items, total = await post_search.search_posts(
             session, res.settings, viewer_id, search.parse_query(res.settings, q), **filters)
     assert total == len(items)
     return [item["id"] for item in items]
@@ -134,8 +136,8 @@ async def test_fts5_filters_blocks_users_and_topics(sqlite_resources):
     corgi_mum = await add_user(res, nickname="柯基妈妈")
     await search.index_document(res, "user", corgi_mum)
     async with res.db.session() as session:
-        users, _ = await search.search_users(session, res.settings, viewer,
+        users, _ = await user_search.search_users(session, res.settings, viewer,
                                              search.parse_query(res.settings, "柯基"))
-        topics, _ = await search.search_topics(session, search.parse_query(res.settings, "柯"))
+        topics, _ = await post_search.search_topics(session, search.parse_query(res.settings, "柯"))
     assert [u["id"] for u in users] == [corgi_mum]
     assert [t["name"] for t in topics] == ["柯基日常"]

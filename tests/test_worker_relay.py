@@ -22,7 +22,7 @@ async def test_an_event_a_task_commits_reaches_the_stream_with_no_gateway_relay(
         session.add(post)
         await session.flush()
         post_id = post.id
-        moderation.review_post_later(session, post_id)
+        await moderation.review_post_later(session, post_id)
     epoch, start = await streams.head(resources.cache, author.user_id)
     # Hand the review task to the broker once; no relay runs after this in this process.
     assert await OutboxRelay(resources).relay_once() >= 1

@@ -4,27 +4,35 @@ post's comment_count and each comment's reply_count equal to the comments that c
 A reply always hangs under a top-level comment (a reply to a reply attaches to its top-level
 comment and names the replied-to author). Every writer of a thread locks the top-level
 comment first, so replies, deletions and status changes of one thread run one at a time.
+Reading threads (a post's comments, a comment's replies, with the viewer's like flags) is
+pawhome/community/comment_threads.py.
 """
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from models.base import utcnow
 from models.community import CONTENT_STATES, Comment, Post
 from models.users import User, UserBlock
-from pawhome.community import counters
+from pawhome.community import counters, posts
 from pawhome.messaging import notifications
 from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import Forbidden, NotFound, ValidationFailed, field_error
+from pawhome.platform.hooks import Hook
+from pawhome.platform.wordfilter import screen_text
 
 MAX_ID = 2**63 - 1
 EXCERPT_CHARS = 60
+
+# Run in the transaction that created a comment, with (session, comment_id): moderation
+# connects its review (pawhome/moderation/reviews.py).
+comment_submitted: Hook[[AsyncSession, int]] = Hook("community.comment_submitted")
 
 
 class CommentBody(BaseModel):
@@ -70,8 +78,6 @@ async def get_visible_comment(session: AsyncSession, viewer_id: int | None,
                               comment_id: int) -> Comment:
     """The comment if the viewer may see it and its post; 404 otherwise, whatever the
     reason (a private post's comments do not exist for others)."""
-    from pawhome.community import posts
-
     row = (await session.execute(select(Comment).where(
         Comment.id == comment_id, visible_to(viewer_id)))).scalar_one_or_none()
     if row is None:
@@ -102,8 +108,6 @@ async def _move_counters(session: AsyncSession, comment: Comment, delta: int) ->
 
 
 async def may_see_post(session: AsyncSession, user_id: int, post_id: int) -> bool:
-    from pawhome.community import posts
-
     try:
         await posts.get_visible_post(session, user_id, post_id)
     except NotFound:
@@ -123,16 +127,12 @@ async def create_comment(resources: Any, user_id: int, post_id: int,
     `comment`, the replied-to user `reply` — only when the comment is visible and they may
     still see the post.
     """
-    from pawhome.moderation import reviews as moderation
-
     limit = resources.settings.comment_max_length
     if len(body.text) > limit:
         raise ValidationFailed(errors=[field_error("text", f"at most {limit} characters")])
-    soft_hits = moderation.screen_text(body.text, "text")
+    soft_hits = screen_text(body.text, "text")
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        from pawhome.community import posts
-
         post = await posts.get_visible_post(session, user_id, post_id)
         parent: Comment | None = None
         reply_to_user_id = None
@@ -153,10 +153,10 @@ async def create_comment(resources: Any, user_id: int, post_id: int,
         await session.flush()
         if counts(row.status, None):
             await _move_counters(session, row, +1)
-        moderation.review_comment_later(session, row.id)
+        await comment_submitted.run(session, row.id)
         if row.status == "visible":
             await _notify_new_comment(session, row, post)
-        return (await render(session, user_id, [row]))[0]
+        return (await render(session, [row], liked=set()))[0]  # nobody liked it yet
 
     view = await run_transaction(resources.db, work)
     if view["status"] == "visible":
@@ -247,25 +247,19 @@ async def set_status(session: AsyncSession, comment_id: int, status: str) -> Com
     return row
 
 
-# -- reading ----------------------------------------------------------------------------------
+# -- rendering --------------------------------------------------------------------------------
 
 
-async def render(session: AsyncSession, viewer_id: int | None,
-                 rows: list[Comment]) -> list[dict[str, Any]]:
+async def render(session: AsyncSession, rows: list[Comment],
+                 liked: set[int]) -> list[dict[str, Any]]:
     """Comments as the API shows them: author and replied-to user, and whether the viewer
-    liked each."""
+    liked each (`liked`: the ids of those the viewer liked)."""
     if not rows:
         return []
     people_ids = {r.author_id for r in rows} | {r.reply_to_user_id for r in rows
                                                  if r.reply_to_user_id}
     people = {u.id: u for u in (await session.execute(
         select(User).where(User.id.in_(people_ids)))).scalars()}
-    liked: set[int] = set()
-    if viewer_id is not None:
-        from pawhome.community import likes
-
-        liked = await likes.has_liked(session, viewer_id, "comment", [r.id for r in rows])
-
     def person(user_id: int | None) -> dict[str, Any] | None:
         if user_id is None:
             return None
@@ -279,98 +273,3 @@ async def render(session: AsyncSession, viewer_id: int | None,
         "text": r.text, "status": r.status, "like_count": r.like_count,
         "reply_count": r.reply_count, "liked": r.id in liked, "created_at": r.created_at,
     } for r in rows]
-
-
-def _position(position: dict[str, Any] | None, keys: tuple[str, ...]) -> tuple | None:
-    if not position:
-        return None
-    try:
-        values = []
-        for key in keys:
-            raw = position[key]
-            values.append(dt.datetime.fromisoformat(raw) if key == "c" else int(raw))
-        return tuple(values)
-    except (KeyError, TypeError, ValueError):
-        raise ValidationFailed(errors=[field_error("cursor", "invalid cursor")]) from None
-
-
-async def _first_replies(session: AsyncSession, viewer_id: int | None, parent_ids: list[int],
-                         per_parent: int) -> dict[int, list[Comment]]:
-    """The oldest `per_parent` replies the viewer may see under each parent, in one query."""
-    if not parent_ids or per_parent <= 0:
-        return {}
-    number = func.row_number().over(partition_by=Comment.parent_id,
-                                    order_by=(Comment.created_at, Comment.id)).label("n")
-    ranked = select(Comment.id, number).where(
-        Comment.parent_id.in_(parent_ids), visible_to(viewer_id)).subquery()
-    rows = (await session.execute(
-        select(Comment).join(ranked, ranked.c.id == Comment.id).where(ranked.c.n <= per_parent)
-        .order_by(Comment.created_at, Comment.id))).scalars()
-    grouped: dict[int, list[Comment]] = {}
-    for row in rows:
-        grouped.setdefault(int(row.parent_id), []).append(row)
-    return grouped
-
-
-async def list_comments(session: AsyncSession, settings: Any, viewer_id: int | None,
-                        post_id: int, sort: Literal["newest", "hot"],
-                        position: dict[str, Any] | None,
-                        limit: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Top-level comments of a post, newest or most liked first, each with its first few
-    replies and reply_count."""
-    from pawhome.community import posts
-
-    await posts.get_visible_post(session, viewer_id, post_id)
-    query = select(Comment).where(Comment.post_id == post_id, Comment.parent_id.is_(None),
-                                  visible_to(viewer_id))
-    if sort == "hot":
-        after = _position(position, ("l", "i"))
-        if after:
-            query = query.where(or_(Comment.like_count < after[0],
-                                    and_(Comment.like_count == after[0], Comment.id < after[1])))
-        query = query.order_by(Comment.like_count.desc(), Comment.id.desc())
-    else:
-        after = _position(position, ("c", "i"))
-        if after:
-            query = query.where(or_(Comment.created_at < after[0],
-                                    and_(Comment.created_at == after[0], Comment.id < after[1])))
-        query = query.order_by(Comment.created_at.desc(), Comment.id.desc())
-    rows = list((await session.execute(query.limit(limit + 1))).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    replies = await _first_replies(session, viewer_id, [r.id for r in rows],
-                                   settings.comment_preview_replies)
-    every_reply = [reply for row in rows for reply in replies.get(row.id, [])]
-    shapes = {s["id"]: s for s in await render(session, viewer_id, rows + every_reply)}
-    items = []
-    for row in rows:
-        item = dict(shapes[row.id])
-        item["replies"] = [shapes[reply.id] for reply in replies.get(row.id, [])]
-        items.append(item)
-    next_position = None
-    if more and rows:
-        last = rows[-1]
-        next_position = {"l": last.like_count, "i": last.id} if sort == "hot" else \
-            {"c": last.created_at.isoformat(), "i": last.id}
-    return items, next_position
-
-
-async def list_replies(session: AsyncSession, viewer_id: int | None, comment_id: int,
-                       position: dict[str, Any] | None,
-                       limit: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Replies under a top-level comment, oldest first (a conversation reads downwards)."""
-    parent = await get_visible_comment(session, viewer_id, comment_id)
-    if parent.parent_id is not None:
-        parent = await get_visible_comment(session, viewer_id, parent.parent_id)
-    query = select(Comment).where(Comment.parent_id == parent.id, visible_to(viewer_id))
-    after = _position(position, ("c", "i"))
-    if after:
-        query = query.where(or_(Comment.created_at > after[0],
-                                and_(Comment.created_at == after[0], Comment.id > after[1])))
-    rows = list((await session.execute(
-        query.order_by(Comment.created_at, Comment.id).limit(limit + 1))).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_position = {"c": rows[-1].created_at.isoformat(), "i": rows[-1].id} \
-        if more and rows else None
-    return await render(session, viewer_id, rows), next_position

@@ -134,22 +134,6 @@ async def publish_post_counters(resources: Any, post_id: int) -> None:
         log.warning("live counters of post %s not published: %r", post_id, error)
 
 
-async def _may_watch_post(resources: Any, user_id: int, topic_id: str) -> bool:
-    """Only people who may view a post watch its counters (private and followers-only
-    posts do not leak their activity)."""
-    from pawhome.community import posts
-    from pawhome.platform.errors import NotFound
-
-    if not topic_id.isdigit() or len(topic_id) > 18:
-        raise NotFound("Unknown topic")
-    async with resources.db.session() as session:
-        await posts.get_visible_post(session, user_id, int(topic_id))
-    return True
-
-
-topics.register_topic_kind("post", _may_watch_post)
-
-
 # -- reconciliation ---------------------------------------------------------------------------
 
 # What each counter counts (docs/interactions.md): a comment counts while it is visible and

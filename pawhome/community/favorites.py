@@ -17,11 +17,13 @@ from models.base import utcnow
 from models.community import Favorite, Post
 from models.media import Media
 from models.users import User
+from pawhome.community import comments, counters, posts
+from pawhome.integrations.storage import storage_for
+from pawhome.media.uploads import jpeg_variant
 from pawhome.messaging import chat
-from pawhome.community import comments, counters
 from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import AttachmentRefused, NotFound, ValidationFailed, field_error
-from pawhome.media.uploads import jpeg_variant
+from settings import get_settings
 
 TITLE_CHARS = 40
 # A card's cover: a mid-size JPEG (a video's poster) opens everywhere WeChat shares go.
@@ -32,8 +34,6 @@ async def set_favorite(resources: Any, user_id: int, post_id: int,
                        favorited: bool) -> dict[str, Any]:
     """Collect (favorited=True) or drop a post the user may see; idempotent. Returns
     {"favorited", "favorite_count", "changed"}."""
-    from pawhome.community import posts
-
     async def work(session: AsyncSession) -> dict[str, Any]:
         await posts.get_visible_post(session, user_id, post_id)
         if favorited:
@@ -59,8 +59,6 @@ async def list_favorites(session: AsyncSession, settings: Any, user_id: int,
                          limit: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The user's collection, most recently collected first, as cards. Posts the user can
     no longer see (deleted, made private, author blocked) are left out of the page."""
-    from pawhome.community import posts
-
     query = select(Favorite).where(Favorite.user_id == user_id)
     if position:
         try:
@@ -102,7 +100,6 @@ async def _cover(session: AsyncSession, settings: Any, post: Post) -> dict[str, 
     found = jpeg_variant(media, COVER_WIDTH)
     if found is None:
         return None
-    from pawhome.integrations.storage import storage_for
 
     name, key = found
     return {"media_id": media.id, "variant": name, "url": storage_for(settings).public_url(key)}
@@ -123,8 +120,6 @@ async def share_post(resources: Any, user_id: int, post_id: int) -> dict[str, An
     """Record a share and return the card {post_id, title, cover, author}. One user's
     shares of one post count once per SHARE_COUNT_WINDOW_SECONDS (repeat taps return the
     card without counting): share_count measures reach, not tapping."""
-    from pawhome.community import posts
-
     async with resources.db.session() as session:
         await posts.get_visible_post(session, user_id, post_id)
     window = int(resources.settings.share_count_window_seconds)
@@ -157,9 +152,6 @@ async def check_chat_post_card(session: AsyncSession, sender_id: int, recipient_
                                post_id: int) -> dict[str, Any]:
     """A post shared in a DM carries its share card. Both people must be able to see the
     post, so a followers-only or private post never reaches someone it was not meant for."""
-    from pawhome.community import posts  # posts imports the counters this module uses
-    from settings import get_settings
-
     post = await posts.get_visible_post(session, sender_id, post_id)
     try:
         await posts.get_visible_post(session, recipient_id, post_id)

@@ -17,17 +17,26 @@ from redis.exceptions import ResponseError
 from sqlalchemy import String, and_, bindparam, delete, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
 from models.base import utcnow
 from models.community import BrowseHistory, Post, PostTopic, Topic
 from models.users import UserBlock, UserFollow
-from pawhome.platform import codec
+from pawhome.community.posts import (
+    MAX_PINNED_PER_BOARD,
+    ROW_CREATED_AT,
+    ROW_HOT_SCORE,
+    ROW_ID,
+    board_by_slug,
+    normalize_topic,
+    render_post_rows,
+    select_post_rows,
+    views_key,
+    visible_to,
+)
 from pawhome.identity import users
+from pawhome.platform import codec
 from pawhome.platform.db import Executor, Prepared
 from pawhome.platform.errors import NotFound, Unauthorized, ValidationFailed, field_error
-from pawhome.community.posts import (MAX_PINNED_PER_BOARD, ROW_CREATED_AT, ROW_HOT_SCORE, ROW_ID,
-                           board_by_slug, normalize_topic, render_post_rows, select_post_rows,
-                           visible_to, views_key)
+from pawhome.platform.pagination import MAX_LIMIT, CursorQuery, cursor_result, decode_cursor
 
 log = logging.getLogger("pawhome.community.feeds")
 
@@ -252,8 +261,6 @@ def first_page_key(cache, sort: str, limit: int) -> str:
 async def invalidate_first_pages(cache, sorts: tuple[str, ...] = SORTS) -> None:
     """Drop the cached first pages (after a post appears, changes or goes); the TTL bounds
     staleness for changes made where no cache is at hand."""
-    from pawhome.platform.pagination import MAX_LIMIT
-
     await cache.redis.delete(*[first_page_key(cache, sort, limit)
                                for sort in sorts for limit in range(1, MAX_LIMIT + 1)])
 

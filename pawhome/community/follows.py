@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.base import utcnow
 from models.users import User, UserFollow
 from pawhome.community import counters
-from pawhome.platform.db import run_transaction
-from pawhome.platform.errors import Forbidden, NotFound, ValidationFailed, field_error
 from pawhome.identity import users
 from pawhome.identity.users import is_blocked, is_following
+from pawhome.messaging import notifications
+from pawhome.platform.db import run_transaction
+from pawhome.platform.errors import Forbidden, NotFound, ValidationFailed, field_error
 
 
 async def _bump_pair(session: AsyncSession, follower_id: int, followee_id: int,
@@ -54,7 +55,6 @@ async def follow(session: AsyncSession, follower_id: int, followee_id: int) -> b
     if not created:
         return False  # already following, or a concurrent identical request was first
     await _bump_pair(session, follower_id, followee_id, +1)
-    from pawhome.messaging import notifications
 
     await notifications.notify(session, followee_id, "follow", "followed",
                                actor_id=follower_id, target_type="user",

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.community import Comment, Like, Post
-from pawhome.community import comments, counters
+from pawhome.community import comments, counters, posts
 from pawhome.messaging import notifications
 from pawhome.platform.db import run_transaction
 
@@ -25,8 +25,6 @@ async def _target(session: AsyncSession, user_id: int, target_type: TargetType,
                   target_id: int) -> tuple[int, int, str]:
     """(author_id, post_id, text) of a target the user may see; 404 otherwise."""
     if target_type == "post":
-        from pawhome.community import posts
-
         post = await posts.get_visible_post(session, user_id, target_id)
         return post.author_id, post.id, post.text
     comment = await comments.get_visible_comment(session, user_id, target_id)

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.base import utcnow
 from models.community import Pet
 from models.users import User
+from pawhome.identity.users import is_blocked
+from pawhome.media import uploads as media
 from pawhome.messaging import chat
 from pawhome.platform.errors import AttachmentRefused, NotFound, ValidationFailed, field_error
-from pawhome.identity.users import is_blocked
 
 Species = Literal["dog", "cat", "rabbit", "bird", "other"]
 MAX_PETS_PER_OWNER = 50
@@ -77,8 +78,6 @@ def pet_view(pet: Pet) -> dict[str, Any]:
 
 async def _check_avatar(session: AsyncSession, owner_id: int, media_id: int | None) -> None:
     if media_id is not None:
-        from pawhome.media import uploads as media  # the media helper's module; imported late (optional use)
-
         await media.require_ready(session, owner_id, [media_id], kind="image",
                                   field="avatar_media_id")
 

@@ -18,13 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from models.base import utcnow
-from models.community import Board, Post, PostTopic, Topic
+from models.community import Board, BrowseHistory, Post, PostTopic, Topic
 from models.users import User, UserBlock, UserFollow
-from pawhome.platform import codec, events, outbox
+from pawhome.community import counters, pets
+from pawhome.identity.users import is_blocked, is_following
+from pawhome.media import uploads as media
+from pawhome.platform import codec, events, outbox, topics
 from pawhome.platform.db import Executor, Prepared
 from pawhome.platform.errors import NotFound, ValidationFailed, field_error
-from pawhome.identity.users import is_following
-from pawhome.identity.users import is_blocked
+from pawhome.platform.hooks import Hook
+from pawhome.platform.wordfilter import screen_text
+from pawhome.search import index as search
 
 # slug, name, description, sort
 BOARDS = [
@@ -382,8 +386,6 @@ async def _bump_topics(session: AsyncSession, names: list[str], delta: int) -> l
         found = found.with_for_update()  # a locking read sees rows committed after our snapshot
     rows = (await session.execute(found)).all()
     if delta >= 0:
-        from pawhome.search import index as search
-
         for row in rows:
             if row.created_at == now:  # created by this upsert: make it searchable
                 search.index_later(session, "topic", row.id)
@@ -432,8 +434,6 @@ async def _check_media(session: AsyncSession, author_id: int, media_ids: list[in
     all the author's own."""
     if not media_ids:
         return "none"
-    from pawhome.media import uploads as media  # media imports nothing of ours, but keeps the import graph flat
-
     items = await media.require_ready(session, author_id, media_ids)
     kinds = {m.kind for m in items}
     if kinds == {"image"}:
@@ -446,15 +446,12 @@ async def _check_media(session: AsyncSession, author_id: int, media_ids: list[in
 
 async def _apply_body(session: AsyncSession, post: Post, body: PostBody) -> list[str]:
     """Validate and copy the author's fields onto the post; returns its topic names."""
-    from pawhome.moderation import reviews as moderation  # moderation calls back into this module
-    from pawhome.community import pets
-
-    moderation.screen_text(body.text, "text")
+    screen_text(body.text, "text")
     if body.location_name:
-        moderation.screen_text(body.location_name, "location_name")
+        screen_text(body.location_name, "location_name")
     names = _topic_names(body)
     for name in names:
-        moderation.screen_text(name, "topics")
+        screen_text(name, "topics")
     board_id = None
     if body.board:
         board = await board_by_slug(session, body.board)
@@ -473,26 +470,26 @@ async def _apply_body(session: AsyncSession, post: Post, body: PostBody) -> list
     return names
 
 
-def _after_content_change(session: AsyncSession, post: Post) -> None:
-    from pawhome.moderation import reviews as moderation
-    from pawhome.search import index as search
+# Run in the transaction that created or edited a post, with (session, post_id): moderation
+# connects its review (pawhome/moderation/reviews.py), so the post cannot stay unreviewed.
+post_submitted: Hook[[AsyncSession, int]] = Hook("community.post_submitted")
 
-    moderation.review_post_later(session, post.id)
+
+async def _after_content_change(session: AsyncSession, post: Post) -> None:
+    await post_submitted.run(session, post.id)
     search.index_later(session, "post", post.id)
 
 
 async def create_post(session: AsyncSession, author_id: int, body: PostBody) -> Post:
     """A new post, pending moderation; the review and the search index run as tasks after
     the commit. Caller commits."""
-    from pawhome.community import counters
-
     post = Post(author_id=author_id, status="pending", text="")
     names = await _apply_body(session, post, body)
     session.add(post)
     await session.flush()
     await _set_post_topics(session, post, names, counted=True)
     await counters.bump(session, author_id, posts=+1)
-    _after_content_change(session, post)
+    await _after_content_change(session, post)
     return post
 
 
@@ -507,15 +504,12 @@ async def edit_post(session: AsyncSession, author_id: int, post_id: int,
         post.status, post.status_reason = "pending", ""
     post.edited_at = post.updated_at = utcnow()
     await session.flush()
-    _after_content_change(session, post)
+    await _after_content_change(session, post)
     return post
 
 
 async def delete_post(session: AsyncSession, author_id: int, post_id: int) -> Post:
     """Soft delete by the author. Caller commits."""
-    from pawhome.community import counters
-    from pawhome.search import index as search
-
     post = await get_own_post(session, author_id, post_id, lock=True)
     if counts_in_topics(post):
         await _count_post_topics(session, post.id, -1)
@@ -530,8 +524,6 @@ async def set_status(session: AsyncSession, post_id: int, status: str,
     """Move a post to a moderation state (moderation tasks, admins). The author hears
     `post.status`; search re-indexes (a post that is not visible leaves the index).
     Setting the state a post already has is a no-op. Caller commits."""
-    from pawhome.search import index as search
-
     if status not in ("pending", "visible", "hidden", "removed"):
         raise ValueError(f"unknown post status {status!r}")
     post = (await session.execute(select(Post).where(Post.id == post_id)
@@ -600,8 +592,6 @@ async def count_view(cache, post_id: int) -> None:
 
 async def record_history(session: AsyncSession, user_id: int, post_id: int) -> None:
     """Note (or refresh) that the user viewed the post. Caller commits."""
-    from models.community import BrowseHistory
-
     now = utcnow()
     values = {"user_id": user_id, "post_id": post_id, "viewed_at": now}
     if session.get_bind().dialect.name == "sqlite":
@@ -614,3 +604,18 @@ async def record_history(session: AsyncSession, user_id: int, post_id: int) -> N
             viewed_at=now)
     await session.execute(statement)
 
+
+# -- live topics --------------------------------------------------------------------------------
+
+
+async def _may_watch_post(resources: Any, user_id: int, topic_id: str) -> bool:
+    """Only people who may view a post watch its counters ("post:<id>"; private and
+    followers-only posts do not leak their activity)."""
+    if not topic_id.isdigit() or len(topic_id) > 18:
+        raise NotFound("Unknown topic")
+    async with resources.db.session() as session:
+        await get_visible_post(session, user_id, int(topic_id))
+    return True
+
+
+topics.register_topic_kind("post", _may_watch_post)

@@ -11,19 +11,26 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
 from models.base import utcnow
 from models.users import User, UserBlock, UserFollow, UserSettings
-from pawhome.search import index as search
 from pawhome.platform import wordfilter
 from pawhome.platform.cache import Cache
+from pawhome.platform.errors import (
+    NotFound,
+    PhoneTaken,
+    SensitiveContent,
+    UserBanned,
+    ValidationFailed,
+    field_error,
+)
 from pawhome.platform.hooks import Hook
-from pawhome.platform.errors import (NotFound, PhoneTaken, SensitiveContent, UserBanned,
-                            ValidationFailed, field_error)
 from pawhome.platform.logs import mask_openid, mask_phone
+from pawhome.search import index as search
 
 # -- creation and lookup ----------------------------------------------------------------------
 
@@ -302,6 +309,16 @@ async def is_blocked(session: AsyncSession, blocker_id: int, blocked_id: int) ->
     found = await session.execute(select(UserBlock.user_id).where(
         UserBlock.user_id == blocker_id, UserBlock.blocked_id == blocked_id))
     return found.first() is not None
+
+
+def hidden_from(viewer_id: int | None, user_column: Any) -> ColumnElement[bool] | None:
+    """SQL: the user in `user_column` blocked the viewer or was blocked by them (None for an
+    anonymous viewer: nobody is hidden). Lists and searches leave such users out."""
+    if viewer_id is None:
+        return None
+    return or_(
+        exists().where(UserBlock.user_id == viewer_id, UserBlock.blocked_id == user_column),
+        exists().where(UserBlock.user_id == user_column, UserBlock.blocked_id == viewer_id))
 
 
 async def is_following(session: AsyncSession, follower_id: int, followee_id: int) -> bool:

@@ -23,14 +23,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.media import Media, MediaUploadPart
+from pawhome.integrations.storage import StorageError, new_key, storage_for, variant_prefix
+from pawhome.media import files as media_files
+from pawhome.media.files import TYPES_BY_KIND, MediaRejected, Processed
 from pawhome.messaging import chat
 from pawhome.platform import events, outbox
-from pawhome.moderation import reviews as moderation
-from pawhome.platform.errors import (AttachmentRefused, Conflict, NotFound, PayloadTooLarge,
-                            ValidationFailed, field_error)
-from pawhome.media.files import TYPES_BY_KIND, MediaRejected, Processed
-from pawhome.integrations.storage import StorageError, storage_for, variant_prefix
-from settings import Settings
+from pawhome.platform.errors import (
+    AttachmentRefused,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+    field_error,
+)
+from pawhome.platform.hooks import Hook
+from settings import Settings, get_settings
 
 log = logging.getLogger("pawhome.media.uploads")
 
@@ -169,7 +176,7 @@ async def _instant_copy(session: AsyncSession, settings: Settings, owner_id: int
     await session.flush()
     events.emit_to_user(session, owner_id, "media.ready", _ready_event(settings, copy))
     if copy.moderation == "pending":
-        await _review_later(session, copy.id)
+        await needs_review.run(session, copy.id)
     return copy
 
 
@@ -192,7 +199,6 @@ async def create_upload(resources: Any, owner_id: int, body: CreateMediaBody) ->
                                        body.sha256)
             if copy is not None:
                 return _instant_reply(settings, copy)
-        from pawhome.integrations.storage import new_key
 
         media = Media(owner_id=owner_id, kind=body.kind, status="uploading",
                       storage_key=new_key(extension), content_type=body.content_type.lower(),
@@ -282,7 +288,6 @@ async def start_chunked_upload(resources: Any, owner_id: int,
                                    body.sha256)
         if copy is not None:
             return _instant_reply(settings, copy)
-        from pawhome.integrations.storage import new_key
 
         key = new_key(extension)
         upload_id = await asyncio.to_thread(store.create_multipart, key, body.content_type)
@@ -458,8 +463,6 @@ def _pick(settings: Settings, media: Media, width: int) -> dict[str, Any] | None
 async def check_chat_image(session: AsyncSession, sender_id: int, recipient_id: int,
                            media_id: int) -> dict[str, Any]:
     """Chat's attachment check for image messages: the sender's own, ready image."""
-    from settings import get_settings
-
     settings = get_settings()
     media = await session.get(Media, media_id)
     if media is None or media.owner_id != sender_id or media.kind != "image" or \
@@ -486,9 +489,10 @@ register_chat_attachment_check()
 # -- processing (the media.process task) ---------------------------------------------------------
 
 
-async def _review_later(session: AsyncSession, media_id: int) -> None:
-    """Queue the content check of a ready image (the moderation domain owns it)."""
-    moderation.review_media_later(session, media_id)
+# Run in the transaction that makes media ready whose content is not checked yet (an image,
+# or an instant copy of one still pending), with (session, media_id): the content
+# check is the moderation domain's, which connects it (pawhome/moderation/reviews.py).
+needs_review: Hook[[AsyncSession, int]] = Hook("media.needs_review")
 
 
 async def _finish(resources: Any, media_id: int, *, processed: Processed | None = None,
@@ -516,15 +520,13 @@ async def _finish(resources: Any, media_id: int, *, processed: Processed | None 
         events.emit_to_user(session, media.owner_id, "media.ready",
                             _ready_event(settings, media))
         if media.kind == "image":
-            await _review_later(session, media.id)
+            await needs_review.run(session, media.id)
         return "ready"
 
 
 def _process_file(settings: Settings, media_kind: str, declared_sha256: str | None,
                   source: Path, workdir: Path) -> tuple[Processed, str]:
     """Blocking: check and transform the downloaded original. Raises MediaRejected."""
-    from pawhome.media import files as media_files
-
     content_type = media_files.check_content(source, media_kind, max_bytes(settings, media_kind))
     sha256 = media_files.sha256_of(source)
     if declared_sha256 and declared_sha256 != sha256:

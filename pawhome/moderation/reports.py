@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.community import Comment, Post, Report
 from models.users import User
+from pawhome.community import posts
+from pawhome.identity import users
+from pawhome.moderation import reviews as moderation
 from pawhome.platform.errors import Conflict, NotFound, ValidationFailed, field_error
 
 REASONS = ("spam", "abuse", "sexual", "violence", "illegal", "fraud", "animal_cruelty",
@@ -35,9 +38,6 @@ class ReportBody(BaseModel):
 async def _require_visible_target(session: AsyncSession, reporter_id: int, target_type: str,
                                   target_id: int) -> Any:
     """The reported row, if the reporter can see it; NotFound otherwise."""
-    from pawhome.community import posts
-    from pawhome.identity import users
-
     if target_type == "post":
         return await posts.get_visible_post(session, reporter_id, target_id)
     if target_type == "comment":
@@ -90,9 +90,6 @@ async def _hide_if_reported_enough(session: AsyncSession, settings: Any, target_
                                    target_id: int) -> bool:
     """Hide a visible post or comment once enough distinct users reported it. The target row
     is locked first, so concurrent reports count one after another."""
-    from pawhome.moderation import reviews as moderation
-    from pawhome.community import posts
-
     threshold = settings.moderation_report_hide_threshold
     if target_type not in ("post", "comment") or threshold <= 0:
         return False

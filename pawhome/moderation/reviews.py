@@ -22,8 +22,13 @@ from models.base import utcnow
 from models.community import Comment, ModerationCheck, Post, Report
 from models.media import Media
 from models.users import User
+from pawhome.community import comments, counters, posts
+from pawhome.integrations.storage import storage_for
+from pawhome.integrations.wechat import WeChatClient
+from pawhome.media import uploads
+from pawhome.messaging import notifications
 from pawhome.platform import events, wordfilter
-from pawhome.platform.errors import NotFound, SensitiveContent, ValidationFailed, WeChatError, field_error
+from pawhome.platform.errors import NotFound, ValidationFailed, WeChatError, field_error
 from pawhome.platform.outbox import enqueue_task
 
 log = logging.getLogger("pawhome.moderation.reviews")
@@ -45,31 +50,28 @@ class CommentStatusEvent(BaseModel):
 events.register_event_schema("comment.status", CommentStatusEvent)
 
 
-# -- the synchronous screen (posts, comments, profiles) ---------------------------------------
+# The synchronous screen every domain applies to user text before it is stored
+# (pawhome/platform/wordfilter.py); the reviews below come after.
+screen_text = wordfilter.screen_text
 
 
-def screen_text(text: str, field: str) -> list[str]:
-    """Refuse text with a hard-listed word (422 naming the field and the word); return the
-    soft-listed words it contains (the content is then held for review)."""
-    verdict = wordfilter.check(text or "")
-    if verdict.hard:
-        reason = f"contains a prohibited word: {verdict.hard[0]}"
-        raise SensitiveContent(f"{field} {reason}", errors=[field_error(field, reason)])
-    return verdict.soft
+# -- enqueueing (through the outbox, in the submitting transaction) ---------------------------
+# Posts, comments and images ask for a review through hooks they declare and run when content
+# is submitted; these are connected to them, so the review task commits with the content.
 
 
-# -- enqueueing (through the outbox, in the caller's transaction) ------------------------------
-
-
-def review_post_later(session: AsyncSession, post_id: int) -> None:
+@posts.post_submitted.connect
+async def review_post_later(session: AsyncSession, post_id: int) -> None:
     enqueue_task(session, "moderation.review_post", int(post_id))
 
 
-def review_comment_later(session: AsyncSession, comment_id: int) -> None:
+@comments.comment_submitted.connect
+async def review_comment_later(session: AsyncSession, comment_id: int) -> None:
     enqueue_task(session, "moderation.review_comment", int(comment_id))
 
 
-def review_media_later(session: AsyncSession, media_id: int) -> None:
+@uploads.needs_review.connect
+async def review_media_later(session: AsyncSession, media_id: int) -> None:
     enqueue_task(session, "moderation.review_media", int(media_id))
 
 
@@ -157,8 +159,6 @@ async def check_text(resources: Any, target_type: str, target_id: int, text: str
 
 async def _msg_sec_check(resources: Any, openid: str, text: str, scene: int,
                          detail: dict[str, Any]) -> tuple[TextVerdict, dict[str, Any]]:
-    from pawhome.integrations.wechat import WeChatClient
-
     try:
         reply = await WeChatClient(resources).call("POST", "/wxa/msg_sec_check", json={
             "version": 2, "openid": openid, "scene": scene, "content": text})
@@ -176,10 +176,7 @@ async def _msg_sec_check(resources: Any, openid: str, text: str, scene: int,
 def _media_url(resources: Any, media: Media) -> str | None:
     """A URL WeChat can fetch: the largest JPEG variant (under WeChat's size limit) or a
     video's poster, else an image's original."""
-    from pawhome.media.uploads import jpeg_variant
-    from pawhome.integrations.storage import storage_for
-
-    found = jpeg_variant(media)
+    found = uploads.jpeg_variant(media)
     key = found[1] if found else (media.storage_key if media.kind == "image" else None)
     return storage_for(resources.settings).public_url(key) if key else None
 
@@ -207,8 +204,6 @@ async def review_media(resources: Any, media_id: int) -> str:
     if url is None or not openid_is_fresh(settings, owner):
         return await apply_media_verdict(resources, media_id, "review",
                                          "unverified" if url else "no_image", "wordfilter")
-    from pawhome.integrations.wechat import WeChatClient
-
     try:
         reply = await WeChatClient(resources).call("POST", "/wxa/media_check_async", json={
             "media_url": url, "media_type": MEDIA_TYPE_IMAGE, "version": 2,
@@ -268,13 +263,11 @@ async def _posts_using_media(session: AsyncSession, media: Media) -> list[Post]:
 
 async def _after_media_verdict(session: AsyncSession, media: Media, suggest: str,
                                label: str) -> None:
-    from pawhome.community import posts
-
     for post in await _posts_using_media(session, media):
         if suggest == "risky":
             await posts.set_status(session, post.id, "removed", _reason("risky", label))
         elif post.status == "pending":
-            review_post_later(session, post.id)
+            await review_post_later(session, post.id)
 
 
 # Review verdicts that mean "nobody could check this", not "a check found something".
@@ -333,8 +326,6 @@ async def review_post(resources: Any, post_id: int) -> str:
     """The moderation task of a post (after create and edit, and again when an image verdict
     arrives). Idempotent: a post that is no longer pending is left alone, and verdicts on the
     same text are reused. Returns the post's state afterwards."""
-    from pawhome.community import posts
-
     async with resources.db.session() as session:
         post = await session.get(Post, post_id)
         if post is None or post.deleted_at is not None:
@@ -372,8 +363,6 @@ async def set_comment_status(session: AsyncSession, comment: Comment, status: st
     """Move a comment to a moderation state (comments.set_status keeps the counters exact)
     and tell its author; False if it was there already. Caller commits, then publishes the
     post's counters (counters.publish_post_counters)."""
-    from pawhome.community import comments
-
     if comment.status == status:
         return False
     await comments.set_status(session, comment.id, status)
@@ -418,8 +407,6 @@ async def review_comment(resources: Any, comment_id: int) -> str:
 
 
 async def _publish_post_counters(resources: Any, post_id: int) -> None:
-    from pawhome.community import counters
-
     await counters.publish_post_counters(resources, post_id)
 
 
@@ -576,8 +563,6 @@ async def approve(resources: Any, admin_id: int, target_type: str,
                   target_id: int) -> dict[str, Any]:
     """An admin publishes a post or comment (from hidden, pending or removed). The post's
     images an admin has now seen pass; open reports are dismissed; the author is told."""
-    from pawhome.community import posts
-
     async with resources.db.session() as session, session.begin():
         row = await _load_target(session, target_type, target_id)
         if target_type == "post":
@@ -603,9 +588,6 @@ async def reject(resources: Any, admin_id: int, target_type: str, target_id: int
                  reason: str) -> dict[str, Any]:
     """An admin takes a post or comment down with a reason: removed, open reports upheld,
     the author told over the socket and in their system notifications."""
-    from pawhome.messaging import notifications
-    from pawhome.community import posts
-
     async with resources.db.session() as session, session.begin():
         row = await _load_target(session, target_type, target_id)
         if target_type == "post":

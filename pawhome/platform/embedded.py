@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from pawhome.platform import migrate
 from settings import Settings
 
 
@@ -45,7 +46,6 @@ async def prepare_embedded(resources) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     # Alembic logs every plugin and step at INFO (from import on): not news at each start.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    from pawhome.platform import migrate
 
     await asyncio.get_running_loop().run_in_executor(None, migrate.upgrade,
                                                      settings.database_url)

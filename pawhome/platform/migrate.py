@@ -9,6 +9,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from settings import get_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -30,8 +32,6 @@ def downgrade(url: str | None = None, revision: str = "base") -> None:
 
 
 if __name__ == "__main__":
-    from settings import get_settings
-
     settings = get_settings()
     if settings.is_sqlite:
         Path(settings.database_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)

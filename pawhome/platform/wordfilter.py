@@ -15,6 +15,8 @@ from pathlib import Path
 
 import ahocorasick
 
+from pawhome.platform.errors import SensitiveContent, field_error
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 WORDS_FILE = DATA_DIR / "sensitive_words.txt"
 # Not OpenCC: a character map of common traditional characters is enough to fold the listed
@@ -100,3 +102,14 @@ def check(text: str) -> Verdict:
         if word not in bucket:
             bucket.append(word)
     return Verdict(hard=hard, soft=soft)
+
+
+def screen_text(text: str, field: str) -> list[str]:
+    """The synchronous screen of user text (posts, comments, profiles): refuse text with a
+    hard-listed word (422 naming the field and the word); return the soft-listed words it
+    contains (the content is then held for review by moderation)."""
+    verdict = check(text or "")
+    if verdict.hard:
+        reason = f"contains a prohibited word: {verdict.hard[0]}"
+        raise SensitiveContent(f"{field} {reason}", errors=[field_error(field, reason)])
+    return verdict.soft

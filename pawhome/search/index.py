@@ -1,4 +1,8 @@
-"""Full-text search of posts, users and topics that works for Chinese (docs/search.md).
+"""The search engine: full-text search that works for Chinese (docs/search.md).
+
+Domains make their rows searchable with `register_document` (posts and topics:
+pawhome/community/post_search.py; users: pawhome/identity/user_search.py), ask for a row to be
+re-indexed with `index_later` in the transaction that changed it, and query with `match`.
 
 Text is segmented into words (rjieba: the jieba dictionary and algorithm in Rust) and each
 word is stored hex-encoded ("w" + hex of its UTF-8), because MariaDB's FULLTEXT index drops
@@ -12,19 +16,22 @@ import html
 import logging
 import threading
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, text
+from sqlalchemy import delete, literal_column, select, text
 from sqlalchemy.dialects.mysql import match as mysql_match
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.community import Board, Post, PostTopic, SearchDocument, Topic
-from models.users import User, UserBlock
+from models.base import utcnow
+from models.community import SearchDocument
 from pawhome.platform import outbox
 from pawhome.platform.cache import UNAVAILABLE_ERRORS, Cache
 from pawhome.platform.errors import ValidationFailed, field_error
+from pawhome.platform.pagination import PageQuery, page_result
+from pawhome.platform.resources import Resources
 
 log = logging.getLogger("pawhome.search.index")
 
@@ -227,46 +234,38 @@ def _fts_rowid(doc_type: str, doc_id: int) -> int:
     return doc_id * len(DOC_TYPES) + DOC_TYPES.index(doc_type)
 
 
-async def _post_document(session: AsyncSession, post_id: int) -> str | None:
-    post = await session.get(Post, post_id, with_for_update=True, populate_existing=True)
-    # Followers-only and private posts are kept out of the index altogether.
-    if post is None or post.deleted_at is not None or post.status != "visible" \
-            or post.visibility != "public":
-        return None
-    topics = list((await session.execute(
-        select(Topic.name).join(PostTopic, PostTopic.topic_id == Topic.id)
-        .where(PostTopic.post_id == post_id))).scalars())
-    board = await session.get(Board, post.board_id) if post.board_id else None
-    pet_types = [p for p in (post.pet_types or []) if isinstance(p, str)]
-    texts = [post.text, *topics, board.name if board else "", post.location_name,
-             *(PET_TYPE_WORDS.get(p, p) for p in pet_types)]
-    filters = [("pet", p) for p in pet_types] + [("topic", t) for t in topics]
-    return document_tokens(texts, filters)
+@dataclass(frozen=True)
+class DocumentType:
+    """A kind of searchable document: its source table and how to read one row's tokens
+    (None when the row is not searchable now: deleted, hidden, private)."""
+    name: str
+    model: Any
+    read: Callable[[AsyncSession, int], Awaitable[str | None]]
 
 
-async def _user_document(session: AsyncSession, user_id: int) -> str | None:
-    from pawhome.identity.users import privacy_of
-
-    user = await session.get(User, user_id, with_for_update=True, populate_existing=True)
-    if user is None or user.status == "banned":
-        return None
-    bio = user.bio if (await privacy_of(session, user_id)).show_bio else ""
-    return document_tokens([user.nickname, bio])
+_TYPES: dict[str, DocumentType] = {}
 
 
-async def _topic_document(session: AsyncSession, topic_id: int) -> str | None:
-    topic = await session.get(Topic, topic_id, with_for_update=True, populate_existing=True)
-    return document_tokens([topic.name]) if topic is not None else None
+def register_document(name: str, model: Any,
+                      read: Callable[[AsyncSession, int], Awaitable[str | None]]) -> None:
+    """A domain makes its rows searchable (called when its module is imported): the engine
+    keeps the index; the domain says what a row's document is. `name` must be one of
+    DOC_TYPES (their order fixes the SQLite FTS rowids: add new types at the end)."""
+    if name not in DOC_TYPES:
+        raise ValueError(f"unknown search document type {name!r}: add it to DOC_TYPES")
+    _TYPES[name] = DocumentType(name, model, read)
 
 
-_READERS = {"post": _post_document, "user": _user_document, "topic": _topic_document}
+def _document_type(name: str) -> DocumentType:
+    found = _TYPES.get(name)
+    if found is None:
+        raise ValueError(f"unknown search document type {name!r}")
+    return found
 
 
 async def write_document(session: AsyncSession, doc_type: str, doc_id: int,
                          tokens: str | None) -> None:
     """Upsert (or with no tokens, delete) a document, and its FTS5 twin on SQLite."""
-    from models.base import utcnow
-
     sqlite = _is_sqlite(session)
     if sqlite:
         await session.execute(text("DELETE FROM search_fts WHERE rowid = :rowid"),
@@ -303,9 +302,7 @@ async def reindex(session: AsyncSession, doc_type: str, doc_id: int) -> bool:
     """Bring one document in line with its row, in the caller's transaction; True when the
     row is searchable (indexed), False when its document was removed. The source row is
     locked, so two runs for the same row write in the order their rows were read."""
-    if doc_type not in DOC_TYPES:
-        raise ValueError(f"unknown search document type {doc_type!r}")
-    tokens = await _READERS[doc_type](session, doc_id)
+    tokens = await _document_type(doc_type).read(session, doc_id)
     await write_document(session, doc_type, doc_id, tokens)
     return bool(tokens)
 
@@ -326,9 +323,7 @@ async def reindex_batch(resources: Any, doc_type: str, after_id: int = 0) -> int
     after an import or a change of segmentation). Returns the last id done, or None when
     there were no rows left; the next batch is enqueued in the same transaction, so a
     rebuild runs to the end as a chain of short tasks."""
-    if doc_type not in DOC_TYPES:
-        raise ValueError(f"unknown search document type {doc_type!r}")
-    model = {"post": Post, "user": User, "topic": Topic}[doc_type]
+    model = _document_type(doc_type).model
     await ready()
     async with resources.db.session() as session, session.begin():
         row_ids = list((await session.execute(
@@ -342,7 +337,7 @@ async def reindex_batch(resources: Any, doc_type: str, after_id: int = 0) -> int
 
 
 # -- matching ---------------------------------------------------------------------------------
-def _match(session: AsyncSession, doc_type: str, query: SearchQuery,
+def match(session: AsyncSession, doc_type: str, query: SearchQuery,
            filters: list[str] = ()):
     """A select of (doc_id, score) over the documents holding every query word; a higher
     score is a better match on both backends."""
@@ -360,125 +355,38 @@ def _match(session: AsyncSession, doc_type: str, query: SearchQuery,
             .where(SearchDocument.doc_type == doc_type, score))
 
 
-def _hidden_authors(viewer_id: int | None, author_column):
-    """Authors the viewer blocked or who blocked the viewer."""
-    if viewer_id is None:
-        return None
-    return or_(
-        exists().where(UserBlock.user_id == viewer_id, UserBlock.blocked_id == author_column),
-        exists().where(UserBlock.user_id == author_column, UserBlock.blocked_id == viewer_id))
+# -- for the endpoints ---------------------------------------------------------------------
 
 
-async def search_posts(session: AsyncSession, settings: Any, viewer_id: int | None,
-                       query: SearchQuery, *, topic: str | None = None,
-                       pet_type: str | None = None, offset: int = 0,
-                       limit: int = 10) -> tuple[list[dict[str, Any]], int]:
-    """Public, visible posts holding every query word, best match first then newest, with
-    highlighted snippets; visibility and blocks are checked against the rows now."""
-    filters = []
-    if pet_type:
-        filters.append(encode_filter("pet", pet_type))
-    if topic:
-        filters.append(encode_filter("topic", topic.strip().lstrip("#")))
-    matches = _match(session, "post", query, filters).subquery("m")
-    conditions = [Post.status == "visible", Post.visibility == "public",
-                  Post.deleted_at.is_(None), User.status != "banned"]
-    hidden = _hidden_authors(viewer_id, Post.author_id)
-    if hidden is not None:
-        conditions.append(~hidden)
-    base = (select(Post, User, matches.c.score)
-            .join(matches, matches.c.doc_id == Post.id)
-            .join(User, User.id == Post.author_id)
-            .where(and_(*conditions)))
-    total = (await session.execute(
-        select(func.count()).select_from(base.with_only_columns(Post.id).subquery()))
-    ).scalar_one()
-    rows = (await session.execute(
-        base.order_by(matches.c.score.desc(), Post.created_at.desc(), Post.id.desc())
-        .offset(offset).limit(limit))).all()
-    topic_names: dict[int, list[str]] = {}
-    if rows:
-        for post_id, name in await session.execute(
-                select(PostTopic.post_id, Topic.name).join(Topic, Topic.id == PostTopic.topic_id)
-                .where(PostTopic.post_id.in_([post.id for post, _, _ in rows]))):
-            topic_names.setdefault(post_id, []).append(name)
-    width = settings.search_snippet_chars
-    items = [{
-        "id": post.id,
-        "author": {"id": author.id, "nickname": author.nickname,
-                   "avatar_url": author.avatar_url},
-        "snippet": highlight(post.text, query.words, width),
-        "topics": topic_names.get(post.id, []),
-        "board_id": post.board_id,
-        "media_kind": post.media_kind,
-        "media_ids": post.media_ids or [],
-        "pet_types": post.pet_types or [],
-        "like_count": post.like_count,
-        "comment_count": post.comment_count,
-        "created_at": post.created_at,
-        "score": round(float(score or 0), 6),
-    } for post, author, score in rows]
-    return items, int(total)
+async def prepare_query(resources: Resources, viewer_id: int, raw: str,
+                        page: int) -> SearchQuery:
+    """Check and parse a search request's `q` (and page), and remember it among the viewer's
+    recent searches when it is a first page. The first search of a process builds the
+    segmenter off the event loop."""
+    if page > resources.settings.search_max_page:
+        raise ValidationFailed(errors=[field_error(
+            "page", f"at most {resources.settings.search_max_page}")])
+    await ready()
+    parsed = parse_query(resources.settings, raw)
+    if page == 1:
+        await remember_search(resources.cache, viewer_id, parsed.text)
+    return parsed
 
 
-async def search_users(session: AsyncSession, settings: Any, viewer_id: int | None,
-                       query: SearchQuery, *, offset: int = 0,
-                       limit: int = 10) -> tuple[list[dict[str, Any]], int]:
-    """Active users whose nickname (or shown bio) holds every query word; users who blocked
-    the viewer, or whom the viewer blocked, are left out."""
-    from pawhome.identity.users import privacy_of
-
-    matches = _match(session, "user", query).subquery("m")
-    conditions = [User.status != "banned"]
-    hidden = _hidden_authors(viewer_id, User.id)
-    if hidden is not None:
-        conditions.append(~hidden)
-    base = (select(User, matches.c.score).join(matches, matches.c.doc_id == User.id)
-            .where(and_(*conditions)))
-    total = (await session.execute(
-        select(func.count()).select_from(base.with_only_columns(User.id).subquery()))
-    ).scalar_one()
-    rows = (await session.execute(
-        base.order_by(matches.c.score.desc(), User.id.desc()).offset(offset).limit(limit))).all()
-    items = []
-    for user, score in rows:
-        show_bio = (await privacy_of(session, user.id)).show_bio
-        items.append({
-            "id": user.id, "nickname": user.nickname, "avatar_url": user.avatar_url,
-            "nickname_html": highlight(user.nickname, query.words, 64),
-            "bio_snippet": highlight(user.bio, query.words, settings.search_snippet_chars)
-            if show_bio and user.bio else None,
-        })
-    return items, int(total)
+def result_page(items: list[dict[str, Any]], total: int, page: int,
+                limit: int) -> dict[str, Any]:
+    return page_result(items, total, PageQuery.model_construct(page=page, limit=limit))
 
 
-def _like_prefix(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
+async def list_recent(resources: Resources, user_id: int) -> dict[str, Any]:
+    """GET /v1/search/recent."""
+    return {"items": await recent_searches(resources.cache, user_id)}
 
 
-async def search_topics(session: AsyncSession, query: SearchQuery, *, offset: int = 0,
-                        limit: int = 10) -> tuple[list[dict[str, Any]], int]:
-    """Topics named like the query: exact name first, then names starting with it (the
-    unique index serves the prefix), then names holding every word; hotter first within."""
-    name = query.text.lstrip("#").strip()
-    matches = _match(session, "topic", query)
-    prefix = Topic.name.like(_like_prefix(name), escape="\\") if name else None
-    condition = Topic.id.in_(select(matches.subquery().c.doc_id))
-    if prefix is not None:
-        condition = or_(prefix, condition)
-    base = select(Topic).where(condition)
-    total = (await session.execute(
-        select(func.count()).select_from(base.with_only_columns(Topic.id).subquery()))
-    ).scalar_one()
-    order = [Topic.heat.desc(), Topic.post_count.desc(), Topic.id.desc()]
-    if prefix is not None:
-        order = [(Topic.name == name).desc(), prefix.desc(), *order]
-    topics = (await session.execute(base.order_by(*order).offset(offset).limit(limit))).scalars()
-    items = [{"id": t.id, "name": t.name, "name_html": highlight(t.name, query.words, 64),
-              "post_count": t.post_count, "heat": t.heat, "last_post_at": t.last_post_at}
-             for t in topics]
-    return items, int(total)
+async def clear_recent(resources: Resources, user_id: int) -> dict[str, Any]:
+    """DELETE /v1/search/recent."""
+    await clear_recent_searches(resources.cache, user_id)
+    return {"items": []}
 
 
 # -- recent searches --------------------------------------------------------------------------
