@@ -30,7 +30,7 @@ class Settings(BaseSettings):
 
     # --- data ------------------------------------------------------------------------
     # production: mysql+aiomysql://pawhome:***@db:3306/pawhome?charset=utf8mb4
-    database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'pawhome.platform.db'}"
+    database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'pawhome.db'}"
     db_pool_size: int = 10
     db_max_overflow: int = 10
     db_pool_timeout: float = 5.0

@@ -337,7 +337,7 @@ async def test_originals_and_paths_outside_the_variants_are_not_served(api, reso
     base = "/v1/media/files/"
     assert (await api.get(base + row.storage_key)).status == 404  # the original keeps GPS
     assert (await api.get(base + "../settings.py")).status == 404
-    assert (await api.get(base + "media/%2e%2e/%2e%2e/pawhome.platform.db")).status == 404
+    assert (await api.get(base + "media/%2e%2e/%2e%2e/pawhome.db")).status == 404
     assert (await api.get(base + row.storage_key.rsplit(".", 1)[0] + "/w999.jpg")).status \
         == 404
 

@@ -7,8 +7,11 @@ With REDIS_URL=memory:// (embedded mode) an in-process fakeredis server stands i
 """
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
+from redis.commands.core import AsyncScript
 
 from pawhome.platform.redis_pipeline import Pipeline
 from settings import Settings
@@ -17,23 +20,23 @@ from settings import Settings
 UNAVAILABLE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError,
                       redis_errors.BusyLoadingError, ConnectionError, OSError)
 
-_fake_servers: dict[str, object] = {}
+_fake_servers: dict[str, Any] = {}
 
 
-def make_redis(settings: Settings, **overrides) -> aioredis.Redis:
+def make_redis(settings: Settings, **overrides: Any) -> aioredis.Redis:
     if settings.redis_url.startswith("memory://"):
         import fakeredis
 
         # One fake server per process and URL, so every client in the process sees one store.
         server = _fake_servers.setdefault(settings.redis_url, fakeredis.FakeServer())
         return fakeredis.FakeAsyncRedis(server=server, decode_responses=False, **overrides)
-    options = dict(
-        max_connections=settings.redis_max_connections,
-        socket_timeout=settings.redis_socket_timeout,
-        socket_connect_timeout=settings.redis_connect_timeout,
-        health_check_interval=15,
-        retry_on_timeout=False,
-    )
+    options: dict[str, Any] = {
+        "max_connections": settings.redis_max_connections,
+        "socket_timeout": settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_connect_timeout,
+        "health_check_interval": 15,
+        "retry_on_timeout": False,
+    }
     options.update(overrides)
     return aioredis.Redis.from_url(settings.redis_url, **options)
 
@@ -49,12 +52,12 @@ class Cache:
         # the in-process store, which has no connection to pipeline on.
         self.pipeline = None if settings.redis_url.startswith("memory://") \
             else Pipeline(self.redis)
-        self._scripts: dict[str, object] = {}
+        self._scripts: dict[str, AsyncScript] = {}
 
     def key(self, *parts: object) -> str:
         return self.prefix + ":".join(map(str, parts))
 
-    def script(self, source: str):
+    def script(self, source: str) -> AsyncScript:
         """A Lua script registered once per client (EVALSHA, reloaded if Redis forgot it)."""
         script = self._scripts.get(source)
         if script is None:

@@ -52,7 +52,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
                                      json_deserializer=codec.loads)
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # WAL: readers never wait on the writer
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # WAL: no reader waits
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -186,7 +186,7 @@ class Prepared:
     the database holds: encoded as it is by codec.dumps, never decoded (None stays None).
     Only for SELECTs whose JSON columns are written through SQLAlchemy (valid JSON)."""
 
-    def __init__(self, statement: Select) -> None:
+    def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
         self._by_dialect: dict[str, _Compiled] = {}
 
@@ -196,7 +196,7 @@ class Prepared:
             found = self._by_dialect[dialect.name] = _Compiled(self.statement, dialect)
         return found
 
-    async def rows(self, executor: Executor, **params: Any) -> list[tuple]:
+    async def rows(self, executor: Executor, **params: Any) -> list[tuple[Any, ...]]:
         connection = (await executor.connection() if isinstance(executor, AsyncSession)
                       else executor)
         compiled = self._compiled(connection.dialect)
@@ -206,11 +206,11 @@ class Prepared:
             return [tuple(row) for row in rows]
         out = []
         for row in rows:
-            row = list(row)
+            columns = list(row)
             for index, process in compiled.processors:
-                if row[index] is not None:
-                    row[index] = process(row[index])
-            out.append(tuple(row))
+                if columns[index] is not None:
+                    columns[index] = process(columns[index])
+            out.append(tuple(columns))
         return out
 
 
@@ -218,22 +218,22 @@ class _Compiled:
     """Prepared's statement for one dialect: its SQL text (per IN-list length), the order of
     its positional parameters, and the result processors of the columns that have one."""
 
-    def __init__(self, statement: Select, dialect: Dialect) -> None:
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
         self.compiled = compiled = statement.compile(dialect=dialect)
         if not compiled.positional:
             raise TypeError(f"{dialect.name}: Prepared needs a positional paramstyle")
-        self.order = tuple(compiled.positiontup)
+        self.order = tuple(compiled.positiontup or ())
         self.expanding = frozenset(k for k, b in compiled.binds.items() if b.expanding)
         self.defaults = dict(compiled.params)
         self.sql: dict[tuple[int, ...], str] = {}
-        self.processors = []
+        self.processors: list[tuple[int, Callable[[Any], Any]]] = []
         for index, column in enumerate(statement.selected_columns):
             process = _raw_json if isinstance(column.type, JSON) else \
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
             if process is not None:
                 self.processors.append((index, process))
 
-    def bind(self, params: dict[str, Any]) -> tuple[str, tuple]:
+    def bind(self, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
         """The SQL text and the positional values for `params` (defaults for the rest)."""
         values: list[Any] = []
         shape = []

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
 from models.base import utcnow
 from models.platform import DeadLetter
@@ -32,7 +33,7 @@ def _json_safe(value: Any) -> Any:
 
 
 async def record_dead_letter(session: AsyncSession, *, task_id: str, task_name: str,
-                             args: list, kwargs: dict, error: str, traceback: str,
+                             args: list[Any], kwargs: dict[str, Any], error: str, traceback: str,
                              retries: int) -> DeadLetter:
     """Record a failed task; the same task id failing again updates its open letter."""
     letter = (await session.execute(
@@ -58,7 +59,7 @@ def dead_letter_view(letter: DeadLetter) -> dict[str, Any]:
             "failed_at": letter.failed_at, "resolved_at": letter.resolved_at}
 
 
-def _state_filter(state: DeadLetterState):
+def _state_filter(state: DeadLetterState) -> ColumnElement[bool] | None:
     if state == "open":
         return DeadLetter.resolved_at.is_(None)
     if state == "resolved":

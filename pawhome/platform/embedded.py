@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from pawhome.platform import migrate
+from pawhome.platform.resources import Resources
 from settings import Settings
 
 
@@ -38,7 +39,7 @@ def describe(settings: Settings) -> dict[str, str]:
     }
 
 
-async def prepare_embedded(resources) -> None:
+async def prepare_embedded(resources: Resources) -> None:
     """Migrate the database to head before serving, so `python run_gateway.py` alone works."""
     settings = resources.settings
     path = sqlite_path(settings.database_url)

@@ -28,9 +28,12 @@ import logging
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import String, bindparam, delete, event, func, insert, select, text
+from sqlalchemy import (Select, String, Table, TextClause, bindparam, delete, func, insert,
+                        select, text)
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -40,7 +43,14 @@ from models.platform import OutboxMessage
 from pawhome.platform import channels, codec, streams
 from pawhome.platform.metrics import TASKS_ENQUEUED
 
+if TYPE_CHECKING:  # resources.py imports this module's neighbours; the type is all we need
+    from pawhome.platform.cache import Cache
+    from pawhome.platform.db import Database
+    from pawhome.platform.resources import Resources
+
 log = logging.getLogger("pawhome.platform.outbox")
+OUTBOX = cast(Table, OutboxMessage.__table__)
+ClaimedRow = tuple[int, str, str, str]  # (row id, channel, event id, event JSON)
 
 # Attempts back off 1 s, 2 s, 4 s ... up to 5 min, and are never abandoned.
 MAX_BACKOFF_SECONDS = 300
@@ -84,14 +94,15 @@ async def publish_events_after_commit(session: AsyncSession, items: list[tuple[s
     now = utcnow()
     available = now + dt.timedelta(seconds=max(0.0, claim_seconds))
     encoded = [(channel, event["id"], codec.dumps_str(event)) for channel, event in items]
-    if session.bind.dialect.insert_returning:
+    bind = session.get_bind()
+    if bind.dialect.insert_returning:
         params: dict[str, Any] = {"now": now, "available": available}
         for n, (channel, _event_id, payload) in enumerate(encoded):
             params[f"name{n}"], params[f"payload{n}"] = channel, payload
         ids = list((await session.execute(_claimed_insert_returning(len(encoded)),
                                           params)).scalars())
     else:
-        ids = [(await session.execute(_CLAIMED_INSERT, {
+        ids = [cast(Any, await session.execute(_CLAIMED_INSERT, {
             "now": now, "available": available, "name0": channel, "payload0": payload,
         })).inserted_primary_key[0] for channel, _event_id, payload in encoded]
     claimed = session.info.setdefault(_CLAIMED, [])
@@ -99,21 +110,21 @@ async def publish_events_after_commit(session: AsyncSession, items: list[tuple[s
                    for row_id, (channel, event_id, payload) in zip(ids, encoded))
 
 
-_CLAIMED_INSERT = insert(OutboxMessage.__table__).values(
+_CLAIMED_INSERT = insert(OUTBOX).values(
     kind="event", name=bindparam("name0"), payload=bindparam("payload0", type_=String),
     created_at=bindparam("now"), available_at=bindparam("available"), attempts=0,
     last_error="")
 _claimed_inserts: dict[int, Any] = {}
 
 
-def _claimed_insert_returning(count: int):
+def _claimed_insert_returning(count: int) -> TextClause:
     """One INSERT of `count` rows RETURNING their ids (MariaDB >= 10.5, SQLite >= 3.35), as
     text so SQLAlchemy caches its compiled form (a multi-VALUES insert() is never cached).
     The payload goes in as the JSON text already made: the column's own serializer would
     encode it a second time, and the flush reuses the same text for Redis."""
     statement = _claimed_inserts.get(count)
     if statement is None:
-        table = OutboxMessage.__table__
+        table = OUTBOX
         rows = ", ".join(f"('event', :name{n}, :payload{n}, :now, :available, 0, '')"
                          for n in range(count))
         statement = text(
@@ -130,7 +141,7 @@ def raw_insert_sql(rows: list[tuple[str, str, str, str]], now_sql: str) -> str:
     (the chat group commit, pawhome/messaging/chat_writer.py, writes without SQLAlchemy). Each row is
     `(kind, name, payload JSON, available_at)`, every one already an SQL literal (quoted
     and escaped by the caller); ids come back in row order."""
-    table = OutboxMessage.__table__.name
+    table = OUTBOX.name
     values = ",".join(f"({kind},{name},{payload},{now_sql},{available},0,'')"
                       for kind, name, payload, available in rows)
     return (f"INSERT INTO {table} (kind, name, payload, created_at, available_at, attempts, "
@@ -148,21 +159,22 @@ def events_row_payload(events: list[tuple[str, str, str]]) -> str:
 
 def raw_delete_sql(ids: list[int]) -> str:
     """DELETE delivered outbox rows by id, as SQL text for a raw DB-API cursor."""
-    return (f"DELETE FROM {OutboxMessage.__table__.name} WHERE id IN "
+    return (f"DELETE FROM {OUTBOX.name} WHERE id IN "
             f"({','.join(str(int(i)) for i in ids)})")
 
 
-def take_claimed(session: AsyncSession) -> list[tuple[int, str, str, str]]:
+def take_claimed(session: AsyncSession) -> list[ClaimedRow]:
     """The rows this session's transaction claimed (call it inside the unit of work and hand
     the result to `flush_after_commit` once the transaction committed)."""
-    return session.info.pop(_CLAIMED, [])
+    claimed: list[ClaimedRow] = session.info.pop(_CLAIMED, [])
+    return claimed
 
 
-async def deliver_claimed(cache, rows: list[tuple[int, str, str, str]]) -> bool:
+async def deliver_claimed(cache: Cache, rows: list[ClaimedRow]) -> bool:
     """Append claimed event rows of a COMMITTED transaction to the users' streams (one Redis
     call for all of them). False, never an exception, when Redis failed: the rows stay and
     the relay delivers them after the claim (appends dedup by event id)."""
-    stream_items: list[tuple[int, tuple[str, str]]] = []
+    stream_items: list[tuple[int, dict[str, Any] | tuple[str, str]]] = []
     try:
         for _row_id, channel, event_id, payload in rows:
             user_id = channels.user_id_of_channel(channel)
@@ -178,7 +190,7 @@ async def deliver_claimed(cache, rows: list[tuple[int, str, str, str]]) -> bool:
     return True
 
 
-async def flush_after_commit(resources, claimed: "AsyncSession | list[tuple[int, str, str, str]]",
+async def flush_after_commit(resources: Resources, claimed: AsyncSession | list[ClaimedRow],
                              wait_for_delete: bool = False) -> int:
     """Deliver claimed event rows of a COMMITTED transaction now and delete them; returns how
     many were delivered. Never raises for Redis or database trouble: the rows then stay and
@@ -199,10 +211,10 @@ async def flush_after_commit(resources, claimed: "AsyncSession | list[tuple[int,
     return len(rows)
 
 
-_background_tasks: set[asyncio.Task] = set()
+_background_tasks: set[asyncio.Task[None]] = set()
 
 
-def _background(coroutine) -> None:
+def _background(coroutine: Coroutine[Any, Any, None]) -> None:
     task = asyncio.get_running_loop().create_task(coroutine)
     _background_tasks.add(task)  # a task nobody references may be collected mid-flight
     task.add_done_callback(_background_tasks.discard)
@@ -213,11 +225,11 @@ class _GroupDeleter:
     of the requests finishing meanwhile gather for the next (no timer, no added wait when
     idle)."""
 
-    def __init__(self, db) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
         self._ids: list[int] = []
-        self._waiters: list[asyncio.Future] = []
-        self._task: asyncio.Task | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+        self._task: asyncio.Task[None] | None = None
 
     async def delete(self, ids: list[int]) -> None:
         waiter = asyncio.get_running_loop().create_future()
@@ -237,8 +249,7 @@ class _GroupDeleter:
                 async with self.db.session() as session:
                     await session.connection(
                         execution_options={"isolation_level": "AUTOCOMMIT"})
-                    await session.execute(delete(OutboxMessage.__table__).where(
-                        OutboxMessage.__table__.c.id.in_(ids)))
+                    await session.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(ids)))
             except Exception as error:  # rows stay: the relay redelivers them (a no-op)
                 log.warning("deleting %s delivered outbox row(s) failed: %r", len(ids), error)
             for waiter in waiters:
@@ -246,10 +257,10 @@ class _GroupDeleter:
                     waiter.set_result(None)
 
 
-_deleters: "weakref.WeakKeyDictionary[Any, _GroupDeleter]" = weakref.WeakKeyDictionary()
+_deleters: weakref.WeakKeyDictionary[Database, _GroupDeleter] = weakref.WeakKeyDictionary()
 
 
-def _deleter_for(db) -> _GroupDeleter:
+def _deleter_for(db: Database) -> _GroupDeleter:
     deleter = _deleters.get(db)
     if deleter is None:
         deleter = _deleters[db] = _GroupDeleter(db)
@@ -258,7 +269,7 @@ def _deleter_for(db) -> _GroupDeleter:
 
 # Relays running in this process; a commit that wrote outbox rows wakes them at once, so
 # work starts within milliseconds instead of at the next poll.
-_running_relays: "weakref.WeakSet[OutboxRelay]" = weakref.WeakSet()
+_running_relays: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
 
 
 # Set when a commit in this process wrote outbox rows. A process that runs no relay of its
@@ -275,7 +286,7 @@ def take_committed_rows_flag() -> bool:
     return False
 
 
-@event.listens_for(Session, "after_commit")
+@sa_event.listens_for(Session, "after_commit")
 def _wake_relays_after_commit(session: Session) -> None:
     if session.info.pop("outbox_dirty", False):
         _committed_rows.set()
@@ -283,12 +294,12 @@ def _wake_relays_after_commit(session: Session) -> None:
             relay.wake_threadsafe()
 
 
-@event.listens_for(Session, "after_rollback")
+@sa_event.listens_for(Session, "after_rollback")
 def _forget_rolled_back_rows(session: Session) -> None:
     session.info.pop("outbox_dirty", None)
 
 
-async def deliver_event(cache, channel: str, event: dict[str, Any]) -> None:
+async def deliver_event(cache: Cache, channel: str, event: dict[str, Any]) -> None:
     """An event row: a user's event goes into their stream (which publishes it); anything
     else is published as an ephemeral message on its channel."""
     user_id = channels.user_id_of_channel(channel)
@@ -298,7 +309,7 @@ async def deliver_event(cache, channel: str, event: dict[str, Any]) -> None:
         await cache.redis.publish(cache.key(channel), codec.dumps({"k": "eph", "ev": event}))
 
 
-async def deliver_event_rows(cache, items: list[list]) -> None:
+async def deliver_event_rows(cache: Cache, items: list[list[Any]]) -> None:
     """The events of an "events" row, `[channel, event]` each, in order: users' events into
     their streams (one Redis call), anything else published as ephemeral."""
     stored = []
@@ -314,12 +325,12 @@ async def deliver_event_rows(cache, items: list[list]) -> None:
 class OutboxRelay:
     """Moves committed outbox rows to the broker (tasks) or Redis pub/sub (events)."""
 
-    def __init__(self, resources, poll_seconds: float | None = None) -> None:
+    def __init__(self, resources: Resources, poll_seconds: float | None = None) -> None:
         self.resources = resources
         self.settings = resources.settings
         self.poll_seconds = poll_seconds or self.settings.outbox_poll_seconds
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -401,7 +412,7 @@ class OutboxRelay:
                 delivered = len(done_ids)
         return delivered
 
-    def _due_query(self, lock: bool):
+    def _due_query(self, lock: bool) -> Select[OutboxMessage]:
         query = (select(OutboxMessage).where(OutboxMessage.available_at <= utcnow())
                  .order_by(OutboxMessage.id).limit(self.settings.outbox_batch_size))
         if lock and not self.settings.is_sqlite:

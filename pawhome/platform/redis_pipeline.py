@@ -56,7 +56,7 @@ class Pipeline:
             # A broken line has failed its waiters; one of another (finished) event loop is
             # simply left behind.
             if line is None or line.broken or line.loop is not loop:
-                connection = self._pool.make_connection()
+                connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
                 await connection.connect()
                 line = self._line = _Line(connection)
             return line
@@ -75,14 +75,14 @@ class _Line:
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.loop = asyncio.get_running_loop()
-        self.waiters: collections.deque[asyncio.Future] = collections.deque()
+        self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.unsent: list[bytes] = []
         self.broken = False
         self._to_write = asyncio.Event()
         self._to_read = asyncio.Event()
         self._tasks = (asyncio.create_task(self._write()), asyncio.create_task(self._read()))
 
-    def call(self, args: tuple) -> asyncio.Future:
+    def call(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
         future = self.loop.create_future()
         self.unsent.extend(self.connection.pack_command(*args))
         self.waiters.append(future)

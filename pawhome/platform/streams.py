@@ -173,7 +173,7 @@ async def head(cache: Cache, user_id: int) -> tuple[str | None, int]:
     epoch, seq = await cache.redis.hmget(meta_key(cache, user_id), "epoch", "seq")
     if epoch is None:
         return None, 0
-    return epoch.decode(), int(seq or 0)
+    return (epoch.decode() if isinstance(epoch, bytes) else epoch), int(seq or 0)
 
 
 async def read_since(cache: Cache, user_id: int, epoch: str | None, last_eid: int) -> Replay:

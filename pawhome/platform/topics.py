@@ -112,7 +112,7 @@ return {0, false, wait}
 """
 
 # This process's pending trailing publishes, one per (namespace, topic).
-_trailing: dict[tuple[str, str], asyncio.Task] = {}
+_trailing: dict[tuple[str, str], asyncio.Task[None]] = {}
 
 
 def _keys(cache: Cache, topic: str) -> list[str]:
