@@ -98,7 +98,11 @@ def main() -> None:
              for i in range(args.processes)]
     for p in procs:
         p.start()
-    signal.signal(signal.SIGTERM, lambda *_: [p.terminate() for p in procs])
+    def stop_all(*_: object) -> None:
+        for process in procs:
+            process.terminate()
+
+    signal.signal(signal.SIGTERM, stop_all)
     for p in procs:
         p.join()
 

@@ -123,9 +123,14 @@ class ApiHandler(tornado.web.RequestHandler):
         return self.application.settings["limiter"]
 
     @property
-    def user_id(self) -> int:
+    def caller(self) -> AccessClaims:
+        """The caller's verified claims (an endpoint that requires auth)."""
         assert self.auth is not None, "endpoint declared auth=False"
-        return self.auth.user_id
+        return self.auth
+
+    @property
+    def user_id(self) -> int:
+        return self.caller.user_id
 
     @property
     def route_name(self) -> str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pydantic
+from pydantic.json_schema import JsonSchemaMode
 import tornado.web
 import tornado.websocket
 
@@ -66,10 +67,10 @@ class _Schemas:
     shared models become one component and same-named models get distinct names."""
 
     def __init__(self) -> None:
-        self.inputs: list[tuple[Any, str, pydantic.TypeAdapter]] = []
+        self.inputs: list[tuple[Any, JsonSchemaMode, pydantic.TypeAdapter[Any]]] = []
         self.keys: dict[tuple[int, str], Any] = {}
 
-    def add(self, typ: Any, mode: str) -> tuple[int, str] | None:
+    def add(self, typ: Any, mode: JsonSchemaMode) -> tuple[int, str] | None:
         if typ is None or isinstance(typ, RawBody):
             return None
         key = (id(typ), mode)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.exceptions import NoScriptError
@@ -116,11 +117,12 @@ class RateLimiter:
         self._window_keys: dict[tuple[str, Rule], tuple[str, int]] = {}
 
     async def admit(self, route_name: str, hits: list[tuple[Rule, str]],
-                    reads: list[str] = ()) -> list[bytes | None]:
+                    reads: Sequence[str] = ()) -> list[bytes | None]:
         """Count one request in each (rule, identity) window and read `reads`, in one call.
         Raises RateLimited (429) if any window is full (then nothing is counted); returns
         the values of `reads`, in order."""
-        keys, args = [], [len(hits), os.urandom(8).hex()]
+        keys: list[str] = []
+        args: list[str | int] = [len(hits), os.urandom(8).hex()]
         for rule, identity in hits:
             prefix, window_ms = self._window_keys.get((route_name, rule), (None, 0))
             if prefix is None:

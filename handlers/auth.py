@@ -98,11 +98,11 @@ class RefreshHandler(ApiHandler):
 class LogoutHandler(ApiHandler):
     @endpoint(tags=("auth",), summary="End the current session (all its tokens)")
     async def post(self) -> None:
-        await auth.logout(self.r, self.auth)
+        await auth.logout(self.r, self.caller)
         self.ok(None, message="logged out")
 
 
 class SessionHandler(ApiHandler):
     @endpoint(tags=("auth",), summary="The current session: user, role, expiry")
     async def get(self) -> None:
-        self.ok(auth.session_info(self.auth))
+        self.ok(auth.session_info(self.caller))

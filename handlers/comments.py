@@ -39,7 +39,7 @@ class CommentHandler(ApiHandler):
               summary="Delete a comment (its author, the post's author or an admin)")
     async def delete(self, comment_id: int) -> None:
         self.ok(await comments.delete_comment(self.r, self.user_id, comment_id,
-                                              is_admin=self.auth.role == "admin"))
+                                              is_admin=self.caller.role == "admin"))
 
 
 class RepliesHandler(ApiHandler):

@@ -7,6 +7,7 @@ utf8mb4 so emoji in nicknames and posts round-trip.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData
 from sqlalchemy.dialects import mysql
@@ -34,7 +35,8 @@ def utcnow() -> dt.datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    __table_args__ = MYSQL_TABLE_ARGS
+    # A model's own are a tuple of constraints/indexes ending with MYSQL_TABLE_ARGS.
+    __table_args__: Any = MYSQL_TABLE_ARGS
 
 
 # Tables a migration creates outside the models: SQLite's FTS5 index and its shadow tables.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from typing import Any
 
 from celery import Celery, signals
 from kombu import Exchange, Queue
@@ -70,8 +71,8 @@ def make_celery(settings: Settings) -> Celery:
                  include=task_modules(settings), task_cls=task_cls)
     # A publisher (the outbox relay, a retry) fails fast when the broker is away; the outbox
     # keeps the work. Workers reconnect on their own (broker_connection_retry).
-    transport_options = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
-                         "interval_max": 1}
+    transport_options: dict[str, Any] = {"max_retries": 2, "interval_start": 0,
+                                         "interval_step": 0.5, "interval_max": 1}
     if broker.startswith(("redis://", "rediss://")):
         transport_options["global_keyprefix"] = settings.redis_prefix + "celery:"
         transport_options["visibility_timeout"] = settings.broker_visibility_timeout
@@ -141,7 +142,7 @@ def _relay_what_the_task_committed(**_: object) -> None:
         return  # embedded mode: the gateway's own relay was woken by the commit
     try:
         relay = outbox.OutboxRelay(runtime.resources())
-        for _ in range(10):  # bounded: a busy outbox is the relays' job, not this task's
+        for _pass in range(10):  # bounded: a busy outbox is the relays' job, not this task's
             if not runtime.run(relay.relay_once()):
                 break
     except Exception as error:

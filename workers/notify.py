@@ -15,8 +15,9 @@ from workers.base import PERIODIC, TransientError
 
 
 @shared_task(name="notify.push_to_user")
-def push_to_user(user_id: int, event_type: str, data: Any) -> int:
-    """Publish an event to a user's live connections; returns gateway processes reached."""
+def push_to_user(user_id: int, event_type: str, data: Any) -> tuple[str, int]:
+    """Store an event in the user's stream and publish it to their live connections; returns
+    the event's (epoch, eid)."""
     return runtime.run(publish_to_user(runtime.resources().cache, user_id, event_type, data))
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import tornado.websocket
 from tornado.httpclient import HTTPClientError, HTTPRequest
@@ -57,7 +58,7 @@ class Client:
         self.on_frame = on_frame
         self.max_message_size = max_message_size
         self.ws: tornado.websocket.WebSocketClientConnection | None = None
-        self.frames: list[dict] = []
+        self.frames: list[dict[str, Any] | None] = []  # None: consumed
         self.hello: dict | None = None
         self.epoch: str | None = None
         self.last_event_id = 0

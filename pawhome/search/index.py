@@ -16,14 +16,15 @@ import html
 import logging
 import threading
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, literal_column, select, text
 from sqlalchemy.dialects.mysql import match as mysql_match
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
 from models.base import utcnow
 from models.community import SearchDocument
@@ -98,7 +99,7 @@ def encode_filter(name: str, value: str) -> str:
     return "f" + f"{name}:{normalize(value)}".encode().hex()
 
 
-def document_tokens(texts: list[str], filters: list[tuple[str, str]] = ()) -> str:
+def document_tokens(texts: list[str], filters: Sequence[tuple[str, str]] = ()) -> str:
     """The `tokens` value of a document: filter tokens, then every dictionary word and CJK
     character found anywhere in the text once (so a query word split differently by its
     context still matches), then the search-mode words in order, repeats kept (relevance
@@ -139,12 +140,12 @@ class SearchQuery:
             return f"({token} ({' '.join('+' + c for c in chars)}))"
         return token
 
-    def boolean_mode(self, filters: list[str] = ()) -> str:
+    def boolean_mode(self, filters: Sequence[str] = ()) -> str:
         """MariaDB: MATCH(tokens) AGAINST(<this> IN BOOLEAN MODE); every word required."""
         return " ".join(["+" + self._clause(w, False) for w in self.words]
                         + ["+" + f for f in filters])
 
-    def fts5(self, filters: list[str] = ()) -> str:
+    def fts5(self, filters: Sequence[str] = ()) -> str:
         """SQLite: search_fts MATCH <this>."""
         return " AND ".join([self._clause(w, True) for w in self.words] + list(filters))
 
@@ -292,10 +293,9 @@ async def write_document(session: AsyncSession, doc_type: str, doc_id: int,
     else:
         from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-        statement = mysql_insert(SearchDocument).values(**values)
-        statement = statement.on_duplicate_key_update(
-            tokens=statement.inserted.tokens, updated_at=statement.inserted.updated_at)
-        await session.execute(statement)
+        upsert = mysql_insert(SearchDocument).values(**values)
+        await session.execute(upsert.on_duplicate_key_update(
+            tokens=upsert.inserted.tokens, updated_at=upsert.inserted.updated_at))
 
 
 async def reindex(session: AsyncSession, doc_type: str, doc_id: int) -> bool:
@@ -338,7 +338,7 @@ async def reindex_batch(resources: Any, doc_type: str, after_id: int = 0) -> int
 
 # -- matching ---------------------------------------------------------------------------------
 def match(session: AsyncSession, doc_type: str, query: SearchQuery,
-           filters: list[str] = ()):
+           filters: Sequence[str] = ()):
     """A select of (doc_id, score) over the documents holding every query word; a higher
     score is a better match on both backends."""
     if _is_sqlite(session):
@@ -349,7 +349,7 @@ def match(session: AsyncSession, doc_type: str, query: SearchQuery,
                 .where(text("search_fts MATCH :fts_query").bindparams(
                     fts_query=query.fts5(filters)))
                 .where(literal_column("search_fts.doc_type") == doc_type))
-    score = mysql_match(SearchDocument.tokens,
+    score = mysql_match(cast(ColumnElement[str], SearchDocument.tokens),
                         against=query.boolean_mode(filters)).in_boolean_mode()
     return (select(SearchDocument.doc_id.label("doc_id"), score.label("score"))
             .where(SearchDocument.doc_type == doc_type, score))
