@@ -82,7 +82,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1 << 20
     max_upload_bytes: int = 64 << 20
     shutdown_grace_seconds: float = 10.0
-    trusted_proxy_count: int = 1
+    # Proxies in front of every gateway process that append the client's address to
+    # X-Forwarded-For (gateway/server.py). 0: the TCP peer is the client and forwarded
+    # headers are ignored (a gateway reachable directly). Production behind one nginx: 1
+    # (and the gateway ports must be reachable only through it).
+    trusted_proxy_count: int = 0
     idempotency_ttl_seconds: int = 24 * 3600
     use_uvloop: bool = False
 

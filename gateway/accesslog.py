@@ -99,7 +99,7 @@ def line_for(handler, status: int, elapsed: float) -> dict:
         "code": error.code if error is not None else 0,
         "latency_ms": round(elapsed * 1000, 2),
         "user_id": auth.user_id if auth is not None else None,
-        "ip": handler.request.remote_ip,
+        "ip": handler.client_ip(),
     }
 
 

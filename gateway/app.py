@@ -20,6 +20,7 @@ from gateway.handler import NotFoundHandler
 from gateway.hub import Hub
 from gateway.ratelimit import RateLimiter
 from gateway.routing import LiteralPaths, Route
+from gateway.server import make_server
 from gateway.shutdown import GOING_AWAY_CODE, GOING_AWAY_REASON, InflightRequests
 from pawhome.platform.outbox import OutboxRelay
 from pawhome.platform.resources import Resources
@@ -68,9 +69,7 @@ class Gateway:
         self.inflight = 0
 
     def start(self, port: int, address: str = "127.0.0.1", sockets=None) -> None:
-        self.server = tornado.httpserver.HTTPServer(
-            self.app, xheaders=True, max_body_size=self.settings.max_upload_bytes,
-            idle_connection_timeout=75, body_timeout=60)
+        self.server = make_server(self.app, self.settings)
         if sockets is not None:
             self.server.add_sockets(sockets)
         else:

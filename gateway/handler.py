@@ -22,6 +22,7 @@ from gateway import accesslog
 from gateway.errormap import to_app_error
 from gateway.idempotency import run_idempotent
 from gateway.ratelimit import rules_for
+from gateway.server import client_address
 from pawhome.platform import codec, errors
 from pawhome.platform.logs import request_id_var
 from pawhome.identity.tokens import (AccessClaims, check_revocation, decode_access_token,
@@ -112,6 +113,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.app_error: errors.AppError | None = None
         self.started = time.perf_counter()
         self._inflight = None
+        self._client_ip: str | None = None
 
     # -- plumbing ------------------------------------------------------------------------
     @property
@@ -167,7 +169,10 @@ class ApiHandler(tornado.web.RequestHandler):
                 self.path_kwargs[name] = value
 
     def client_ip(self) -> str:
-        return self.request.remote_ip or "-"
+        """The client's address for rate limits and the access log (gateway/server.py)."""
+        if self._client_ip is None:
+            self._client_ip = client_address(self.request, self.r.settings.trusted_proxy_count)
+        return self._client_ip
 
     # -- replies ---------------------------------------------------------------------------
     def ok(self, data: Any = None, message: str = "ok", status: int | None = None) -> None:

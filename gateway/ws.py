@@ -27,6 +27,7 @@ from gateway import metrics
 from gateway.errormap import to_app_error
 from gateway.handler import validation_errors
 from gateway.ratelimit import rules_for
+from gateway.server import client_address
 from pawhome.platform import codec, errors, streams, topics
 from pawhome.identity.tokens import AccessClaims, decode_access_token, ensure_not_revoked
 
@@ -515,7 +516,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
             route = settings["route_names"].get(type(self), "ws")
             for rule in rules_for(route):
                 identity = str(claims.user_id) if rule.scope == "user" else \
-                    (self.request.remote_ip or "-")
+                    client_address(self.request, resources.settings.trusted_proxy_count)
                 await settings["limiter"].hit(route, rule, identity)
         except Exception as error:  # noqa: BLE001 - every refusal is a JSON envelope
             self._refuse(to_app_error(error, 500))

@@ -3,7 +3,8 @@
 Before any project module reads its settings, this file points the environment at a fresh
 database `pawhome_t_<run>` (migrated to head) and the Redis prefix `pawhome_t_<run>:`, and
 both are removed when the run ends. Fixtures: `app` (a gateway application on this test's
-IOLoop), `api` (a JSON client with `login()`), `resources`, `settings`.
+IOLoop), `api` (a JSON client with `login()`), `served_api` (the same through the gateway's own
+HTTP server), `access_lines`, `resources`, `settings`.
 """
 from __future__ import annotations
 
@@ -136,6 +137,43 @@ def app(resources, io_loop):
 @pytest.fixture
 def api(http_client, base_url, app):
     return Api(http_client, base_url, app)
+
+
+@pytest.fixture
+def served_api(app, http_client, io_loop):
+    """An Api client talking to `app` through the gateway's own HTTP server (gateway/server.py:
+    which forwarded headers it trusts, the request-head limit), on a port of its own."""
+    from gateway.server import make_server
+    from tests.services import free_port
+
+    port = free_port()
+    server = make_server(app, app.settings["resources"].settings)
+    server.listen(port, address="127.0.0.1")
+    yield Api(http_client, f"http://127.0.0.1:{port}", app)
+    server.stop()
+    io_loop.run_sync(server.close_all_connections)
+
+
+@pytest.fixture
+def access_lines(monkeypatch, caplog):
+    """The access lines the gateway writes, read back from a file standing in for stderr."""
+    import logging
+    import tempfile
+
+    from gateway import accesslog
+    from pawhome.platform import codec
+
+    caplog.set_level(logging.INFO, logger="pawhome.access")
+    with tempfile.TemporaryFile() as out:
+        writer = accesslog.LineWriter(out.fileno())
+        monkeypatch.setattr(accesslog, "writer", writer)
+
+        def read() -> list[dict]:
+            writer.flush()
+            out.seek(0)
+            return [codec.loads(line) for line in out.read().splitlines()]
+
+        yield read
 
 
 @pytest.fixture(autouse=True)

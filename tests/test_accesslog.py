@@ -1,30 +1,16 @@
-"""One JSON access-log line per request, with PII masked and credentials never logged."""
+"""One JSON access-log line per request, with PII masked and credentials never logged.
+
+`access_lines` (tests/conftest.py) reads back the lines the gateway wrote.
+"""
 import asyncio
 import logging
 import os
-import tempfile
 
 import pytest
 
 from gateway import accesslog
 from pawhome.platform import codec
 from pawhome.platform.logs import JsonFormatter, mask_pii
-
-
-@pytest.fixture
-def access_lines(monkeypatch, caplog):
-    """The access lines the gateway writes, read back from a file standing in for stderr."""
-    caplog.set_level(logging.INFO, logger="pawhome.access")
-    with tempfile.TemporaryFile() as out:
-        writer = accesslog.LineWriter(out.fileno())
-        monkeypatch.setattr(accesslog, "writer", writer)
-
-        def read() -> list[dict]:
-            writer.flush()
-            out.seek(0)
-            return [codec.loads(line) for line in out.read().splitlines()]
-
-        yield read
 
 
 @pytest.mark.gen_test

@@ -2,7 +2,8 @@
 counted apart, a window that slides rather than resets, and one count shared by processes.
 
 Limits are shrunk by patching our own RULES table (the one place limits are set); the server
-runs with xheaders=True like production so X-Forwarded-For / X-Real-IP name the client.
+is the gateway's own, behind one trusted proxy as in production, so X-Forwarded-For /
+X-Real-IP name the client (tests/test_client_address.py: what they may not do).
 """
 from __future__ import annotations
 
@@ -12,25 +13,24 @@ import time
 import uuid
 
 import pytest
-import tornado.httpserver
 
 from gateway import ratelimit
 from gateway.ratelimit import RateLimiter, Rule
 from pawhome.platform.cache import Cache
 from pawhome.platform.errors import RateLimited
+from settings import Settings
 from tests.helpers import Api
-from tests.services import free_port
 
 
 @pytest.fixture
-def proxied_api(app, http_client, io_loop):
-    """An Api client talking to the app behind an HTTPServer that trusts proxy headers."""
-    port = free_port()
-    server = tornado.httpserver.HTTPServer(app, xheaders=True)
-    server.listen(port, address="127.0.0.1")
-    yield Api(http_client, f"http://127.0.0.1:{port}", app)
-    server.stop()
-    io_loop.run_sync(server.close_all_connections)
+def settings():
+    return Settings(trusted_proxy_count=1)
+
+
+@pytest.fixture
+def proxied_api(served_api):
+    """An Api client talking to the app as nginx (one trusted proxy) would."""
+    return served_api
 
 
 def client_ip() -> str:
