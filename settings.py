@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # headers are ignored (a gateway reachable directly). Production behind one nginx: 1
     # (and the gateway ports must be reachable only through it).
     trusted_proxy_count: int = 0
+    # Request line plus headers; a bigger head is answered 400 (40003). nginx's default
+    # (large_client_header_buffers 4 8k) refuses bigger heads before they get here.
+    max_header_bytes: int = 32 * 1024
     idempotency_ttl_seconds: int = 24 * 3600
     use_uvloop: bool = False
 

@@ -51,9 +51,15 @@ def issue_access_token(settings: Settings, user_id: int, role: str, sid: str) ->
 _VERIFIED: dict[tuple[str, str], AccessClaims] = {}
 _VERIFIED_MAX = 4096
 
+# Our access tokens are about 300 characters; a longer one is refused before any decoding
+# (base64 and JSON of whatever a client sends, up to the 32 KB request-head limit).
+MAX_TOKEN_LENGTH = 2048
+
 
 def decode_access_token(settings: Settings, token: str) -> AccessClaims:
     """The claims of a valid access token; TokenExpired / TokenInvalid otherwise."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise TokenInvalid()
     cache_key = (settings.jwt_secret, token)
     claims = _VERIFIED.get(cache_key)
     if claims is not None:
