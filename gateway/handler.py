@@ -19,6 +19,7 @@ import pydantic
 import tornado.web
 
 from gateway import accesslog
+from gateway.control_characters import control_character_errors, json_may_hold_control_characters
 from gateway.errormap import to_app_error
 from gateway.idempotency import run_idempotent
 from gateway.ratelimit import rules_for
@@ -290,6 +291,10 @@ class ApiHandler(tornado.web.RequestHandler):
             raise errors.MalformedJson() from error
         if not isinstance(data, dict):
             raise errors.MalformedJson("Request body must be a JSON object")
+        if json_may_hold_control_characters(raw):
+            refused = control_character_errors(data)
+            if refused:
+                raise errors.ValidationFailed(errors=refused)
         try:
             return model.model_validate(data)
         except pydantic.ValidationError as error:
@@ -307,6 +312,9 @@ class ApiHandler(tornado.web.RequestHandler):
         for name, values in self.request.query_arguments.items():
             decoded = [v.decode("utf-8", "replace") for v in values]
             data[name] = decoded if len(decoded) > 1 else decoded[0]
+        refused = control_character_errors(data)
+        if refused:
+            raise errors.ValidationFailed(errors=refused)
         try:
             parsed = model.model_validate(data)
         except pydantic.ValidationError as error:

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pydantic
-from pydantic.json_schema import JsonSchemaMode
 import tornado.web
 import tornado.websocket
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import core_schema
 
+from gateway.control_characters import SCHEMA_PATTERN
 from gateway.handler import ApiHandler, EndpointSpec, endpoint
 from gateway.ratelimit import rules_for
 from gateway.routing import Route
@@ -62,6 +64,30 @@ def undocumented_methods(routes: Iterable[Route]) -> list[str]:
 
 
 # -- schemas ---------------------------------------------------------------------------------
+class _RequestStrings(GenerateJsonSchema):
+    """Request strings (validation mode) carry the control-character rule the gateway
+    enforces on every body and query string (gateway/control_characters.py), unless they
+    have a pattern of their own (each of which refuses control characters too: checked by
+    tests/test_control_characters.py); replies are described as they are."""
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        json_schema = super().str_schema(schema)
+        if self.mode == "validation" and "pattern" not in json_schema:
+            json_schema["pattern"] = SCHEMA_PATTERN
+        return json_schema
+
+    def dict_schema(self, schema: core_schema.DictSchema) -> JsonSchemaValue:
+        # pydantic turns a key pattern into patternProperties, which would let keys that
+        # do not match through unchecked; say "every key matches, every value is ..." instead.
+        json_schema = super().dict_schema(schema)
+        by_pattern = json_schema.get("patternProperties", {})
+        if list(by_pattern) == [SCHEMA_PATTERN]:
+            del json_schema["patternProperties"]
+            json_schema["propertyNames"] = {"pattern": SCHEMA_PATTERN}
+            json_schema["additionalProperties"] = by_pattern[SCHEMA_PATTERN]
+        return json_schema
+
+
 class _Schemas:
     """Collects every type the document needs and renders them in one pydantic pass, so
     shared models become one component and same-named models get distinct names."""
@@ -83,7 +109,7 @@ class _Schemas:
         if not self.inputs:
             return {}, {}
         by_key, defs = pydantic.TypeAdapter.json_schemas(
-            self.inputs, ref_template=COMPONENTS + "{model}")
+            self.inputs, ref_template=COMPONENTS + "{model}", schema_generator=_RequestStrings)
         return {key: schema for (key, _mode), schema in by_key.items()}, defs.get("$defs", {})
 
 

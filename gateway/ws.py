@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tornado.iostream import IOStream, StreamClosedError
 
 from gateway import metrics
+from gateway.control_characters import control_character_errors, json_may_hold_control_characters
 from gateway.errormap import to_app_error
 from gateway.handler import validation_errors
 from gateway.ratelimit import rules_for
@@ -307,6 +308,11 @@ class Connection:
         if frame_type != "resume":
             self._end_grace()
         model, function = entry
+        refused = json_may_hold_control_characters(message) and control_character_errors(raw)
+        if refused:
+            self.send_error(errors.ValidationFailed(
+                f"Invalid {frame_type[:40]} frame", errors=refused), ref)
+            return None
         try:
             frame = model.model_validate(raw)
         except pydantic.ValidationError as error:
