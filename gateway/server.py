@@ -16,6 +16,7 @@ so the close does not reset the connection before the client has read the answer
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from http import HTTPStatus
@@ -53,10 +54,17 @@ def client_address(request: tornado.httputil.HTTPServerRequest, trusted_proxy_co
         candidate = request.headers.get("X-Real-IP", "")
     else:
         return peer
+    return _canonical_ip(candidate.strip()) or peer
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_ip(text: str) -> str | None:
+    """One spelling per address (a rate-limit key), None for anything else. Cached: the same
+    clients come back, and parsing costs a few microseconds."""
     try:
-        return str(ipaddress.ip_address(candidate.strip()))
+        return str(ipaddress.ip_address(text))
     except ValueError:
-        return peer
+        return None
 
 
 class HeadLimitedStream(tornado.iostream.IOStream):
