@@ -19,8 +19,9 @@ import asyncio
 import functools
 import ipaddress
 import socket
+from collections.abc import Awaitable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import tornado.httpserver
 import tornado.httputil
@@ -83,9 +84,9 @@ class HeadLimitedStream(tornado.iostream.IOStream):
         self.refusal = refusal
         self.reading_head = False
 
-    def read_until_regex(self, regex: bytes, max_bytes: int | None = None) -> Any:
+    def read_until_regex(self, regex: bytes, max_bytes: int | None = None) -> Awaitable[bytes]:
         self.reading_head = max_bytes is not None
-        future = super().read_until_regex(regex, max_bytes)
+        future = cast("asyncio.Future[bytes]", super().read_until_regex(regex, max_bytes))
         # Once the head is in (or the read failed), a later overflow is not the head's. The
         # callback runs before the HTTP layer resumes (it was added first), so before the
         # next request's head read can set the flag again.
@@ -95,12 +96,13 @@ class HeadLimitedStream(tornado.iostream.IOStream):
             future.add_done_callback(self._head_done)
         return future
 
-    def _head_done(self, future: Any) -> None:
+    def _head_done(self, future: asyncio.Future[bytes]) -> None:
         self.reading_head = False
 
     def close_fd(self) -> None:
         if self.reading_head and isinstance(self.error, tornado.iostream.UnsatisfiableReadError):
-            sock, self.socket = self.socket, None
+            sock = self.socket
+            self.socket = None  # type: ignore[assignment]  # as tornado's own close_fd does
             refuse_oversized_head(sock, self.refusal)
             return
         super().close_fd()
@@ -135,7 +137,7 @@ async def _answer_and_close(sock: socket.socket, refusal: bytes) -> None:
             if not data:
                 break
             drained += len(data)
-    except (OSError, asyncio.TimeoutError):
+    except (OSError, TimeoutError):
         pass  # the client went away or kept sending: close anyway
     finally:
         sock.close()
