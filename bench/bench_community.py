@@ -109,7 +109,7 @@ async def seed(settings, user_ids: list[int], count: int) -> dict:
     from sqlalchemy import func, insert, select, text
 
     from models.community import Board, Like, Post, PostTopic, Topic
-    from pawhome.community import feeds, posts
+    from pawhome.community import boards, feeds
     from pawhome.platform.cache import Cache
     from pawhome.platform.db import Database
 
@@ -118,7 +118,7 @@ async def seed(settings, user_ids: list[int], count: int) -> dict:
     rng = random.Random(4)
     try:
         async with db.session() as session, session.begin():
-            await posts.ensure_boards(session)
+            await boards.ensure_boards(session)
             have = (await session.execute(select(func.count()).select_from(Post).where(
                 Post.location_name == SEED_MARK))).scalar()
             created = 0

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.handler import endpoint
-from handlers.posts import CommunityHandler
+from gateway.handler import ApiHandler, endpoint
 from pawhome.community import feeds
 
 
@@ -13,19 +12,15 @@ class HotTopicsQuery(BaseModel):
     limit: int = Field(20, ge=1, le=50)
 
 
-class HotTopicsHandler(CommunityHandler):
+class HotTopicsHandler(ApiHandler):
     @endpoint(auth=False, query=HotTopicsQuery, tags=("topics",),
               summary="Topics by heat (recomputed from recent posts by a beat job)")
     async def get(self) -> None:
-        async with self.r.db.session() as session:
-            self.ok({"items": await feeds.hot_topics(session, self.query.limit)})
+        self.ok(await feeds.hot_topics(self.r, self.query.limit))
 
 
-class TopicHandler(CommunityHandler):
+class TopicHandler(ApiHandler):
     @endpoint(auth=False, viewer=True, query=feeds.TopicPageQuery, tags=("topics",),
               summary="A topic and its posts the caller may see")
     async def get(self, name: str) -> None:
-        viewer = self.viewer_id
-        async with self.r.db.session() as session:
-            self.ok(await feeds.topic_page(session, self.r.cache, self.r.settings, viewer,
-                                           name, self.query))
+        self.ok(await feeds.topic_page(self.r, self.viewer_id, name, self.query))

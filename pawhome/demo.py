@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import pawhome.domains  # noqa: F401  (every domain wired: the seeding runs their hooks)
 from models.users import User
-from pawhome.community import posts
+from pawhome.community import boards
 from pawhome.identity import users
 from pawhome.platform.resources import Resources
 from settings import Settings, get_settings
@@ -42,7 +42,7 @@ async def seed_users(session: AsyncSession) -> int:
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
-    ("boards", posts.seed_boards),
+    ("boards", boards.seed_boards),
 ]
 
 

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from models.community import Post, Topic, UserStats
 from models.media import Media
-from pawhome.community import feeds, posts
+from pawhome.community import feeds, post_topics, posts
+from pawhome.community.boards import ensure_boards as ensure_standard_boards
 from tests.event_contract import assert_events_valid, capture_events, types_of
 
 
@@ -18,7 +19,7 @@ from tests.event_contract import assert_events_valid, capture_events, types_of
 
 async def ensure_boards(resources) -> None:
     async with resources.db.session() as session, session.begin():
-        await posts.ensure_boards(session)
+        await ensure_standard_boards(session)
 
 
 async def publish(api, resources, user, text: str = "今天遛狗", status: str = "visible",
@@ -103,12 +104,12 @@ async def test_new_post_is_pending_with_topics_board_pets_and_counted(api, resou
 
 
 def test_topics_in_text_follow_the_documented_rule():
-    assert posts.topics_in_text("#柯基#好可爱 #Corgi! #ＣＯＲＧＩ #a_b2 # 空 ## #柯基") == \
+    assert post_topics.topics_in_text("#柯基#好可爱 #Corgi! #ＣＯＲＧＩ #a_b2 # 空 ## #柯基") == \
         ["柯基", "corgi", "a_b2"]
-    assert posts.topics_in_text("#柯基 好可爱") == ["柯基"]
-    assert posts.topics_in_text("email a#b? ok") == []
-    assert posts.topics_in_text("#" + "长" * 33) == []
-    assert posts.topics_in_text("#" + "长" * 32 + "!") == ["长" * 32]
+    assert post_topics.topics_in_text("#柯基 好可爱") == ["柯基"]
+    assert post_topics.topics_in_text("email a#b? ok") == []
+    assert post_topics.topics_in_text("#" + "长" * 33) == []
+    assert post_topics.topics_in_text("#" + "长" * 32 + "!") == ["长" * 32]
 
 
 @pytest.mark.gen_test

@@ -3,7 +3,7 @@ periodic jobs (post views, hot scores, feed-cache drops, counter reconciliation)
 
 Every job here is run by beat (workers/schedule.py) or enqueued through the outbox; each is
 small and idempotent, so a late or doubled run is harmless. The community jobs' logic is in
-pawhome/community/feeds.py and counters.py; housekeeping deletes in bounded batches.
+pawhome/community/feeds.py, feed_cache.py and counters.py; housekeeping deletes in bounded batches.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
-from pawhome.community import feeds
+from pawhome.community import feed_cache, feeds
 from pawhome.community.counters import reconcile_all
 from pawhome.platform import deadletters, housekeeping
 from pawhome.platform.outbox import OutboxRelay
@@ -112,7 +112,7 @@ def recompute_hot_posts() -> int:
 def drop_post_from_feeds(post_id: int) -> None:
     """A post became visible or stopped being visible: drop the cached first pages and its
     place in the hot set (enqueued by posts.set_status with the change)."""
-    runtime.run(feeds.drop_post_from_feeds(runtime.resources().cache, int(post_id)))
+    runtime.run(feed_cache.drop_post_from_feeds(runtime.resources().cache, int(post_id)))
 
 
 # -- counter reconciliation -----------------------------------------------------------------

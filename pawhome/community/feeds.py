@@ -20,28 +20,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.base import utcnow
 from models.community import BrowseHistory, Post, PostTopic, Topic
 from models.users import UserBlock, UserFollow
-from pawhome.community.posts import (
-    MAX_PINNED_PER_BOARD,
+from pawhome.community.boards import board_by_slug
+from pawhome.community.feed_cache import SORTS, first_page_key, hot_key, invalidate_first_pages
+from pawhome.community.post_rendering import (
     ROW_CREATED_AT,
     ROW_HOT_SCORE,
     ROW_ID,
-    board_by_slug,
-    normalize_topic,
     render_post_rows,
     select_post_rows,
-    views_key,
-    visible_to,
 )
+from pawhome.community.post_topics import normalize_topic
+from pawhome.community.posts import MAX_PINNED_PER_BOARD, views_key, visible_to
 from pawhome.identity import users
 from pawhome.platform import codec
-from pawhome.platform.db import Executor, Prepared
+from pawhome.platform.cache import Cache
+from pawhome.platform.db import Database, Executor, Prepared
 from pawhome.platform.errors import NotFound, Unauthorized, ValidationFailed, field_error
-from pawhome.platform.pagination import MAX_LIMIT, CursorQuery, cursor_result, decode_cursor
+from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
+from pawhome.platform.resources import Resources
+from settings import Settings
 
 log = logging.getLogger("pawhome.community.feeds")
 
 Sort = Literal["latest", "hot"]
-SORTS = ("latest", "hot")
 
 
 class FeedQuery(CursorQuery):
@@ -142,7 +143,7 @@ async def followee_ids(session: AsyncSession, viewer_id: int, limit: int) -> lis
         .order_by(UserFollow.created_at.desc()).limit(limit))).scalars())
 
 
-async def list_posts(session: Executor, settings: Any, viewer_id: int | None,
+async def list_posts(session: Executor, settings: Settings, viewer_id: int | None,
                      query: FeedQuery) -> dict[str, Any]:
     """One page of posts for the viewer from the database, with a cursor to the next."""
     if query.following and viewer_id is None:
@@ -208,12 +209,7 @@ async def _page_of(session: Executor, query: FeedQuery, pinned: list[Any],
     return cursor_result(await render_post_rows(session, pinned + rows), next_position)
 
 
-def hot_key(cache) -> str:
-    """Sorted set of recent public visible posts by hot score (rebuilt by the beat job)."""
-    return cache.key("feeds", "hot")
-
-
-async def list_hot_from_set(session: Executor, cache, viewer_id: int | None,
+async def list_hot_from_set(session: Executor, cache: Cache, viewer_id: int | None,
                             query: FeedQuery) -> dict[str, Any] | None:
     """The hot discovery feed read from the sorted set (positions are ranks in it, so a
     recompute between two pages may repeat or skip a post); None when the set is cold."""
@@ -241,8 +237,8 @@ async def list_hot_from_set(session: Executor, cache, viewer_id: int | None,
     return cursor_result(await render_post_rows(session, rows), next_position)
 
 
-async def read_posts(session: Executor, cache, settings: Any, viewer_id: int | None,
-                     query: FeedQuery) -> dict[str, Any]:
+async def read_posts(session: Executor, cache: Cache, settings: Settings,
+                     viewer_id: int | None, query: FeedQuery) -> dict[str, Any]:
     """GET /v1/posts without the first-page cache."""
     if query.sort == "hot" and query.is_discovery:
         page = await list_hot_from_set(session, cache, viewer_id, query)
@@ -254,47 +250,30 @@ async def read_posts(session: Executor, cache, settings: Any, viewer_id: int | N
 # -- the cached first pages ------------------------------------------------------------------
 
 
-def first_page_key(cache, sort: str, limit: int) -> str:
-    return cache.key("feeds", "first", sort, limit)
-
-
-async def invalidate_first_pages(cache, sorts: tuple[str, ...] = SORTS) -> None:
-    """Drop the cached first pages (after a post appears, changes or goes); the TTL bounds
-    staleness for changes made where no cache is at hand."""
-    await cache.redis.delete(*[first_page_key(cache, sort, limit)
-                               for sort in sorts for limit in range(1, MAX_LIMIT + 1)])
-
-
-async def drop_post_from_feeds(cache, post_id: int | None = None) -> None:
-    """After a committed change that may alter the discovery feeds: drop the cached first
-    pages and, for a post that changed, its place in the hot set."""
-    await invalidate_first_pages(cache)
-    if post_id is not None:
-        await cache.redis.zrem(hot_key(cache), str(post_id))
-
-
 async def blocked_either_way(session: AsyncSession, viewer_id: int) -> set[int]:
     rows = await session.execute(select(UserBlock.user_id, UserBlock.blocked_id).where(
         or_(UserBlock.user_id == viewer_id, UserBlock.blocked_id == viewer_id)))
     return {b if a == viewer_id else a for a, b in rows}
 
 
-def first_page_reads(cache, settings: Any, viewer_id: int | None,
+def first_page_reads(resources: Resources, viewer_id: int | None,
                      query: FeedQuery) -> list[str]:
-    """The Redis keys first_page_bytes reads: the cached page (unless FEED_CACHE_SECONDS=0)
-    and, for a logged-in viewer, their has-blocks flag (the gateway reads them with its
-    admission call). [] if the query is not a discovery feed's first page."""
+    """The Redis keys read_feed reads: the cached page (unless FEED_CACHE_SECONDS=0) and,
+    for a logged-in viewer, their has-blocks flag (the gateway reads them with its admission
+    call). [] if the query is not a discovery feed's first page."""
     if not (query.is_discovery and query.cursor is None):
         return []
+    cache = resources.cache
     keys = [first_page_key(cache, query.sort, query.limit)] \
-        if settings.feed_cache_seconds > 0 else []
+        if resources.settings.feed_cache_seconds > 0 else []
     if viewer_id is not None:
         keys.append(users.blocks_flag_key(cache, viewer_id))
     return keys
 
 
-async def first_page_bytes(db, cache, settings: Any, viewer_id: int | None,
-                           query: FeedQuery, known: dict[str, Any] | None = None) -> bytes:
+async def first_page_bytes(db: Database, cache: Cache, settings: Settings,
+                           viewer_id: int | None, query: FeedQuery,
+                           known: dict[str, Any] | None = None) -> bytes:
     """The encoded first page of a discovery feed, from Redis when warm. The cached page is
     the same for everyone (public posts only); a viewer with blocks gets it filtered.
     `known` holds values of first_page_reads' keys already read (missing keys are read)."""
@@ -327,6 +306,19 @@ async def first_page_bytes(db, cache, settings: Any, viewer_id: int | None,
     return codec.dumps(page)
 
 
+async def read_feed(resources: Resources, viewer_id: int | None, query: FeedQuery,
+                    known: dict[str, Any] | None = None) -> bytes:
+    """GET /v1/posts: the encoded page (the reply's `data`). A discovery feed's first page
+    comes from the page cache (first_page_bytes, with the keys the gateway read ahead in
+    `known`); any other page from the database."""
+    if query.is_discovery and query.cursor is None:
+        return await first_page_bytes(resources.db, resources.cache, resources.settings,
+                                      viewer_id, query, known)
+    async with resources.db.session() as session:
+        return codec.dumps(await read_posts(session, resources.cache, resources.settings,
+                                            viewer_id, query))
+
+
 # -- topics ------------------------------------------------------------------------------------
 
 
@@ -335,31 +327,42 @@ def topic_view(topic: Topic) -> dict[str, Any]:
             "heat": round(topic.heat, 6), "last_post_at": topic.last_post_at}
 
 
-async def hot_topics(session: AsyncSession, limit: int) -> list[dict[str, Any]]:
-    rows = (await session.execute(select(Topic).where(Topic.post_count > 0)
-                                  .order_by(Topic.heat.desc(), Topic.post_count.desc(),
-                                            Topic.id.desc()).limit(limit))).scalars()
-    return [topic_view(t) for t in rows]
+async def hot_topics(resources: Resources, limit: int) -> dict[str, Any]:
+    """{"items"}: topics by heat, then by post count."""
+    async with resources.db.session() as session:
+        rows = (await session.execute(select(Topic).where(Topic.post_count > 0)
+                                      .order_by(Topic.heat.desc(), Topic.post_count.desc(),
+                                                Topic.id.desc()).limit(limit))).scalars()
+        return {"items": [topic_view(t) for t in rows]}
 
 
-async def topic_page(session: AsyncSession, cache, settings: Any, viewer_id: int | None,
-                     name: str, query: TopicPageQuery) -> dict[str, Any]:
-    topic = (await session.execute(select(Topic).where(
-        Topic.name == normalize_topic(name)))).scalar_one_or_none()
-    if topic is None:
-        raise NotFound("No such topic")
-    feed = FeedQuery(topic=topic.name, sort=query.sort, cursor=query.cursor, limit=query.limit)
-    return {"topic": topic_view(topic),
-            "posts": await list_posts(session, settings, viewer_id, feed)}
+async def topic_page(resources: Resources, viewer_id: int | None, name: str,
+                     query: TopicPageQuery) -> dict[str, Any]:
+    """{"topic", "posts"}: a topic and a page of its posts the viewer may see."""
+    async with resources.db.session() as session:
+        topic = (await session.execute(select(Topic).where(
+            Topic.name == normalize_topic(name)))).scalar_one_or_none()
+        if topic is None:
+            raise NotFound("No such topic")
+        feed = FeedQuery(topic=topic.name, sort=query.sort, cursor=query.cursor,
+                         limit=query.limit)
+        return {"topic": topic_view(topic),
+                "posts": await list_posts(session, resources.settings, viewer_id, feed)}
 
 
 # -- browse history ----------------------------------------------------------------------------
 
 
-async def list_history(session: AsyncSession, viewer_id: int,
+async def list_history(resources: Resources, viewer_id: int,
                        query: CursorQuery) -> dict[str, Any]:
     """Posts the viewer opened, newest view first; posts they may no longer see are left
     out (the page may then be short; follow nextCursor)."""
+    async with resources.db.session() as session:
+        return await _history_page(session, viewer_id, query)
+
+
+async def _history_page(session: AsyncSession, viewer_id: int,
+                        query: CursorQuery) -> dict[str, Any]:
     conditions = [BrowseHistory.user_id == viewer_id]
     position = _cursor_fields(query.cursor, "history")
     if position is not None:
@@ -388,16 +391,19 @@ async def list_history(session: AsyncSession, viewer_id: int,
                                  "p": last.post_id} if last else None)
 
 
-async def clear_history(session: AsyncSession, viewer_id: int) -> int:
-    result = await session.execute(delete(BrowseHistory).where(
-        BrowseHistory.user_id == viewer_id))
-    return result.rowcount
+async def clear_history(resources: Resources, viewer_id: int) -> dict[str, int]:
+    """Forget every post the viewer opened; {"removed": how many}."""
+    async with resources.db.session() as session, session.begin():
+        result = await session.execute(delete(BrowseHistory).where(
+            BrowseHistory.user_id == viewer_id))
+    return {"removed": result.rowcount}
 
 
 # -- periodic jobs --------------------------------------------------------------------------
 
 
-async def recompute_hot(db, cache, settings: Any, now: dt.datetime | None = None) -> int:
+async def recompute_hot(db: Database, cache: Cache, settings: Settings,
+                        now: dt.datetime | None = None) -> int:
     """Recompute posts.hot_score of recent posts, rebuild the hot sorted set (swapped in
     atomically) and the heat of their topics; returns how many posts were scored."""
     now = now or utcnow()
@@ -460,7 +466,7 @@ async def _recompute_topic_heat(session: AsyncSession, scores: dict[int, float],
         await session.execute(update(Topic).where(Topic.id == topic_id).values(heat=value))
 
 
-async def flush_view_counts(db, cache) -> int:
+async def flush_view_counts(db: Database, cache: Cache) -> int:
     """Add the buffered views to posts.view_count; returns how many views were written.
 
     The live hash is renamed to a batch key first (atomic: views arriving meanwhile start a

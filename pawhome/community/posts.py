@@ -1,56 +1,53 @@
-"""Posts, boards and #topics: the one module that writes `posts`, `boards`, `topics` and
-`post_topics`, and the one place that decides who may see a post.
+"""Posts: the one module that writes `posts` and the one place that decides who may see a
+post.
 
 A post is created `pending`, screened by the word filter at once and reviewed by the
 moderation task, which moves it with `set_status`. Every change re-indexes it for search.
-Lists and feeds live in pawhome/community/feeds.py; they use `visible_to` from here so every list
-applies the same visibility rule as `get_visible_post`.
+Its #topics are pawhome/community/post_topics.py's, its board pawhome/community/boards.py's, its
+rendering pawhome/community/post_rendering.py's. Lists and feeds live in
+pawhome/community/feeds.py; they use `visible_to` from here so every list applies the same
+visibility rule as `get_visible_post`. The REST-facing units of work at the end own their
+transaction and what follows its commit (dropping the cached feed pages, counting a view).
 """
 from __future__ import annotations
 
-import re
-import unicodedata
+import logging
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from models.base import utcnow
-from models.community import Board, BrowseHistory, Post, PostTopic, Topic
-from models.users import User, UserBlock, UserFollow
-from pawhome.community import counters, pets
+from models.community import BrowseHistory, Post
+from models.users import UserBlock, UserFollow
+from pawhome.community import counters, feed_cache, pets
+from pawhome.community.boards import board_by_slug
+from pawhome.community.post_rendering import render_post
+from pawhome.community.post_topics import (
+    MAX_TOPICS,
+    count_post_topics,
+    counts_in_topics,
+    set_post_topics,
+    topic_names,
+)
 from pawhome.identity.users import is_blocked, is_following
 from pawhome.media import uploads as media
-from pawhome.platform import codec, events, outbox, topics
-from pawhome.platform.db import Executor, Prepared
+from pawhome.platform import events, outbox, topics
+from pawhome.platform.cache import UNAVAILABLE_ERRORS, Cache
 from pawhome.platform.errors import NotFound, ValidationFailed, field_error
 from pawhome.platform.hooks import Hook
+from pawhome.platform.resources import Resources
 from pawhome.platform.wordfilter import screen_text
 from pawhome.search import index as search
 
-# slug, name, description, sort
-BOARDS = [
-    ("help", "求助", "Questions about health, food and behaviour", 10),
-    ("show", "晒宠", "Show off your pets", 20),
-    ("adopt", "领养", "Pets looking for a home", 30),
-    ("experience", "经验", "Experience and guides from other owners", 40),
-]
+log = logging.getLogger("pawhome.community.posts")
+
 MAX_TEXT = 5000
 MAX_IMAGES = 9
-MAX_TOPICS = 10
-MAX_TOPIC_LENGTH = 32
 MAX_PINNED_PER_BOARD = 10
-
-# A topic in the text is `#` followed by 1-32 letters, digits, underscores or CJK characters
-# (Unicode word characters) and ended by any other character; a closing `#` (the Weibo style
-# `#柯基#`) is allowed and consumed, not needed. The `#` must not follow a word character
-# (so "a#b" tags nothing) and a longer run is not a topic. So "#柯基 好可爱", "#柯基#好可爱" and
-# "#Corgi!" each tag one topic. Names are NFKC-normalised (full-width letters become ASCII)
-# and lower-cased, so #Corgi and #ＣＯＲＧＩ are one topic.
-TOPIC_IN_TEXT = re.compile(r"(?<!\w)#(\w{1,%d})(?!\w)#?" % MAX_TOPIC_LENGTH)
-_TOPIC_NAME = re.compile(r"^\w{1,%d}$" % MAX_TOPIC_LENGTH)
 
 PostStatus = Literal["pending", "visible", "hidden", "removed"]
 Species = Literal["dog", "cat", "rabbit", "bird", "other"]
@@ -64,18 +61,6 @@ class PostStatusEvent(BaseModel):
 
 
 events.register_event_schema("post.status", PostStatusEvent)
-
-
-def normalize_topic(raw: str) -> str:
-    return unicodedata.normalize("NFKC", raw).strip().strip("#").strip().lower()
-
-
-def topics_in_text(text: str) -> list[str]:
-    """Topic names tagged in a post's text, normalised, in order of first appearance."""
-    seen: dict[str, None] = {}
-    for match in TOPIC_IN_TEXT.finditer(unicodedata.normalize("NFKC", text)):
-        seen.setdefault(normalize_topic(match.group(1)), None)
-    return list(seen)
 
 
 class PostBody(BaseModel):
@@ -116,58 +101,6 @@ class PostBody(BaseModel):
     @classmethod
     def _strip_location(cls, value: str) -> str:
         return value.strip()
-
-
-# -- boards -------------------------------------------------------------------------------------
-
-
-async def ensure_boards(session: AsyncSession) -> int:
-    """Create the standard boards that are missing; returns how many were created. Safe to
-    run concurrently (INSERT IGNORE / ON CONFLICT DO NOTHING on the unique slug)."""
-    existing = set((await session.execute(select(Board.slug))).scalars())
-    created = 0
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    for slug, name, description, sort in BOARDS:
-        if slug in existing:
-            continue
-        values = {"slug": slug, "name": name, "description": description, "sort": sort,
-                  "created_at": utcnow()}
-        if sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-            statement = insert(Board).values(**values).on_conflict_do_nothing()
-        else:
-            from sqlalchemy.dialects.mysql import insert
-            statement = insert(Board).values(**values).prefix_with("IGNORE")
-        created += (await session.execute(statement)).rowcount
-    return created
-
-
-async def seed_boards(session: AsyncSession) -> int:
-    """Demo seeder (pawhome/demo.py SEEDERS): the standard boards."""
-    return await ensure_boards(session)
-
-
-STANDARD_SLUGS = {slug for slug, *_ in BOARDS}
-
-
-async def list_boards(session: AsyncSession) -> list[dict[str, Any]]:
-    rows = list((await session.execute(select(Board).order_by(Board.sort, Board.id))).scalars())
-    if not rows:  # a fresh database that was never seeded
-        await ensure_boards(session)
-        rows = list((await session.execute(select(Board).order_by(Board.sort,
-                                                                  Board.id))).scalars())
-    return [{"slug": b.slug, "name": b.name, "description": b.description} for b in rows]
-
-
-async def board_by_slug(session: AsyncSession, slug: str) -> Board | None:
-    """The board with this slug; a standard board missing from an unseeded database is
-    created on first use."""
-    query = select(Board).where(Board.slug == slug)
-    board = (await session.execute(query)).scalar_one_or_none()
-    if board is None and slug in STANDARD_SLUGS:
-        await ensure_boards(session)
-        board = (await session.execute(query)).scalar_one_or_none()
-    return board
 
 
 # -- who sees what ---------------------------------------------------------------------------
@@ -232,200 +165,6 @@ async def get_own_post(session: AsyncSession, author_id: int, post_id: int,
     return post
 
 
-# -- rendering ---------------------------------------------------------------------------------
-
-
-_TOPICS_OF = Prepared(
-    select(PostTopic.__table__.c.post_id, Topic.__table__.c.name)
-    .join(Topic.__table__, Topic.__table__.c.id == PostTopic.__table__.c.topic_id)
-    .where(PostTopic.__table__.c.post_id.in_(bindparam("ids", expanding=True)))
-    .order_by(Topic.__table__.c.id))
-
-
-async def _topics_of(session: Executor, post_ids: list[int]) -> dict[int, list[str]]:
-    topics: dict[int, list[str]] = {}
-    for post_id, name in await _TOPICS_OF.rows(session, ids=post_ids):
-        topics.setdefault(post_id, []).append(name)
-    return topics
-
-
-async def render_posts(session: AsyncSession, posts: list[Post]) -> list[dict[str, Any]]:
-    """Posts as the API shows them, with author, board and topic names loaded in batches."""
-    if not posts:
-        return []
-    author_ids = {p.author_id for p in posts}
-    board_ids = {p.board_id for p in posts if p.board_id}
-    authors = {u.id: u for u in (await session.execute(
-        select(User).where(User.id.in_(author_ids)))).scalars()}
-    boards = {b.id: b for b in (await session.execute(
-        select(Board).where(Board.id.in_(board_ids)))).scalars()} if board_ids else {}
-    topics = await _topics_of(session, [p.id for p in posts])
-    return [post_view(p, authors.get(p.author_id), boards.get(p.board_id),
-                      topics.get(p.id, [])) for p in posts]
-
-
-# Lists (the feeds) read rows, not entities: the columns a post shows with its author's and
-# board's display fields joined in, one query per page (Core columns: no ORM compile or
-# loading step). Loading Post, User and Board objects for the same page cost about three
-# times the CPU.
-_POSTS, _USERS, _BOARDS = Post.__table__, User.__table__, Board.__table__
-LIST_COLUMNS = (
-    *(_POSTS.c[name] for name in (
-        "id", "author_id", "text", "media_kind", "media_ids", "pet_types", "pet_ids",
-        "location_name", "visibility", "status", "status_reason", "pinned_at", "like_count",
-        "comment_count", "favorite_count", "share_count", "view_count", "hot_score",
-        "created_at", "edited_at")),
-    _USERS.c.nickname.label("author_nickname"), _USERS.c.avatar_url.label("author_avatar_url"),
-    _BOARDS.c.slug.label("board_slug"))
-# The Post attributes among LIST_COLUMNS (post_view builds a row from a loaded Post).
-_POST_FIELDS = tuple(c.name for c in LIST_COLUMNS if c.table is _POSTS)
-# Positions in a row of LIST_COLUMNS (rows may be plain tuples: db.Prepared's).
-ROW_ID, ROW_HOT_SCORE, ROW_CREATED_AT = (
-    [c.key for c in LIST_COLUMNS].index(name) for name in ("id", "hot_score", "created_at"))
-
-
-def select_post_rows(*conditions: ColumnElement[bool]):
-    """SELECT LIST_COLUMNS of the posts matching `conditions` (add order and limit)."""
-    return (select(*LIST_COLUMNS).select_from(
-        _POSTS.outerjoin(_USERS, _USERS.c.id == _POSTS.c.author_id)
-        .outerjoin(_BOARDS, _BOARDS.c.id == _POSTS.c.board_id)).where(*conditions))
-
-
-async def render_post_rows(session: Executor, rows: list[Any]) -> list[dict[str, Any]]:
-    """Rows of select_post_rows as the API shows posts (the same shape as render_posts)."""
-    if not rows:
-        return []
-    topics = await _topics_of(session, [r[0] for r in rows])
-    return [_row_view(r, topics.get(r[0], [])) for r in rows]
-
-
-def _list(value: Any) -> Any:
-    """A JSON list column's value as shown: a copy of a decoded list, or Prepared's raw text."""
-    if value is None:
-        return []
-    return value if isinstance(value, codec.Raw) else list(value)
-
-
-def _row_view(row: Any, topic_names: list[str]) -> dict[str, Any]:
-    (post_id, author_id, text, media_kind, media_ids, pet_types, pet_ids, location_name,
-     visibility, status, status_reason, pinned_at, like_count, comment_count, favorite_count,
-     share_count, view_count, _hot, created_at, edited_at, nickname, avatar_url,
-     board_slug) = row  # unpacking: a Row's attribute lookups cost more than the rest
-    return {
-        "id": post_id,
-        "author": {"id": author_id, "nickname": nickname or "", "avatar_url": avatar_url or ""},
-        "text": text, "media_kind": media_kind, "media_ids": _list(media_ids),
-        "topics": topic_names, "board": board_slug,
-        "pet_types": _list(pet_types), "pet_ids": _list(pet_ids),
-        "location_name": location_name, "visibility": visibility, "status": status,
-        "status_reason": status_reason if status != "visible" else "",
-        "pinned": pinned_at is not None,
-        "like_count": like_count, "comment_count": comment_count,
-        "favorite_count": favorite_count, "share_count": share_count, "view_count": view_count,
-        "created_at": created_at, "edited_at": edited_at,
-    }
-
-
-def post_view(post: Post, author: User | None, board: Board | None,
-              topic_names: list[str]) -> dict[str, Any]:
-    return _row_view(tuple(getattr(post, name) for name in _POST_FIELDS) + (
-        author.nickname if author else "", author.avatar_url if author else "",
-        board.slug if board else None), topic_names)
-
-
-async def render_post(session: AsyncSession, post: Post) -> dict[str, Any]:
-    return (await render_posts(session, [post]))[0]
-
-
-# -- topics ------------------------------------------------------------------------------------
-
-
-def _topic_names(body: PostBody) -> list[str]:
-    """Given topics first, then those tagged in the text; 422 when invalid or over 10."""
-    names: dict[str, None] = {}
-    for index, raw in enumerate(body.topics):
-        name = normalize_topic(raw)
-        if not _TOPIC_NAME.match(name):
-            raise ValidationFailed(errors=[field_error(
-                f"topics.{index}", "a topic is 1-32 letters, digits, _ or CJK characters")])
-        names.setdefault(name, None)
-    for name in topics_in_text(body.text):
-        names.setdefault(name, None)
-    if len(names) > MAX_TOPICS:
-        raise ValidationFailed(errors=[field_error(
-            "topics", f"at most {MAX_TOPICS} topics per post (given and #tagged together)")])
-    return list(names)
-
-
-async def _bump_topics(session: AsyncSession, names: list[str], delta: int) -> list[int]:
-    """Add `delta` to the post_count of each topic, creating the missing ones; returns
-    their ids. One upsert per name, in sorted order, so concurrent posts never deadlock
-    and never both create one topic."""
-    if not names:
-        return []
-    now = utcnow()
-    dialect = session.get_bind().dialect.name
-    for name in sorted(names):
-        if delta >= 0:
-            values = {"name": name, "post_count": delta, "heat": 0.0, "created_at": now,
-                      "last_post_at": now}
-            changes = {"post_count": Topic.post_count + delta, "last_post_at": now}
-            if dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert
-                statement = insert(Topic).values(**values).on_conflict_do_update(
-                    index_elements=["name"], set_=changes)
-            else:
-                from sqlalchemy.dialects.mysql import insert
-                statement = insert(Topic).values(**values).on_duplicate_key_update(**changes)
-            await session.execute(statement)
-        else:
-            await session.execute(update(Topic).where(Topic.name == name, Topic.post_count > 0)
-                                  .values(post_count=Topic.post_count + delta))
-    found = select(Topic.id, Topic.post_count, Topic.created_at).where(Topic.name.in_(names))
-    if dialect != "sqlite":
-        found = found.with_for_update()  # a locking read sees rows committed after our snapshot
-    rows = (await session.execute(found)).all()
-    if delta >= 0:
-        for row in rows:
-            if row.created_at == now:  # created by this upsert: make it searchable
-                search.index_later(session, "topic", row.id)
-    return [row.id for row in rows]
-
-
-async def _set_post_topics(session: AsyncSession, post: Post, names: list[str],
-                           counted: bool) -> None:
-    """Make the post's topics exactly `names`; `counted`: the post counts in post_count."""
-    current = dict((await session.execute(
-        select(Topic.name, Topic.id).join(PostTopic, PostTopic.topic_id == Topic.id)
-        .where(PostTopic.post_id == post.id))).all())
-    current_norm = {normalize_topic(n): i for n, i in current.items()}
-    added = [n for n in names if n not in current_norm]
-    dropped = [n for n in current_norm if n not in names]
-    if dropped:
-        await session.execute(delete(PostTopic).where(
-            PostTopic.post_id == post.id,
-            PostTopic.topic_id.in_([current_norm[n] for n in dropped])))
-        if counted:
-            await _bump_topics(session, dropped, -1)
-    if added:
-        ids = await _bump_topics(session, added, 1 if counted else 0)
-        session.add_all([PostTopic(post_id=post.id, topic_id=i) for i in ids])
-    await session.flush()
-
-
-async def _count_post_topics(session: AsyncSession, post_id: int, delta: int) -> None:
-    names = list((await session.execute(
-        select(Topic.name).join(PostTopic, PostTopic.topic_id == Topic.id)
-        .where(PostTopic.post_id == post_id))).scalars())
-    if names:
-        await _bump_topics(session, names, delta)
-
-
-def counts_in_topics(post: Post) -> bool:
-    """Topic post_count counts live posts: not deleted and not taken down."""
-    return post.deleted_at is None and post.status != "removed"
-
-
 # -- writing -----------------------------------------------------------------------------------
 
 
@@ -449,7 +188,7 @@ async def _apply_body(session: AsyncSession, post: Post, body: PostBody) -> list
     screen_text(body.text, "text")
     if body.location_name:
         screen_text(body.location_name, "location_name")
-    names = _topic_names(body)
+    names = topic_names(body.topics, body.text)
     for name in names:
         screen_text(name, "topics")
     board_id = None
@@ -480,26 +219,22 @@ async def _after_content_change(session: AsyncSession, post: Post) -> None:
     search.index_later(session, "post", post.id)
 
 
-async def create_post(session: AsyncSession, author_id: int, body: PostBody) -> Post:
-    """A new post, pending moderation; the review and the search index run as tasks after
-    the commit. Caller commits."""
+async def _create_post(session: AsyncSession, author_id: int, body: PostBody) -> Post:
     post = Post(author_id=author_id, status="pending", text="")
     names = await _apply_body(session, post, body)
     session.add(post)
     await session.flush()
-    await _set_post_topics(session, post, names, counted=True)
+    await set_post_topics(session, post, names, counted=True)
     await counters.bump(session, author_id, posts=+1)
     await _after_content_change(session, post)
     return post
 
 
-async def edit_post(session: AsyncSession, author_id: int, post_id: int,
-                    body: PostBody) -> Post:
-    """Replace the post's content; it goes back to pending and is reviewed and re-indexed.
-    A post taken down by an admin stays removed. Caller commits."""
+async def _edit_post(session: AsyncSession, author_id: int, post_id: int,
+                     body: PostBody) -> Post:
     post = await get_own_post(session, author_id, post_id, lock=True)
     names = await _apply_body(session, post, body)
-    await _set_post_topics(session, post, names, counted=counts_in_topics(post))
+    await set_post_topics(session, post, names, counted=counts_in_topics(post))
     if post.status != "removed":
         post.status, post.status_reason = "pending", ""
     post.edited_at = post.updated_at = utcnow()
@@ -508,11 +243,10 @@ async def edit_post(session: AsyncSession, author_id: int, post_id: int,
     return post
 
 
-async def delete_post(session: AsyncSession, author_id: int, post_id: int) -> Post:
-    """Soft delete by the author. Caller commits."""
+async def _delete_post(session: AsyncSession, author_id: int, post_id: int) -> Post:
     post = await get_own_post(session, author_id, post_id, lock=True)
     if counts_in_topics(post):
-        await _count_post_topics(session, post.id, -1)
+        await count_post_topics(session, post.id, -1)
     post.deleted_at = utcnow()
     await counters.bump(session, author_id, posts=-1)
     search.index_later(session, "post", post.id)
@@ -541,7 +275,7 @@ async def set_status(session: AsyncSession, post_id: int, status: str,
         # otherwise a removed post stayed on the cached pages until their TTL.
         outbox.enqueue_task(session, "default.drop_post_from_feeds", post.id)
     if was_counted != counts_in_topics(post):
-        await _count_post_topics(session, post.id, -1 if was_counted else 1)
+        await count_post_topics(session, post.id, -1 if was_counted else 1)
     if status == "removed":
         post.pinned_at = None
     await session.flush()
@@ -551,9 +285,7 @@ async def set_status(session: AsyncSession, post_id: int, status: str,
     return post
 
 
-async def set_pinned(session: AsyncSession, post_id: int, pinned: bool) -> Post:
-    """Pin or unpin a post on its board (admins). Only a visible post on a board may be
-    pinned, at most MAX_PINNED_PER_BOARD per board. Caller commits."""
+async def _set_pinned(session: AsyncSession, post_id: int, pinned: bool) -> Post:
     post = (await session.execute(select(Post).where(Post.id == post_id)
                                   .with_for_update())).scalar_one_or_none()
     if post is None or post.deleted_at is not None:
@@ -580,13 +312,13 @@ async def set_pinned(session: AsyncSession, post_id: int, pinned: bool) -> Post:
 # -- views and history ---------------------------------------------------------------------
 
 
-def views_key(cache) -> str:
+def views_key(cache: Cache) -> str:
     """The Redis hash of views not yet written to posts.view_count (post id -> count)."""
     return cache.key("posts", "views")
 
 
-async def count_view(cache, post_id: int) -> None:
-    """One view, buffered in Redis; workers/community.py flushes the buffer to the table."""
+async def count_view(cache: Cache, post_id: int) -> None:
+    """One view, buffered in Redis; workers/default.py flushes the buffer to the table."""
     await cache.redis.hincrby(views_key(cache), str(post_id), 1)
 
 
@@ -595,20 +327,85 @@ async def record_history(session: AsyncSession, user_id: int, post_id: int) -> N
     now = utcnow()
     values = {"user_id": user_id, "post_id": post_id, "viewed_at": now}
     if session.get_bind().dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-        statement = insert(BrowseHistory).values(**values).on_conflict_do_update(
+        statement = sqlite.insert(BrowseHistory).values(**values).on_conflict_do_update(
             index_elements=["user_id", "post_id"], set_={"viewed_at": now})
     else:
-        from sqlalchemy.dialects.mysql import insert
-        statement = insert(BrowseHistory).values(**values).on_duplicate_key_update(
+        statement = mysql.insert(BrowseHistory).values(**values).on_duplicate_key_update(
             viewed_at=now)
     await session.execute(statement)
+
+
+# -- REST-facing units of work ------------------------------------------------------------------
+
+
+async def create_post(resources: Resources, author_id: int, body: PostBody) -> dict[str, Any]:
+    """Publish a post, pending moderation (the review and the search index run as tasks
+    after the commit); returns it as shown. It reaches the feeds once moderation passes it
+    (set_status drops the cached pages then)."""
+    async with resources.db.session() as session, session.begin():
+        post = await _create_post(session, author_id, body)
+        return await render_post(session, post)
+
+
+async def view_post(resources: Resources, viewer_id: int | None,
+                    post_id: int) -> dict[str, Any]:
+    """One post as shown, if the viewer may see it (404 otherwise). A logged-in viewer's
+    browse history notes it; the view is counted in Redis after the commit (best effort)."""
+    async with resources.db.session() as session, session.begin():
+        post = await get_visible_post(session, viewer_id, post_id)
+        if viewer_id is not None:
+            await record_history(session, viewer_id, post.id)
+        data = await render_post(session, post)
+    try:
+        await count_view(resources.cache, post_id)
+    except UNAVAILABLE_ERRORS as error:  # a lost view is better than a failed page
+        log.warning("view of post %s not counted: %r", post_id, error)
+    return data
+
+
+async def edit_post(resources: Resources, author_id: int, post_id: int,
+                    body: PostBody) -> dict[str, Any]:
+    """Replace the post's content (its author); it goes back to pending and is reviewed and
+    re-indexed. A post taken down by an admin stays removed. After the commit the cached
+    feed pages and the post's place in the hot set are dropped."""
+    async with resources.db.session() as session, session.begin():
+        post = await _edit_post(session, author_id, post_id, body)
+        data = await render_post(session, post)
+    await feed_cache.drop_post_after_commit(resources.cache, post_id)
+    return data
+
+
+async def delete_post(resources: Resources, author_id: int, post_id: int) -> dict[str, Any]:
+    """Soft delete by the author; after the commit the cached feed pages drop it."""
+    async with resources.db.session() as session, session.begin():
+        await _delete_post(session, author_id, post_id)
+    await feed_cache.drop_post_after_commit(resources.cache, post_id)
+    return {"id": post_id, "deleted": True}
+
+
+async def take_down_post(resources: Resources, post_id: int, reason: str) -> dict[str, Any]:
+    """An admin removes a post with a reason (the author hears `post.status`); the cached
+    feed pages drop it right after the commit, and again through the task set_status
+    enqueued with the change."""
+    async with resources.db.session() as session, session.begin():
+        post = await set_status(session, post_id, "removed", reason)
+        data = await render_post(session, post)
+    await feed_cache.drop_post_after_commit(resources.cache, post_id)
+    return data
+
+
+async def set_pinned(resources: Resources, post_id: int, pinned: bool) -> dict[str, Any]:
+    """Pin or unpin a post on its board (admins); returns it as shown. Only a visible public
+    post on a board may be pinned, at most MAX_PINNED_PER_BOARD per board."""
+    async with resources.db.session() as session, session.begin():
+        post = await _set_pinned(session, post_id, pinned)
+        return await render_post(session, post)
 
 
 # -- live topics --------------------------------------------------------------------------------
 
 
-async def _may_watch_post(resources: Any, user_id: int, topic_id: str) -> bool:
+async def _may_watch_post(resources: Resources, user_id: int, topic_id: str) -> bool:
     """Only people who may view a post watch its counters ("post:<id>"; private and
     followers-only posts do not leak their activity)."""
     if not topic_id.isdigit() or len(topic_id) > 18:
