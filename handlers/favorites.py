@@ -5,8 +5,8 @@ Thin: each calls one function of pawhome/community/favorites.py; docs/interactio
 from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
 from pawhome.community import favorites
+from pawhome.platform.pagination import CursorQuery
 
 
 class PostFavoriteHandler(ApiHandler):
@@ -23,11 +23,8 @@ class MyFavoritesHandler(ApiHandler):
     @endpoint(query=CursorQuery, tags=("interactions",),
               summary="The caller's favorites, most recently collected first")
     async def get(self) -> None:
-        async with self.r.db.session() as session:
-            items, position = await favorites.list_favorites(
-                session, self.r.settings, self.user_id, decode_cursor(self.query.cursor),
-                self.query.limit)
-        self.ok(cursor_result(items, position))
+        self.ok(await favorites.list_favorites(self.r, self.user_id, self.query.cursor,
+                                               self.query.limit))
 
 
 class PostShareHandler(ApiHandler):

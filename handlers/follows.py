@@ -5,8 +5,8 @@ Thin: each calls one function of pawhome/community/follows.py; docs/interactions
 from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
 from pawhome.community import follows
+from pawhome.platform.pagination import CursorQuery
 
 
 class FollowHandler(ApiHandler):
@@ -23,11 +23,8 @@ class _FollowListHandler(ApiHandler):
     direction = ""
 
     async def _list(self, user_id: int) -> None:
-        async with self.r.db.session() as session:
-            items, position = await follows.list_follows(
-                session, self.user_id, user_id, self.direction,
-                decode_cursor(self.query.cursor), self.query.limit)
-        self.ok(cursor_result(items, position))
+        self.ok(await follows.list_follows(self.r, self.user_id, user_id, self.direction,
+                                           self.query.cursor, self.query.limit))
 
 
 class FollowersHandler(_FollowListHandler):
@@ -52,5 +49,4 @@ class UserStatsHandler(ApiHandler):
     @endpoint(tags=("interactions",),
               summary="Profile counters: followers, following, likes received, posts")
     async def get(self, user_id: int) -> None:
-        async with self.r.db.session() as session:
-            self.ok(await follows.user_stats(session, self.user_id, user_id))
+        self.ok(await follows.user_stats(self.r, self.user_id, user_id))

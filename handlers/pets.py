@@ -8,42 +8,30 @@ from pawhome.community import pets
 class MyPetsHandler(ApiHandler):
     @endpoint(tags=("pets",), summary="The caller's pet cards")
     async def get(self) -> None:
-        async with self.r.db.session() as session:
-            rows = await pets.list_own_pets(session, self.user_id)
-        self.ok({"items": [pets.pet_view(p) for p in rows]})
+        self.ok(await pets.list_own_pets(self.r, self.user_id))
 
     @endpoint(body=pets.PetCreate, tags=("pets",), status=201, summary="Add a pet card")
     async def post(self) -> None:
-        async with self.r.db.session() as session, session.begin():
-            pet = await pets.create_pet(session, self.user_id, self.body)
-        self.ok(pets.pet_view(pet), status=201)
+        self.ok(await pets.create_pet(self.r, self.user_id, self.body), status=201)
 
 
 class MyPetHandler(ApiHandler):
     @endpoint(tags=("pets",), summary="One of the caller's pet cards (others' are 404)")
     async def get(self, pet_id: int) -> None:
-        async with self.r.db.session() as session:
-            pet = await pets.get_own_pet(session, self.user_id, pet_id)
-        self.ok(pets.pet_view(pet))
+        self.ok(await pets.get_own_pet(self.r, self.user_id, pet_id))
 
     @endpoint(body=pets.PetFields, tags=("pets",),
               summary="Change a pet card (only the fields sent)")
     async def put(self, pet_id: int) -> None:
-        async with self.r.db.session() as session, session.begin():
-            pet = await pets.update_pet(session, self.user_id, pet_id, self.body)
-        self.ok(pets.pet_view(pet))
+        self.ok(await pets.update_pet(self.r, self.user_id, pet_id, self.body))
 
     @endpoint(tags=("pets",), summary="Delete a pet card")
     async def delete(self, pet_id: int) -> None:
-        async with self.r.db.session() as session, session.begin():
-            await pets.delete_pet(session, self.user_id, pet_id)
-        self.ok({"id": pet_id, "deleted": True})
+        self.ok(await pets.delete_pet(self.r, self.user_id, pet_id))
 
 
 class UserPetsHandler(ApiHandler):
     @endpoint(auth=False, viewer=True, tags=("pets",),
               summary="A user's pet cards, as on their profile")
     async def get(self, user_id: int) -> None:
-        async with self.r.db.session() as session:
-            rows = await pets.list_user_pets(session, self.viewer_id, user_id)
-        self.ok({"items": [pets.pet_view(p) for p in rows]})
+        self.ok(await pets.list_user_pets(self.r, self.viewer_id, user_id))

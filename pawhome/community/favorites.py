@@ -23,14 +23,16 @@ from pawhome.media.uploads import jpeg_variant
 from pawhome.messaging import chat
 from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import AttachmentRefused, NotFound, ValidationFailed, field_error
-from settings import get_settings
+from pawhome.platform.pagination import cursor_result, decode_cursor
+from pawhome.platform.resources import Resources
+from settings import Settings, get_settings
 
 TITLE_CHARS = 40
 # A card's cover: a mid-size JPEG (a video's poster) opens everywhere WeChat shares go.
 COVER_WIDTH = 480
 
 
-async def set_favorite(resources: Any, user_id: int, post_id: int,
+async def set_favorite(resources: Resources, user_id: int, post_id: int,
                        favorited: bool) -> dict[str, Any]:
     """Collect (favorited=True) or drop a post the user may see; idempotent. Returns
     {"favorited", "favorite_count", "changed"}."""
@@ -54,11 +56,21 @@ async def set_favorite(resources: Any, user_id: int, post_id: int,
     return result
 
 
-async def list_favorites(session: AsyncSession, settings: Any, user_id: int,
-                         position: dict[str, Any] | None,
-                         limit: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """The user's collection, most recently collected first, as cards. Posts the user can
-    no longer see (deleted, made private, author blocked) are left out of the page."""
+async def list_favorites(resources: Resources, user_id: int, cursor: str | None,
+                         limit: int) -> dict[str, Any]:
+    """The user's collection, most recently collected first, as cards, cursor-paginated.
+    Posts the user can no longer see (deleted, made private, author blocked) are left out
+    of the page (it may then be short; follow nextCursor)."""
+    position = decode_cursor(cursor)
+    async with resources.db.session() as session:
+        items, next_position = await _favorites_page(session, resources.settings, user_id,
+                                                     position, limit)
+    return cursor_result(items, next_position)
+
+
+async def _favorites_page(session: AsyncSession, settings: Settings, user_id: int,
+                          position: dict[str, Any] | None,
+                          limit: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     query = select(Favorite).where(Favorite.user_id == user_id)
     if position:
         try:
@@ -90,7 +102,7 @@ async def list_favorites(session: AsyncSession, settings: Any, user_id: int,
 # -- shares -----------------------------------------------------------------------------------
 
 
-async def _cover(session: AsyncSession, settings: Any, post: Post) -> dict[str, Any] | None:
+async def _cover(session: AsyncSession, settings: Settings, post: Post) -> dict[str, Any] | None:
     media_ids = list(post.media_ids or [])
     if not media_ids:
         return None
@@ -105,7 +117,7 @@ async def _cover(session: AsyncSession, settings: Any, post: Post) -> dict[str, 
     return {"media_id": media.id, "variant": name, "url": storage_for(settings).public_url(key)}
 
 
-async def share_card(session: AsyncSession, settings: Any, post: Post) -> dict[str, Any]:
+async def share_card(session: AsyncSession, settings: Settings, post: Post) -> dict[str, Any]:
     """What a shared post shows outside the app: never call it for a post the receiver of
     the card may not see (callers load the post with posts.get_visible_post)."""
     author = await session.get(User, post.author_id)
@@ -116,7 +128,7 @@ async def share_card(session: AsyncSession, settings: Any, post: Post) -> dict[s
                        "avatar_url": author.avatar_url if author else ""}}
 
 
-async def share_post(resources: Any, user_id: int, post_id: int) -> dict[str, Any]:
+async def share_post(resources: Resources, user_id: int, post_id: int) -> dict[str, Any]:
     """Record a share and return the card {post_id, title, cover, author}. One user's
     shares of one post count once per SHARE_COUNT_WINDOW_SECONDS (repeat taps return the
     card without counting): share_count measures reach, not tapping."""

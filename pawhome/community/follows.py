@@ -22,6 +22,8 @@ from pawhome.identity.users import is_blocked, is_following
 from pawhome.messaging import notifications
 from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import Forbidden, NotFound, ValidationFailed, field_error
+from pawhome.platform.pagination import cursor_result, decode_cursor
+from pawhome.platform.resources import Resources
 
 
 async def _bump_pair(session: AsyncSession, follower_id: int, followee_id: int,
@@ -81,7 +83,7 @@ async def remove_follows_between(session: AsyncSession, a: int, b: int) -> int:
 # -- REST-facing units of work ----------------------------------------------------------------
 
 
-async def set_following(resources: Any, follower_id: int, followee_id: int,
+async def set_following(resources: Resources, follower_id: int, followee_id: int,
                         following: bool) -> dict[str, Any]:
     """Follow or unfollow (idempotent); returns {"following", "changed", "followers"} with
     the followee's follower count after the change."""
@@ -115,11 +117,20 @@ async def _visible_user(session: AsyncSession, viewer_id: int, user_id: int) -> 
     return user
 
 
-async def list_follows(session: AsyncSession, viewer_id: int, user_id: int, direction: str,
-                       position: dict[str, Any] | None,
-                       limit: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+async def list_follows(resources: Resources, viewer_id: int, user_id: int, direction: str,
+                       cursor: str | None, limit: int) -> dict[str, Any]:
     """direction "followers" (who follows user_id) or "following" (whom user_id follows),
-    most recent first; banned users are left out."""
+    most recent first, cursor-paginated; banned users are left out."""
+    position = decode_cursor(cursor)
+    async with resources.db.session() as session:
+        items, next_position = await _follows_page(session, viewer_id, user_id, direction,
+                                                   position, limit)
+    return cursor_result(items, next_position)
+
+
+async def _follows_page(session: AsyncSession, viewer_id: int, user_id: int, direction: str,
+                        position: dict[str, Any] | None,
+                        limit: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     await _visible_user(session, viewer_id, user_id)
     if direction == "followers":
         mine, other = UserFollow.followee_id, UserFollow.follower_id
@@ -150,13 +161,14 @@ async def list_follows(session: AsyncSession, viewer_id: int, user_id: int, dire
     return items, next_position
 
 
-async def user_stats(session: AsyncSession, viewer_id: int, user_id: int) -> dict[str, Any]:
+async def user_stats(resources: Resources, viewer_id: int, user_id: int) -> dict[str, Any]:
     """Profile counters {followers, following, likes_received, posts} and the viewer's
     relation to the user."""
-    await _visible_user(session, viewer_id, user_id)
-    stats = await counters.stats_of(session, user_id)
-    return {"user_id": user_id, **stats,
-            "followed_by_me": viewer_id != user_id and
-            await is_following(session, viewer_id, user_id),
-            "follows_me": viewer_id != user_id and
-            await is_following(session, user_id, viewer_id)}
+    async with resources.db.session() as session:
+        await _visible_user(session, viewer_id, user_id)
+        stats = await counters.stats_of(session, user_id)
+        return {"user_id": user_id, **stats,
+                "followed_by_me": viewer_id != user_id and
+                await is_following(session, viewer_id, user_id),
+                "follows_me": viewer_id != user_id and
+                await is_following(session, user_id, viewer_id)}

@@ -20,6 +20,7 @@ from pawhome.identity.users import is_blocked
 from pawhome.media import uploads as media
 from pawhome.messaging import chat
 from pawhome.platform.errors import AttachmentRefused, NotFound, ValidationFailed, field_error
+from pawhome.platform.resources import Resources
 
 Species = Literal["dog", "cat", "rabbit", "bird", "other"]
 MAX_PETS_PER_OWNER = 50
@@ -82,23 +83,7 @@ async def _check_avatar(session: AsyncSession, owner_id: int, media_id: int | No
                                   field="avatar_media_id")
 
 
-async def create_pet(session: AsyncSession, owner_id: int, body: PetCreate) -> Pet:
-    """A new pet card for the owner. Caller commits."""
-    count = (await session.execute(select(func.count(Pet.id)).where(
-        Pet.owner_id == owner_id, Pet.deleted_at.is_(None)))).scalar_one()
-    if count >= MAX_PETS_PER_OWNER:
-        raise ValidationFailed(f"At most {MAX_PETS_PER_OWNER} pet cards per user")
-    await _check_avatar(session, owner_id, body.avatar_media_id)
-    pet = Pet(owner_id=owner_id, name=body.name, species=body.species,
-              breed=body.breed or "", gender=body.gender or 0, birthday=body.birthday,
-              weight_kg=body.weight_kg, neutered=body.neutered,
-              avatar_media_id=body.avatar_media_id, bio=body.bio or "")
-    session.add(pet)
-    await session.flush()
-    return pet
-
-
-async def get_own_pet(session: AsyncSession, owner_id: int, pet_id: int) -> Pet:
+async def _own_pet(session: AsyncSession, owner_id: int, pet_id: int) -> Pet:
     """The owner's live pet card; another user's card is reported as missing (404)."""
     pet = await session.get(Pet, pet_id)
     if pet is None or pet.owner_id != owner_id or pet.deleted_at is not None:
@@ -106,38 +91,13 @@ async def get_own_pet(session: AsyncSession, owner_id: int, pet_id: int) -> Pet:
     return pet
 
 
-async def update_pet(session: AsyncSession, owner_id: int, pet_id: int,
-                     body: PetFields) -> Pet:
-    """Change the fields sent (null clears an optional field). Caller commits."""
-    pet = await get_own_pet(session, owner_id, pet_id)
-    changes = body.model_dump(exclude_unset=True)
-    for required in ("name", "species"):
-        if required in changes and changes[required] is None:
-            raise ValidationFailed(errors=[field_error(required, "must not be null")])
-    if changes.get("avatar_media_id") is not None and \
-            changes["avatar_media_id"] != pet.avatar_media_id:
-        await _check_avatar(session, owner_id, changes["avatar_media_id"])
-    defaults = {"breed": "", "bio": "", "gender": 0}
-    for name, value in changes.items():
-        setattr(pet, name, defaults.get(name, value) if value is None else value)
-    pet.updated_at = utcnow()
-    await session.flush()
-    return pet
-
-
-async def delete_pet(session: AsyncSession, owner_id: int, pet_id: int) -> None:
-    """Soft delete: posts that tagged the pet keep their ids, the card stops being listed."""
-    pet = await get_own_pet(session, owner_id, pet_id)
-    pet.deleted_at = utcnow()
-
-
-async def list_own_pets(session: AsyncSession, owner_id: int) -> list[Pet]:
+async def _own_pets(session: AsyncSession, owner_id: int) -> list[Pet]:
     return list((await session.execute(select(Pet).where(
         Pet.owner_id == owner_id, Pet.deleted_at.is_(None)).order_by(Pet.id))).scalars())
 
 
-async def list_user_pets(session: AsyncSession, viewer_id: int | None,
-                         user_id: int) -> list[Pet]:
+async def visible_pets(session: AsyncSession, viewer_id: int | None,
+                       user_id: int) -> list[Pet]:
     """A user's pet cards as shown on their profile; a banned user, or one on either side
     of a block with the viewer, has none to show (404, as for the profile)."""
     user = await session.get(User, user_id)
@@ -147,7 +107,78 @@ async def list_user_pets(session: AsyncSession, viewer_id: int | None,
             await is_blocked(session, user_id, viewer_id)
             or await is_blocked(session, viewer_id, user_id)):
         raise NotFound("User not found")
-    return await list_own_pets(session, user_id)
+    return await _own_pets(session, user_id)
+
+
+# -- REST-facing units of work ------------------------------------------------------------------
+
+
+async def create_pet(resources: Resources, owner_id: int, body: PetCreate) -> dict[str, Any]:
+    """A new pet card for the owner, at most MAX_PETS_PER_OWNER live ones."""
+    async with resources.db.session() as session, session.begin():
+        count = (await session.execute(select(func.count(Pet.id)).where(
+            Pet.owner_id == owner_id, Pet.deleted_at.is_(None)))).scalar_one()
+        if count >= MAX_PETS_PER_OWNER:
+            raise ValidationFailed(f"At most {MAX_PETS_PER_OWNER} pet cards per user")
+        await _check_avatar(session, owner_id, body.avatar_media_id)
+        pet = Pet(owner_id=owner_id, name=body.name, species=body.species,
+                  breed=body.breed or "", gender=body.gender or 0, birthday=body.birthday,
+                  weight_kg=body.weight_kg, neutered=body.neutered,
+                  avatar_media_id=body.avatar_media_id, bio=body.bio or "")
+        session.add(pet)
+        await session.flush()
+        return pet_view(pet)
+
+
+async def get_own_pet(resources: Resources, owner_id: int, pet_id: int) -> dict[str, Any]:
+    """One of the owner's pet cards (another user's is 404)."""
+    async with resources.db.session() as session:
+        return pet_view(await _own_pet(session, owner_id, pet_id))
+
+
+async def update_pet(resources: Resources, owner_id: int, pet_id: int,
+                     body: PetFields) -> dict[str, Any]:
+    """Change the fields sent (null clears an optional field)."""
+    async with resources.db.session() as session, session.begin():
+        pet = await _own_pet(session, owner_id, pet_id)
+        changes = body.model_dump(exclude_unset=True)
+        for required in ("name", "species"):
+            if required in changes and changes[required] is None:
+                raise ValidationFailed(errors=[field_error(required, "must not be null")])
+        if changes.get("avatar_media_id") is not None and \
+                changes["avatar_media_id"] != pet.avatar_media_id:
+            await _check_avatar(session, owner_id, changes["avatar_media_id"])
+        defaults = {"breed": "", "bio": "", "gender": 0}
+        for name, value in changes.items():
+            setattr(pet, name, defaults.get(name, value) if value is None else value)
+        pet.updated_at = utcnow()
+        await session.flush()
+        return pet_view(pet)
+
+
+async def delete_pet(resources: Resources, owner_id: int, pet_id: int) -> dict[str, Any]:
+    """Soft delete: posts that tagged the pet keep their ids, the card stops being listed."""
+    async with resources.db.session() as session, session.begin():
+        pet = await _own_pet(session, owner_id, pet_id)
+        pet.deleted_at = utcnow()
+    return {"id": pet_id, "deleted": True}
+
+
+async def list_own_pets(resources: Resources, owner_id: int) -> dict[str, Any]:
+    """{"items"}: the owner's pet cards."""
+    async with resources.db.session() as session:
+        return {"items": [pet_view(p) for p in await _own_pets(session, owner_id)]}
+
+
+async def list_user_pets(resources: Resources, viewer_id: int | None,
+                         user_id: int) -> dict[str, Any]:
+    """{"items"}: a user's pet cards as shown on their profile (visible_pets)."""
+    async with resources.db.session() as session:
+        return {"items": [pet_view(p) for p in await visible_pets(session, viewer_id,
+                                                                  user_id)]}
+
+
+# -- what other domains check -------------------------------------------------------------------
 
 
 async def require_own_pets(session: AsyncSession, owner_id: int, pet_ids: list[int],
@@ -174,9 +205,9 @@ async def check_chat_pet_card(session: AsyncSession, sender_id: int, recipient_i
     pet = await session.get(Pet, pet_id)
     if pet is None or pet.deleted_at is not None:
         raise NotFound("Pet not found")
-    await list_user_pets(session, sender_id, pet.owner_id)  # 404 across a block or a ban
+    await visible_pets(session, sender_id, pet.owner_id)  # 404 across a block or a ban
     try:
-        await list_user_pets(session, recipient_id, pet.owner_id)
+        await visible_pets(session, recipient_id, pet.owner_id)
     except NotFound:
         raise AttachmentRefused("The recipient cannot see this pet", errors=[
             field_error("card.id", "not visible to the recipient")]) from None
