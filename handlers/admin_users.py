@@ -6,8 +6,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.platform.pagination import PageQuery, page_result
 from pawhome.identity import auth, users
+from pawhome.platform.pagination import PageQuery
 
 ADMIN = ("admin",)
 
@@ -33,10 +33,7 @@ class AdminUsersHandler(ApiHandler):
               summary="List users; q matches an id or a nickname")
     async def get(self) -> None:
         q = self.query
-        async with self.r.db.session() as session:
-            items, total = await users.search_users(session, q.q, q.status, q.role, q.offset,
-                                                    q.limit)
-        self.ok(page_result(items, total, q))
+        self.ok(await users.search_users(self.r, q.q, q.status, q.role, q))
 
 
 class AdminBanHandler(ApiHandler):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.platform import presence
 from pawhome.identity import users
 
 
@@ -12,21 +11,7 @@ class PresenceHandler(ApiHandler):
                           "turned off privacy_prefs.show_online or either user blocked the "
                           "other. A user who blocked the caller does not exist (404).")
     async def get(self, user_id: int) -> None:
-        viewer = self.user_id
-        async with self.r.db.session() as session:
-            # 404 for unknown or banned users and for users who blocked the viewer.
-            await users.public_profile(session, viewer, user_id)
-            hidden = False
-            if viewer != user_id:
-                privacy = await users.privacy_of(session, user_id)
-                hidden = not privacy.show_online or await users.is_blocked(session, viewer,
-                                                                           user_id)
-        if hidden:
-            self.ok({"user_id": user_id, "online": False, "last_seen": None, "hidden": True})
-            return
-        cache = self.r.cache
-        self.ok({"user_id": user_id, "online": await presence.is_online(cache, user_id),
-                 "last_seen": await presence.last_seen(cache, user_id), "hidden": False})
+        self.ok(await users.user_presence(self.r, self.user_id, user_id))
 
 
 __all__ = ["PresenceHandler"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.platform.pagination import PageQuery, page_result
 from pawhome.identity import users
+from pawhome.platform.pagination import PageQuery
 
 
 class BlockBody(BaseModel):
@@ -16,58 +16,42 @@ class BlockBody(BaseModel):
 class MeHandler(ApiHandler):
     @endpoint(summary="The caller's profile", tags=("users",))
     async def get(self) -> None:
-        async with self.r.db.session() as session:
-            user = await users.get_user(session, self.user_id)
-        self.ok(users.profile(user))
+        self.ok(await users.my_profile(self.r, self.user_id))
 
     @endpoint(body=users.ProfileUpdate, tags=("users",),
               summary="Change the caller's profile (only the fields sent)")
     async def put(self) -> None:
-        async with self.r.db.session() as session, session.begin():
-            data = await users.update_profile(session, self.r.settings, self.user_id, self.body)
-        self.ok(data)
+        self.ok(await users.update_profile(self.r, self.user_id, self.body))
 
 
 class MySettingsHandler(ApiHandler):
     @endpoint(tags=("users",), summary="The caller's notification and privacy preferences")
     async def get(self) -> None:
-        async with self.r.db.session() as session:
-            self.ok(await users.get_settings(session, self.user_id))
+        self.ok(await users.get_settings(self.r, self.user_id))
 
     @endpoint(body=users.SettingsUpdate, tags=("users",),
               summary="Change preferences (only the keys sent)")
     async def put(self) -> None:
-        async with self.r.db.session() as session, session.begin():
-            data = await users.update_settings(session, self.user_id, self.body)
-        self.ok(data)
+        self.ok(await users.change_settings(self.r, self.user_id, self.body))
 
 
 class UserHandler(ApiHandler):
     @endpoint(tags=("users",), summary="Another user's public profile")
     async def get(self, user_id: int) -> None:
-        async with self.r.db.session() as session:
-            self.ok(await users.public_profile(session, self.user_id, user_id))
+        self.ok(await users.view_profile(self.r, self.user_id, user_id))
 
 
 class MyBlocksHandler(ApiHandler):
     @endpoint(query=PageQuery, tags=("users",), summary="Users the caller has blocked")
     async def get(self) -> None:
-        async with self.r.db.session() as session:
-            items, total = await users.list_blocks(session, self.user_id, self.query.offset,
-                                                   self.query.limit)
-        self.ok(page_result(items, total, self.query))
+        self.ok(await users.list_blocks(self.r, self.user_id, self.query))
 
     @endpoint(body=BlockBody, tags=("users",), summary="Block a user (idempotent)")
     async def post(self) -> None:
-        async with self.r.db.session() as session, session.begin():
-            await users.block_user(session, self.r.cache, self.user_id, self.body.user_id)
-        self.ok({"user_id": self.body.user_id, "blocked": True})
+        self.ok(await users.set_blocked(self.r, self.user_id, self.body.user_id, True))
 
 
 class MyBlockHandler(ApiHandler):
     @endpoint(tags=("users",), summary="Unblock a user (idempotent)")
     async def delete(self, user_id: int) -> None:
-        async with self.r.db.session() as session, session.begin():
-            await users.unblock_user(session, self.user_id, user_id)
-        await users.forget_block_flags(self.r.cache, self.user_id, user_id)
-        self.ok({"user_id": user_id, "blocked": False})
+        self.ok(await users.set_blocked(self.r, self.user_id, user_id, False))

@@ -18,7 +18,7 @@ from sqlalchemy.sql import ColumnElement
 
 from models.base import utcnow
 from models.users import User, UserBlock, UserFollow, UserSettings
-from pawhome.platform import wordfilter
+from pawhome.platform import presence, wordfilter
 from pawhome.platform.cache import Cache
 from pawhome.platform.errors import (
     NotFound,
@@ -30,7 +30,10 @@ from pawhome.platform.errors import (
 )
 from pawhome.platform.hooks import Hook
 from pawhome.platform.logs import mask_openid, mask_phone
+from pawhome.platform.pagination import PageQuery, page_result
+from pawhome.platform.resources import Resources
 from pawhome.search import index as search
+from settings import Settings
 
 # -- creation and lookup ----------------------------------------------------------------------
 
@@ -139,7 +142,13 @@ class ProfileUpdate(BaseModel):
         return value
 
 
-def clean_nickname(settings: Any, raw: str) -> str:
+async def my_profile(resources: Resources, user_id: int) -> dict[str, Any]:
+    """The caller's own profile."""
+    async with resources.db.session() as session:
+        return profile(await get_user(session, user_id))
+
+
+def clean_nickname(settings: Settings, raw: str) -> str:
     """A nickname as stored: stripped, 1..nickname_max_length characters, no listed word
     (hard or soft: a nickname is public everywhere and nobody reviews it)."""
     nickname = raw.strip()
@@ -152,8 +161,15 @@ def clean_nickname(settings: Any, raw: str) -> str:
     return nickname
 
 
-async def update_profile(session: AsyncSession, settings: Any, user_id: int,
+async def update_profile(resources: Resources, user_id: int,
                          changes: ProfileUpdate) -> dict[str, Any]:
+    """Change the fields sent; returns the profile as the owner sees it."""
+    async with resources.db.session() as session, session.begin():
+        return await _update_profile(session, resources.settings, user_id, changes)
+
+
+async def _update_profile(session: AsyncSession, settings: Settings, user_id: int,
+                          changes: ProfileUpdate) -> dict[str, Any]:
     user = await get_user(session, user_id)
     sent = changes.model_dump(exclude_unset=True)
     if "nickname" in sent:
@@ -175,7 +191,7 @@ async def update_profile(session: AsyncSession, settings: Any, user_id: int,
     return profile(user)
 
 
-def apply_wechat_profile(settings: Any, user: User, data: dict[str, Any]) -> None:
+def apply_wechat_profile(settings: Settings, user: User, data: dict[str, Any]) -> None:
     """Fill a new user's profile from decrypted WeChat userInfo, skipping anything we would
     refuse from the user directly (too long, a listed word, a non-https avatar)."""
     nickname = data.get("nickName")
@@ -269,8 +285,10 @@ def _settings_view(row: UserSettings | None) -> dict[str, Any]:
             "privacy_prefs": _merged(PrivacyPrefs, privacy).model_dump()}
 
 
-async def get_settings(session: AsyncSession, user_id: int) -> dict[str, Any]:
-    return _settings_view(await session.get(UserSettings, user_id))
+async def get_settings(resources: Resources, user_id: int) -> dict[str, Any]:
+    """The user's notification and privacy preferences (stored over the defaults)."""
+    async with resources.db.session() as session:
+        return _settings_view(await session.get(UserSettings, user_id))
 
 
 def notification_prefs_of_row(row: UserSettings | None) -> NotificationPrefs:
@@ -284,8 +302,16 @@ async def privacy_of(session: AsyncSession, user_id: int) -> PrivacyPrefs:
     return _merged(PrivacyPrefs, row.privacy_prefs if row else None)  # type: ignore[return-value]
 
 
+async def change_settings(resources: Resources, user_id: int,
+                          changes: SettingsUpdate) -> dict[str, Any]:
+    """Change the preference keys sent; returns every preference."""
+    async with resources.db.session() as session, session.begin():
+        return await update_settings(session, user_id, changes)
+
+
 async def update_settings(session: AsyncSession, user_id: int,
                           changes: SettingsUpdate) -> dict[str, Any]:
+    """change_settings inside the caller's transaction. Caller commits."""
     row = await _settings_row(session, user_id)
     if changes.notification_prefs is not None:
         current = _merged(NotificationPrefs, row.notification_prefs).model_dump()
@@ -329,6 +355,13 @@ async def is_following(session: AsyncSession, follower_id: int, followee_id: int
     return found.first() is not None
 
 
+async def view_profile(resources: Resources, viewer_id: int | None,
+                       user_id: int) -> dict[str, Any]:
+    """Another user's public profile (public_profile)."""
+    async with resources.db.session() as session:
+        return await public_profile(session, viewer_id, user_id)
+
+
 async def public_profile(session: AsyncSession, viewer_id: int | None,
                          user_id: int) -> dict[str, Any]:
     """Another user's public fields, as their privacy settings allow. A banned user, or one
@@ -351,6 +384,23 @@ async def public_profile(session: AsyncSession, viewer_id: int | None,
         "blocked_by_me": bool(viewer_id) and viewer_id != user_id
         and await is_blocked(session, viewer_id, user_id),
     }
+
+
+async def user_presence(resources: Resources, viewer_id: int, user_id: int) -> dict[str, Any]:
+    """Whether a user is online and when last seen: hidden (online false, last_seen None,
+    hidden true) when they turned off privacy_prefs.show_online or either blocked the other.
+    A user who blocked the viewer, or a banned one, does not exist (404)."""
+    async with resources.db.session() as session:
+        await public_profile(session, viewer_id, user_id)  # the 404s
+        hidden = False
+        if viewer_id != user_id:
+            privacy = await privacy_of(session, user_id)
+            hidden = not privacy.show_online or await is_blocked(session, viewer_id, user_id)
+    if hidden:
+        return {"user_id": user_id, "online": False, "last_seen": None, "hidden": True}
+    cache = resources.cache
+    return {"user_id": user_id, "online": await presence.is_online(cache, user_id),
+            "last_seen": await presence.last_seen(cache, user_id), "hidden": False}
 
 
 # -- block list -------------------------------------------------------------------------------
@@ -391,9 +441,24 @@ async def has_any_block(session: AsyncSession, cache: Cache, user_id: int,
     return found is not None
 
 
+async def set_blocked(resources: Resources, user_id: int, other_id: int,
+                      blocked: bool) -> dict[str, Any]:
+    """Block or unblock a user (idempotent); {"user_id", "blocked"}. A block ends the follows
+    between the two; an unblock forgets both users' has-blocks flags after its commit."""
+    async with resources.db.session() as session, session.begin():
+        if blocked:
+            await block_user(session, resources.cache, user_id, other_id)
+        else:
+            await unblock_user(session, user_id, other_id)
+    if not blocked:
+        await forget_block_flags(resources.cache, user_id, other_id)
+    return {"user_id": other_id, "blocked": blocked}
+
+
 async def block_user(session: AsyncSession, cache: Cache, user_id: int,
                      blocked_id: int) -> None:
-    """Block `blocked_id`; blocking twice is a no-op. Call inside the caller's transaction."""
+    """Block `blocked_id`; blocking twice is a no-op. Caller commits (the has-blocks flags
+    are written before the commit, see above)."""
     if blocked_id == user_id:
         raise ValidationFailed(errors=[field_error("user_id", "you cannot block yourself")])
     if await session.get(User, blocked_id) is None:
@@ -415,7 +480,7 @@ async def block_user(session: AsyncSession, cache: Cache, user_id: int,
 
 
 async def unblock_user(session: AsyncSession, user_id: int, blocked_id: int) -> None:
-    """Remove a block; removing one that is not there is a no-op. After the commit, call
+    """Remove a block; removing one that is not there is a no-op. Caller commits, then calls
     forget_block_flags."""
     await session.execute(delete(UserBlock).where(
         UserBlock.user_id == user_id, UserBlock.blocked_id == blocked_id))
@@ -425,19 +490,20 @@ async def forget_block_flags(cache: Cache, *user_ids: int) -> None:
     await cache.redis.delete(*[blocks_flag_key(cache, uid) for uid in user_ids])
 
 
-async def list_blocks(session: AsyncSession, user_id: int, offset: int,
-                      limit: int) -> tuple[list[dict[str, Any]], int]:
-    total = (await session.execute(select(func.count()).select_from(UserBlock).where(
-        UserBlock.user_id == user_id))).scalar_one()
-    rows = (await session.execute(
-        select(UserBlock.blocked_id, UserBlock.created_at, User.nickname, User.avatar_url)
-        .join(User, User.id == UserBlock.blocked_id)
-        .where(UserBlock.user_id == user_id)
-        .order_by(UserBlock.created_at.desc(), UserBlock.blocked_id.desc())
-        .offset(offset).limit(limit))).all()
+async def list_blocks(resources: Resources, user_id: int, page: PageQuery) -> dict[str, Any]:
+    """A page of the users `user_id` blocked, most recent first."""
+    async with resources.db.session() as session:
+        total = (await session.execute(select(func.count()).select_from(UserBlock).where(
+            UserBlock.user_id == user_id))).scalar_one()
+        rows = (await session.execute(
+            select(UserBlock.blocked_id, UserBlock.created_at, User.nickname, User.avatar_url)
+            .join(User, User.id == UserBlock.blocked_id)
+            .where(UserBlock.user_id == user_id)
+            .order_by(UserBlock.created_at.desc(), UserBlock.blocked_id.desc())
+            .offset(page.offset).limit(page.limit))).all()
     items = [{"user_id": r.blocked_id, "nickname": r.nickname, "avatar_url": r.avatar_url,
               "blocked_at": r.created_at} for r in rows]
-    return items, total
+    return page_result(items, total, page)
 
 
 # -- administration ---------------------------------------------------------------------------
@@ -459,10 +525,9 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-async def search_users(session: AsyncSession, q: str | None, status: str | None,
-                       role: str | None, offset: int,
-                       limit: int) -> tuple[list[dict[str, Any]], int]:
-    """Admin list: `q` matches a user id exactly or a nickname substring."""
+async def search_users(resources: Resources, q: str | None, status: str | None,
+                       role: str | None, page: PageQuery) -> dict[str, Any]:
+    """Admin list, newest first: `q` matches a user id exactly or a nickname substring."""
     conditions = []
     if q:
         match = User.nickname.like(_like_pattern(q), escape="\\")
@@ -475,9 +540,10 @@ async def search_users(session: AsyncSession, q: str | None, status: str | None,
         conditions.append(User.role == role)
     where = and_(*conditions) if conditions else None
     count = select(func.count()).select_from(User)
-    rows = select(User).order_by(User.id.desc()).offset(offset).limit(limit)
+    rows = select(User).order_by(User.id.desc()).offset(page.offset).limit(page.limit)
     if where is not None:
         count, rows = count.where(where), rows.where(where)
-    total = (await session.execute(count)).scalar_one()
-    items = [admin_view(u) for u in (await session.execute(rows)).scalars()]
-    return items, total
+    async with resources.db.session() as session:
+        total = (await session.execute(count)).scalar_one()
+        items = [admin_view(u) for u in (await session.execute(rows)).scalars()]
+    return page_result(items, total, page)
