@@ -1,4 +1,5 @@
-"""Admin endpoints for the task fleet: dead letters (tasks that failed for good) and retrying them."""
+"""Admin endpoints for the task fleet: dead letters (tasks that failed for good), retrying
+them."""
 from __future__ import annotations
 
 from typing import Literal
@@ -6,8 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.platform.pagination import PageQuery, page_result
 from pawhome.platform import deadletters
+from pawhome.platform.pagination import PageQuery
 
 
 class DeadLetterQuery(PageQuery):
@@ -20,12 +21,8 @@ class DeadLettersHandler(ApiHandler):
               summary="Tasks that exhausted their retries, newest first",
               description="`state`: open (default), resolved or all.")
     async def get(self) -> None:
-        async with self.r.db.session() as session:
-            letters, total = await deadletters.list_dead_letters(
-                session, offset=self.query.offset, limit=self.query.limit,
-                state=self.query.state, task_name=self.query.task_name)
-        self.ok(page_result([deadletters.dead_letter_view(d) for d in letters], total,
-                            self.query))
+        self.ok(await deadletters.list_dead_letters(self.r, self.query, state=self.query.state,
+                                                    task_name=self.query.task_name))
 
 
 class DeadLetterRetryHandler(ApiHandler):
@@ -33,6 +30,4 @@ class DeadLetterRetryHandler(ApiHandler):
               summary="Re-enqueue a dead letter's task and mark the letter resolved",
               description="409 if the letter was already retried.")
     async def post(self, letter_id: int) -> None:
-        async with self.r.db.session() as session, session.begin():
-            letter = await deadletters.retry_dead_letter(session, letter_id)
-        self.ok(deadletters.dead_letter_view(letter))
+        self.ok(await deadletters.retry_dead_letter(self.r, letter_id))

@@ -7,10 +7,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.platform.pagination import PageQuery, page_result
+from pawhome.moderation import decisions, reports
+from pawhome.moderation import reviews as moderation
 from pawhome.platform import codec
-from pawhome.moderation import reviews as moderation, reports
 from pawhome.platform.errors import BadRequest, Forbidden, NotFound
+from pawhome.platform.pagination import PageQuery
 
 ADMIN = ("admin",)
 TARGETS = ("post", "comment")
@@ -75,10 +76,7 @@ class AdminModerationQueueHandler(ApiHandler):
               summary="Content waiting for an admin: held, pending, or reported")
     async def get(self) -> None:
         q = self.query
-        async with self.r.db.session() as session:
-            items, total = await moderation.list_queue(session, q.kind, q.state, q.offset,
-                                                       q.limit)
-        self.ok(page_result(items, total, q))
+        self.ok(await decisions.list_queue(self.r, q.kind, q.state, q))
 
 
 class AdminApproveHandler(ApiHandler):
@@ -87,7 +85,7 @@ class AdminApproveHandler(ApiHandler):
     async def post(self, target_type: str, target_id: int) -> None:
         if target_type not in TARGETS:
             raise NotFound("Unknown moderation target")
-        self.ok(await moderation.approve(self.r, self.user_id, target_type, target_id))
+        self.ok(await decisions.approve(self.r, self.user_id, target_type, target_id))
 
 
 class AdminRejectHandler(ApiHandler):
@@ -96,15 +94,12 @@ class AdminRejectHandler(ApiHandler):
     async def post(self, target_type: str, target_id: int) -> None:
         if target_type not in TARGETS:
             raise NotFound("Unknown moderation target")
-        self.ok(await moderation.reject(self.r, self.user_id, target_type, target_id,
-                                        self.body.reason.strip()))
+        self.ok(await decisions.reject(self.r, self.user_id, target_type, target_id,
+                                       self.body.reason.strip()))
 
 
 class ReportsHandler(ApiHandler):
     @endpoint(body=reports.ReportBody, tags=("moderation",), status=201,
               summary="Report a post, comment or user (once per target)")
     async def post(self) -> None:
-        async with self.r.db.session() as session, session.begin():
-            data = await reports.create_report(session, self.r.settings, self.user_id,
-                                               self.body)
-        self.ok(data, status=201)
+        self.ok(await reports.create_report(self.r, self.user_id, self.body), status=201)

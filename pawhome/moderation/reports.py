@@ -19,6 +19,8 @@ from pawhome.community import posts
 from pawhome.identity import users
 from pawhome.moderation import reviews as moderation
 from pawhome.platform.errors import Conflict, NotFound, ValidationFailed, field_error
+from pawhome.platform.resources import Resources
+from settings import Settings
 
 REASONS = ("spam", "abuse", "sexual", "violence", "illegal", "fraud", "animal_cruelty",
            "misinformation", "other")
@@ -57,9 +59,16 @@ async def _require_visible_target(session: AsyncSession, reporter_id: int, targe
     return user
 
 
-async def create_report(session: AsyncSession, settings: Any, reporter_id: int,
+async def create_report(resources: Resources, reporter_id: int,
                         body: ReportBody) -> dict[str, Any]:
-    """File a report; may hide the target pending review. Caller commits."""
+    """File a report (409 on a repeat); enough distinct reports hide the target pending an
+    admin's review."""
+    async with resources.db.session() as session, session.begin():
+        return await _file_report(session, resources.settings, reporter_id, body)
+
+
+async def _file_report(session: AsyncSession, settings: Settings, reporter_id: int,
+                       body: ReportBody) -> dict[str, Any]:
     target = await _require_visible_target(session, reporter_id, body.target_type,
                                            body.target_id)
     author_id = target.id if body.target_type == "user" else target.author_id
@@ -86,7 +95,7 @@ async def open_report_count(session: AsyncSession, target_type: str, target_id: 
                                               Report.status == "open"))).scalar_one())
 
 
-async def _hide_if_reported_enough(session: AsyncSession, settings: Any, target_type: str,
+async def _hide_if_reported_enough(session: AsyncSession, settings: Settings, target_type: str,
                                    target_id: int) -> bool:
     """Hide a visible post or comment once enough distinct users reported it. The target row
     is locked first, so concurrent reports count one after another."""

@@ -1,6 +1,7 @@
 """Content moderation: the synchronous word-filter screen, the reviews the moderation worker
-runs (our filter, then WeChat content security), WeChat's asynchronous image verdicts, and
-the admin decisions. The one place that decides whether a post, comment or image is shown.
+runs (our filter, then WeChat content security) and WeChat's asynchronous image verdicts.
+With the admins' decisions (pawhome/moderation/decisions.py), the one place that decides
+whether a post, comment or image is shown.
 
 States: pending -> visible | hidden (held for admin review) | removed. Posts move through
 posts.set_status; comments and media are written here. docs/moderation.md has the rules.
@@ -15,21 +16,22 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
-from models.community import Comment, ModerationCheck, Post, Report
+from models.community import Comment, ModerationCheck, Post
 from models.media import Media
 from models.users import User
 from pawhome.community import comments, counters, posts
 from pawhome.integrations.storage import storage_for
 from pawhome.integrations.wechat import WeChatClient
 from pawhome.media import uploads
-from pawhome.messaging import notifications
 from pawhome.platform import events, wordfilter
-from pawhome.platform.errors import NotFound, ValidationFailed, WeChatError, field_error
+from pawhome.platform.errors import WeChatError
 from pawhome.platform.outbox import enqueue_task
+from pawhome.platform.resources import Resources
+from settings import Settings
 
 log = logging.getLogger("pawhome.moderation.reviews")
 
@@ -89,7 +91,7 @@ def text_digest(text: str) -> str:
     return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
 
 
-def openid_is_fresh(settings: Any, user: User | None, now: dt.datetime | None = None) -> bool:
+def openid_is_fresh(settings: Settings, user: User | None, now: dt.datetime | None = None) -> bool:
     """WeChat checks content only for an openid that opened the mini-program within the last
     two hours; the last login of a user with an openid is our signal for that."""
     if user is None or not user.openid or user.last_login_at is None:
@@ -123,7 +125,7 @@ async def _recorded_text_verdict(session: AsyncSession, target_type: str, target
     return None
 
 
-async def check_text(resources: Any, target_type: str, target_id: int, text: str,
+async def check_text(resources: Resources, target_type: str, target_id: int, text: str,
                      author_id: int, scene: int) -> TextVerdict:
     """The verdict on this exact text of this target: a recorded one if the text was checked
     before (retries and re-reviews cost no WeChat quota), else our filter and then WeChat's
@@ -157,7 +159,7 @@ async def check_text(resources: Any, target_type: str, target_id: int, text: str
     return verdict
 
 
-async def _msg_sec_check(resources: Any, openid: str, text: str, scene: int,
+async def _msg_sec_check(resources: Resources, openid: str, text: str, scene: int,
                          detail: dict[str, Any]) -> tuple[TextVerdict, dict[str, Any]]:
     try:
         reply = await WeChatClient(resources).call("POST", "/wxa/msg_sec_check", json={
@@ -173,7 +175,7 @@ async def _msg_sec_check(resources: Any, openid: str, text: str, scene: int,
         {**detail, "trace_id": str(reply.get("trace_id") or "")}
 
 
-def _media_url(resources: Any, media: Media) -> str | None:
+def _media_url(resources: Resources, media: Media) -> str | None:
     """A URL WeChat can fetch: the largest JPEG variant (under WeChat's size limit) or a
     video's poster, else an image's original."""
     found = uploads.jpeg_variant(media)
@@ -181,7 +183,7 @@ def _media_url(resources: Any, media: Media) -> str | None:
     return storage_for(resources.settings).public_url(key) if key else None
 
 
-async def review_media(resources: Any, media_id: int) -> str:
+async def review_media(resources: Resources, media_id: int) -> str:
     """Start the moderation of one ready image (or a video's poster): WeChat's asynchronous
     check, whose verdict arrives at the push callback; without a fresh openid the image is
     marked `review` for an admin. Returns the media's moderation state."""
@@ -224,7 +226,7 @@ async def review_media(resources: Any, media_id: int) -> str:
     return "pending"
 
 
-async def apply_media_verdict(resources: Any, media_id: int, suggest: str, label: str,
+async def apply_media_verdict(resources: Resources, media_id: int, suggest: str, label: str,
                               provider: str, trace_id: str | None = None,
                               detail: dict[str, Any] | None = None) -> str:
     """Record an image verdict and re-evaluate the posts that use the image: a risky image
@@ -274,7 +276,7 @@ async def _after_media_verdict(session: AsyncSession, media: Media, suggest: str
 UNVERIFIED_LABELS = ("unverified", "wechat_refused", "wechat_timeout")
 
 
-async def expire_media_checks(resources: Any, now: dt.datetime | None = None,
+async def expire_media_checks(resources: Resources, now: dt.datetime | None = None,
                               batch: int = 100) -> int:
     """Send images whose WeChat verdict never came (MODERATION_MEDIA_CHECK_TIMEOUT_SECONDS
     after the check was asked) to the admin review queue, label `wechat_timeout`: a lost
@@ -322,7 +324,7 @@ def decide(text: TextVerdict, media_states: list[str]) -> tuple[str, str] | None
     return "visible", ""
 
 
-async def review_post(resources: Any, post_id: int) -> str:
+async def review_post(resources: Resources, post_id: int) -> str:
     """The moderation task of a post (after create and edit, and again when an image verdict
     arrives). Idempotent: a post that is no longer pending is left alone, and verdicts on the
     same text are reused. Returns the post's state afterwards."""
@@ -372,7 +374,7 @@ async def set_comment_status(session: AsyncSession, comment: Comment, status: st
     return True
 
 
-async def review_comment(resources: Any, comment_id: int) -> str:
+async def review_comment(resources: Resources, comment_id: int) -> str:
     """The moderation task of a comment. Comments are shown at once (status visible, or
     pending if the comment module held it for soft words); this review hides one whose
     verdict is review, removes a risky one, and publishes a pending one that passed. Without
@@ -406,7 +408,7 @@ async def review_comment(resources: Any, comment_id: int) -> str:
     return status
 
 
-async def _publish_post_counters(resources: Any, post_id: int) -> None:
+async def _publish_post_counters(resources: Resources, post_id: int) -> None:
     await counters.publish_post_counters(resources, post_id)
 
 
@@ -418,14 +420,14 @@ def push_signature(token: str, timestamp: str, nonce: str) -> str:
     return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
 
 
-def push_signature_valid(settings: Any, signature: str, timestamp: str, nonce: str) -> bool:
+def push_signature_valid(settings: Settings, signature: str, timestamp: str, nonce: str) -> bool:
     if not signature or not timestamp or not nonce:
         return False
     expected = push_signature(settings.wechat_push_token, timestamp, nonce)
     return hmac.compare_digest(expected, signature.lower())
 
 
-async def handle_push(resources: Any, message: dict[str, Any]) -> str:
+async def handle_push(resources: Resources, message: dict[str, Any]) -> str:
     """A verified push message. `wxa_media_check` is matched to its check by trace_id;
     anything else, or an unknown or already answered trace_id, is ignored. Returns what
     happened: applied, ignored, duplicate."""
@@ -449,165 +451,3 @@ async def handle_push(resources: Any, message: dict[str, Any]) -> str:
                               trace_id=trace_id,
                               detail={"push_detail": message.get("detail") or []})
     return "applied"
-
-
-# -- the admin queue and decisions ------------------------------------------------------------------
-
-
-def _excerpt(text: str, length: int = 200) -> str:
-    return text if len(text) <= length else text[:length] + "…"
-
-
-async def _report_counts(session: AsyncSession, target_type: str,
-                         ids: list[int]) -> dict[int, int]:
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(Report.target_id, func.count()).where(
-            Report.target_type == target_type, Report.target_id.in_(ids),
-            Report.status == "open").group_by(Report.target_id))
-    return {int(t): int(n) for t, n in rows}
-
-
-async def _latest_checks(session: AsyncSession, target_type: str,
-                         ids: list[int]) -> dict[int, dict[str, Any]]:
-    if not ids:
-        return {}
-    rows = (await session.execute(select(ModerationCheck).where(
-        ModerationCheck.target_type == target_type, ModerationCheck.target_id.in_(ids))
-        .order_by(ModerationCheck.id))).scalars()
-    return {row.target_id: {"provider": row.provider, "suggest": row.suggest,
-                            "label": row.label, "state": row.state} for row in rows}
-
-
-def _post_item(post: Post) -> dict[str, Any]:
-    return {"target_type": "post", "target_id": post.id, "author_id": post.author_id,
-            "text": _excerpt(post.text), "media_ids": list(post.media_ids or []),
-            "status": post.status, "status_reason": post.status_reason,
-            "created_at": post.created_at}
-
-
-def _comment_item(comment: Comment) -> dict[str, Any]:
-    return {"target_type": "comment", "target_id": comment.id, "author_id": comment.author_id,
-            "post_id": comment.post_id, "text": _excerpt(comment.text),
-            "status": comment.status, "status_reason": "", "created_at": comment.created_at}
-
-
-async def list_queue(session: AsyncSession, kind: str, state: str, offset: int,
-                     limit: int) -> tuple[list[dict[str, Any]], int]:
-    """Content waiting for an admin: posts or comments in a state (hidden: held for review;
-    pending: not yet decided), oldest first; or (state "reported") content with open
-    reports, most reported first. Each item carries its open report count and last check."""
-    model = Post if kind == "post" else Comment
-    if state == "reported":
-        counted = (select(Report.target_id.label("tid"), func.count().label("n"))
-                   .where(Report.target_type == kind, Report.status == "open")
-                   .group_by(Report.target_id).subquery())
-        total = int((await session.execute(select(func.count()).select_from(counted)))
-                    .scalar_one())
-        rows = (await session.execute(select(counted.c.tid, counted.c.n)
-                                      .order_by(counted.c.n.desc(), counted.c.tid)
-                                      .offset(offset).limit(limit))).all()
-        ids = [int(r.tid) for r in rows]
-        if kind == "user":
-            found = {u.id: u for u in (await session.execute(
-                select(User).where(User.id.in_(ids)))).scalars()} if ids else {}
-            items = [{"target_type": "user", "target_id": i, "author_id": i,
-                      "text": found[i].nickname if i in found else "",
-                      "status": found[i].status if i in found else "missing"} for i in ids]
-        else:
-            found = {o.id: o for o in (await session.execute(
-                select(model).where(model.id.in_(ids)))).scalars()} if ids else {}
-            make = _post_item if kind == "post" else _comment_item
-            items = [make(found[i]) for i in ids if i in found]
-    else:
-        if kind == "user":
-            raise ValidationFailed(errors=[field_error("state", "users are listed as reported")])
-        conditions = [model.status == state, model.deleted_at.is_(None)]
-        total = int((await session.execute(select(func.count()).select_from(model)
-                                           .where(*conditions))).scalar_one())
-        rows = list((await session.execute(select(model).where(*conditions)
-                                           .order_by(model.created_at, model.id)
-                                           .offset(offset).limit(limit))).scalars())
-        make = _post_item if kind == "post" else _comment_item
-        items = [make(row) for row in rows]
-    ids = [item["target_id"] for item in items]
-    reports = await _report_counts(session, kind, ids)
-    checks = await _latest_checks(session, kind, ids) if kind != "user" else {}
-    for item in items:
-        item["report_count"] = reports.get(item["target_id"], 0)
-        item["last_check"] = checks.get(item["target_id"])
-    return items, total
-
-
-async def _close_reports(session: AsyncSession, target_type: str, target_id: int,
-                         admin_id: int, outcome: str) -> None:
-    await session.execute(update(Report).where(
-        Report.target_type == target_type, Report.target_id == target_id,
-        Report.status == "open").values(status=outcome, handled_by=admin_id,
-                                        handled_at=utcnow()))
-
-
-async def _load_target(session: AsyncSession, target_type: str, target_id: int) -> Any:
-    model = {"post": Post, "comment": Comment}.get(target_type)
-    if model is None:
-        raise NotFound("Unknown moderation target")
-    row = (await session.execute(select(model).where(model.id == target_id)
-                                 .with_for_update())).scalar_one_or_none()
-    if row is None or row.deleted_at is not None:
-        raise NotFound(f"{target_type.capitalize()} not found")
-    return row
-
-
-async def approve(resources: Any, admin_id: int, target_type: str,
-                  target_id: int) -> dict[str, Any]:
-    """An admin publishes a post or comment (from hidden, pending or removed). The post's
-    images an admin has now seen pass; open reports are dismissed; the author is told."""
-    async with resources.db.session() as session, session.begin():
-        row = await _load_target(session, target_type, target_id)
-        if target_type == "post":
-            media_ids = [int(m) for m in (row.media_ids or [])]
-            if media_ids:
-                await session.execute(update(Media).where(
-                    Media.id.in_(media_ids), Media.moderation != "pass")
-                    .values(moderation="pass"))
-            await posts.set_status(session, target_id, "visible", "")
-        else:
-            await set_comment_status(session, row, "visible")
-            counted_post = row.post_id
-        session.add(ModerationCheck(target_type=target_type, target_id=target_id,
-                                    provider="admin", state="done", suggest="pass",
-                                    detail={"admin_id": admin_id}, decided_at=utcnow()))
-        await _close_reports(session, target_type, target_id, admin_id, "dismissed")
-    if target_type == "comment":
-        await _publish_post_counters(resources, counted_post)
-    return {"target_type": target_type, "target_id": target_id, "status": "visible"}
-
-
-async def reject(resources: Any, admin_id: int, target_type: str, target_id: int,
-                 reason: str) -> dict[str, Any]:
-    """An admin takes a post or comment down with a reason: removed, open reports upheld,
-    the author told over the socket and in their system notifications."""
-    async with resources.db.session() as session, session.begin():
-        row = await _load_target(session, target_type, target_id)
-        if target_type == "post":
-            await posts.set_status(session, target_id, "removed", reason)
-        else:
-            await set_comment_status(session, row, "removed", reason)
-        session.add(ModerationCheck(target_type=target_type, target_id=target_id,
-                                    provider="admin", state="done", suggest="risky",
-                                    label="rejected", detail={"admin_id": admin_id,
-                                                              "reason": reason},
-                                    decided_at=utcnow()))
-        await _close_reports(session, target_type, target_id, admin_id, "upheld")
-        what = "post" if target_type == "post" else "comment"
-        await notifications.notify(
-            session, row.author_id, "system", f"moderation.{what}_removed",
-            target_type=target_type, target_id=target_id,
-            payload={"title": f"Your {what} was removed", "text":
-                     f"Your {what} was removed: {reason}", "reason": reason})
-        post_id = row.post_id if target_type == "comment" else target_id
-    if target_type == "comment":
-        await _publish_post_counters(resources, post_id)
-    return {"target_type": target_type, "target_id": target_id, "status": "removed",
-            "reason": reason}

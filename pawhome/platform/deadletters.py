@@ -18,6 +18,8 @@ from models.platform import DeadLetter
 from pawhome.platform import codec
 from pawhome.platform.errors import Conflict, NotFound
 from pawhome.platform.outbox import enqueue_task
+from pawhome.platform.pagination import PageQuery, page_result
+from pawhome.platform.resources import Resources
 
 MAX_TRACEBACK_CHARS = 30_000
 MAX_ERROR_CHARS = 4_000
@@ -67,37 +69,40 @@ def _state_filter(state: DeadLetterState) -> ColumnElement[bool] | None:
     return None
 
 
-async def list_dead_letters(session: AsyncSession, *, offset: int, limit: int,
+async def list_dead_letters(resources: Resources, page: PageQuery,
                             state: DeadLetterState = "open",
-                            task_name: str | None = None) -> tuple[list[DeadLetter], int]:
-    """A page of dead letters, newest first, and the total matching."""
+                            task_name: str | None = None) -> dict[str, Any]:
+    """A page of dead letters, newest first, as admins see them."""
     conditions = [c for c in (_state_filter(state),) if c is not None]
     if task_name:
         conditions.append(DeadLetter.task_name == task_name)
-    total = (await session.execute(
-        select(func.count(DeadLetter.id)).where(*conditions))).scalar_one()
-    rows = (await session.execute(
-        select(DeadLetter).where(*conditions).order_by(DeadLetter.id.desc())
-        .offset(offset).limit(limit))).scalars().all()
-    return list(rows), int(total)
+    async with resources.db.session() as session:
+        total = (await session.execute(
+            select(func.count(DeadLetter.id)).where(*conditions))).scalar_one()
+        rows = (await session.execute(
+            select(DeadLetter).where(*conditions).order_by(DeadLetter.id.desc())
+            .offset(page.offset).limit(page.limit))).scalars().all()
+        return page_result([dead_letter_view(d) for d in rows], int(total), page)
 
 
-async def retry_dead_letter(session: AsyncSession, letter_id: int) -> DeadLetter:
-    """Re-enqueue a dead letter's task (through the outbox) and mark the letter resolved."""
-    query = select(DeadLetter).where(DeadLetter.id == letter_id)
-    if session.bind is None or session.bind.dialect.name != "sqlite":
-        query = query.with_for_update()  # two admins clicking retry enqueue it once
-    letter = (await session.execute(query)).scalars().first()
-    if letter is None:
-        raise NotFound("No such dead letter")
-    if letter.resolved_at is not None:
-        raise Conflict("This dead letter was already retried or resolved")
-    kwargs = letter.kwargs if isinstance(letter.kwargs, dict) else {}
-    args = letter.args if isinstance(letter.args, list) else []
-    enqueue_task(session, letter.task_name, *args, **kwargs)
-    letter.resolved_at = utcnow()
-    await session.flush()
-    return letter
+async def retry_dead_letter(resources: Resources, letter_id: int) -> dict[str, Any]:
+    """Re-enqueue a dead letter's task (through the outbox) and mark the letter resolved, in
+    one transaction (409 if it was retried already); returns the letter as admins see it."""
+    async with resources.db.session() as session, session.begin():
+        query = select(DeadLetter).where(DeadLetter.id == letter_id)
+        if session.bind is None or session.bind.dialect.name != "sqlite":
+            query = query.with_for_update()  # two admins clicking retry enqueue it once
+        letter = (await session.execute(query)).scalars().first()
+        if letter is None:
+            raise NotFound("No such dead letter")
+        if letter.resolved_at is not None:
+            raise Conflict("This dead letter was already retried or resolved")
+        kwargs = letter.kwargs if isinstance(letter.kwargs, dict) else {}
+        args = letter.args if isinstance(letter.args, list) else []
+        enqueue_task(session, letter.task_name, *args, **kwargs)
+        letter.resolved_at = utcnow()
+        await session.flush()
+        return dead_letter_view(letter)
 
 
 async def purge_resolved_dead_letters(session: AsyncSession, older_than: dt.datetime,
