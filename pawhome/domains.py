@@ -7,20 +7,24 @@ task has the same wiring as the gateway that serves every route. A new domain mo
 registers anything is added here.
 """
 from pawhome.community import (  # noqa: F401
-                               comment_threads,
-                               comments,
-                               counters,
-                               favorites,
-                               feeds,
-                               follows,
-                               likes,
-                               pets,
-                               post_search,
-                               posts,
+    boards,
+    comment_threads,
+    comments,
+    counters,
+    favorites,
+    feed_cache,
+    feeds,
+    follows,
+    likes,
+    pets,
+    post_rendering,
+    post_search,
+    post_topics,
+    posts,
 )
 from pawhome.identity import auth, sms, tokens, user_search, users  # noqa: F401
 from pawhome.integrations import storage, wechat  # noqa: F401
-from pawhome.media import files, uploads  # noqa: F401
+from pawhome.media import files, processing, uploads  # noqa: F401
 from pawhome.messaging import chat, chat_writer, notifications, subscribe_messages  # noqa: F401
-from pawhome.moderation import reports, reviews  # noqa: F401
+from pawhome.moderation import decisions, reports, reviews  # noqa: F401
 from pawhome.search import index  # noqa: F401

@@ -2,7 +2,7 @@
 media task -> ready (variants without EXIF/GPS, upright) or failed with a reason; instant
 upload; serving files with Range; require_ready and image DMs.
 
-The task runs directly here (`media.process_media`, the function the Celery task calls);
+The task runs directly here (`processing.process_media`, the function the Celery task calls);
 tests/test_media_worker.py runs it through a real worker.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from models.media import Media
 from pawhome.messaging import chat
+from pawhome.media import processing
 from pawhome.media import uploads as media
 from pawhome.platform.errors import ValidationFailed
 from settings import Settings
@@ -56,7 +57,7 @@ async def test_uploaded_photo_becomes_ready_with_variants_and_no_gps(api, app, r
     assert GPS_IFD in Image.open(io.BytesIO(original)).getexif()  # the input really has GPS
     media_id = await upload(api, me, original)
     captured = CapturedEvents(app, me.user_id)  # the whole stream: see _failed_reason
-    assert await media.process_media(resources, media_id) == "ready"
+    assert await processing.process_media(resources, media_id) == "ready"
     events = await captured.events()
     assert types_of(events) == ["media.ready"]
     assert_events_valid(events)
@@ -83,7 +84,7 @@ async def test_exif_orientation_is_applied_so_variants_are_upright(api, resource
     me = await api.login()
     # Stored 400x200 (red left, blue right) with "rotate 90 clockwise to display".
     media_id = await upload(api, me, jpeg_bytes(400, 200, orientation=6, split_colours=True))
-    assert await media.process_media(resources, media_id) == "ready"
+    assert await processing.process_media(resources, media_id) == "ready"
     data = (await api.get(f"/v1/media/{media_id}", token=me.token)).ok()
     assert (data["width"], data["height"]) == (200, 400)
     image = (await _image_of(api, data["variants"]["w200.jpg"]["url"])).convert("RGB")
@@ -97,7 +98,7 @@ async def test_exif_orientation_is_applied_so_variants_are_upright(api, resource
 async def test_small_image_is_never_upscaled(api, resources):
     me = await api.login()
     media_id = await upload(api, me, png_bytes(300, 200), content_type="image/png")
-    assert await media.process_media(resources, media_id) == "ready"
+    assert await processing.process_media(resources, media_id) == "ready"
     data = (await api.get(f"/v1/media/{media_id}", token=me.token)).ok()
     assert sorted(data["variants"]) == ["w240.jpg", "w240.webp", "w300.jpg", "w300.webp"]
     assert data["variants"]["w300.webp"]["height"] == 200
@@ -107,10 +108,10 @@ async def test_small_image_is_never_upscaled(api, resources):
 async def test_rerunning_the_task_on_a_ready_media_changes_nothing(api, app, resources):
     me = await api.login()
     media_id = await upload(api, me, jpeg_bytes(500, 500))
-    assert await media.process_media(resources, media_id) == "ready"
+    assert await processing.process_media(resources, media_id) == "ready"
     before = await _row(resources, media_id)
     async with capture_events(app, me.user_id) as captured:
-        assert await media.process_media(resources, media_id) == "ready"
+        assert await processing.process_media(resources, media_id) == "ready"
     assert await captured.events() == []  # no second media.ready
     after = await _row(resources, media_id)
     assert (after.variants, after.ready_at) == (before.variants, before.ready_at)
@@ -125,7 +126,7 @@ async def _failed_reason(api, app, resources, me, media_id: int) -> str:
     there first: processing is idempotent (one media.failed either way), so the fresh
     user's whole event stream is read rather than the events after a mark."""
     captured = CapturedEvents(app, me.user_id)  # not marked: from the stream's start
-    assert await media.process_media(resources, media_id) == "failed"
+    assert await processing.process_media(resources, media_id) == "failed"
     events = await captured.events()
     assert types_of(events) == ["media.failed"]
     assert_events_valid(events)
@@ -206,7 +207,7 @@ async def test_video_without_ffmpeg_fails_with_a_clear_reason(api, resources):
                               .values(status="uploaded"))
     without = Resources(Settings(media_ffmpeg_path="/nonexistent/ffmpeg"))
     try:
-        assert await media.process_media(without, media_id) == "failed"
+        assert await processing.process_media(without, media_id) == "failed"
     finally:
         await without.close()
     data = (await api.get(f"/v1/media/{media_id}", token=me.token)).ok()
@@ -285,7 +286,7 @@ async def test_known_content_uploads_instantly_as_a_ready_media(api, resources):
     pending = await upload(api, first, data, with_sha=True)
     early = await start_upload(api, second, data, with_sha=True)
     assert early["instant"] is False
-    assert await media.process_media(resources, pending) == "ready"
+    assert await processing.process_media(resources, pending) == "ready"
 
     reply = await api.post("/v1/media", token=second.token, json={
         "kind": "image", "size": len(data), "content_type": "image/jpeg",
@@ -313,7 +314,7 @@ async def test_known_content_uploads_instantly_as_a_ready_media(api, resources):
 async def test_served_variant_answers_range_requests(api, resources):
     me = await api.login()
     media_id = await upload(api, me, jpeg_bytes(1200, 900))
-    await media.process_media(resources, media_id)
+    await processing.process_media(resources, media_id)
     variant = (await api.get(f"/v1/media/{media_id}", token=me.token)).ok()["variants"][
         "w1080.jpg"]
     whole = await _fetch(api, variant["url"])
@@ -332,7 +333,7 @@ async def test_served_variant_answers_range_requests(api, resources):
 async def test_originals_and_paths_outside_the_variants_are_not_served(api, resources):
     me = await api.login()
     media_id = await upload(api, me, jpeg_bytes(300, 300, gps=True))
-    await media.process_media(resources, media_id)
+    await processing.process_media(resources, media_id)
     row = await _row(resources, media_id)
     base = "/v1/media/files/"
     assert (await api.get(base + row.storage_key)).status == 404  # the original keeps GPS
@@ -349,12 +350,12 @@ async def test_originals_and_paths_outside_the_variants_are_not_served(api, reso
 async def test_require_ready_refuses_what_is_not_the_owners_ready_media(api, resources):
     me, other = await api.login(), await api.login()
     mine = await upload(api, me, jpeg_bytes(300, 300))
-    await media.process_media(resources, mine)
+    await processing.process_media(resources, mine)
     theirs = await upload(api, other, jpeg_bytes(300, 300))
-    await media.process_media(resources, theirs)
+    await processing.process_media(resources, theirs)
     waiting = (await start_upload(api, me, b"x" * 10))["media_id"]
     broken = await upload(api, me, elf_executable())
-    await media.process_media(resources, broken)
+    await processing.process_media(resources, broken)
 
     async with resources.db.session() as session:
         rows = await media.require_ready(session, me.user_id, [mine], kind="image")
@@ -385,7 +386,7 @@ async def test_image_message_carries_the_senders_ready_image(api, resources):
     (await api.post(url, token=a.token, json={"client_msg_id": "img-1", "kind": "image",
                                               "media_id": photo})).error(
         422, code=42210, field="media_id")
-    await media.process_media(resources, photo)
+    await processing.process_media(resources, photo)
     ack = (await api.post(url, token=a.token, json={"client_msg_id": "img-2", "kind": "image",
                                                     "media_id": photo})).ok()
     # Someone else's media id is refused even when it is ready.
@@ -407,7 +408,7 @@ async def test_large_rotated_photo_records_its_full_upright_size(api, resources)
     recorded size is the original's, upright."""
     me = await api.login()
     media_id = await upload(api, me, jpeg_bytes(4400, 2400, orientation=6, split_colours=True))
-    assert await media.process_media(resources, media_id) == "ready"
+    assert await processing.process_media(resources, media_id) == "ready"
     data = (await api.get(f"/v1/media/{media_id}", token=me.token)).ok()
     assert (data["width"], data["height"]) == (2400, 4400)
     largest = data["variants"]["w1080.webp"]

@@ -13,7 +13,7 @@ import pytest
 
 from gateway.app import make_app
 from handlers import ROUTES
-from pawhome.media import uploads as media
+from pawhome.media import processing
 from pawhome.platform.resources import Resources
 from pawhome.integrations.storage import CosStorage, storage_for
 from settings import Settings
@@ -134,7 +134,7 @@ async def test_cos_upload_complete_and_processing_end_to_end(api, resources):
     assert put.status_code == 200, put.text
     done = (await api.post(f"/v1/media/{started['media_id']}/complete", token=me.token)).ok()
     assert done["status"] == "uploaded"
-    assert await media.process_media(resources, started["media_id"]) == "ready"
+    assert await processing.process_media(resources, started["media_id"]) == "ready"
     view = (await api.get(f"/v1/media/{started['media_id']}", token=me.token)).ok()
     store = storage_for(resources.settings)
     for variant in view["variants"].values():

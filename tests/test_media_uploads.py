@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pawhome.media import uploads as media
+from pawhome.media import processing
 from tests.media_helpers import png_bytes, sha256
 
 MB = 1 << 20
@@ -60,7 +60,7 @@ async def test_interrupted_chunked_upload_resumes_from_the_part_list(api, resour
     done = (await api.post(f"/v1/media/uploads/{media_id}/complete", token=me.token)).ok()
     assert done["status"] == "uploaded"
     (await _put_part(api, me, media_id, 1, chunks[0])).error(409)  # closed for parts
-    assert await media.process_media(resources, media_id) == "ready"
+    assert await processing.process_media(resources, media_id) == "ready"
     data = (await api.get(f"/v1/media/{media_id}", token=me.token)).ok()
     assert (data["width"], data["height"], data["size"]) == (1100, 1000, len(big_png))
 
@@ -78,7 +78,7 @@ async def test_assembled_file_with_a_wrong_sha256_fails(api, resources, big_png)
         (await _put_part(api, me, started["media_id"], n, chunk)).ok()
     (await api.post(f"/v1/media/uploads/{started['media_id']}/complete",
                     token=me.token)).ok()
-    assert await media.process_media(resources, started["media_id"]) == "failed"
+    assert await processing.process_media(resources, started["media_id"]) == "failed"
     data = (await api.get(f"/v1/media/{started['media_id']}", token=me.token)).ok()
     assert data["fail_reason"] == "content does not match the declared sha256"
 
@@ -146,11 +146,11 @@ async def test_uploads_never_completed_are_deleted_and_failed_after_a_day(api, a
     upload_id = await _upload_id_of(resources, chunked["media_id"])
     assert key.exists() and store._parts_dir(upload_id).exists()
 
-    assert await media.purge_abandoned_uploads(resources) == 0  # a fresh upload is kept
+    assert await processing.purge_abandoned_uploads(resources) == 0  # a fresh upload is kept
     tomorrow = utcnow() + dt.timedelta(seconds=resources.settings.media_upload_abandon_seconds
                                        + 60)
     async with capture_events(app, me.user_id) as captured:
-        assert await media.purge_abandoned_uploads(resources, now=tomorrow) >= 2  # + earlier tests'
+        assert await processing.purge_abandoned_uploads(resources, now=tomorrow) >= 2  # + earlier tests'
     assert types_of(await captured.events()) == ["media.failed", "media.failed"]
     assert not key.exists() and not store._parts_dir(upload_id).exists()
     for media_id in (put["media_id"], chunked["media_id"]):
@@ -161,7 +161,7 @@ async def test_uploads_never_completed_are_deleted_and_failed_after_a_day(api, a
     listing = (await api.get(f"/v1/media/uploads/{chunked['media_id']}/parts",
                              token=me.token)).ok()
     assert listing["parts"] == [] and listing["received"] == 0
-    assert await media.purge_abandoned_uploads(resources, now=tomorrow) == 0  # done once
+    assert await processing.purge_abandoned_uploads(resources, now=tomorrow) == 0  # done once
 
 
 async def _key_of(resources, media_id: int) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pawhome.media import uploads as media
+from pawhome.media import processing
 from tests.event_contract import assert_events_valid, capture_events, types_of
 from tests.fixtures_worker import wait_until
 from tests.media_helpers import jpeg_bytes, path_of, upload
@@ -64,7 +64,7 @@ async def test_video_gets_duration_poster_and_loses_its_location(api, app, resou
     media_id = await upload(api, me, source.read_bytes(), kind="video",
                             content_type="video/mp4")
     async with capture_events(app, me.user_id) as captured:
-        assert await media.process_media(resources, media_id) == "ready"
+        assert await processing.process_media(resources, media_id) == "ready"
     assert_events_valid(await captured.events())
     data = (await api.get(f"/v1/media/{media_id}", token=me.token)).ok()
     assert 1900 <= data["duration_ms"] <= 2100
@@ -86,7 +86,7 @@ async def test_corrupt_video_fails_with_a_reason(api, resources):
     me = await api.login()
     garbage = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x13" * 5000
     media_id = await upload(api, me, garbage, kind="video", content_type="video/mp4")
-    assert await media.process_media(resources, media_id) == "failed"
+    assert await processing.process_media(resources, media_id) == "failed"
     data = (await api.get(f"/v1/media/{media_id}", token=me.token)).ok()
     assert data["fail_reason"] in ("video is corrupt or unreadable",
                                    "not a video (no video stream)")

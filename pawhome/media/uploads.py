@@ -1,18 +1,17 @@
-"""Media: direct and chunked uploads, instant (deduplicated) uploads, processing into served
-variants, and the checks other domains make before attaching media (posts, pets, chat).
+"""Media: direct and chunked uploads, instant (deduplicated) uploads, and the checks other
+domains make before attaching media (posts, pets, chat).
 
-The one module that writes the `media` and `media_upload_parts` tables and emits the media
-events. Bytes never pass through here except for the local backend's uploads and parts;
-pawhome/integrations/storage.py holds them, pawhome/media/files.py decides what they are. docs/media.md
-describes the flows, states and limits.
+With pawhome/media/processing.py (the media task: uploaded original -> served variants, or
+failed), the one place that writes the `media` and `media_upload_parts` tables and emits the
+media events. Bytes never pass through here except for the local backend's uploads and
+parts; pawhome/integrations/storage.py holds them, pawhome/media/files.py decides what they
+are. docs/media.md describes the flows, states and limits.
 """
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import math
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Literal
@@ -23,9 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.media import Media, MediaUploadPart
-from pawhome.integrations.storage import StorageError, new_key, storage_for, variant_prefix
-from pawhome.media import files as media_files
-from pawhome.media.files import TYPES_BY_KIND, MediaRejected, Processed
+from pawhome.integrations.storage import StorageError, new_key, storage_for
+from pawhome.media.files import TYPES_BY_KIND
 from pawhome.messaging import chat
 from pawhome.platform import events, outbox
 from pawhome.platform.errors import (
@@ -37,6 +35,7 @@ from pawhome.platform.errors import (
     field_error,
 )
 from pawhome.platform.hooks import Hook
+from pawhome.platform.resources import Resources
 from settings import Settings, get_settings
 
 log = logging.getLogger("pawhome.media.uploads")
@@ -115,7 +114,8 @@ def media_view(settings: Settings, media: Media) -> dict[str, Any]:
             "created_at": media.created_at}
 
 
-def _ready_event(settings: Settings, media: Media) -> dict[str, Any]:
+def ready_event(settings: Settings, media: Media) -> dict[str, Any]:
+    """The payload of `media.ready`."""
     return {"media_id": media.id, "kind": media.kind, "width": media.width,
             "height": media.height, "duration_ms": media.duration_ms,
             "variants": variants_view(settings, media)}
@@ -153,6 +153,13 @@ async def _owned(session: AsyncSession, owner_id: int, media_id: int,
     return media
 
 
+# Run in the transaction that makes media ready whose content is not checked yet (an image
+# the media task processed, or an instant copy of one still pending), with (session,
+# media_id): the content check is the moderation domain's, which connects it
+# (pawhome/moderation/reviews.py).
+needs_review: Hook[[AsyncSession, int]] = Hook("media.needs_review")
+
+
 async def _instant_copy(session: AsyncSession, settings: Settings, owner_id: int, kind: str,
                         size: int, sha256: str) -> Media | None:
     """A ready media row for `owner_id` sharing the variants of an already processed file
@@ -174,7 +181,7 @@ async def _instant_copy(session: AsyncSession, settings: Settings, owner_id: int
                  ready_at=now)
     session.add(copy)
     await session.flush()
-    events.emit_to_user(session, owner_id, "media.ready", _ready_event(settings, copy))
+    events.emit_to_user(session, owner_id, "media.ready", ready_event(settings, copy))
     if copy.moderation == "pending":
         await needs_review.run(session, copy.id)
     return copy
@@ -188,7 +195,8 @@ def _instant_reply(settings: Settings, media: Media) -> dict[str, Any]:
 # -- direct upload ---------------------------------------------------------------------------
 
 
-async def create_upload(resources: Any, owner_id: int, body: CreateMediaBody) -> dict[str, Any]:
+async def create_upload(resources: Resources, owner_id: int,
+                        body: CreateMediaBody) -> dict[str, Any]:
     """A media row and where to PUT the file (or, for known content, a ready media now)."""
     settings = resources.settings
     extension = _check_declared(settings, body.kind, body.size, body.content_type)
@@ -218,7 +226,7 @@ async def _enqueue_processing(session: AsyncSession, media: Media) -> None:
     outbox.enqueue_task(session, "media.process", media.id)
 
 
-async def complete_upload(resources: Any, owner_id: int, media_id: int) -> dict[str, Any]:
+async def complete_upload(resources: Resources, owner_id: int, media_id: int) -> dict[str, Any]:
     """The client says its PUT finished: check the object is there and the declared size,
     then hand it to the media worker. Repeating it after success changes nothing."""
     settings = resources.settings
@@ -241,7 +249,7 @@ async def complete_upload(resources: Any, owner_id: int, media_id: int) -> dict[
         return media_view(settings, media)
 
 
-async def get_media(resources: Any, owner_id: int, media_id: int) -> dict[str, Any]:
+async def get_media(resources: Resources, owner_id: int, media_id: int) -> dict[str, Any]:
     async with resources.db.session() as session:
         return media_view(resources.settings, await _owned(session, owner_id, media_id))
 
@@ -249,7 +257,7 @@ async def get_media(resources: Any, owner_id: int, media_id: int) -> dict[str, A
 # -- the local backend's upload URL -------------------------------------------------------------
 
 
-async def check_local_upload(resources: Any, claims: dict) -> int:
+async def check_local_upload(resources: Resources, claims: dict) -> int:
     """The byte limit of a local upload whose token verified, if its media still waits for
     the file (a token cannot overwrite a file that is being or was processed)."""
     async with resources.db.session() as session:
@@ -262,7 +270,7 @@ async def check_local_upload(resources: Any, claims: dict) -> int:
     return int(claims["size"])
 
 
-async def store_local_upload(resources: Any, key: str, path: Path) -> None:
+async def store_local_upload(resources: Resources, key: str, path: Path) -> None:
     store = _store(resources.settings)
     await asyncio.to_thread(store.move_into_place, key, path)
 
@@ -270,7 +278,7 @@ async def store_local_upload(resources: Any, key: str, path: Path) -> None:
 # -- chunked, resumable upload ---------------------------------------------------------------
 
 
-async def start_chunked_upload(resources: Any, owner_id: int,
+async def start_chunked_upload(resources: Resources, owner_id: int,
                                body: StartChunkedBody) -> dict[str, Any]:
     settings = resources.settings
     extension = _check_declared(settings, body.kind, body.size, body.content_type)
@@ -300,7 +308,8 @@ async def start_chunked_upload(resources: Any, owner_id: int,
                 "part_size": body.part_size, "parts": parts}
 
 
-async def check_part(resources: Any, owner_id: int, media_id: int, part_number: int) -> int:
+async def check_part(resources: Resources, owner_id: int, media_id: int,
+                     part_number: int) -> int:
     """Before a part's bytes are read: may this user send part n? Returns its byte limit."""
     settings = resources.settings
     async with resources.db.session() as session:
@@ -315,7 +324,7 @@ async def check_part(resources: Any, owner_id: int, media_id: int, part_number: 
     return min(settings.media_part_max_bytes, media.size)
 
 
-async def save_part(resources: Any, owner_id: int, media_id: int, part_number: int,
+async def save_part(resources: Resources, owner_id: int, media_id: int, part_number: int,
                     path: Path, size: int) -> dict[str, Any]:
     """Store one part (again, if it was sent before: the last one sent wins)."""
     store = _store(resources.settings)
@@ -347,7 +356,7 @@ async def _parts(session: AsyncSession, media_id: int) -> list[MediaUploadPart]:
         .order_by(MediaUploadPart.part_number))).scalars())
 
 
-async def list_parts(resources: Any, owner_id: int, media_id: int) -> dict[str, Any]:
+async def list_parts(resources: Resources, owner_id: int, media_id: int) -> dict[str, Any]:
     """What arrived so far, so a client that lost its connection sends only the rest."""
     async with resources.db.session() as session:
         media = await _owned(session, owner_id, media_id)
@@ -361,7 +370,7 @@ async def list_parts(resources: Any, owner_id: int, media_id: int) -> dict[str, 
                       for p in parts]}
 
 
-async def complete_chunked_upload(resources: Any, owner_id: int,
+async def complete_chunked_upload(resources: Resources, owner_id: int,
                                   media_id: int) -> dict[str, Any]:
     """Assemble the parts into the object and hand it to the worker, which checks the
     declared SHA-256 against the assembled bytes (a mismatch fails the media)."""
@@ -484,150 +493,3 @@ def register_chat_attachment_check() -> None:
 
 
 register_chat_attachment_check()
-
-
-# -- processing (the media.process task) ---------------------------------------------------------
-
-
-# Run in the transaction that makes media ready whose content is not checked yet (an image,
-# or an instant copy of one still pending), with (session, media_id): the content
-# check is the moderation domain's, which connects it (pawhome/moderation/reviews.py).
-needs_review: Hook[[AsyncSession, int]] = Hook("media.needs_review")
-
-
-async def _finish(resources: Any, media_id: int, *, processed: Processed | None = None,
-                  variants: dict | None = None, sha256: str | None = None,
-                  reason: str = "") -> str:
-    settings = resources.settings
-    async with resources.db.session() as session, session.begin():
-        media = (await session.execute(select(Media).where(Media.id == media_id)
-                                       .with_for_update())).scalar_one_or_none()
-        if media is None or media.status in ("ready", "failed"):
-            return media.status if media is not None else "missing"
-        if sha256:
-            media.sha256 = sha256
-        if reason:
-            media.status, media.fail_reason = "failed", reason[:255]
-            events.emit_to_user(session, media.owner_id, "media.failed",
-                                {"media_id": media.id, "reason": media.fail_reason})
-            return "failed"
-        assert processed is not None
-        media.status, media.ready_at, media.fail_reason = "ready", utcnow(), ""
-        media.content_type = processed.content_type
-        media.width, media.height = processed.width, processed.height
-        media.duration_ms = processed.duration_ms
-        media.variants = variants or {}
-        events.emit_to_user(session, media.owner_id, "media.ready",
-                            _ready_event(settings, media))
-        if media.kind == "image":
-            await needs_review.run(session, media.id)
-        return "ready"
-
-
-def _process_file(settings: Settings, media_kind: str, declared_sha256: str | None,
-                  source: Path, workdir: Path) -> tuple[Processed, str]:
-    """Blocking: check and transform the downloaded original. Raises MediaRejected."""
-    content_type = media_files.check_content(source, media_kind, max_bytes(settings, media_kind))
-    sha256 = media_files.sha256_of(source)
-    if declared_sha256 and declared_sha256 != sha256:
-        raise MediaRejected("content does not match the declared sha256")
-    if media_kind == "image":
-        processed = media_files.process_image(source, workdir,
-                                              max_pixels=settings.media_max_pixels,
-                                              widths=settings.media_variant_widths)
-        processed.content_type = content_type
-    else:
-        processed = media_files.process_video(
-            source, workdir, content_type, ffmpeg=settings.media_ffmpeg_path,
-            ffprobe=settings.media_ffprobe_path, timeout=settings.media_ffmpeg_timeout,
-            max_pixels=settings.media_max_pixels,
-            poster_width=max(settings.media_variant_widths))
-    return processed, sha256
-
-
-async def process_media(resources: Any, media_id: int) -> str:
-    """Turn an uploaded original into served variants, or fail it with a reason. Idempotent:
-    a finished media is left alone; a rerun after a crash redoes the work and overwrites the
-    same variant keys. Returns the final status (or why nothing was done)."""
-    settings = resources.settings
-    store = _store(settings)
-    async with resources.db.session() as session, session.begin():
-        media = (await session.execute(select(Media).where(Media.id == media_id)
-                                       .with_for_update())).scalar_one_or_none()
-        if media is None:
-            return "missing"
-        if media.status in ("ready", "failed", "uploading"):
-            return media.status
-        media.status = "processing"
-        kind, key, declared = media.kind, media.storage_key, media.sha256
-    with tempfile.TemporaryDirectory(prefix="pawhome-media-") as tmp:
-        workdir = Path(tmp)
-        source = workdir / "original"
-        info = await asyncio.to_thread(store.head, key)
-        if info is None:
-            return await _finish(resources, media_id, reason="the uploaded file is gone")
-        if info.size > max_bytes(settings, kind):
-            return await _finish(resources, media_id, reason=(
-                f"file is {info.size} bytes, over the {max_bytes(settings, kind)} byte limit "
-                f"for {kind}s"))
-        await asyncio.to_thread(store.download, key, source)
-        try:
-            processed, sha256 = await asyncio.to_thread(_process_file, settings, kind,
-                                                        declared, source, workdir)
-        except MediaRejected as rejected:
-            return await _finish(resources, media_id, reason=str(rejected))
-        prefix = variant_prefix(key)
-        variants = {}
-        for variant in processed.variants:
-            variant_key = prefix + variant.name
-            await asyncio.to_thread(store.put_file, variant_key, variant.path,
-                                    variant.content_type)
-            variants[variant.name] = {"key": variant_key, "width": variant.width,
-                                      "height": variant.height,
-                                      "content_type": variant.content_type}
-    return await _finish(resources, media_id, processed=processed, variants=variants,
-                         sha256=sha256)
-
-
-async def fail_media(resources: Any, media_id: int, reason: str) -> str:
-    """Give up on a media whose processing kept failing for reasons outside the file."""
-    return await _finish(resources, media_id, reason=reason)
-
-
-async def purge_abandoned_uploads(resources: Any, now: dt.datetime | None = None,
-                                  batch: int = 100) -> int:
-    """Uploads started but never completed within MEDIA_UPLOAD_ABANDON_SECONDS: their stored
-    bytes (a PUT object, multipart parts) are deleted, then the media fails with the reason
-    and its owner is told (`media.failed`). Storage first, so a crash in between only leaves
-    work the next run repeats; a completion racing with it finds no object and fails.
-    Returns how many were purged."""
-    settings = resources.settings
-    cutoff = (now or utcnow()) - dt.timedelta(seconds=settings.media_upload_abandon_seconds)
-    async with resources.db.session() as session:
-        due = (await session.execute(
-            select(Media.id, Media.storage_key, Media.upload_id)
-            .where(Media.status == "uploading", Media.created_at < cutoff)
-            .order_by(Media.id).limit(batch))).all()
-    store = _store(settings)
-    purged = 0
-    for media_id, key, upload_id in due:
-        try:
-            if upload_id:
-                try:
-                    await asyncio.to_thread(store.abort_multipart, key, upload_id)
-                except StorageError as error:  # e.g. already expired by a lifecycle rule
-                    log.info("multipart upload of media %s not aborted: %s", media_id, error)
-            await asyncio.to_thread(store.delete, key)
-        except StorageError as error:
-            log.warning("abandoned upload of media %s not deleted (next run): %s",
-                        media_id, error)
-            continue
-        async with resources.db.session() as session, session.begin():
-            await session.execute(delete(MediaUploadPart).where(
-                MediaUploadPart.media_id == media_id))
-        hours = settings.media_upload_abandon_seconds / 3600
-        if await _finish(resources, media_id,
-                         reason=f"upload abandoned: not completed within {hours:g} h") \
-                == "failed":
-            purged += 1
-    return purged
