@@ -25,6 +25,7 @@ from pawhome.messaging import notifications
 from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import Forbidden, NotFound, ValidationFailed, field_error
 from pawhome.platform.hooks import Hook
+from pawhome.platform.resources import Resources
 from pawhome.platform.wordfilter import screen_text
 
 MAX_ID = 2**63 - 1
@@ -118,7 +119,7 @@ async def may_see_post(session: AsyncSession, user_id: int, post_id: int) -> boo
 # -- writing ----------------------------------------------------------------------------------
 
 
-async def create_comment(resources: Any, user_id: int, post_id: int,
+async def create_comment(resources: Resources, user_id: int, post_id: int,
                          body: CommentBody) -> dict[str, Any]:
     """Comment on a post, or reply to one of its comments; returns the comment as shown.
 
@@ -179,7 +180,7 @@ async def _notify_new_comment(session: AsyncSession, row: Comment, post: Post) -
                                    target_id=row.parent_id, payload=payload)
 
 
-async def delete_comment(resources: Any, user_id: int, comment_id: int,
+async def delete_comment(resources: Resources, user_id: int, comment_id: int,
                          is_admin: bool = False) -> dict[str, Any]:
     """Delete a comment: its author, the post's author or an admin. Deleting a top-level
     comment deletes its replies with it. Counters drop by what was counted."""

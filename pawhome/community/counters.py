@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.community import Comment, Favorite, Like, Post, UserStats
 from models.users import User, UserFollow
 from pawhome.platform import topics
+from pawhome.platform.db import Database
+from pawhome.platform.resources import Resources
 
 log = logging.getLogger("pawhome.community.counters")
 
@@ -122,7 +124,7 @@ def post_topic(post_id: int) -> str:
     return f"post:{int(post_id)}"
 
 
-async def publish_post_counters(resources: Any, post_id: int) -> None:
+async def publish_post_counters(resources: Resources, post_id: int) -> None:
     """After a commit: tell the watchers of "post:<id>" its counters, read fresh from the
     database (not the values inside the finished transaction, which a later commit may
     already have passed). Best effort: Redis away loses one live update, not the write."""
@@ -206,7 +208,7 @@ async def true_user_stats(session: AsyncSession, ids: list[int]) -> dict[int, di
                 "posts": posts.get(i, 0)} for i in ids}
 
 
-async def _repair(db: Any, model: Any, key: Any, row_id: int, recount: Any,
+async def _repair(db: Database, model: Any, key: Any, row_id: int, recount: Any,
                   names: tuple[str, ...]) -> bool:
     """Repair one row's counters under its row lock; True if anything was wrong.
 
@@ -231,7 +233,7 @@ async def _repair(db: Any, model: Any, key: Any, row_id: int, recount: Any,
         return bool(wrong)
 
 
-async def _reconcile_table(db: Any, kind: str, model: Any, key: Any, recount: Any,
+async def _reconcile_table(db: Database, kind: str, model: Any, key: Any, recount: Any,
                            names: tuple[str, ...], batch_size: int,
                            report: ReconcileReport) -> None:
     after = 0
@@ -254,7 +256,7 @@ async def _reconcile_table(db: Any, kind: str, model: Any, key: Any, recount: An
             return
 
 
-async def _reconcile_user_stats(db: Any, batch_size: int, report: ReconcileReport) -> None:
+async def _reconcile_user_stats(db: Database, batch_size: int, report: ReconcileReport) -> None:
     """Every user, not only those with a stats row: a missing row is a row of zeros."""
     after = 0
     while True:
@@ -285,7 +287,7 @@ async def _reconcile_user_stats(db: Any, batch_size: int, report: ReconcileRepor
             return
 
 
-async def reconcile_all(db: Any, batch_size: int = 500) -> ReconcileReport:
+async def reconcile_all(db: Database, batch_size: int = 500) -> ReconcileReport:
     """Recount posts, comments and profile counters from their rows; repair what drifted."""
     report = ReconcileReport()
     await _reconcile_table(db, "post", Post, Post.id, true_post_counts,

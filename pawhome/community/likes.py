@@ -17,6 +17,7 @@ from models.community import Comment, Like, Post
 from pawhome.community import comments, counters, posts
 from pawhome.messaging import notifications
 from pawhome.platform.db import run_transaction
+from pawhome.platform.resources import Resources
 
 TargetType = Literal["post", "comment"]
 
@@ -54,7 +55,7 @@ async def _notify_like(session: AsyncSession, user_id: int, author_id: int,
         group_key=f"like:{target_type}:{target_id}")
 
 
-async def set_like(resources: Any, user_id: int, target_type: TargetType, target_id: int,
+async def set_like(resources: Resources, user_id: int, target_type: TargetType, target_id: int,
                    liked: bool) -> dict[str, Any]:
     """Like (liked=True) or unlike a post or comment the user may see; idempotent. Returns
     {"liked", "like_count", "changed"}. The author hears a `like` notification (not for

@@ -24,6 +24,7 @@ from pawhome.identity import sms, users
 from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import (Forbidden, RefreshTokenReused, TokenExpired, TokenInvalid,
                             TokenRevoked, ValidationFailed, field_error)
+from pawhome.platform.resources import Resources
 from pawhome.identity.tokens import (AccessClaims, issue_access_token, revoke_access_token,
                             revoke_all_for_user, revoke_session)
 from pawhome.integrations.wechat import WeChatClient, decrypt_user_data
@@ -53,14 +54,15 @@ async def issue_token_pair(session: AsyncSession, settings: Settings, user: User
 T = TypeVar("T")
 
 
-async def _login_transaction(resources: Any, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+async def _login_transaction(resources: Resources,
+                             work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run a login's find-or-create in a transaction, retried when it collided with a
     concurrent first login of the same person: the retry's fresh snapshot sees the other
     login's user."""
     return await run_transaction(resources.db, work)
 
 
-async def login_dev(resources: Any, openid: str, role: str) -> dict[str, Any]:
+async def login_dev(resources: Resources, openid: str, role: str) -> dict[str, Any]:
     """Development login: any openid, no WeChat; a new user may be given a role."""
     async def work(session: AsyncSession) -> dict[str, Any]:
         user, is_new = await users.get_or_create_by_openid(session, openid)
@@ -77,7 +79,7 @@ def session_key_key(cache: Any, user_id: int) -> str:
     return cache.key("wechat", "session_key", user_id)
 
 
-async def login_with_wechat(resources: Any, code: str, encrypted_data: str | None = None,
+async def login_with_wechat(resources: Resources, code: str, encrypted_data: str | None = None,
                             iv: str | None = None) -> dict[str, Any]:
     """wx.login() code -> tokens; the first login creates the user (from the decrypted
     profile, when the client sent one). The session_key stays in Redis, never in a reply."""
@@ -105,13 +107,13 @@ async def login_with_wechat(resources: Any, code: str, encrypted_data: str | Non
     return result
 
 
-async def session_key_of(resources: Any, user_id: int) -> str | None:
+async def session_key_of(resources: Resources, user_id: int) -> str | None:
     """The session_key of the user's latest WeChat login, while it is kept."""
     value = await resources.cache.redis.get(session_key_key(resources.cache, user_id))
     return value.decode() if value else None
 
 
-async def bind_phone(resources: Any, user_id: int, code: str) -> dict[str, Any]:
+async def bind_phone(resources: Resources, user_id: int, code: str) -> dict[str, Any]:
     """Bind the number behind a getPhoneNumber code to the caller; 409 if taken."""
     phone = await WeChatClient(resources).get_phone_number(code)
     async with resources.db.session() as session, session.begin():
@@ -119,11 +121,11 @@ async def bind_phone(resources: Any, user_id: int, code: str) -> dict[str, Any]:
         return users.profile(user)
 
 
-async def send_sms_code(resources: Any, phone: str) -> dict[str, int]:
+async def send_sms_code(resources: Resources, phone: str) -> dict[str, int]:
     return await sms.send_login_code(resources, phone)
 
 
-async def login_with_sms(resources: Any, phone: str, code: str) -> dict[str, Any]:
+async def login_with_sms(resources: Resources, phone: str, code: str) -> dict[str, Any]:
     """Phone + one-time code -> tokens; a new number creates a user."""
     await sms.verify_login_code(resources, phone, code)
 
@@ -139,7 +141,7 @@ async def login_with_sms(resources: Any, phone: str, code: str) -> dict[str, Any
 # -- refresh, logout, session -------------------------------------------------------------
 
 
-async def refresh_session(resources: Any, refresh_token: str) -> dict[str, Any]:
+async def refresh_session(resources: Resources, refresh_token: str) -> dict[str, Any]:
     """Rotate: consume this refresh token, issue a new pair in the same family.
 
     The consume is a conditional UPDATE (`used_at IS NULL`), so of two concurrent refreshes
@@ -176,7 +178,7 @@ async def refresh_session(resources: Any, refresh_token: str) -> dict[str, Any]:
     raise RefreshTokenReused()
 
 
-async def revoke_family(resources: Any, family_id: str, user_id: int | None = None) -> None:
+async def revoke_family(resources: Resources, family_id: str, user_id: int | None = None) -> None:
     """End one login session: its access tokens at once (Redis), its refresh tokens (DB),
     and (given the user) its open WebSockets on every gateway."""
     await revoke_session(resources.cache, resources.settings, family_id)
@@ -189,7 +191,7 @@ async def revoke_family(resources: Any, family_id: str, user_id: int | None = No
         await events.publish_control(resources.cache, user_id, "revoke", sid=family_id)
 
 
-async def logout(resources: Any, claims: AccessClaims) -> None:
+async def logout(resources: Resources, claims: AccessClaims) -> None:
     await revoke_access_token(resources.cache, resources.settings, claims)
     await revoke_family(resources, claims.sid, user_id=claims.user_id)
 
@@ -199,7 +201,7 @@ def session_info(claims: AccessClaims) -> dict[str, Any]:
             "session_id": claims.sid}
 
 
-async def end_all_sessions(resources: Any, session: AsyncSession, user_id: int) -> None:
+async def end_all_sessions(resources: Resources, session: AsyncSession, user_id: int) -> None:
     """Every access token issued so far stops now; every refresh token is revoked."""
     await revoke_all_for_user(resources.cache, resources.settings, user_id)
     await events.publish_control(resources.cache, user_id, "revoke", all=True)
@@ -212,7 +214,8 @@ async def end_all_sessions(resources: Any, session: AsyncSession, user_id: int) 
 # -- bans and roles (admin) ----------------------------------------------------------------
 
 
-async def ban_user(resources: Any, admin_id: int, user_id: int, reason: str) -> dict[str, Any]:
+async def ban_user(resources: Resources, admin_id: int, user_id: int,
+                   reason: str) -> dict[str, Any]:
     """Ban a user: their tokens stop working at once and logins are refused (403)."""
     if user_id == admin_id:
         raise Forbidden("Admins cannot ban themselves")
@@ -225,7 +228,7 @@ async def ban_user(resources: Any, admin_id: int, user_id: int, reason: str) -> 
         return users.admin_view(user)
 
 
-async def unban_user(resources: Any, user_id: int) -> dict[str, Any]:
+async def unban_user(resources: Resources, user_id: int) -> dict[str, Any]:
     async with resources.db.session() as session, session.begin():
         user = await users.get_user(session, user_id)
         user.status = "active"
@@ -234,7 +237,7 @@ async def unban_user(resources: Any, user_id: int) -> dict[str, Any]:
         return users.admin_view(user)
 
 
-async def set_role(resources: Any, admin_id: int, user_id: int, role: str) -> dict[str, Any]:
+async def set_role(resources: Resources, admin_id: int, user_id: int, role: str) -> dict[str, Any]:
     """Change a user's role. Their access tokens carry the old role, so they are ended and
     the client refreshes (the refresh token survives and the new pair has the new role)."""
     if role not in ROLES:

@@ -15,8 +15,11 @@ from typing import Any, Protocol
 
 import httpx
 
+from pawhome.platform.cache import Cache
 from pawhome.platform.errors import InvalidCode, RateLimited, SmsUnavailable, field_error
 from pawhome.platform.logs import mask_phone
+from pawhome.platform.resources import Resources
+from settings import Settings
 
 log = logging.getLogger("pawhome.identity.sms")
 
@@ -43,7 +46,7 @@ class SmsSender(Protocol):
 class LogSmsSender:
     """Development sender: nothing leaves the machine."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     async def send_login_code(self, phone: str, code: str) -> None:
@@ -56,7 +59,7 @@ class LogSmsSender:
 class HttpSmsSender:
     """A provider's REST API: POST {sms_api_base}/send with a bearer API key."""
 
-    def __init__(self, settings: Any, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         self.settings = settings
         self.http = http
 
@@ -74,7 +77,7 @@ class HttpSmsSender:
             raise SmsUnavailable(f"The SMS provider answered HTTP {response.status_code}")
 
 
-def make_sender(resources: Any) -> SmsSender:
+def make_sender(resources: Resources) -> SmsSender:
     settings = resources.settings
     if settings.sms_provider == "http":
         return HttpSmsSender(settings, resources.http)
@@ -90,15 +93,15 @@ def _mac(secret: str, phone: str, code: str) -> str:
     return hmac.new(secret.encode(), f"{phone}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def code_key(cache: Any, phone: str) -> str:
+def code_key(cache: Cache, phone: str) -> str:
     return cache.key("sms", "code", _phone_id(phone))
 
 
-def resend_key(cache: Any, phone: str) -> str:
+def resend_key(cache: Cache, phone: str) -> str:
     return cache.key("sms", "resend", _phone_id(phone))
 
 
-async def send_login_code(resources: Any, phone: str) -> dict[str, int]:
+async def send_login_code(resources: Resources, phone: str) -> dict[str, int]:
     """Issue a new code for `phone` and send it; 429 inside the resend interval."""
     settings, redis = resources.settings, resources.cache.redis
     gate = resend_key(resources.cache, phone)
@@ -121,7 +124,7 @@ async def send_login_code(resources: Any, phone: str) -> dict[str, int]:
     return {"expires_in": settings.sms_code_ttl, "resend_in": settings.sms_resend_seconds}
 
 
-async def verify_login_code(resources: Any, phone: str, code: str) -> None:
+async def verify_login_code(resources: Resources, phone: str, code: str) -> None:
     """Consume the code if it matches; each wrong try counts, and the last allowed wrong try
     burns the code. Raises InvalidCode (400) otherwise."""
     settings = resources.settings

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pawhome.platform import codec
 from pawhome.platform.errors import (InvalidCode, ValidationFailed, WeChatBadReply, WeChatError,
                             WeChatRateLimited, WeChatUnavailable, field_error)
+from pawhome.platform.resources import Resources
 
 log = logging.getLogger("pawhome.integrations.wechat")
 
@@ -56,7 +57,7 @@ class WeChatSession:
 class WeChatClient:
     """One process's view of the WeChat API; cheap to build per request."""
 
-    def __init__(self, resources: Any) -> None:
+    def __init__(self, resources: Resources) -> None:
         self.settings = resources.settings
         self.cache = resources.cache
         self.http: httpx.AsyncClient = resources.http

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
@@ -21,6 +20,7 @@ from models.realtime import ConversationMember
 from pawhome.platform import codec, events
 from pawhome.platform.cache import Cache
 from pawhome.platform.errors import Forbidden, NotFound
+from pawhome.platform.resources import Resources
 
 log = logging.getLogger("pawhome.platform.topics")
 
@@ -38,7 +38,7 @@ class CountersEvent(BaseModel):
 events.register_event_schema(COUNTER_EVENT, CountersEvent)
 
 # authorise(resources, user_id, topic_id) -> may this user watch "<kind>:<topic_id>"?
-Authoriser = Callable[[Any, int, str], Awaitable[bool]]
+Authoriser = Callable[[Resources, int, str], Awaitable[bool]]
 _authorisers: dict[str, Authoriser] = {}
 
 
@@ -62,7 +62,7 @@ def parse_topic(topic: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-async def authorize(resources: Any, user_id: int, topic: str) -> None:
+async def authorize(resources: Resources, user_id: int, topic: str) -> None:
     """Raise NotFound (malformed topic, unknown kind, no such thing) or Forbidden (exists,
     but not for this user); return if the user may watch the topic."""
     kind, topic_id = parse_topic(topic)
@@ -73,7 +73,7 @@ async def authorize(resources: Any, user_id: int, topic: str) -> None:
         raise Forbidden("You may not watch this topic")
 
 
-async def _conversation_member(resources: Any, user_id: int, topic_id: str) -> bool:
+async def _conversation_member(resources: Resources, user_id: int, topic_id: str) -> bool:
     """Only the two members of a conversation watch it (typing, read marks)."""
     if not topic_id.isdigit() or len(topic_id) > 18:
         raise NotFound("Unknown topic")

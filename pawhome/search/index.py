@@ -307,7 +307,7 @@ async def reindex(session: AsyncSession, doc_type: str, doc_id: int) -> bool:
     return bool(tokens)
 
 
-async def index_document(resources: Any, doc_type: str, doc_id: int) -> str:
+async def index_document(resources: Resources, doc_type: str, doc_id: int) -> str:
     """The search.index task's work, in its own transaction: "indexed" or "removed"."""
     await ready()
     async with resources.db.session() as session, session.begin():
@@ -318,7 +318,7 @@ async def index_document(resources: Any, doc_type: str, doc_id: int) -> str:
 REINDEX_BATCH = 200
 
 
-async def reindex_batch(resources: Any, doc_type: str, after_id: int = 0) -> int | None:
+async def reindex_batch(resources: Resources, doc_type: str, after_id: int = 0) -> int | None:
     """Re-index the next REINDEX_BATCH rows of a type after `after_id` (rebuilding the index
     after an import or a change of segmentation). Returns the last id done, or None when
     there were no rows left; the next batch is enqueued in the same transaction, so a
