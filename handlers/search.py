@@ -3,17 +3,13 @@ recent searches. The engine is pawhome/search/index.py; the queries are the doma
 (pawhome/community/post_search.py, pawhome/identity/user_search.py); docs/search.md."""
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from models.community import SPECIES
 from pawhome.community import post_search
+from pawhome.community.posts import Species
 from pawhome.identity import user_search
 from pawhome.search import index as search
-
-PetType = Literal[SPECIES]  # type: ignore[valid-type]
 
 
 class SearchQueryParams(BaseModel):
@@ -29,7 +25,7 @@ class SearchQueryParams(BaseModel):
 
 class PostSearchParams(SearchQueryParams):
     topic: str | None = Field(None, max_length=64, description="Topic name (with or without #)")
-    pet_type: PetType | None = None
+    pet_type: Species | None = None
 
 
 class SearchPostsHandler(ApiHandler):
