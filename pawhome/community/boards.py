@@ -6,9 +6,9 @@ slug. docs/community.md.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, Insert, select
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,11 +38,13 @@ async def ensure_boards(session: AsyncSession) -> int:
             continue
         values = {"slug": slug, "name": name, "description": description, "sort": sort,
                   "created_at": utcnow()}
+        statement: Insert
         if is_sqlite:
             statement = sqlite.insert(Board).values(**values).on_conflict_do_nothing()
         else:
             statement = mysql.insert(Board).values(**values).prefix_with("IGNORE")
-        created += (await session.execute(statement)).rowcount
+        result = cast(CursorResult[Any], await session.execute(statement))
+        created += result.rowcount
     return created
 
 

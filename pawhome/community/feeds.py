@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import math
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import Field
 from redis.exceptions import ResponseError
@@ -224,8 +224,9 @@ async def list_hot_from_set(session: Executor, cache: Cache, viewer_id: int | No
         if not isinstance(offset, int) or offset < 0:
             raise _bad_cursor()
     redis = cache.redis
-    ids = [int(v) for v in await redis.zrevrange(hot_key(cache), offset,
-                                                 offset + query.limit - 1)]
+    members = cast(list[bytes], await redis.zrevrange(hot_key(cache), offset,
+                                                       offset + query.limit - 1))
+    ids = [int(v) for v in members]
     if not ids and offset == 0:
         if not await redis.exists(hot_key(cache)):
             return None
@@ -494,12 +495,12 @@ async def flush_view_counts(db: Database, cache: Cache) -> int:
             for post_id, n in (await redis.hgetall(batch)).items():
                 counts.setdefault(int(n), []).append(int(post_id))
             async with db.session() as session, session.begin():
-                for n, post_ids in counts.items():
+                for views, post_ids in counts.items():
                     for start in range(0, len(post_ids), 500):
                         await session.execute(
                             update(Post).where(Post.id.in_(post_ids[start:start + 500]))
-                            .values(view_count=Post.view_count + n))
-                        written += n * len(post_ids[start:start + 500])
+                            .values(view_count=Post.view_count + views))
+                        written += views * len(post_ids[start:start + 500])
             await redis.delete(batch)
         return written
     finally:

@@ -42,7 +42,8 @@ async def render_posts(session: AsyncSession, posts: list[Post]) -> list[dict[st
     boards = {b.id: b for b in (await session.execute(
         select(Board).where(Board.id.in_(board_ids)))).scalars()} if board_ids else {}
     topics = await _topics_of(session, [p.id for p in posts])
-    return [post_view(p, authors.get(p.author_id), boards.get(p.board_id),
+    return [post_view(p, authors.get(p.author_id),
+                      boards.get(p.board_id) if p.board_id is not None else None,
                       topics.get(p.id, [])) for p in posts]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Insert, delete, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,6 +73,7 @@ async def _bump_topics(session: AsyncSession, names: list[str], delta: int) -> l
             values = {"name": name, "post_count": delta, "heat": 0.0, "created_at": now,
                       "last_post_at": now}
             changes = {"post_count": Topic.post_count + delta, "last_post_at": now}
+            statement: Insert
             if dialect == "sqlite":
                 statement = sqlite.insert(Topic).values(**values).on_conflict_do_update(
                     index_elements=["name"], set_=changes)

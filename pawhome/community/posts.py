@@ -15,7 +15,7 @@ import logging
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Insert, and_, func, or_, select
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
@@ -326,6 +326,7 @@ async def record_history(session: AsyncSession, user_id: int, post_id: int) -> N
     """Note (or refresh) that the user viewed the post. Caller commits."""
     now = utcnow()
     values = {"user_id": user_id, "post_id": post_id, "viewed_at": now}
+    statement: Insert
     if session.get_bind().dialect.name == "sqlite":
         statement = sqlite.insert(BrowseHistory).values(**values).on_conflict_do_update(
             index_elements=["user_id", "post_id"], set_={"viewed_at": now})

@@ -11,9 +11,9 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
@@ -110,7 +110,9 @@ async def login_with_wechat(resources: Resources, code: str, encrypted_data: str
 async def session_key_of(resources: Resources, user_id: int) -> str | None:
     """The session_key of the user's latest WeChat login, while it is kept."""
     value = await resources.cache.redis.get(session_key_key(resources.cache, user_id))
-    return value.decode() if value else None
+    if not value:
+        return None
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def bind_phone(resources: Resources, user_id: int, code: str) -> dict[str, Any]:
@@ -162,11 +164,11 @@ async def refresh_session(resources: Resources, refresh_token: str) -> dict[str,
             if not reused and row.expires_at <= now:
                 raise TokenExpired("Refresh token expired; log in again")
             if not reused:
-                consumed = await session.execute(
+                consumed = cast(CursorResult[Any], await session.execute(
                     update(RefreshToken)
                     .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None),
                            RefreshToken.revoked_at.is_(None))
-                    .values(used_at=now))
+                    .values(used_at=now)))
                 reused = consumed.rowcount != 1
             if not reused:
                 user = await users.get_user(session, row.user_id)

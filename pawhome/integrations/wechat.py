@@ -132,7 +132,9 @@ class WeChatClient:
 
     async def _read_token(self) -> str | None:
         value = await self.cache.redis.get(self.token_key)
-        return value.decode() if value else None
+        if not value:
+            return None
+        return value.decode() if isinstance(value, bytes) else value
 
     async def _fetch_if_lock_free(self) -> bool:
         owner = secrets.token_hex(8)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Result, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
@@ -75,44 +75,54 @@ async def list_queue(resources: Resources, kind: str, state: str,
     return page_result(items, total, page)
 
 
+def _rows_of(result: Result[Any]) -> list[Post | Comment]:
+    """The posts or comments of a select(model) (mypy cannot follow a model chosen at run
+    time)."""
+    return list(result.scalars())
+
+
+def _item(row: Post | Comment) -> dict[str, Any]:
+    return _post_item(row) if isinstance(row, Post) else _comment_item(row)
+
+
 async def _queue_page(session: AsyncSession, kind: str, state: str, offset: int,
                       limit: int) -> tuple[list[dict[str, Any]], int]:
-    model = Post if kind == "post" else Comment
+    model: type[Post] | type[Comment] = Post if kind == "post" else Comment
+    items: list[dict[str, Any]]
     if state == "reported":
         counted = (select(Report.target_id.label("tid"), func.count().label("n"))
                    .where(Report.target_type == kind, Report.status == "open")
                    .group_by(Report.target_id).subquery())
         total = int((await session.execute(select(func.count()).select_from(counted)))
                     .scalar_one())
-        rows = (await session.execute(select(counted.c.tid, counted.c.n)
-                                      .order_by(counted.c.n.desc(), counted.c.tid)
-                                      .offset(offset).limit(limit))).all()
-        ids = [int(r.tid) for r in rows]
+        ranked = (await session.execute(select(counted.c.tid, counted.c.n)
+                                        .order_by(counted.c.n.desc(), counted.c.tid)
+                                        .offset(offset).limit(limit))).all()
+        ids = [int(r.tid) for r in ranked]
         if kind == "user":
-            found = {u.id: u for u in (await session.execute(
+            people = {u.id: u for u in (await session.execute(
                 select(User).where(User.id.in_(ids)))).scalars()} if ids else {}
             items = [{"target_type": "user", "target_id": i, "author_id": i,
-                      "text": found[i].nickname if i in found else "",
-                      "status": found[i].status if i in found else "missing"} for i in ids]
+                      "text": people[i].nickname if i in people else "",
+                      "status": people[i].status if i in people else "missing"} for i in ids]
         else:
-            found = {o.id: o for o in (await session.execute(
-                select(model).where(model.id.in_(ids)))).scalars()} if ids else {}
-            make = _post_item if kind == "post" else _comment_item
-            items = [make(found[i]) for i in ids if i in found]
+            found = _rows_of(await session.execute(select(model).where(model.id.in_(ids)))) \
+                if ids else []
+            content = {row.id: row for row in found}
+            items = [_item(content[i]) for i in ids if i in content]
     else:
         if kind == "user":
             raise ValidationFailed(errors=[field_error("state", "users are listed as reported")])
         conditions = [model.status == state, model.deleted_at.is_(None)]
         total = int((await session.execute(select(func.count()).select_from(model)
                                            .where(*conditions))).scalar_one())
-        rows = list((await session.execute(select(model).where(*conditions)
-                                           .order_by(model.created_at, model.id)
-                                           .offset(offset).limit(limit))).scalars())
-        make = _post_item if kind == "post" else _comment_item
-        items = [make(row) for row in rows]
-    ids = [item["target_id"] for item in items]
-    reports = await _report_counts(session, kind, ids)
-    checks = await _latest_checks(session, kind, ids) if kind != "user" else {}
+        listed = _rows_of(await session.execute(select(model).where(*conditions)
+                                                .order_by(model.created_at, model.id)
+                                                .offset(offset).limit(limit)))
+        items = [_item(row) for row in listed]
+    target_ids = [int(item["target_id"]) for item in items]
+    reports = await _report_counts(session, kind, target_ids)
+    checks = await _latest_checks(session, kind, target_ids) if kind != "user" else {}
     for item in items:
         item["report_count"] = reports.get(item["target_id"], 0)
         item["last_check"] = checks.get(item["target_id"])
@@ -131,11 +141,13 @@ async def _close_reports(session: AsyncSession, target_type: str, target_id: int
 
 
 async def _load_target(session: AsyncSession, target_type: str, target_id: int) -> Any:
-    model = {"post": Post, "comment": Comment}.get(target_type)
+    models: dict[str, type[Post] | type[Comment]] = {"post": Post, "comment": Comment}
+    model = models.get(target_type)
     if model is None:
         raise NotFound("Unknown moderation target")
-    row = (await session.execute(select(model).where(model.id == target_id)
-                                 .with_for_update())).scalar_one_or_none()
+    found = _rows_of(await session.execute(select(model).where(model.id == target_id)
+                                           .with_for_update()))
+    row = found[0] if found else None
     if row is None or row.deleted_at is not None:
         raise NotFound(f"{target_type.capitalize()} not found")
     return row

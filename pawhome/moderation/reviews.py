@@ -91,16 +91,20 @@ def text_digest(text: str) -> str:
     return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
 
 
-def openid_is_fresh(settings: Settings, user: User | None, now: dt.datetime | None = None) -> bool:
-    """WeChat checks content only for an openid that opened the mini-program within the last
-    two hours; the last login of a user with an openid is our signal for that."""
+def fresh_openid(settings: Settings, user: User | None,
+                 now: dt.datetime | None = None) -> str | None:
+    """The user's openid if WeChat will check content for it, else None. WeChat checks only
+    for an openid that opened the mini-program within the last two hours; the last login of
+    a user with an openid is our signal for that."""
     if user is None or not user.openid or user.last_login_at is None:
-        return False
+        return None
     last = user.last_login_at
     if last.tzinfo is not None:  # our timestamps are naive UTC
         last = last.astimezone(dt.timezone.utc).replace(tzinfo=None)
     age = (now or utcnow()) - last
-    return age <= dt.timedelta(seconds=settings.moderation_openid_fresh_seconds)
+    if age > dt.timedelta(seconds=settings.moderation_openid_fresh_seconds):
+        return None
+    return user.openid
 
 
 def _wechat_suggest(reply: dict[str, Any]) -> tuple[str, str]:
@@ -146,11 +150,11 @@ async def check_text(resources: Resources, target_type: str, target_id: int, tex
         detail["words"] = words.soft
     elif not resources.settings.moderation_wechat_enabled:
         verdict = TextVerdict("pass", "", "wordfilter")
-    elif not openid_is_fresh(resources.settings, author):
+    elif (openid := fresh_openid(resources.settings, author)) is None:
         # WeChat would refuse the check: our filter found nothing, an admin decides.
         verdict = TextVerdict("review", "unverified", "wordfilter")
     else:
-        verdict, detail = await _msg_sec_check(resources, author.openid, text, scene, detail)
+        verdict, detail = await _msg_sec_check(resources, openid, text, scene, detail)
     async with resources.db.session() as session, session.begin():
         session.add(ModerationCheck(
             target_type=target_type, target_id=target_id, provider=verdict.provider,
@@ -203,13 +207,14 @@ async def review_media(resources: Resources, media_id: int) -> str:
     settings = resources.settings
     if not settings.moderation_wechat_enabled:
         return await apply_media_verdict(resources, media_id, "pass", "", "wordfilter")
-    if url is None or not openid_is_fresh(settings, owner):
+    openid = fresh_openid(settings, owner)
+    if url is None or openid is None:
         return await apply_media_verdict(resources, media_id, "review",
                                          "unverified" if url else "no_image", "wordfilter")
     try:
         reply = await WeChatClient(resources).call("POST", "/wxa/media_check_async", json={
             "media_url": url, "media_type": MEDIA_TYPE_IMAGE, "version": 2,
-            "scene": SCENE_FORUM, "openid": owner.openid})
+            "scene": SCENE_FORUM, "openid": openid})
     except WeChatError as error:
         if error.status >= 500 or error.status == 429:
             raise
