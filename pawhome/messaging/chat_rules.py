@@ -145,10 +145,10 @@ class Facts(NamedTuple):
 
 def _blocked(sender: SQLColumnExpression[int],
              recipient: SQLColumnExpression[int]) -> ColumnElement[bool]:
-    """A block in either direction between the two: the one definition of it."""
-    return exists().where(or_(
-        and_(UserBlock.user_id == sender, UserBlock.blocked_id == recipient),
-        and_(UserBlock.user_id == recipient, UserBlock.blocked_id == sender)))
+    """A block in either direction between the two: the one definition of it. Two EXISTS,
+    each a primary-key lookup (one EXISTS over an OR scans an index of user_blocks)."""
+    return or_(exists().where(UserBlock.user_id == sender, UserBlock.blocked_id == recipient),
+               exists().where(UserBlock.user_id == recipient, UserBlock.blocked_id == sender))
 
 
 def _follows(recipient: SQLColumnExpression[int],
