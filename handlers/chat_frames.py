@@ -1,11 +1,12 @@
 """Direct-message WebSocket frames: chat.send, chat.read, chat.typing, chat.recall.
 
 The socket twin of handlers/conversations.py: each frame is validated by its pydantic model
-and handed to the same pawhome/messaging/chat.py function as the REST endpoint — chat.send through the
-group commit of pawhome/messaging/chat_writer.py, which gives the same answers — so both paths store,
-check and announce a message identically. Only chat.send gets a direct reply (`chat.ack`);
-the others are answered through the events they cause (chat.read, chat.recalled) or not at
-all (chat.typing). Errors become `error` frames (gateway/ws.py).
+and handed to the same pawhome/messaging/chat.py function as the REST endpoint — chat.send
+through the group commit of pawhome/messaging/chat_writer.py, which decides with the same
+rules (chat_rules.py) and gives the same answers — so both paths store, check and announce a
+message identically. Only chat.send gets a direct reply (`chat.ack`); the others are answered
+through the events they cause (chat.read, chat.recalled) or not at all (chat.typing). Errors
+become `error` frames (gateway/ws.py).
 """
 from __future__ import annotations
 

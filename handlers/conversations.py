@@ -1,15 +1,16 @@
 """Direct-message endpoints: conversations, their history, sending, read marks, recall, hiding.
 
-Thin: each method parses, calls one function of pawhome/messaging/chat.py and replies. The WebSocket
-frames (handlers/chat_frames.py) call the same functions; docs/chat.md describes both.
+Thin: each method parses, calls one domain function — pawhome/messaging/chat.py for writes,
+chat_views.py for reads — and replies. The WebSocket frames (handlers/chat_frames.py) call the
+same functions; docs/chat.md describes both.
 """
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
+from pawhome.messaging import chat, chat_views
 from pawhome.platform.pagination import MAX_LIMIT, CursorQuery, cursor_result, decode_cursor
-from pawhome.messaging import chat
 
 
 class OpenConversationBody(BaseModel):
@@ -32,9 +33,8 @@ class ConversationsHandler(ApiHandler):
     @endpoint(query=CursorQuery, tags=("chat",),
               summary="The caller's conversations, most recent message first")
     async def get(self) -> None:
-        async with self.r.db.session() as session:
-            items, position = await chat.list_conversations(
-                session, self.user_id, decode_cursor(self.query.cursor), self.query.limit)
+        items, position = await chat_views.list_conversations(
+            self.r, self.user_id, decode_cursor(self.query.cursor), self.query.limit)
         self.ok(cursor_result(items, position))
 
     @endpoint(body=OpenConversationBody, tags=("chat",),
@@ -46,8 +46,7 @@ class ConversationsHandler(ApiHandler):
 class ConversationHandler(ApiHandler):
     @endpoint(tags=("chat",), summary="One of the caller's conversations")
     async def get(self, conversation_id: int) -> None:
-        async with self.r.db.session() as session:
-            self.ok(await chat.conversation_detail(session, self.user_id, conversation_id))
+        self.ok(await chat_views.get_conversation(self.r, self.user_id, conversation_id))
 
     @endpoint(tags=("chat",), summary="Hide a conversation for the caller (until a new message)")
     async def delete(self, conversation_id: int) -> None:
@@ -64,9 +63,8 @@ class MessagesHandler(ApiHandler):
     @endpoint(query=MessagesQuery, tags=("chat",),
               summary="A conversation's messages, newest first (before_seq pages back)")
     async def get(self, conversation_id: int) -> None:
-        async with self.r.db.session() as session:
-            self.ok(await chat.list_messages(session, self.user_id, conversation_id,
-                                             self.query.before_seq, self.query.limit))
+        self.ok(await chat_views.list_messages(self.r, self.user_id, conversation_id,
+                                               self.query.before_seq, self.query.limit))
 
     @endpoint(body=chat.MessageBody, tags=("chat",),
               summary="Send a message (repeating a client_msg_id returns the same ack)")
@@ -91,6 +89,4 @@ class RecallHandler(ApiHandler):
 class UnreadCountHandler(ApiHandler):
     @endpoint(tags=("chat",), summary="Unread messages: total and per recent conversation")
     async def get(self) -> None:
-        async with self.r.db.session() as session:
-            self.ok(await chat.unread_counts(session, self.user_id,
-                                             self.r.settings.chat_unread_top))
+        self.ok(await chat_views.unread_counts(self.r, self.user_id))

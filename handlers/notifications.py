@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
 from pawhome.messaging import notifications
+from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
 
 Category = Literal["like", "comment", "reply", "follow", "mention", "order", "appointment",
                    "system"]
@@ -34,42 +34,35 @@ class NotificationsHandler(ApiHandler):
     @endpoint(query=NotificationListQuery, tags=("notifications",),
               summary="The caller's notifications, newest activity first (cursor-paginated)")
     async def get(self) -> None:
-        position = decode_cursor(self.query.cursor)
-        async with self.r.db.session() as session:
-            items, next_position = await notifications.list_notifications(
-                session, self.user_id, self.query.category, position, self.query.limit)
+        items, next_position = await notifications.list_notifications(
+            self.r, self.user_id, self.query.category, decode_cursor(self.query.cursor),
+            self.query.limit)
         self.ok(cursor_result(items, next_position))
 
 
 class UnreadCountHandler(ApiHandler):
     @endpoint(tags=("notifications",), summary="Unread notifications per category and in total")
     async def get(self) -> None:
-        async with self.r.db.session() as session:
-            self.ok(await notifications.unread_counts(session, self.user_id))
+        self.ok(await notifications.unread_counts(self.r, self.user_id))
 
 
 class NotificationReadHandler(ApiHandler):
     @endpoint(tags=("notifications",), summary="Mark one notification read (idempotent)")
     async def post(self, notification_id: int) -> None:
-        async with self.r.db.session() as session, session.begin():
-            data = await notifications.mark_read(session, self.user_id, notification_id)
-        self.ok(data)
+        self.ok(await notifications.mark_read(self.r, self.user_id, notification_id))
 
 
 class NotificationsReadHandler(ApiHandler):
     @endpoint(body=MarkReadBody, tags=("notifications",),
               summary="Mark a category read, or everything when no category is given")
     async def post(self) -> None:
-        async with self.r.db.session() as session, session.begin():
-            data = await notifications.mark_all_read(session, self.user_id, self.body.category)
-        self.ok(data)
+        self.ok(await notifications.mark_all_read(self.r, self.user_id, self.body.category))
 
 
 class AdminNotificationsHandler(ApiHandler):
     @endpoint(roles=("admin",), body=SystemNotificationBody, tags=("admin",), status=201,
               summary="Send a system notification to one user")
     async def post(self) -> None:
-        async with self.r.db.session() as session, session.begin():
-            data = await notifications.send_system_notification(
-                session, self.body.user_id, self.body.title.strip(), self.body.body.strip())
-        self.ok(data, status=201)
+        self.ok(await notifications.send_system_notification(
+            self.r, self.body.user_id, self.body.title.strip(), self.body.body.strip()),
+            status=201)

@@ -9,15 +9,10 @@ from pawhome.messaging import subscribe_messages
 class MySubscriptionsHandler(ApiHandler):
     @endpoint(tags=("users",), summary="Subscribe-message authorisations left per template")
     async def get(self) -> None:
-        async with self.r.db.session() as session:
-            items = await subscribe_messages.remaining_by_template(session, self.r.settings,
-                                                                    self.user_id)
-        self.ok({"items": items})
+        self.ok({"items": await subscribe_messages.remaining_by_template(self.r, self.user_id)})
 
     @endpoint(body=subscribe_messages.SubscriptionResults, tags=("users",),
               summary="Report a wx.requestSubscribeMessage result; each accept adds one")
     async def post(self) -> None:
-        async with self.r.db.session() as session, session.begin():
-            items = await subscribe_messages.record_results(session, self.r.settings,
-                                                            self.user_id, self.body.results)
+        items = await subscribe_messages.record_results(self.r, self.user_id, self.body.results)
         self.ok({"items": items})

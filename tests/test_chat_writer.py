@@ -8,7 +8,7 @@ import asyncio
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from models.platform import OutboxMessage
 from models.realtime import Message
@@ -19,6 +19,7 @@ from pawhome.identity import users
 from pawhome.platform.errors import ChatBlocked, ChatNotAllowed, NotFound
 from pawhome.platform.outbox import OutboxRelay
 from pawhome.platform.resources import Resources
+from tests.fixtures_worker import wait_until
 from tests.realtime_helpers import gateways, ws_connect  # noqa: F401
 
 
@@ -274,3 +275,25 @@ async def test_queued_sends_keep_each_senders_order_across_lanes(resources):
         seqs = [ack["seq"] for s, ack in acks if s == sender]
         assert seqs == list(range(opened + 1, opened + 1 + len(seqs)))  # in send order
     assert chat_writer.writer_for(resources).batches >= 10
+
+
+@pytest.mark.gen_test
+async def test_closing_the_resources_gives_the_writers_kept_connection_back(settings):
+    """The writer keeps its lane's connection for the next burst; Resources.close returns it
+    to the pool before the pool goes (the writer asked Resources.on_close to tell it)."""
+    other = Resources(settings)
+    pool = other.db.engine.pool
+    checked_in: list[int] = []
+    try:
+        a, b = await _users(other, 2)
+        conversation = await _conversation(other, a, b)
+        await _send(other, a, _body("kept"), conversation_id=conversation)
+        assert chat_writer.writer_for(other).batches == 1
+
+        async def only_the_writers_connection_out() -> bool:
+            return pool.checkedout() == 1  # the single send's background delete is done
+        await wait_until(only_the_writers_connection_out, timeout=5)
+        event.listen(pool, "checkin", lambda *_args: checked_in.append(1))
+    finally:
+        await other.close()
+    assert checked_in == [1]

@@ -131,8 +131,7 @@ async def test_likes_on_one_post_coalesce_most_recent_actor_first(resources):
 async def test_a_read_or_stale_group_is_not_reopened(resources):
     owner, a, b, c = [await make_user(resources) for _ in range(4)]
     first = await like(resources, owner, a)
-    async with resources.db.session() as session, session.begin():
-        await notifications.mark_read(session, owner, first)
+    await notifications.mark_read(resources, owner, first)
     second = await like(resources, owner, b)
     assert second != first
     # Two hours later the window (NOTIFY_COALESCE_SECONDS, 1 h) has passed.

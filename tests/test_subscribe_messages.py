@@ -357,3 +357,14 @@ async def test_worker_does_not_retry_43101(celery_worker_process, app, resources
         assert len(sent_to(wechat)) == 1
         await asyncio.sleep(0.2)
     assert len(await sends(resources, me)) == 1 and await remaining(resources, me) == 0
+
+
+def test_each_push_reason_is_allowed_by_its_owners_preference_switch():
+    """chat and notifications register what their pushes are about; a reason nobody
+    registered is a wiring error, never a silently skipped push."""
+    assert sm.pref_for("message") == "messages"
+    assert sm.pref_for("notification:reply") == "comments"
+    assert sm.pref_for("notification:order") == "orders"
+    assert sm.pref_for("notification:unheard-of") == "system"
+    with pytest.raises(RuntimeError, match="no push reason 'mystery'"):
+        sm.pref_for("mystery")

@@ -4,13 +4,16 @@
 `pawhome.messaging.chat.send_message`, which stays the one-message path (REST, and the fallback
 below). Sends that arrive while a batch is being written queue up and go into the next
 transaction together, written by the process's `ChatWriter` on a connection it keeps while
-it has work (raw aiomysql statements: no pool ping or reset, no ORM, per batch). A batch is
-three round trips to MariaDB — the rules rows of every send plus the client_msg_ids already
-stored; the seq UPDATE of all its conversations with `INSERT ... SELECT ... RETURNING` of the
-messages under those row locks; the members UPDATE, ONE outbox row holding all its events
-and COMMIT — then one Redis call appends every event to the users' streams and the acks go
-out, while the next batch is already being written. A second lane (connection) starts only
-when a backlog builds up behind a slow batch.
+it has work. A batch is three round trips to MariaDB (their SQL is in chat_writer_sql.py) —
+the facts the rules need for every send plus the client_msg_ids already stored; the seq
+UPDATE of all its conversations with `INSERT ... SELECT ... RETURNING` of the messages under
+those row locks; the members UPDATE, ONE outbox row holding all its events and COMMIT — then
+one Redis call appends every event to the users' streams and the acks go out, while the next
+batch is already being written. A second lane (connection) starts only when a backlog builds
+up behind a slow batch.
+
+The rules are chat_rules.py's, as on the single path: the same facts statement (rendered for
+the raw connection) and the same decision on its rows.
 
 The semantics are those of the single path (docs/chat.md): seqs per conversation distinct
 and gap-free, each sender's in the order it sent them (a sender's later sends wait for the
@@ -25,9 +28,7 @@ one message at a time, in order per sender: correctness never depends on this mo
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-import re
 import time
 import weakref
 from collections import defaultdict
@@ -35,12 +36,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.base import utcnow
-from pawhome.messaging import chat, subscribe_messages
+from pawhome.messaging import chat, chat_rules, chat_writer_sql, subscribe_messages
+from pawhome.messaging.chat_rules import MessageBody, Target
+from pawhome.messaging.chat_views import ack_of, new_message_view, timestamp
+from pawhome.messaging.chat_writer_sql import Lane
 from pawhome.platform import codec, events, outbox
+from pawhome.platform.resources import Resources
 
 log = logging.getLogger("pawhome.messaging.chat_writer")
 
-_MEMBERS = "conversation_members"
 # Queued sends that make a second lane worth it while one is writing.
 _BACKLOG = 24
 # How long idle lanes keep their connections before giving them back to the pool.
@@ -51,20 +55,20 @@ _LINGER_SECONDS = 2.0
 class _Send:
     """One queued send and the future its caller awaits."""
     sender_id: int
-    body: chat.MessageBody
+    body: MessageBody
     to_user_id: int | None
     conversation_id: int | None
     warnings: list[dict[str, str]]
-    future: asyncio.Future
+    future: asyncio.Future[dict[str, Any]]
     # Filled while the batch is decided.
     target_id: int = 0
     recipient_id: int = 0
     seq: int = 0
     message_id: int = 0
-    copies: list["_Send"] = field(default_factory=list)  # same client_msg_id, same batch
+    copies: list[_Send] = field(default_factory=list)  # same client_msg_id, same batch
 
 
-async def send_message(resources: Any, sender_id: int, body: chat.MessageBody, *,
+async def send_message(resources: Resources, sender_id: int, body: MessageBody, *,
                        to_user_id: int | None = None,
                        conversation_id: int | None = None) -> dict[str, Any]:
     """`chat.send_message` through the process's group commit."""
@@ -72,14 +76,14 @@ async def send_message(resources: Any, sender_id: int, body: chat.MessageBody, *
                                conversation_id=conversation_id)
 
 
-def queue_message(resources: Any, sender_id: int, body: chat.MessageBody, *,
+def queue_message(resources: Resources, sender_id: int, body: MessageBody, *,
                   to_user_id: int | None = None,
-                  conversation_id: int | None = None) -> "asyncio.Future[dict[str, Any]]":
+                  conversation_id: int | None = None) -> asyncio.Future[dict[str, Any]]:
     """Queue a send; the future resolves to its ack (or its error) once it committed. The
     checks that need no database raise here. Sends of one sender are stored in the order
     they were queued (the socket's chat.send)."""
-    warnings = chat.checked_send(resources.settings, sender_id, body, to_user_id,
-                                 conversation_id)
+    warnings = chat_rules.checked_send(resources.settings, sender_id, body, to_user_id,
+                                       conversation_id)
     settings = resources.settings
     if settings.is_sqlite or settings.chat_group_commit_max <= 1:
         return asyncio.ensure_future(chat.send_message(
@@ -89,17 +93,17 @@ def queue_message(resources: Any, sender_id: int, body: chat.MessageBody, *,
                                          warnings)
 
 
-_writers: "weakref.WeakKeyDictionary[Any, ChatWriter]" = weakref.WeakKeyDictionary()
+_writers: weakref.WeakKeyDictionary[Resources, ChatWriter] = weakref.WeakKeyDictionary()
 
 
-async def close(resources: Any) -> None:
+async def close(resources: Resources) -> None:
     """Resources.close: the process's writer finishes and returns its connections."""
     writer = _writers.pop(resources, None)
     if writer is not None:
         await writer.close()
 
 
-def writer_for(resources: Any) -> "ChatWriter":
+def writer_for(resources: Resources) -> ChatWriter:
     writer = _writers.get(resources)
     if writer is None:
         writer = _writers[resources] = ChatWriter(resources)
@@ -112,79 +116,29 @@ class _Fallback(Exception):
     """The batch could not be written as a whole: its sends go through the single path."""
 
 
-class _Lane:
-    """One connection of the writer, held while its lane has work (no pool pre-ping or
-    reset per batch); each lane writes one batch at a time."""
-
-    def __init__(self, db) -> None:
-        self.db = db
-        self.conn = None  # SQLAlchemy AsyncConnection
-        self.raw = None  # its aiomysql connection
-
-    async def connection(self):
-        if self.raw is None:
-            self.conn = await self.db.engine.connect()
-            fairy = await self.conn.get_raw_connection()
-            self.raw = fairy.driver_connection
-        return self.raw
-
-    async def execute(self, sql: str) -> list[tuple[int, list]]:
-        """Run one or more `;`-separated statements; (rowcount, rows) per statement."""
-        raw = await self.connection()
-        async with raw.cursor() as cursor:
-            await cursor.execute(sql)
-            results = [(cursor.rowcount, list(await cursor.fetchall())
-                        if cursor.description else [])]
-            while await cursor.nextset():
-                results.append((cursor.rowcount, list(await cursor.fetchall())
-                                if cursor.description else []))
-        return results
-
-    async def rollback_or_drop(self) -> None:
-        if self.raw is None:
-            return
-        try:
-            await asyncio.wait_for(self.raw.rollback(), 5)
-        except Exception:  # noqa: BLE001 - the connection is gone or confused: drop it
-            await self.release(broken=True)
-
-    async def release(self, broken: bool = False) -> None:
-        """Give the connection back to the pool (idle), or drop it (broken)."""
-        conn, self.conn, self.raw = self.conn, None, None
-        if conn is None:
-            return
-        try:
-            if broken:
-                await conn.invalidate()
-            await conn.close()
-        except Exception as error:  # noqa: BLE001 - a dead connection may fail to close
-            log.debug("closing a chat writer connection: %r", error)
-
-
 class ChatWriter:
     """The queue and the writing lanes of one process (one per Resources)."""
 
-    def __init__(self, resources: Any) -> None:
+    def __init__(self, resources: Resources) -> None:
         self.resources = resources
         self.queue: list[_Send] = []
         self._lanes = 0  # lanes running
         self._tasks: set[asyncio.Task] = set()
         self._busy: dict[int, int] = {}  # sender -> sends in a batch being written
         # Lanes out of work, with their connections, for the next burst.
-        self._parked: list[_Lane] = []
+        self._parked: list[Lane] = []
         self._linger: asyncio.TimerHandle | None = None
         self._delivered: list[int] = []  # outbox rows delivered, not yet deleted
-        self._flushing: asyncio.Future | None = None  # the last batch's delivery
-        self._privacy: dict[str, dict | None] = {}
+        self._flushing: asyncio.Future[None] | None = None  # the last batch's delivery
         # Counters for tests and the benchmark: batches written, sends they carried, sends
         # that went through the single path.
         self.batches = 0
         self.batched = 0
         self.fallbacks = 0
 
-    def enqueue(self, sender_id: int, body: chat.MessageBody, to_user_id: int | None,
+    def enqueue(self, sender_id: int, body: MessageBody, to_user_id: int | None,
                 conversation_id: int | None,
-                warnings: list[dict[str, str]]) -> "asyncio.Future[dict[str, Any]]":
+                warnings: list[dict[str, str]]) -> asyncio.Future[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         item = _Send(sender_id, body, to_user_id, conversation_id, warnings,
                      loop.create_future())
@@ -195,7 +149,7 @@ class ChatWriter:
             # the next one, and another lane starts only for a backlog (small batches cost
             # MariaDB and this process nearly as much as big ones).
             self._lanes += 1
-            lane = self._parked.pop() if self._parked else _Lane(self.resources.db)
+            lane = self._parked.pop() if self._parked else Lane(self.resources.db)
             task = loop.create_task(self._lane(lane))
             self._tasks.add(task)  # a task nobody references may be collected mid-flight
             task.add_done_callback(self._tasks.discard)
@@ -214,7 +168,7 @@ class ChatWriter:
         await _release_all(parked)
 
     # -- the writing lanes -----------------------------------------------------------------------
-    async def _lane(self, lane: _Lane) -> None:
+    async def _lane(self, lane: Lane) -> None:
         limit = self.resources.settings.chat_group_commit_max
         batch: list[_Send] = []
         try:
@@ -289,16 +243,16 @@ class ChatWriter:
             self._busy[item.sender_id] = self._busy.get(item.sender_id, 0) + 1
         return batch
 
-    async def _delete_delivered(self, lane: _Lane) -> None:
+    async def _delete_delivered(self, lane: Lane) -> None:
         ids, self._delivered = self._delivered, []
         try:
-            await lane.execute(outbox.raw_delete_sql(ids) + ";COMMIT")
-        except Exception as error:  # noqa: BLE001 - the relay redelivers them (a no-op)
+            await lane.execute(outbox.delete_rows_sql(ids) + ";COMMIT")
+        except Exception as error:
             log.warning("deleting %s delivered outbox row(s) failed: %r", len(ids), error)
             await lane.release(broken=True)
 
     # -- one batch -------------------------------------------------------------------------------
-    async def _write_batch(self, lane: _Lane, batch: list[_Send]) -> None:
+    async def _write_batch(self, lane: Lane, batch: list[_Send]) -> None:
         firsts: list[_Send] = []
         seen: dict[tuple[int, str], _Send] = {}
         for item in batch:
@@ -313,7 +267,7 @@ class ChatWriter:
         try:
             async with asyncio.timeout(self.resources.settings.db_session_timeout or None):
                 written, slow, claimed = await self._transaction(lane, firsts)
-        except Exception as error:  # noqa: BLE001 - whatever it was, the single path decides
+        except Exception as error:
             if not isinstance(error, _Fallback):
                 log.warning("chat batch of %s fell back to single sends: %r", len(firsts),
                             error)
@@ -362,18 +316,19 @@ class ChatWriter:
                     ack = await chat.send_message(
                         self.resources, item.sender_id, item.body, to_user_id=item.to_user_id,
                         conversation_id=item.conversation_id)
-                except Exception as error:  # noqa: BLE001 - the sender's error frame
+                except Exception as error:
                     _fail(item, error)
                 else:
                     _resolve(item, ack)
 
         await asyncio.gather(*(in_order(chain) for chain in by_sender.values()))
 
-    async def _transaction(self, lane: _Lane, items: list[_Send]):
+    async def _transaction(self, lane: Lane, items: list[_Send]) -> tuple[
+            list[tuple[_Send, dict[str, Any]]], list[_Send], list[outbox.ClaimedRow]]:
         """Decide and write the batch in one transaction. Returns (written [(item, ack)],
         sends for the single path, claimed outbox rows); raises to fall back entirely."""
-        escape = (await lane.connection()).escape
-        rules, existing = await self._rules(lane, items, escape)
+        literal = (await lane.connection()).escape
+        facts, existing = await self._rules(lane, items, literal)
         fast: list[_Send] = []
         slow: list[_Send] = []
         written: list[tuple[_Send, dict[str, Any]]] = []
@@ -386,223 +341,119 @@ class ChatWriter:
             if found is not None:  # a retry of a stored message: its first ack
                 written.append((item, found))
                 continue
-            if item.body.kind != "text":  # attachments are checked by their services
+            known = facts.get(_target(item)) if item.body.kind == "text" else None
+            # Attachments (checked by their services), a first message (the conversation is
+            # created) and an unknown target: the single path.
+            if known is None or known.conversation_id is None:
                 slow.append(item)
                 held_back.add(item.sender_id)
                 continue
-            row = (rules.get(("c", item.conversation_id, item.sender_id))
-                   if item.conversation_id is not None
-                   else rules.get(("u", item.sender_id, item.to_user_id)))
-            if row is None:  # no conversation yet, or not a member: the single path
-                slow.append(item)
-                held_back.add(item.sender_id)
-                continue
-            target_id, recipient_id, status, prefs, blocked, follows = row
             try:
-                outright = chat.allowed_outright(status, blocked, self._prefs(prefs), follows)
-            except Exception as error:  # noqa: BLE001 - this send's own refusal
+                outright = chat_rules.decide(known)
+            except Exception as error:
                 _fail(item, error)
                 continue
             if not outright:  # "the recipient wrote here" needs a query: the single path
                 slow.append(item)
                 held_back.add(item.sender_id)
                 continue
-            item.target_id, item.recipient_id = int(target_id), int(recipient_id)
+            item.target_id, item.recipient_id = known.conversation_id, known.recipient_id
             fast.append(item)
         if not fast:
             await lane.execute("COMMIT")  # nothing written: end the read snapshot
             return written, slow, []
-        claimed = await self._write(lane, escape, fast, written)
+        claimed = await self._write(lane, literal, fast, written)
         return written, slow, claimed
 
-    async def _rules(self, lane: _Lane, items: list[_Send], escape):
-        """One round trip: the rules row of every (sender, target) and the stored messages
-        of the batch's client_msg_ids (a retry returns the first ack)."""
-        in_conversation = {(i.conversation_id, i.sender_id) for i in items
-                           if i.conversation_id is not None and i.body.kind == "text"}
-        to_user = {(i.sender_id, i.to_user_id) for i in items
-                   if i.to_user_id is not None and i.body.kind == "text"}
-        columns = (f"m.conversation_id, m.user_id, m.peer_id, u.status, s.privacy_prefs, "
-                   "EXISTS(SELECT 1 FROM user_blocks b WHERE (b.user_id = m.user_id AND "
-                   "b.blocked_id = m.peer_id) OR (b.user_id = m.peer_id AND "
-                   "b.blocked_id = m.user_id)) AS blocked, "
-                   "EXISTS(SELECT 1 FROM user_follows f WHERE f.follower_id = m.peer_id AND "
-                   "f.followee_id = m.user_id) AS follows_sender")
-        joins = ("LEFT JOIN users u ON u.id = m.peer_id "
-                 "LEFT JOIN user_settings s ON s.user_id = m.peer_id")
-        selects = []
-        # Row-constructor IN lists: index ranges, and each row is matched against the list
-        # by a sorted lookup (an OR of conjunctions is evaluated term by term per row).
-        if in_conversation:
-            pairs = ",".join(f"({int(c)},{int(u)})" for c, u in in_conversation)
-            selects.append(f"SELECT 'c', {columns} FROM {_MEMBERS} m {joins} "
-                           f"WHERE (m.conversation_id, m.user_id) IN ({pairs})")
-        if to_user:
-            triples = ",".join(f"({min(u, t)},{max(u, t)},{u})"
-                               for u, t in ((int(u), int(t)) for u, t in to_user))
-            selects.append(f"SELECT 'u', {columns} FROM conversations c JOIN {_MEMBERS} m "
-                           f"ON m.conversation_id = c.id {joins} "
-                           f"WHERE (c.user_a_id, c.user_b_id, m.user_id) IN ({triples})")
-        dupes = ",".join(f"({int(i.sender_id)},{_id_literal(i.body.client_msg_id)})"
-                         for i in items)
-        statements = [f"SELECT sender_id, client_msg_id, id, conversation_id, seq, created_at "
-                      f"FROM messages WHERE (sender_id, client_msg_id) IN ({dupes})"]
-        if selects:
-            statements.append(" UNION ALL ".join(selects))
-        results = await lane.execute(";".join(statements))
-        existing = {}
-        for sender_id, cmid, mid, cid, seq, created_at in results[0][1]:
-            existing[(int(sender_id), cmid)] = {
-                "client_msg_id": cmid, "conversation_id": int(cid), "id": int(mid),
-                "seq": int(seq), "created_at": chat.timestamp(created_at)}
-        rules: dict[tuple, tuple] = {}
-        if len(results) > 1:
-            for kind, cid, uid, peer, status, prefs, blocked, follows in results[1][1]:
-                row = (cid, peer, status, prefs, blocked, follows)
-                if kind == "c":
-                    rules[("c", int(cid), int(uid))] = row
-                else:
-                    rules[("u", int(uid), int(peer))] = row
-        return rules, existing
+    async def _rules(self, lane: Lane, items: list[_Send], escape: chat_writer_sql.Literal
+                     ) -> tuple[dict[Target, chat_rules.Facts], dict[tuple[int, str], Any]]:
+        """One round trip: the rules' facts of every text send and the stored messages of
+        the batch's client_msg_ids (a retry returns the first ack)."""
+        results = await lane.execute(chat_writer_sql.facts_and_stored_sql(
+            lane.dialect, [_target(item) for item in items if item.body.kind == "text"],
+            [(item.sender_id, item.body.client_msg_id) for item in items], escape))
+        existing = chat.stored_acks_of_rows(results[0][1])
+        facts = chat_rules.facts_of_rows(results[1][1]) if len(results) > 1 else {}
+        return facts, existing
 
-    def _prefs(self, stored: str | None) -> dict | None:
-        if not stored:
-            return None
-        if stored not in self._privacy:
-            if len(self._privacy) > 10_000:
-                self._privacy.clear()
-            self._privacy[stored] = codec.loads(stored)
-        return self._privacy[stored]
-
-    async def _write(self, lane: _Lane, escape, fast: list[_Send],
-                     written: list[tuple[_Send, dict[str, Any]]]) -> list[tuple]:
+    async def _write(self, lane: Lane, literal: chat_writer_sql.Literal, fast: list[_Send],
+                     written: list[tuple[_Send, dict[str, Any]]]) -> list[outbox.ClaimedRow]:
         """Seqs and messages, members and outbox rows, COMMIT: two round trips. Fills
         `written` with the acks and returns the claimed event rows to deliver."""
-        now = utcnow()
-        now_sql = f"'{now:%Y-%m-%d %H:%M:%S.%f}'"
-        created_at = chat.timestamp(now)
         # WeChat subscribe messages for recipients still offline after the grace period
         # (subscribe_messages.schedule_push for the whole batch in one Redis call), asked
         # while the database works.
         pushes = asyncio.ensure_future(subscribe_messages.message_pushes_due(
             self.resources.cache, [(item.recipient_id, item.target_id) for item in fast]))
         try:
-            claimed = await self._write_rows(lane, escape, fast, written, now, now_sql,
-                                             created_at, pushes)
+            claimed = await self._write_rows(lane, literal, fast, written, pushes)
         finally:
             if not pushes.done():
                 pushes.cancel()
         return claimed
 
-    async def _write_rows(self, lane, escape, fast, written, now, now_sql, created_at, pushes):
-        counts: dict[int, int] = {}
-        for item in fast:
-            counts[item.target_id] = counts.get(item.target_id, 0) + 1
-        ids = ",".join(str(c) for c in counts)
-        bump = " ".join(f"WHEN {c} THEN {n}" for c, n in counts.items())
-        # The UPDATE locks the conversations (in id order, so two writers never deadlock on
-        # them) and moves last_seq past the batch; each message takes its seq from the new
-        # value under that lock, in arrival order (INSERT ... SELECT ... RETURNING).
-        left = dict(counts)
-        top: dict[tuple[int, int], int] = {}  # (conversation, sender) -> their last seq
-        selects = []
-        for item in fast:
-            left[item.target_id] -= 1
-            selects.append(
-                f"SELECT id, last_seq - {left[item.target_id]}, {item.sender_id}, 'text', "
-                f"{escape(codec.dumps_str({'text': item.body.text}))}, "
-                f"{_id_literal(item.body.client_msg_id)}, {now_sql} FROM conversations "
-                f"WHERE id = {item.target_id}")
-        # A copy of a client_msg_id committed meanwhile (another process) fails here on the
-        # unique key: the batch falls back and the single path returns the first ack.
-        results = await lane.execute(
-            f"UPDATE conversations SET last_seq = last_seq + CASE id {bump} END, "
-            f"last_message_at = {now_sql} WHERE id IN ({ids});"
-            "INSERT INTO messages (conversation_id, seq, sender_id, kind, content, "
-            f"client_msg_id, created_at) {' UNION ALL '.join(selects)} "
-            "RETURNING id, conversation_id, seq")
+    async def _write_rows(self, lane: Lane, literal: chat_writer_sql.Literal,
+                          fast: list[_Send], written: list[tuple[_Send, dict[str, Any]]],
+                          pushes: asyncio.Future[list[outbox.TaskSpec]]
+                          ) -> list[outbox.ClaimedRow]:
+        now = utcnow()
+        created_at = timestamp(now)
+        sql, conversations = chat_writer_sql.messages_sql(
+            [(item.target_id, item.sender_id, item.body.text or "", item.body.client_msg_id)
+             for item in fast], now, literal)
+        results = await lane.execute(sql)
         inserted = results[1][1]
-        if results[0][0] != len(counts) or len(inserted) != len(fast):
+        if results[0][0] != conversations or len(inserted) != len(fast):
             raise _Fallback("a conversation vanished")
-        for item, (message_id, conversation_id, seq) in zip(fast, inserted):
+        last_seqs: dict[tuple[int, int], int] = {}  # (conversation, sender) -> their last seq
+        for item, (message_id, conversation_id, seq) in zip(fast, inserted, strict=True):
             if int(conversation_id) != item.target_id:
                 raise _Fallback("messages came back out of order")
             item.seq = int(seq)
             item.message_id = int(message_id)
-            top[(item.target_id, item.sender_id)] = item.seq
-        # Both members: visible again, last_message_at; each sender's read mark moves up to
-        # their last message in the batch.
-        by_conversation: dict[int, list[str]] = {}
-        for (c, u), seq in top.items():
-            by_conversation.setdefault(c, []).append(f"WHEN {u} THEN {seq}")
-        marks = " ".join(f"WHEN {c} THEN CASE user_id {' '.join(whens)} ELSE 0 END"
-                         for c, whens in by_conversation.items())
-        statements = [
-            f"UPDATE {_MEMBERS} SET hidden = 0, last_message_at = {now_sql}, "
-            f"updated_at = {now_sql}, "
-            f"read_seq = GREATEST(read_seq, CASE conversation_id {marks} ELSE 0 END) "
-            f"WHERE conversation_id IN ({ids})"]
-        settings = self.resources.settings
-        available_sql = f"'{now + _seconds(settings.outbox_claim_seconds):%Y-%m-%d %H:%M:%S.%f}'"
+            last_seqs[(item.target_id, item.sender_id)] = item.seq
         ts = int(time.time() * 1000)
         event_rows: list[tuple[str, str, str]] = []
         for item in fast:
-            data = {"id": item.message_id, "conversation_id": item.target_id, "seq": item.seq,
-                    "sender_id": item.sender_id, "kind": "text",
-                    "content": {"text": item.body.text},
-                    "client_msg_id": item.body.client_msg_id, "created_at": created_at,
-                    "recalled": False}
-            data_json = codec.dumps_str(data)
+            data_json = codec.dumps_str(new_message_view(
+                item.message_id, item.target_id, item.seq, item.sender_id, "text",
+                {"text": item.body.text}, item.body.client_msg_id, created_at))
             # To the recipient, and to the sender's other devices.
             event_rows.append(events.encode_user_event(item.recipient_id, "chat.message",
                                                        data_json, ts))
             event_rows.append(events.encode_user_event(item.sender_id, "chat.message",
                                                        data_json, ts))
-            ack = {"client_msg_id": item.body.client_msg_id,
-                   "conversation_id": item.target_id, "id": item.message_id, "seq": item.seq,
-                   "created_at": created_at}
+            ack = ack_of(item.body.client_msg_id, item.target_id, item.message_id, item.seq,
+                         created_at)
             if item.warnings:
                 ack["warnings"] = item.warnings
             written.append((item, ack))
-        # All the batch's events in ONE outbox row (outbox.events_row_payload): one row to
-        # write and delete per batch instead of two per message.
-        rows = [("'events'", "'ws:users'", escape(outbox.events_row_payload(event_rows)),
-                 available_sql)]
-        for name, payload, countdown in await pushes:
-            rows.append(("'task'", escape(name), escape(codec.dumps_str(payload)),
-                         f"'{now + _seconds(countdown):%Y-%m-%d %H:%M:%S.%f}'"))
-        statements.append(outbox.raw_insert_sql(rows, now_sql))
+        # All the batch's events in ONE outbox row: one row to write and delete per batch
+        # instead of two per message.
+        statements = [
+            chat_writer_sql.members_sql(last_seqs, now, literal),
+            outbox.claimed_batch_insert(
+                event_rows, await pushes, now=now,
+                claim_seconds=self.resources.settings.outbox_claim_seconds, literal=literal)]
         deleting, self._delivered = self._delivered, []
         if deleting:  # earlier batches' delivered rows go with this commit
-            statements.append(outbox.raw_delete_sql(deleting))
+            statements.append(outbox.delete_rows_sql(deleting))
         statements.append("COMMIT")
         try:
             results = await lane.execute(";".join(statements))
         except BaseException:
             self._delivered.extend(deleting)  # not deleted: a later commit takes them
             raise
-        events_row_id = int(results[1][1][0][0])  # ids come back in row order
-        return [(events_row_id, channel, event_id, payload)
-                for channel, event_id, payload in event_rows]
+        return outbox.claimed_batch_rows(event_rows, [row[0] for row in results[1][1]])
 
 
-async def _release_all(lanes: list[_Lane]) -> None:
+def _target(item: _Send) -> Target:
+    return Target(item.sender_id, item.conversation_id, item.to_user_id)
+
+
+async def _release_all(lanes: list[Lane]) -> None:
     for lane in lanes:
         await lane.release()
-
-
-def _id_literal(client_msg_id: str) -> str:
-    """A client_msg_id as an SQL literal: MessageBody allows only A-Z a-z 0-9 . _ : -"""
-    if not _SAFE_ID.match(client_msg_id):
-        raise ValueError("client_msg_id outside its pattern")
-    return f"'{client_msg_id}'"
-
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
-
-
-def _seconds(value: float) -> dt.timedelta:
-    return dt.timedelta(seconds=max(0.0, float(value)))
 
 
 def _resolve(item: _Send, ack: dict[str, Any]) -> None:

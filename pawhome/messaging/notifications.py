@@ -2,23 +2,29 @@
 
 Domains call `notify(...)` inside the transaction of the change that caused it (a like, an
 order's new status); the row and its live event commit together. Bursts coalesce by group_key
-into one row ("A and 99 others liked your post"); docs/notifications.md has the rules.
+into one row ("A and 99 others liked your post"); docs/notifications.md has the rules. The
+REST actions (`list_notifications`, `mark_read`, `mark_all_read`, `send_system_notification`)
+own their unit of work; a notification's WeChat subscribe message is scheduled through
+subscribe_messages.py, with which this module registers the "notification" push reason.
 """
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.realtime import Notification
 from models.users import User, UserSettings
-from pawhome.platform import codec, events
 from pawhome.identity import users
-from pawhome.platform.errors import NotFound
+from pawhome.messaging import subscribe_messages
+from pawhome.platform import codec, events
+from pawhome.platform.errors import NotFound, ValidationFailed, field_error
+from pawhome.platform.resources import Resources
+from settings import Settings, get_settings
 
 CATEGORIES = ("like", "comment", "reply", "follow", "mention", "order", "appointment", "system")
 
@@ -88,12 +94,8 @@ events.register_event_schema("notify.updated", NotificationEvent)
 events.register_event_schema("notify.read", NotificationsReadEvent)
 
 
-def coalesce_window(settings: Any | None = None) -> int:
-    if settings is None:
-        from settings import get_settings
-
-        settings = get_settings()
-    return int(settings.notify_coalesce_seconds)
+def coalesce_window(settings: Settings | None = None) -> int:
+    return int((settings or get_settings()).notify_coalesce_seconds)
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -182,8 +184,6 @@ async def notify(session: AsyncSession, user_id: int, category: str, kind: str,
     events.emit_to_user(session, user_id, event_type,
                         codec.loads(codec.dumps({**shape, "alert": alert})))
     if event_type == "notify.new" and alert:
-        from pawhome.messaging import subscribe_messages
-
         await subscribe_messages.schedule_push(session, user_id, f"notification:{category}",
                                                notification_id=row.id)
     return row
@@ -243,7 +243,7 @@ async def public_shapes(session: AsyncSession,
     return shapes
 
 
-async def list_notifications(session: AsyncSession, user_id: int, category: str | None,
+async def list_notifications(resources: Resources, user_id: int, category: str | None,
                              position: dict[str, Any] | None,
                              limit: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Newest-updated first; `position` is the decoded cursor ({"u": updated_at, "i": id})."""
@@ -255,24 +255,23 @@ async def list_notifications(session: AsyncSession, user_id: int, category: str 
             after_updated = dt.datetime.fromisoformat(str(position["u"]))
             after_id = int(position["i"])
         except (KeyError, TypeError, ValueError):
-            from pawhome.platform.errors import ValidationFailed, field_error
-
             raise ValidationFailed(errors=[field_error("cursor", "invalid cursor")]) from None
         query = query.where(or_(
             Notification.updated_at < after_updated,
             and_(Notification.updated_at == after_updated, Notification.id < after_id)))
-    rows = list((await session.execute(
-        query.order_by(Notification.updated_at.desc(), Notification.id.desc())
-        .limit(limit + 1))).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_position = None
-    if more and rows:
-        next_position = {"u": rows[-1].updated_at.isoformat(), "i": rows[-1].id}
-    return await public_shapes(session, rows), next_position
+    async with resources.db.session() as session:
+        rows = list((await session.execute(
+            query.order_by(Notification.updated_at.desc(), Notification.id.desc())
+            .limit(limit + 1))).scalars())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_position = None
+        if more and rows:
+            next_position = {"u": rows[-1].updated_at.isoformat(), "i": rows[-1].id}
+        return await public_shapes(session, rows), next_position
 
 
-async def unread_counts(session: AsyncSession, user_id: int) -> dict[str, Any]:
+async def _unread_counts(session: AsyncSession, user_id: int) -> dict[str, Any]:
     """{"total": n, "by_category": {category: n for every category}}."""
     found = await session.execute(
         select(Notification.category, func.count()).where(
@@ -282,6 +281,12 @@ async def unread_counts(session: AsyncSession, user_id: int) -> dict[str, Any]:
     for category, count in found:
         by_category[category] = by_category.get(category, 0) + int(count)
     return {"total": sum(by_category.values()), "by_category": by_category}
+
+
+async def unread_counts(resources: Resources, user_id: int) -> dict[str, Any]:
+    """GET /v1/notifications/unread-count: {"total", "by_category"}."""
+    async with resources.db.session() as session:
+        return await _unread_counts(session, user_id)
 
 
 async def get_notification(session: AsyncSession, user_id: int,
@@ -296,48 +301,78 @@ async def get_notification(session: AsyncSession, user_id: int,
 # -- marking read -----------------------------------------------------------------------------
 
 
-async def mark_read(session: AsyncSession, user_id: int,
+async def mark_read(resources: Resources, user_id: int,
                     notification_id: int) -> dict[str, Any]:
     """Mark one notification read (idempotent); other devices hear `notify.read`."""
-    await get_notification(session, user_id, notification_id)
-    changed = (await session.execute(
-        update(Notification).where(Notification.id == notification_id,
-                                   Notification.user_id == user_id,
-                                   Notification.read_at.is_(None))
-        .values(read_at=utcnow()))).rowcount
-    counts = await unread_counts(session, user_id)
-    if changed:
-        events.emit_to_user(session, user_id, "notify.read",
-                            {"ids": [notification_id], "category": None, "all": False,
-                             "unread": counts})
+    async with resources.db.session() as session, session.begin():
+        await get_notification(session, user_id, notification_id)
+        changed = cast(CursorResult[Any], await session.execute(
+            update(Notification).where(Notification.id == notification_id,
+                                       Notification.user_id == user_id,
+                                       Notification.read_at.is_(None))
+            .values(read_at=utcnow()))).rowcount
+        counts = await _unread_counts(session, user_id)
+        if changed:
+            events.emit_to_user(session, user_id, "notify.read",
+                                {"ids": [notification_id], "category": None, "all": False,
+                                 "unread": counts})
     return {"id": notification_id, "read": True, "updated": int(changed), "unread": counts}
 
 
-async def mark_all_read(session: AsyncSession, user_id: int,
+async def mark_all_read(resources: Resources, user_id: int,
                         category: str | None = None) -> dict[str, Any]:
     """Mark every unread notification read, or only one category's; other devices hear
     `notify.read` with the unread counts that now hold."""
-    await _lock_recipient(session, user_id)  # same lock order as notify(): no deadlock
-    conditions = [Notification.user_id == user_id, Notification.read_at.is_(None)]
-    if category:
-        conditions.append(Notification.category == category)
-    changed = (await session.execute(
-        update(Notification).where(*conditions).values(read_at=utcnow()))).rowcount
-    counts = await unread_counts(session, user_id)
-    if changed:
-        events.emit_to_user(session, user_id, "notify.read",
-                            {"ids": None, "category": category, "all": category is None,
-                             "unread": counts})
+    async with resources.db.session() as session, session.begin():
+        await _lock_recipient(session, user_id)  # same lock order as notify(): no deadlock
+        conditions = [Notification.user_id == user_id, Notification.read_at.is_(None)]
+        if category:
+            conditions.append(Notification.category == category)
+        changed = cast(CursorResult[Any], await session.execute(
+            update(Notification).where(*conditions).values(read_at=utcnow()))).rowcount
+        counts = await _unread_counts(session, user_id)
+        if changed:
+            events.emit_to_user(session, user_id, "notify.read",
+                                {"ids": None, "category": category, "all": category is None,
+                                 "unread": counts})
     return {"category": category, "updated": int(changed), "unread": counts}
 
 
 # -- administration ---------------------------------------------------------------------------
 
 
-async def send_system_notification(session: AsyncSession, user_id: int, title: str,
+async def send_system_notification(resources: Resources, user_id: int, title: str,
                                    body: str) -> dict[str, Any]:
     """An admin's message to one user, shown in the `system` category."""
-    row = await notify(session, user_id, "system", "system", target_type="", payload={
-        "title": title, "body": body})
-    assert row is not None  # no actor: nothing can suppress it
-    return (await public_shapes(session, [row]))[0]
+    async with resources.db.session() as session, session.begin():
+        row = await notify(session, user_id, "system", "system", target_type="", payload={
+            "title": title, "body": body})
+        assert row is not None  # no actor: nothing can suppress it
+        return (await public_shapes(session, [row]))[0]
+
+
+# -- the WeChat subscribe message for a notification --------------------------------------------
+
+
+async def _push_context(session: AsyncSession, user_id: int, *, conversation_id: int | None,
+                        notification_id: int | None) -> dict[str, Any] | None:
+    """What a "notification:<category>" push says: the notification, if it is still the
+    user's and unread, else None."""
+    if notification_id is None:
+        return None
+    row = await session.get(Notification, notification_id)
+    if row is None or row.user_id != user_id or row.read_at is not None:
+        return None
+    shape = (await public_shapes(session, [row]))[0]
+    payload = shape["payload"]
+    first_actor = shape["actors"][0]["nickname"] if shape["actors"] else ""
+    return {"actor_name": first_actor, "text": shape["text"],
+            "title": payload.get("title") or shape["text"], "body": payload.get("body", ""),
+            "time": row.updated_at, "category": row.category, "kind": row.kind,
+            "notification_id": row.id, "target_type": row.target_type,
+            "target_id": row.target_id}
+
+
+subscribe_messages.register_push_reason(
+    "notification", pref_of=lambda category: PREF_OF_CATEGORY.get(category, "system"),
+    context=_push_context)

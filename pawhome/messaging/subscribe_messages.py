@@ -4,33 +4,55 @@ who stayed offline after a DM or a notification (the notify queue's task calls `
 WeChat only delivers a subscribe message the user authorised (wx.requestSubscribeMessage,
 one send per "accept"), so we count what is left per template and never send without one:
 43101 is the exception, not the rule. Every attempt is recorded in `subscribe_sends`.
-docs/notifications.md walks through the flow and the field-limit table.
+What a push is about is registered here by the module that schedules it (`register_push_reason`:
+chat.py for "message", notifications.py for "notification:<category>"), so this module
+imports neither. Templates and field values: subscribe_templates.py. docs/notifications.md
+walks through the flow and the field-limit table.
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import case, select, update
+from sqlalchemy import CursorResult, Table, case, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
-from models.realtime import ConversationMember, Message, Notification, SubscribeQuota, \
-    SubscribeSend
+from models.realtime import SubscribeQuota, SubscribeSend
 from models.users import User, UserSettings
-from pawhome.platform import presence
 from pawhome.identity import users
+from pawhome.integrations.wechat import EXPIRED_TOKEN_ERRCODES, WeChatClient
+from pawhome.messaging.subscribe_templates import (  # noqa: F401
+    FIELD_LIMITS,
+    Template,
+    build_data,
+    build_page,
+    field_type,
+    field_value,
+    format_time,
+    purpose_of,
+    template_for,
+    templates,
+)
+from pawhome.platform import presence
 from pawhome.platform.cache import Cache
-from pawhome.platform.errors import (ValidationFailed, WeChatError, WeChatRateLimited,
-                            WeChatUnavailable, field_error)
+from pawhome.platform.errors import (
+    ValidationFailed,
+    WeChatError,
+    WeChatRateLimited,
+    WeChatUnavailable,
+    field_error,
+)
 from pawhome.platform.outbox import enqueue_task
+from pawhome.platform.resources import Resources
+from settings import Settings, get_settings
 
 log = logging.getLogger("pawhome.subscribe")
 
@@ -41,9 +63,6 @@ RESULT_VALUES = ("accept", "reject", "ban", "filter")
 FINAL_ERRCODES = {43101, 47003}
 NO_AUTHORISATION = 43101
 BAD_DATA = 47003
-# Categories without a template of their own use their family's (a reply is a comment).
-PURPOSE_FALLBACK = {"reply": "comment", "mention": "comment"}
-LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 # How long a push remembers what it already did (spent an authorisation, finished), so a
 # retried or redelivered task neither spends twice nor sends twice.
 PUSH_STATE_TTL = 2 * 24 * 3600
@@ -53,43 +72,46 @@ class TransientSendError(Exception):
     """WeChat could not take the message now; the task retries it later."""
 
 
+# -- push reasons -------------------------------------------------------------------------------
+#
+# A push's reason says what it is about: "message" (a direct message) or
+# "notification:<category>". The module that schedules pushes of a kind registers it: which
+# notification_prefs switch allows them (by purpose: "message", "reply", ...), and how to read
+# what the push says when it is due (None when it no longer is: read meanwhile, recalled).
+
+
+class PushContext(Protocol):
+    def __call__(self, session: AsyncSession, user_id: int, *, conversation_id: int | None,
+                 notification_id: int | None) -> Awaitable[dict[str, Any] | None]: ...
+
+
 @dataclass(frozen=True)
-class Template:
-    purpose: str
-    template_id: str
-    page: str
-    fields: dict[str, str]
+class PushReason:
+    pref_of: Callable[[str], str]
+    context: PushContext
 
 
-def templates(settings: Any) -> dict[str, Template]:
-    """SUBSCRIBE_TEMPLATES by purpose ("message" or a notification category)."""
-    out = {}
-    for purpose, spec in (settings.subscribe_templates or {}).items():
-        if isinstance(spec, dict) and spec.get("template_id"):
-            out[purpose] = Template(purpose, str(spec["template_id"]), str(spec.get("page", "")),
-                                    {str(k): str(v) for k, v in
-                                     (spec.get("fields") or {}).items()})
-    return out
+_reasons: dict[str, PushReason] = {}
 
 
-def purpose_of(reason: str) -> str:
-    """"message" -> "message"; "notification:reply" -> "reply"."""
-    return reason.split(":", 1)[1] if reason.startswith("notification:") else reason
+def register_push_reason(kind: str, *, pref_of: Callable[[str], str],
+                         context: PushContext) -> None:
+    """Let pushes of `kind` ("message", "notification") be sent."""
+    _reasons[kind] = PushReason(pref_of, context)
 
 
-def template_for(settings: Any, reason: str) -> Template | None:
-    known = templates(settings)
-    purpose = purpose_of(reason)
-    return known.get(purpose) or known.get(PURPOSE_FALLBACK.get(purpose, ""))
+def push_reason(reason: str) -> PushReason:
+    kind = reason.split(":", 1)[0]
+    found = _reasons.get(kind)
+    if found is None:  # a wiring error, not a skip: the push would be lost silently
+        raise RuntimeError(f"no push reason {kind!r} registered: is the module that "
+                           "registers it imported by pawhome.domains?")
+    return found
 
 
 def pref_for(reason: str) -> str:
     """The notification_prefs switch that allows this push."""
-    from pawhome.messaging.notifications import PREF_OF_CATEGORY
-
-    if reason == "message":
-        return "messages"
-    return PREF_OF_CATEGORY.get(purpose_of(reason), "system")
+    return push_reason(reason).pref_of(purpose_of(reason))
 
 
 # -- authorisations (wx.requestSubscribeMessage results) ----------------------------------------
@@ -102,7 +124,7 @@ class SubscriptionResults(BaseModel):
     results: dict[str, str] = Field(min_length=1, max_length=20)
 
 
-def _checked_results(settings: Any, results: dict[str, str]) -> dict[str, str]:
+def _checked_results(settings: Settings, results: dict[str, str]) -> dict[str, str]:
     known = {t.template_id for t in templates(settings).values()}
     problems, clean = [], {}
     for template_id, value in results.items():
@@ -124,20 +146,17 @@ async def _add_one(session: AsyncSession, user_id: int, template_id: str, cap: i
     """One more authorisation (at most `cap`), in one upsert: concurrent first accepts of a
     template serialise on its row instead of racing an UPDATE-then-INSERT (whose savepoint
     an InnoDB deadlock would roll away with the whole transaction)."""
-    table = SubscribeQuota.__table__
+    table = cast(Table, SubscribeQuota.__table__)
     values = {"user_id": user_id, "template_id": template_id, "remaining": min(1, cap),
               "updated_at": utcnow()}
     grown = case((table.c.remaining + 1 > cap, cap), else_=table.c.remaining + 1)
-    if session.bind.dialect.name in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert as upsert
-
-        statement = upsert(table).values(**values)
+    statement: Any
+    if session.get_bind().dialect.name in ("mysql", "mariadb"):
+        statement = mysql_insert(table).values(**values)
         statement = statement.on_duplicate_key_update(
             remaining=grown, updated_at=statement.inserted.updated_at)
     else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-
-        statement = upsert(table).values(**values)
+        statement = sqlite_insert(table).values(**values)
         statement = statement.on_conflict_do_update(
             index_elements=[table.c.user_id, table.c.template_id],
             set_={"remaining": grown, "updated_at": statement.excluded.updated_at})
@@ -153,23 +172,33 @@ async def _set_remaining(session: AsyncSession, user_id: int, template_id: str,
         .execution_options(synchronize_session=False))
 
 
-async def record_results(session: AsyncSession, settings: Any, user_id: int,
+async def record_results(resources: Resources, user_id: int,
                          results: dict[str, str]) -> list[dict[str, Any]]:
-    """Each "accept" adds one authorisation (up to SUBSCRIBE_QUOTA_CAP per template); "ban"
-    (the user turned the template off for good) drops what was left; reject and filter
-    change nothing. Returns the remaining authorisations per template."""
-    for template_id, value in sorted(_checked_results(settings, results).items()):
-        if value == "accept":
-            await _add_one(session, user_id, template_id, settings.subscribe_quota_cap)
-        elif value == "ban":
-            await _set_remaining(session, user_id, template_id, 0)
-    await session.flush()
-    return await remaining_by_template(session, settings, user_id)
+    """POST /v1/users/me/subscriptions. Each "accept" adds one authorisation (up to
+    SUBSCRIBE_QUOTA_CAP per template); "ban" (the user turned the template off for good)
+    drops what was left; reject and filter change nothing. Returns the remaining
+    authorisations per template."""
+    settings = resources.settings
+    clean = _checked_results(settings, results)
+    async with resources.db.session() as session, session.begin():
+        for template_id, value in sorted(clean.items()):
+            if value == "accept":
+                await _add_one(session, user_id, template_id, settings.subscribe_quota_cap)
+            elif value == "ban":
+                await _set_remaining(session, user_id, template_id, 0)
+        await session.flush()
+        return await _remaining_by_template(session, settings, user_id)
 
 
-async def remaining_by_template(session: AsyncSession, settings: Any,
-                                user_id: int) -> list[dict[str, Any]]:
-    """[{template_id, purposes, remaining}] for every configured template."""
+async def remaining_by_template(resources: Resources, user_id: int) -> list[dict[str, Any]]:
+    """GET /v1/users/me/subscriptions: [{template_id, purposes, remaining}] for every
+    configured template."""
+    async with resources.db.session() as session:
+        return await _remaining_by_template(session, resources.settings, user_id)
+
+
+async def _remaining_by_template(session: AsyncSession, settings: Settings,
+                                 user_id: int) -> list[dict[str, Any]]:
     purposes: dict[str, list[str]] = {}
     for template in templates(settings).values():
         purposes.setdefault(template.template_id, []).append(template.purpose)
@@ -182,7 +211,7 @@ async def remaining_by_template(session: AsyncSession, settings: Any,
 
 async def spend_one(session: AsyncSession, user_id: int, template_id: str) -> bool:
     """Take one authorisation; False if none is left. Atomic: two sends never share one."""
-    changed = (await session.execute(
+    changed = cast(CursorResult[Any], await session.execute(
         update(SubscribeQuota).where(SubscribeQuota.user_id == user_id,
                                      SubscribeQuota.template_id == template_id,
                                      SubscribeQuota.remaining > 0)
@@ -217,8 +246,6 @@ async def schedule_push(session: AsyncSession, user_id: int, reason: str,
     would skip them anyway (at most one per conversation per quiet period). If the caller's
     transaction rolls back after this, that conversation just gets no push for the window.
     """
-    from settings import get_settings
-
     settings = get_settings()
     if template_for(settings, reason) is None:
         return False
@@ -253,14 +280,14 @@ return out
 """
 
 
-async def message_pushes_due(cache: Cache,
-                             recipients: list[tuple[int, int]]) -> list[tuple[str, dict, float]]:
+async def message_pushes_due(
+        cache: Cache, recipients: list[tuple[int, int]],
+) -> list[tuple[str, list[Any], dict[str, Any], float]]:
     """`schedule_push(..., reason="message", cache=...)` for many (recipient, conversation)
     pairs at once (the chat group commit): one Redis call applies the online and pending
-    filters to all of them. Returns the task rows to enqueue in the caller's transaction, as
-    (task name, payload, countdown seconds) — exactly what `enqueue_task` would write."""
-    from settings import get_settings
-
+    filters to all of them. Returns the tasks to enqueue in the caller's transaction, as
+    (task name, args, kwargs, countdown seconds) — what `schedule_push` would pass to
+    `enqueue_task` (the group commit writes them with outbox.claimed_batch_insert)."""
     settings = get_settings()
     if not recipients or template_for(settings, "message") is None:
         return []
@@ -272,87 +299,11 @@ async def message_pushes_due(cache: Cache,
                  cache.key("subscribe", "pending", int(user_id), conversation_id)]
     due = await cache.script(_PUSH_FILTER_LUA)(
         keys=keys, args=[int(time.time() * 1000), max(1, int(grace) or 1)])
-    return [(TASK_NAME, {"args": [int(user_id), "message"],
-                         "kwargs": {"conversation_id": conversation_id, "notification_id": None,
-                                    "push_id": uuid.uuid4().hex}}, max(0.0, float(grace)))
-            for (user_id, conversation_id), wanted in zip(pairs, due) if int(wanted)]
-
-
-# -- field values ------------------------------------------------------------------------------
-
-_ELLIPSIS = "…"
-# Maximum length per template field type (WeChat's subscribe-message rules).
-FIELD_LIMITS = {
-    "thing": 20, "number": 32, "letter": 32, "symbol": 5, "character_string": 32,
-    "time": 32, "date": 32, "amount": 11, "phone_number": 17, "car_number": 8, "name": 10,
-    "phrase": 5,
-}
-_FIELD_TYPE = re.compile(r"^([a-z_]+?)\d*$")
-_ASCII_NAME = re.compile(r"^[A-Za-z .'-]+$")
-
-
-def field_type(field: str) -> str:
-    """"thing2" -> "thing", "character_string10" -> "character_string"."""
-    match = _FIELD_TYPE.match(field)
-    return match.group(1) if match else field
-
-
-def format_time(value: dt.datetime) -> str:
-    """WeChat's time/date format: 2024年5月1日 15:01 (Asia/Shanghai)."""
-    local = value.replace(tzinfo=dt.timezone.utc).astimezone(LOCAL_TIME)
-    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
-
-
-def _cut(text: str, limit: int, ellipsis: bool = True) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit - 1] + _ELLIPSIS if ellipsis and limit > 1 else text[:limit]
-
-
-def field_value(field: str, value: Any) -> str:
-    """A value as WeChat accepts it for this field's type: trimmed to the type's limit,
-    characters the type forbids removed, never empty."""
-    kind = field_type(field)
-    if isinstance(value, dt.datetime):
-        text = format_time(value)
-    else:
-        text = " ".join(str(value if value is not None else "").split())
-    if kind in ("number",):
-        text = re.sub(r"[^0-9.]", "", text)
-    elif kind == "letter":
-        text = re.sub(r"[^A-Za-z]", "", text)
-    elif kind == "phrase":
-        text = re.sub(r"[^\u4e00-\u9fff]", "", text)
-    elif kind in ("character_string", "phone_number", "car_number", "amount", "symbol"):
-        text = text.replace(" ", "")
-    if kind == "name":
-        limit = 20 if _ASCII_NAME.match(text) else 10
-        text = _cut(text, limit, ellipsis=False)
-    elif kind in ("thing",):
-        text = _cut(text, FIELD_LIMITS[kind])
-    else:
-        text = _cut(text, FIELD_LIMITS.get(kind, 20), ellipsis=False)
-    return text or ("-" if kind in ("thing", "name", "character_string", "symbol") else "0"
-                    if kind in ("number", "amount") else "-")
-
-
-def build_data(template: Template, context: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """subscribeMessage.send's `data` from the template's field mapping."""
-    return {field: {"value": field_value(field, context.get(source, ""))}
-            for field, source in template.fields.items()}
-
-
-class _Blank(dict):
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
-def build_page(template: Template, context: dict[str, Any]) -> str:
-    try:
-        return template.page.format_map(_Blank({k: "" if v is None else v
-                                                for k, v in context.items()}))
-    except (ValueError, IndexError):
-        return template.page.split("?", 1)[0]
+    return [(TASK_NAME, [int(user_id), "message"],
+             {"conversation_id": conversation_id, "notification_id": None,
+              "push_id": uuid.uuid4().hex}, max(0.0, float(grace)))
+            for (user_id, conversation_id), wanted in zip(pairs, due, strict=True)
+            if int(wanted)]
 
 
 # -- delivery (the notify task) ------------------------------------------------------------------
@@ -365,62 +316,24 @@ class Outcome:
     errcode: int | None = None
 
 
-async def _is_online(cache: Any, user_id: int) -> bool:
+async def _is_online(cache: Cache, user_id: int) -> bool:
     return bool(await presence.is_online(cache, user_id))
 
 
-async def _message_context(session: AsyncSession, user_id: int,
-                           conversation_id: int | None) -> dict[str, Any] | None:
-    """The newest message the user has not read in the conversation, or None."""
-    if conversation_id is None:
-        return None
-    member = await session.get(ConversationMember, (conversation_id, user_id))
-    if member is None:
-        return None
-    message = (await session.execute(
-        select(Message).where(Message.conversation_id == conversation_id,
-                              Message.sender_id != user_id, Message.recalled_at.is_(None))
-        .order_by(Message.seq.desc()).limit(1))).scalar_one_or_none()
-    if message is None or message.seq <= max(member.read_seq or 0, member.cleared_seq or 0):
-        return None
-    sender = await session.get(User, message.sender_id)
-    from pawhome.messaging.chat import preview_of
-
-    return {"sender_name": sender.nickname if sender else "", "preview": preview_of(message),
-            "time": message.created_at, "conversation_id": conversation_id,
-            "message_id": message.id, "title": "New message", "text": preview_of(message)}
-
-
-async def _notification_context(session: AsyncSession, user_id: int,
-                                notification_id: int | None) -> dict[str, Any] | None:
-    """The notification, if it is still the user's and unread, or None."""
-    if notification_id is None:
-        return None
-    row = await session.get(Notification, notification_id)
-    if row is None or row.user_id != user_id or row.read_at is not None:
-        return None
-    from pawhome.messaging.notifications import public_shapes
-
-    shape = (await public_shapes(session, [row]))[0]
-    payload = shape["payload"]
-    first_actor = shape["actors"][0]["nickname"] if shape["actors"] else ""
-    return {"actor_name": first_actor, "text": shape["text"],
-            "title": payload.get("title") or shape["text"], "body": payload.get("body", ""),
-            "time": row.updated_at, "category": row.category, "kind": row.kind,
-            "notification_id": row.id, "target_type": row.target_type,
-            "target_id": row.target_id}
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class _PushState:
     """Per-push memory in Redis, so retries and redeliveries stay idempotent."""
 
-    def __init__(self, cache: Any, push_id: str) -> None:
+    def __init__(self, cache: Cache, push_id: str) -> None:
         self.redis = cache.redis
         self.key = cache.key("subscribe", "push", push_id)
 
     async def get(self) -> dict[str, str]:
         raw = await self.redis.hgetall(self.key)
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {_text(k): _text(v) for k, v in raw.items()}
 
     async def set(self, field: str, value: str = "1") -> None:
         await self.redis.hset(self.key, field, value)
@@ -430,12 +343,12 @@ class _PushState:
         await self.redis.hdel(self.key, field)
 
 
-def quiet_key(cache: Any, user_id: int, reason: str, conversation_id: int | None) -> str:
+def quiet_key(cache: Cache, user_id: int, reason: str, conversation_id: int | None) -> str:
     scope = f"c{conversation_id}" if conversation_id is not None else f"n:{purpose_of(reason)}"
     return cache.key("subscribe", "quiet", user_id, scope)
 
 
-async def _record(resources: Any, user_id: int, template_id: str, reason: str,
+async def _record(resources: Resources, user_id: int, template_id: str, reason: str,
                   outcome: Outcome) -> Outcome:
     async with resources.db.session() as session, session.begin():
         session.add(SubscribeSend(user_id=user_id, template_id=template_id, reason=reason[:32],
@@ -446,7 +359,7 @@ async def _record(resources: Any, user_id: int, template_id: str, reason: str,
     return outcome
 
 
-async def deliver(resources: Any, user_id: int, reason: str, *,
+async def deliver(resources: Resources, user_id: int, reason: str, *,
                   conversation_id: int | None = None, notification_id: int | None = None,
                   push_id: str | None = None, final_attempt: bool = False) -> Outcome:
     """Send one subscribe message if it is still due; the body of the notify task.
@@ -478,10 +391,8 @@ async def deliver(resources: Any, user_id: int, reason: str, *,
             return Outcome("skipped", "no such user")  # nothing to record it against
         openid, banned = user.openid, user.status == "banned"
         prefs = users.notification_prefs_of_row(await session.get(UserSettings, user_id))
-        if reason == "message":
-            context = await _message_context(session, user_id, conversation_id)
-        else:
-            context = await _notification_context(session, user_id, notification_id)
+        context = await push_reason(reason).context(
+            session, user_id, conversation_id=conversation_id, notification_id=notification_id)
         remaining = (await session.execute(select(SubscribeQuota.remaining).where(
             SubscribeQuota.user_id == user_id,
             SubscribeQuota.template_id == template.template_id))).scalar() or 0
@@ -500,7 +411,7 @@ async def deliver(resources: Any, user_id: int, reason: str, *,
     if not await cache.redis.set(quiet, state.key, nx=True,
                                  ex=max(1, settings.subscribe_quiet_seconds)):
         holder = await cache.redis.get(quiet)
-        if holder is None or holder.decode() != state.key:  # not our own earlier attempt
+        if holder is None or _text(holder) != state.key:  # not our own earlier attempt
             return await finish(Outcome("skipped", "quiet period"))
     if not spent:
         async with resources.db.session() as session, session.begin():
@@ -512,8 +423,6 @@ async def deliver(resources: Any, user_id: int, reason: str, *,
     body = {"touser": openid, "template_id": template.template_id,
             "page": build_page(template, context), "data": build_data(template, context),
             "miniprogram_state": settings.subscribe_miniprogram_state, "lang": "zh_CN"}
-    from pawhome.integrations.wechat import EXPIRED_TOKEN_ERRCODES, WeChatClient
-
     try:
         await WeChatClient(resources).call("POST", SEND_PATH, json=body)
     except (WeChatUnavailable, WeChatRateLimited) as error:
@@ -533,15 +442,16 @@ async def deliver(resources: Any, user_id: int, reason: str, *,
     return await finish(Outcome("sent"))
 
 
-async def _release_quiet(cache: Any, key: str, owner: str) -> None:
+async def _release_quiet(cache: Cache, key: str, owner: str) -> None:
     holder = await cache.redis.get(key)
-    if holder is not None and holder.decode() == owner:
+    if holder is not None and _text(holder) == owner:
         await cache.redis.delete(key)
 
 
-async def _transient(resources: Any, state: _PushState, user_id: int, template: Template,
-                     reason: str, quiet: str, error: Exception, final_attempt: bool,
-                     finish: Any) -> Outcome:
+async def _transient(resources: Resources, state: _PushState, user_id: int,
+                     template: Template, reason: str, quiet: str, error: Exception,
+                     final_attempt: bool,
+                     finish: Callable[[Outcome], Awaitable[Outcome]]) -> Outcome:
     """Give the authorisation back (the retry takes it again) and let the task retry; on the
     last attempt record the failure instead."""
     async with resources.db.session() as session, session.begin():

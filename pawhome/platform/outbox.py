@@ -18,7 +18,7 @@ itself (one Redis call) and deletes them (one statement, shared with concurrent 
 delivery waits for no relay pass. A request that dies before flushing leaves its rows, and the
 relay delivers them once the claim runs out; a redelivered event is a no-op (event-id dedup in
 pawhome/platform/streams.py). The chat group commit (pawhome/messaging/chat_writer.py) writes a batch's events as
-ONE row of kind "events" (`events_row_payload`), claimed and delivered the same way.
+ONE row of kind "events" (`claimed_batch_insert`), claimed and delivered the same way.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ import datetime as dt
 import logging
 import threading
 import weakref
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (Select, String, Table, TextClause, bindparam, delete, func, insert,
@@ -136,31 +136,67 @@ def _claimed_insert_returning(count: int) -> TextClause:
     return statement
 
 
-def raw_insert_sql(rows: list[tuple[str, str, str, str]], now_sql: str) -> str:
-    """One INSERT of outbox rows RETURNING their ids, as SQL text for a raw DB-API cursor
-    (the chat group commit, pawhome/messaging/chat_writer.py, writes without SQLAlchemy). Each row is
-    `(kind, name, payload JSON, available_at)`, every one already an SQL literal (quoted
-    and escaped by the caller); ids come back in row order."""
-    table = OUTBOX.name
-    values = ",".join(f"({kind},{name},{payload},{now_sql},{available},0,'')"
-                      for kind, name, payload, available in rows)
-    return (f"INSERT INTO {table} (kind, name, payload, created_at, available_at, attempts, "
-            f"last_error) VALUES {values} RETURNING id")
+# -- claimed rows written on a raw connection (the chat group commit) ---------------------------
+#
+# The chat group commit (pawhome/messaging/chat_writer.py) writes a batch of messages on a raw
+# DB-API connection (aiomysql, no SQLAlchemy session), in one multi-statement round trip. Its
+# outbox rows commit in that transaction: `claimed_batch_insert` is the SQL of ONE row of kind
+# "events" holding every event of the batch (claimed by the writer, like the rows of
+# `publish_events_after_commit`) and of one row per task. After the commit the writer hands
+# `claimed_batch_rows(...)` to `deliver_claimed`, then deletes the delivered rows with
+# `delete_rows_sql` inside a later transaction of its own. Rows it never delivers (it died, or
+# Redis was down) are the relay's once the claim runs out: nothing committed is lost.
+
+TaskSpec = tuple[str, list[Any], dict[str, Any], float]  # (task name, args, kwargs, countdown)
 
 
-def events_row_payload(events: list[tuple[str, str, str]]) -> str:
-    """The JSON text of ONE outbox row carrying several events (kind "events"): the chat
-    group commit writes a batch's events this way. `events` are `(channel, event id, event
-    JSON)`; the relay delivers them all, in order, with one Redis call (`deliver_event_rows`),
-    exactly as it would the same events in rows of their own."""
-    return '{"events":[' + ",".join(f'["{channel}",{payload}]'
-                                    for channel, _event_id, payload in events) + "]}"
+def claimed_batch_insert(events: list[tuple[str, str, str]], tasks: list[TaskSpec], *,
+                         now: dt.datetime, claim_seconds: float,
+                         literal: Callable[[Any], str]) -> str:
+    """SQL text of one INSERT ... RETURNING id: an outbox row of kind "events" carrying
+    `events` — `(channel, event id, event JSON)` each, as `events.encode_user_event` makes
+    them — that the relay leaves alone for `claim_seconds`, then one row per task (as
+    `enqueue_task` writes it, due after its countdown). The ids come back in that order.
+    `literal` renders a value as an SQL literal for the connection (aiomysql's
+    `Connection.escape`); names, payloads and times all go through it."""
+    rows: list[tuple[str, str, str, dt.datetime]] = []
+    if events:
+        rows.append(("events", "ws:users", _events_row_payload(events),
+                     now + dt.timedelta(seconds=max(0.0, claim_seconds))))
+    for name, args, kwargs, countdown in tasks:
+        rows.append(("task", name, codec.dumps_str({"args": list(args), "kwargs": kwargs}),
+                     now + dt.timedelta(seconds=max(0.0, float(countdown)))))
+    if not rows:
+        raise ValueError("claimed_batch_insert needs at least one event or task")
+    created = literal(now)
+    values = ",".join(f"({literal(kind)},{literal(name)},{literal(payload)},{created},"
+                      f"{literal(available)},0,'')" for kind, name, payload, available in rows)
+    return (f"INSERT INTO {OUTBOX.name} (kind, name, payload, created_at, "
+            f"available_at, attempts, last_error) VALUES {values} RETURNING id")
 
 
-def raw_delete_sql(ids: list[int]) -> str:
-    """DELETE delivered outbox rows by id, as SQL text for a raw DB-API cursor."""
+def claimed_batch_rows(events: list[tuple[str, str, str]],
+                       ids: Sequence[Any]) -> list[ClaimedRow]:
+    """The claimed rows of a committed `claimed_batch_insert` with these `events`, from the
+    ids its RETURNING gave (the events row's comes first): what `deliver_claimed` takes."""
+    if not events:
+        return []
+    row_id = int(ids[0])
+    return [(row_id, channel, event_id, payload) for channel, event_id, payload in events]
+
+
+def delete_rows_sql(ids: Iterable[int]) -> str:
+    """SQL text deleting delivered outbox rows by id (for a raw connection's transaction)."""
     return (f"DELETE FROM {OUTBOX.name} WHERE id IN "
             f"({','.join(str(int(i)) for i in ids)})")
+
+
+def _events_row_payload(events: list[tuple[str, str, str]]) -> str:
+    """The JSON text of ONE outbox row carrying several events (kind "events"). `events` are
+    `(channel, event id, event JSON)`; the relay delivers them all, in order, with one Redis
+    call (`deliver_event_rows`), exactly as it would the same events in rows of their own."""
+    return '{"events":[' + ",".join(f'["{channel}",{payload}]'
+                                    for channel, _event_id, payload in events) + "]}"
 
 
 def take_claimed(session: AsyncSession) -> list[ClaimedRow]:
@@ -450,7 +486,7 @@ class OutboxRelay:
         if row.kind == "event":
             await deliver_event(self.resources.cache, row.name, row.payload)
             return
-        if row.kind == "events":  # several events in one row (events_row_payload)
+        if row.kind == "events":  # several events in one row (claimed_batch_insert)
             await deliver_event_rows(self.resources.cache, row.payload["events"])
             return
         args, kwargs = row.payload.get("args", []), row.payload.get("kwargs", {})
