@@ -11,7 +11,6 @@ handlers/realtime.py). docs/realtime.md is the protocol.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Awaitable
 
 import tornado.websocket
@@ -24,7 +23,8 @@ from gateway.ws_connection import (CLOSE_AUTH, CLOSE_BINARY, CLOSE_FLOOD,  # noq
                                    CLOSE_GOING_AWAY, CLOSE_PROTOCOL, CLOSE_SLOW,
                                    CLOSE_TOO_BIG, CLOSE_UNAVAILABLE, Connection)
 from gateway.ws_frames import ClientFrame, frame_handler  # noqa: F401  (the public names)
-from pawhome.identity.tokens import AccessClaims, decode_access_token, ensure_not_revoked
+from pawhome.identity.tokens import (AccessClaims, check_revocation, decode_access_token,
+                                     ensure_not_revoked, revocation_keys)
 from pawhome.platform import codec, errors, streams
 
 log = logging.getLogger("pawhome.ws")
@@ -81,12 +81,14 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
             if not token:
                 raise errors.Unauthorized()
             claims = decode_access_token(resources.settings, token)
-            await ensure_not_revoked(resources.cache, claims)
             route = settings["route_names"].get(type(self), "ws")
-            for rule in rules_for(route):
-                identity = str(claims.user_id) if rule.scope == "user" else \
-                    client_address(self.request, resources.settings.trusted_proxy_count)
-                await settings["limiter"].hit(route, rule, identity)
+            address = client_address(self.request, resources.settings.trusted_proxy_count)
+            hits = [(rule, str(claims.user_id) if rule.scope == "user" else address)
+                    for rule in rules_for(route)]
+            # As for a REST request (gateway/handler.py): ONE Redis call counts the upgrade
+            # in its rate-limit windows and reads the token's revocation marks.
+            revocation = revocation_keys(resources.cache, claims)
+            check_revocation(claims, await settings["limiter"].admit(route, hits, revocation))
         except Exception as error:  # noqa: BLE001 - every refusal is a JSON envelope
             self._refuse(to_app_error(error, 500))
             return
@@ -103,9 +105,10 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
         try:
             await conn.hub.join(conn)
             # Checked again once subscribed: a revocation published before the subscription
-            # existed would otherwise be missed.
+            # existed would otherwise be missed. Both reads go through the pipelined
+            # connection, shared with every other socket being set up.
             await ensure_not_revoked(cache, self.claims)
-            conn.epoch, conn.last_eid = await streams.head(cache, conn.user_id)
+            epoch, last_eid = await streams.head(cache, conn.user_id)
         except errors.Unauthorized:
             conn.close(CLOSE_AUTH, "session revoked")
             return
@@ -116,11 +119,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
         if conn.closed:
             return
         self.set_nodelay(True)
-        conn.send("hello", user_id=conn.user_id, epoch=conn.epoch,
-                  last_event_id=conn.last_eid,
-                  heartbeat_seconds=conn.settings.ws_heartbeat_seconds,
-                  server_time=int(time.time() * 1000))
-        conn.start()
+        conn.start(epoch, last_eid)  # hello, then live events flow (or wait for `resume`)
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         if self.conn is None:

@@ -61,7 +61,7 @@ class Connection:
     __slots__ = ("handler", "hub", "resources", "user_id", "claims", "epoch", "last_eid",
                  "acked_eid", "holding", "hold_state", "pending_bytes", "tokens", "stamp",
                  "strikes", "topics", "pong_due", "timer", "auth_timer", "grace_timer",
-                 "closed", "__weakref__")
+                 "closed", "generation", "__weakref__")
 
     def __init__(self, handler: "WebSocketHandler", claims: AccessClaims) -> None:
         self.handler = handler
@@ -86,6 +86,8 @@ class Connection:
         self.auth_timer: asyncio.TimerHandle | None = None
         self.grace_timer: asyncio.TimerHandle | None = None
         self.closed = False
+        # The hub's pub/sub connection (its count of connects) when hello's position was read.
+        self.generation = 0
 
     @property
     def settings(self):
@@ -191,6 +193,23 @@ class Connection:
             self.deliver_event(epoch, eid, frame)
 
     # -- resume --------------------------------------------------------------------------------
+    def client_resume(self, epoch: str | None, last_eid: int | None,
+                      ref: str | None) -> Awaitable[None] | None:
+        """A `resume` frame: go on from the client's position. Returns the replay to await,
+        or None when no read is needed — the position is this socket's own (hello's, or the
+        last event it wrote): every later event is on its way through the channel, which
+        was subscribed before that position was read (unless the pub/sub connection was
+        lost since: then the stream is read)."""
+        if epoch is None and last_eid is None:
+            epoch, last_eid = self.epoch, self.last_eid  # nothing to replay: go live
+        last_eid = last_eid or 0
+        if epoch == self.epoch and last_eid == self.last_eid and \
+                self.hold_state != _REPLAY and self.generation == self.hub.generation:
+            self._release()
+            self.send("resumed", ref=ref, epoch=self.epoch, last_event_id=self.last_eid)
+            return None
+        return self.resume(epoch, last_eid, ref=ref)
+
     async def resume(self, epoch: str | None, last_eid: int, ref: str | None = None,
                      announce: bool = True) -> None:
         """Replay the stream after (epoch, last_eid), then the live events held meanwhile,
@@ -345,7 +364,16 @@ class Connection:
         return False
 
     # -- timers --------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, epoch: str | None, last_eid: int) -> None:
+        """Send `hello` with the stream position read once the channel was subscribed, and
+        start the timers. Live stored events are then held until the client's first frame
+        (normally `resume`) or WS_RESUME_GRACE_SECONDS, so a replay is never overtaken by
+        them."""
+        self.epoch, self.last_eid = epoch, last_eid
+        self.generation = self.hub.generation
+        self.send("hello", user_id=self.user_id, epoch=epoch, last_event_id=last_eid,
+                  heartbeat_seconds=self.settings.ws_heartbeat_seconds,
+                  server_time=int(time.time() * 1000))
         loop = asyncio.get_running_loop()
         self.grace_timer = loop.call_later(self.settings.ws_resume_grace_seconds,
                                            self._end_grace)

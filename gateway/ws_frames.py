@@ -86,12 +86,9 @@ def on_ack(conn: Connection, frame: AckFrame) -> None:
 
 
 @frame_handler("resume", ResumeFrame)
-async def on_resume(conn: Connection, frame: ResumeFrame) -> None:
-    if frame.epoch is None and frame.last_event_id is None:
-        # Nothing to resume: go live from hello's position (plus anything held since).
-        await conn.resume(conn.epoch, conn.last_eid, ref=frame.ref)
-        return
-    await conn.resume(frame.epoch, frame.last_event_id or 0, ref=frame.ref)
+def on_resume(conn: Connection, frame: ResumeFrame) -> Awaitable[None] | None:
+    # Without fields: nothing to replay, go live from hello's position (plus anything held).
+    return conn.client_resume(frame.epoch, frame.last_event_id, frame.ref)
 
 
 @frame_handler("auth.refresh", AuthRefreshFrame)

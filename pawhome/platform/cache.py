@@ -64,6 +64,16 @@ class Cache:
             script = self._scripts[source] = self.redis.register_script(source)
         return script
 
+    async def execute(self, *args: object):
+        """One command on the pipelined connection (pawhome/redis_pipeline.py), or the
+        client's own for the in-process store: for the small reads many concurrent callers
+        make (a token's revocation marks, a stream's head), which then share writes and
+        round trips instead of each taking a connection from the pool. The reply is
+        undecoded, as `redis.execute_command`'s."""
+        if self.pipeline is not None:
+            return await self.pipeline.execute(*args)
+        return await self.redis.execute_command(*args)
+
     async def ping(self) -> None:
         await self.redis.ping()
 

@@ -170,7 +170,7 @@ async def append_many(cache: Cache,
 
 async def head(cache: Cache, user_id: int) -> tuple[str | None, int]:
     """The user's current (epoch, last eid); (None, 0) when they have no stream yet."""
-    epoch, seq = await cache.redis.hmget(meta_key(cache, user_id), "epoch", "seq")
+    epoch, seq = await cache.execute("HMGET", meta_key(cache, user_id), "epoch", "seq")
     if epoch is None:
         return None, 0
     return (epoch.decode() if isinstance(epoch, bytes) else epoch), int(seq or 0)
