@@ -61,7 +61,7 @@ class Connection:
     __slots__ = ("handler", "hub", "resources", "user_id", "claims", "epoch", "last_eid",
                  "acked_eid", "holding", "hold_state", "pending_bytes", "tokens", "stamp",
                  "strikes", "topics", "pong_due", "timer", "auth_timer", "grace_timer",
-                 "closed", "generation", "__weakref__")
+                 "closed", "fresh", "generation", "__weakref__")
 
     def __init__(self, handler: "WebSocketHandler", claims: AccessClaims) -> None:
         self.handler = handler
@@ -86,6 +86,8 @@ class Connection:
         self.auth_timer: asyncio.TimerHandle | None = None
         self.grace_timer: asyncio.TimerHandle | None = None
         self.closed = False
+        # True from a hello that found no stream until the client's first `resume`.
+        self.fresh = False
         # The hub's pub/sub connection (its count of connects) when hello's position was read.
         self.generation = 0
 
@@ -203,6 +205,18 @@ class Connection:
         if epoch is None and last_eid is None:
             epoch, last_eid = self.epoch, self.last_eid  # nothing to replay: go live
         last_eid = last_eid or 0
+        if self.fresh:
+            # Hello found no stream, so live events have flowed since (no grace held them).
+            self.fresh = False
+            if epoch is None and last_eid == 0:
+                epoch, last_eid = self.epoch, self.last_eid  # hello's: go on from here
+            elif epoch is not None and epoch == self.epoch:
+                # The stream began after hello: the client can only know this epoch from
+                # events sent here before its resume, so its state from before connecting
+                # is unknown. Exact or explicit: it refetches, then goes on from here.
+                self.send("resync", reason="epoch_changed", ref=ref, epoch=self.epoch,
+                          last_event_id=self.last_eid)
+                return None
         if epoch == self.epoch and last_eid == self.last_eid and \
                 self.hold_state != _REPLAY and self.generation == self.hub.generation:
             self._release()
@@ -368,15 +382,20 @@ class Connection:
         """Send `hello` with the stream position read once the channel was subscribed, and
         start the timers. Live stored events are then held until the client's first frame
         (normally `resume`) or WS_RESUME_GRACE_SECONDS, so a replay is never overtaken by
-        them."""
+        them — unless the user has no stream yet: no replay can hold anything then (a resume
+        from elsewhere gets `resync`), so events flow at once."""
         self.epoch, self.last_eid = epoch, last_eid
         self.generation = self.hub.generation
         self.send("hello", user_id=self.user_id, epoch=epoch, last_event_id=last_eid,
                   heartbeat_seconds=self.settings.ws_heartbeat_seconds,
                   server_time=int(time.time() * 1000))
         loop = asyncio.get_running_loop()
-        self.grace_timer = loop.call_later(self.settings.ws_resume_grace_seconds,
-                                           self._end_grace)
+        if epoch is None:
+            self.fresh = True
+            self._release()
+        else:
+            self.grace_timer = loop.call_later(self.settings.ws_resume_grace_seconds,
+                                               self._end_grace)
         self._schedule_ping(self.settings.ws_heartbeat_seconds * random.uniform(0.8, 1.2))
         self._schedule_auth()
 
