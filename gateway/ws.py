@@ -24,7 +24,7 @@ from gateway.ws_connection import (CLOSE_AUTH, CLOSE_BINARY, CLOSE_FLOOD,  # noq
                                    CLOSE_TOO_BIG, CLOSE_UNAVAILABLE, Connection)
 from gateway.ws_frames import ClientFrame, frame_handler  # noqa: F401  (the public names)
 from pawhome.identity.tokens import (AccessClaims, check_revocation, decode_access_token,
-                                     ensure_not_revoked, revocation_keys)
+                                     revocation_keys)
 from pawhome.platform import codec, errors, streams
 
 log = logging.getLogger("pawhome.ws")
@@ -105,10 +105,13 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
         try:
             await conn.hub.join(conn)
             # Checked again once subscribed: a revocation published before the subscription
-            # existed would otherwise be missed. Both reads go through the pipelined
-            # connection, shared with every other socket being set up.
-            await ensure_not_revoked(cache, self.claims)
-            epoch, last_eid = await streams.head(cache, conn.user_id)
+            # existed would otherwise be missed. It and the stream's head are read in one
+            # round trip on the pipelined connection, shared with every other socket.
+            marks, head = await cache.execute_many(
+                ("MGET", *revocation_keys(cache, self.claims)),
+                streams.head_command(cache, conn.user_id))
+            check_revocation(self.claims, marks)
+            epoch, last_eid = streams.head_of(head)
         except errors.Unauthorized:
             conn.close(CLOSE_AUTH, "session revoked")
             return

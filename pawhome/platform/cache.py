@@ -74,6 +74,15 @@ class Cache:
             return await self.pipeline.execute(*args)
         return await self.redis.execute_command(*args)
 
+    async def execute_many(self, *commands: tuple) -> list:
+        """`execute` for several commands sent together: one round trip for all of them."""
+        if self.pipeline is not None:
+            return await self.pipeline.execute_many(*commands)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return await pipe.execute()
+
     async def ping(self) -> None:
         await self.redis.ping()
 
