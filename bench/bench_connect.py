@@ -1,9 +1,10 @@
 """Connection setup under churn (issue 9 §4): a connect storm and a disconnect storm.
 
-    python bench/bench_connect.py                  (3 rounds of 5,000 clients; writes
+    python bench/bench_connect.py                  (3 rounds of 5,000 clients, then a
+                                                   deploy storm of 10,000; writes
                                                    bench/results/connect.json and .md)
     python bench/bench_connect.py --quick          (1 round of 1,000; prints, writes nothing)
-    python bench/bench_connect.py --rounds 5 --clients 10000 --concurrency 500
+    python bench/bench_connect.py --rounds 5 --clients 5000 --concurrency 500 --deploy 0
 
 Each round starts a fresh server on core 0 and runs the load client
 (bench/ws_connect_load.py, its own process) on core 1: N distinct users connect as fast as
@@ -15,7 +16,9 @@ how long after the mass close every user is offline and every user channel unsub
 counts the gateway's WARNING/ERROR log lines. Against bench/bare_ws_relay.py (a bare Tornado
 WebSocket server: no auth, no Redis) a connection is set up at `hello`. The two alternate
 within a round (the order flips each round; the machine is shared and noisy); the summary
-is the median over rounds and the ratio of medians.
+is the median over rounds and the ratio of medians. Last, the deploy storm: `--deploy`
+clients (10,000) all connecting at once to each server, as after a gateway restart, timed
+until the last one is set up.
 
 Environment: BENCH_MYSQL_URL, BENCH_REDIS_URL (as bench_gateway.py), BENCH_QUIET_WAIT.
 """
@@ -97,7 +100,7 @@ def storm(server: CountingServer, label: str, tokens, config, client_core) -> di
 
 def run_round(number: int, tokens, config, server_core, client_core) -> dict:
     order = ("gateway", "bare") if number % 2 == 0 else ("bare", "gateway")
-    out = {}
+    out: dict = {}
     for label in order:
         rt.clear_rate_limits()
         server = start(label, server_core)
@@ -118,11 +121,20 @@ def run_round(number: int, tokens, config, server_core, client_core) -> dict:
         print(f"  round {number + 1} {label:8} {result['connected']}/{result['clients']} in "
               f"{result['seconds']} s = {result['connects_per_second']} connects/s (p50 "
               f"{result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms, server "
-              f"{result['server_cpu_us_per_connect']} us CPU each){cleanup}; "
+              f"{result['server_cpu_us_per_connect']} us CPU each, server "
+              f"{result['server_cpu_percent']} % busy, client {result['client_cpu_percent']} "
+              f"%){cleanup}; "
               f"{result['log_warnings']} warning lines", flush=True)
     out["ratio"] = rt.ratio(out["gateway"]["connects_per_second"],
                             out["bare"]["connects_per_second"])
     return out
+
+
+def deploy_storm(tokens, config, server_core, client_core) -> dict:
+    """Every client at once, as when a restarted gateway's clients all come back."""
+    storm_config = {**config, "clients": config["deploy"], "concurrency": config["deploy"]}
+    print(f"  deploy storm: {config['deploy']} clients at once", flush=True)
+    return run_round(0, tokens, storm_config, server_core, client_core)
 
 
 def summarize(rounds: list[dict]) -> dict:
@@ -140,6 +152,10 @@ def summarize(rounds: list[dict]) -> dict:
         "bare_p99_ms": median("bare", "latency_p99_ms"),
         "gateway_cpu_us_per_connect": median("gateway", "server_cpu_us_per_connect"),
         "bare_cpu_us_per_connect": median("bare", "server_cpu_us_per_connect"),
+        # Connects per second of server CPU, gateway / bare: the ratio when the server, not
+        # the load client, sets the pace.
+        "cpu_ratio": rt.ratio(median("bare", "server_cpu_us_per_connect"),
+                              median("gateway", "server_cpu_us_per_connect")),
         "all_offline_after_s": [r["gateway"].get("all_offline_after_s") for r in rounds],
         "all_unsubscribed_after_s": [r["gateway"].get("all_unsubscribed_after_s")
                                      for r in rounds],
@@ -173,8 +189,9 @@ def markdown(result: dict) -> str:
         f"| connects per second | {s['gateway_connects_per_second']} | "
         f"{s['bare_connects_per_second']} | {s['ratio_of_medians']} |",
         f"| connect latency p99 (ms) | {s['gateway_p99_ms']} | {s['bare_p99_ms']} | |",
-        f"| server CPU per connect (us) | {s['gateway_cpu_us_per_connect']} | "
-        f"{s['bare_cpu_us_per_connect']} | |",
+        f"| server CPU per connect (us; ratio: connects per CPU-second) | "
+        f"{s['gateway_cpu_us_per_connect']} | {s['bare_cpu_us_per_connect']} | "
+        f"{s['cpu_ratio']} |",
         "",
         f"Per-round ratios: {s['ratios_per_round']}. After the mass close (gateway): every "
         f"user offline after {s['all_offline_after_s']} s, every user channel unsubscribed "
@@ -185,9 +202,9 @@ def markdown(result: dict) -> str:
         "## Rounds",
         "",
         "| round | server | connected | failed | seconds | connects/s | p50 / p99 / max ms | "
-        "server CPU us/connect | server CPU % | offline after s | unsubscribed after s | "
-        "warning lines |",
-        "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "server CPU us/connect | server CPU % | client CPU % | offline after s | "
+        "unsubscribed after s | warning lines |",
+        "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for number, one in enumerate(result["rounds"], 1):
         for label in ("gateway", "bare"):
@@ -196,9 +213,23 @@ def markdown(result: dict) -> str:
                 f"| {number} | {label} | {r['connected']} | {r['failed']} | {r['seconds']} | "
                 f"{r['connects_per_second']} | {r['latency_p50_ms']} / {r['latency_p99_ms']} / "
                 f"{r['latency_max_ms']} | {r['server_cpu_us_per_connect']} | "
-                f"{r['server_cpu_percent']} | {r.get('all_offline_after_s', '-')} | "
+                f"{r['server_cpu_percent']} | {r['client_cpu_percent']} | "
+                f"{r.get('all_offline_after_s', '-')} | "
                 f"{r.get('all_unsubscribed_after_s', '-')} | {r['log_warnings']} |")
-    warned = {m: n for one in result["rounds"] for m, n in
+    deploy = result.get("deploy")
+    if deploy:
+        lines += ["", f"## Deploy storm: {c['deploy']} clients at once", "",
+                  "| server | connected | failed | last set up after s | connects/s | "
+                  "p50 / p99 ms | server CPU us/connect | client CPU % | offline after s | "
+                  "warning lines |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+        for label in ("gateway", "bare"):
+            r = deploy[label]
+            lines.append(f"| {label} | {r['connected']} | {r['failed']} | {r['seconds']} | "
+                         f"{r['connects_per_second']} | {r['latency_p50_ms']} / "
+                         f"{r['latency_p99_ms']} | {r['server_cpu_us_per_connect']} | "
+                         f"{r['client_cpu_percent']} | {r.get('all_offline_after_s', '-')} | "
+                         f"{r['log_warnings']} |")
+    warned = {m: n for one in result["rounds"] + ([deploy] if deploy else []) for m, n in
               one["gateway"]["log_warnings_by_message"].items()}
     if warned:
         lines += ["", "Gateway log lines at WARNING or above, by message (last round seen): "
@@ -212,11 +243,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 round of 1,000; writes nothing")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--concurrency", type=int, default=1000)
+    parser.add_argument("--deploy", type=int, default=10000,
+                        help="clients of the final all-at-once storm (0: none)")
     args = parser.parse_args()
     config = {"rounds": 1 if args.quick else args.rounds,
               "clients": 1000 if args.quick else args.clients,
-              "concurrency": args.concurrency}
+              "concurrency": args.concurrency, "deploy": 0 if args.quick else args.deploy}
     started = time.monotonic()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the servers
@@ -225,17 +258,21 @@ def main() -> None:
     asyncio.run(rt.ensure_database())
     gw.migrate()
     rt.clear_prefix(rt.PREFIX + "*")
-    tokens = rt.mint_tokens(asyncio.run(rt.create_users(config["clients"])))
+    tokens = rt.mint_tokens(asyncio.run(rt.create_users(max(config["clients"],
+                                                            config["deploy"]))))
     quiet = rt.wait_for_quiet(float(os.environ.get("BENCH_QUIET_WAIT", "60")))
     rounds = []
+    deploy = None
     try:
         for number in range(config["rounds"]):
             rounds.append(run_round(number, tokens, config, server_core, client_core))
+        if config["deploy"]:
+            deploy = deploy_storm(tokens, config, server_core, client_core)
     finally:
         rt.clear_prefix(rt.PREFIX + "*")
     result = {"when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": rt.machine_info(server_core, client_core), "config": config,
-              "busy_percent_before_start": quiet, "rounds": rounds,
+              "busy_percent_before_start": quiet, "rounds": rounds, "deploy": deploy,
               "summary": summarize(rounds)}
     text = markdown(result)
     print(text)

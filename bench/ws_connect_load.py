@@ -109,8 +109,10 @@ async def disconnect_storm(socks: list[Sock], spec: dict) -> dict:
 async def run(spec: dict) -> dict:
     await asyncio.sleep(0.5)  # the server has just started: let it settle
     cpu_before = cpu_seconds(spec["server_pid"])
+    client_before = time.process_time()
     socks, latencies, failures, seconds = await connect_storm(spec)
     cpu = cpu_seconds(spec["server_pid"]) - cpu_before
+    client_cpu = time.process_time() - client_before
     result = {
         "clients": len(spec["users"]), "concurrency": spec["concurrency"],
         "connected": len(socks), "failed": len(failures), "failures_sample": failures[:3],
@@ -121,6 +123,8 @@ async def run(spec: dict) -> dict:
         "latency_max_ms": ms(max(latencies) if latencies else None),
         "server_cpu_us_per_connect": round(cpu / max(1, len(socks)) * 1e6, 1),
         "server_cpu_percent": round(100 * cpu / seconds, 1),
+        # The load client's own core: near 100, it (not the server) set the pace.
+        "client_cpu_percent": round(100 * client_cpu / seconds, 1),
     }
     await asyncio.sleep(spec.get("settle_seconds", 1.0))
     open_count = sum(1 for s in socks if not s.closed)
