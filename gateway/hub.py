@@ -42,6 +42,7 @@ log = logging.getLogger("pawhome.hub")
 _PING_EVERY = 10.0
 _PONG_WITHIN = 5.0
 _SUBSCRIBE_WAIT = 5.0
+_SETUP_WAIT = 15.0  # a join waits at most this for its turn's presence write
 _CHANNELS_PER_COMMAND = 1000  # SUBSCRIBE / UNSUBSCRIBE arguments per command
 _CATCH_UP_CONCURRENCY = 50
 _STORED_EVENTS = metrics.WS_EVENTS.labels(kind="stored")
@@ -166,7 +167,7 @@ class Hub:
             if written is None:
                 written = self._arrivals = asyncio.get_running_loop().create_future()
             self._kick()
-            await asyncio.shield(written)
+            await asyncio.wait_for(asyncio.shield(written), _SETUP_WAIT)
         else:
             conns.append(conn)
             confirmed = self._confirm.get(channel)  # the first socket's may be on its way
@@ -237,18 +238,25 @@ class Hub:
             written, self._arrivals = self._arrivals, None
             departed, self._departed = self._departed, set()
             refresh, self._refresh_due = self._refresh_due, False
-            await self._write_subscriptions(channels)
             online = list(self.users) if refresh else \
                 [uid for uid in dict.fromkeys(arrived) if uid in self.users]
             offline = [uid for uid in departed if uid not in self.users]
             try:
+                await self._write_subscriptions(channels)
                 await presence.update(self.cache, self.gateway_id, online, offline)
-            except UNAVAILABLE_ERRORS as error:
-                log.warning("presence of %d arriving and %d leaving users not written; "
-                            "retrying in %.1f s: %r", len(online), len(offline), backoff,
-                            error)
+            except BaseException as error:  # noqa: BLE001 - no join may wait forever
                 if written is not None and not written.done():
-                    written.set_exception(error)
+                    written.set_exception(error if isinstance(error, Exception)
+                                          else ConnectionError("the gateway is stopping"))
+                if not isinstance(error, Exception):
+                    raise  # cancelled: stop() writes the departures
+                if isinstance(error, UNAVAILABLE_ERRORS):
+                    log.warning("presence of %d arriving and %d leaving users not written; "
+                                "retrying in %.1f s: %r", len(online), len(offline),
+                                backoff, error)
+                else:
+                    log.exception("presence of %d arriving and %d leaving users not written",
+                                  len(online), len(offline))
                 self._departed.update(offline)
                 self._refresh_due = self._refresh_due or refresh
                 await asyncio.sleep(backoff)
@@ -270,12 +278,18 @@ class Hub:
         if pubsub is None:
             return  # the listener subscribes every held channel once it is connected
         try:
+            # Bounded: the pub/sub connection has no socket timeout, and a wedged one must
+            # not hold up every later change (the listener's PING finds it and reconnects).
             for start in range(0, len(unsubscribe), _CHANNELS_PER_COMMAND):
-                await pubsub.unsubscribe(*unsubscribe[start:start + _CHANNELS_PER_COMMAND])
+                await asyncio.wait_for(pubsub.unsubscribe(
+                    *unsubscribe[start:start + _CHANNELS_PER_COMMAND]), _SUBSCRIBE_WAIT)
             for start in range(0, len(subscribe), _CHANNELS_PER_COMMAND):
-                await pubsub.subscribe(*subscribe[start:start + _CHANNELS_PER_COMMAND])
-        except UNAVAILABLE_ERRORS:
-            pass  # the listener reconnects and subscribes every held channel (only those)
+                await asyncio.wait_for(pubsub.subscribe(
+                    *subscribe[start:start + _CHANNELS_PER_COMMAND]), _SUBSCRIBE_WAIT)
+        except (*UNAVAILABLE_ERRORS, asyncio.TimeoutError) as error:
+            # The listener reconnects and subscribes every held channel (and only those).
+            log.warning("subscription change of %d channels not sent: %r", len(channels),
+                        error)
 
     def _expect_confirmation(self, channel: bytes) -> asyncio.Future:
         """The future the channel's next subscribe confirmation resolves."""

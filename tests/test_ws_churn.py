@@ -11,9 +11,12 @@ import resource
 import pytest
 
 from pawhome import presence, streams
+from pawhome.cache import Cache
 from pawhome.tokens import issue_access_token
+from settings import Settings
 from tests.realtime_helpers import (RawSocket, gateways, metric_value,  # noqa: F401
                                     wait_until)
+from tests.services import PrivateRedis
 
 STORM = 2000
 
@@ -107,3 +110,34 @@ async def test_a_connect_storm_is_served_with_a_small_redis_pool(gateways, setti
     assert gateway.log_records("WARNING") == []
     for sock in opened:
         sock.close()
+
+
+@pytest.fixture
+def private_redis(io_loop):
+    server = PrivateRedis().start()
+    cache = Cache(Settings(redis_url=server.url))
+    yield server, cache
+    io_loop.run_sync(cache.close)
+    server.cleanup()
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_departures_that_meet_a_stalled_redis_are_written_once_it_answers(
+        gateways, settings, private_redis):
+    server, cache = private_redis
+    gateway = await gateways.start(env={"REDIS_URL": server.url})
+    users = tokens_for(settings, 50)
+    ids = [uid for uid, _ in users]
+    socks = await open_sockets(gateway.port, users, concurrency=50)
+    assert await online(cache, ids) == 50
+    # Writes stall for 3 s, longer than the gateway's Redis timeout (2 s): the first
+    # attempt to write the departures fails, and they must not be dropped.
+    await cache.redis.execute_command("CLIENT", "PAUSE", "3000", "WRITE")
+    for sock in socks:
+        sock.close()
+
+    async def all_gone() -> bool:
+        return await online(cache, ids) == 0 and await subscribed(cache, ids) == 0
+    await wait_until(all_gone, timeout=15, interval=0.1, what="everyone offline after the stall")
+    warned = [r["msg"] for r in gateway.log_records("WARNING")]
+    assert warned and all("not written; retrying" in m for m in warned), warned
