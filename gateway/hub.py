@@ -5,7 +5,7 @@ and UNSUBSCRIBEs when the last one leaves (topics `ws:topic:<t>` likewise, per `
 process hears only the users it holds and adding processes adds no fan-out. Messages are
 decoded and encoded once, then written to every matching socket. One task (`_sync`) writes
 the subscription changes and presence entries: whatever sockets came and went since its last
-turn goes out as one SUBSCRIBE, one UNSUBSCRIBE and one presence pipeline, so a storm of
+turn goes out as one SUBSCRIBE, one UNSUBSCRIBE and one presence script call, so a storm of
 thousands of connects or disconnects costs a few commands, not a pool connection each. If
 the pub/sub connection drops, the hub reconnects with backoff, resubscribes everything and has
 each socket catch up from its user's stream (gateway/ws_connection.py `Connection.resume`).
@@ -225,12 +225,14 @@ class Hub:
         Each turn takes every change recorded since the previous turn began — the sockets
         that came and went, the periodic presence refresh — and sends them as at most one
         UNSUBSCRIBE, one SUBSCRIBE (per _CHANNELS_PER_COMMAND channels) and one presence
-        pipeline; changes made meanwhile wait for the next turn. Being the only writer it
+        script call (per thousand users); changes made meanwhile wait for the next turn. Being the only writer it
         also keeps them in order: an UNSUBSCRIBE never overtakes a later SUBSCRIBE of the
         same channel, nor a departure's presence removal a later arrival's entry. A failed
         presence write fails the joins waiting for it (they close with 1011) and keeps the
         departures for the next turn, after a backoff: every step completes once Redis
-        answers again (and presence entries expire by themselves meanwhile)."""
+        answers again (and presence entries expire by themselves meanwhile). A subscription
+        change that cannot be sent is left to the listener, which subscribes exactly the
+        held channels when it reconnects."""
         backoff = 0.1
         while self._dirty or self._arrived or self._departed or self._refresh_due:
             channels, self._dirty = self._dirty, set()
@@ -475,8 +477,8 @@ class Hub:
 
     # -- presence ----------------------------------------------------------------------------
     async def _refresh_presence(self) -> None:
-        """Every held user's entry rewritten once per interval, by `_sync` (one pipeline per
-        thousand users, not one write per socket)."""
+        """Every held user's entry rewritten once per interval, by `_sync` (one script call
+        per thousand users, not one write per socket)."""
         interval = max(1.0, min(self.settings.ws_heartbeat_seconds,
                                 self.settings.ws_presence_ttl / 3))
         while True:

@@ -202,21 +202,21 @@ class Connection:
         last event it wrote): every later event is on its way through the channel, which
         was subscribed before that position was read (unless the pub/sub connection was
         lost since: then the stream is read)."""
-        if epoch is None and last_eid is None:
-            epoch, last_eid = self.epoch, self.last_eid  # nothing to replay: go live
-        last_eid = last_eid or 0
         if self.fresh:
             # Hello found no stream, so live events have flowed since (no grace held them).
             self.fresh = False
-            if epoch is None and last_eid == 0:
-                epoch, last_eid = self.epoch, self.last_eid  # hello's: go on from here
-            elif epoch is not None and epoch == self.epoch:
+            if epoch is not None and epoch == self.epoch:
                 # The stream began after hello: the client can only know this epoch from
                 # events sent here before its resume, so its state from before connecting
                 # is unknown. Exact or explicit: it refetches, then goes on from here.
                 self.send("resync", reason="epoch_changed", ref=ref, epoch=self.epoch,
                           last_event_id=self.last_eid)
                 return None
+            if epoch is None and not last_eid:  # hello's position: go on from here
+                epoch, last_eid = self.epoch, self.last_eid
+        elif epoch is None and last_eid is None:
+            epoch, last_eid = self.epoch, self.last_eid  # nothing to replay: go live
+        last_eid = last_eid or 0
         if epoch == self.epoch and last_eid == self.last_eid and \
                 self.hold_state != _REPLAY and self.generation == self.hub.generation:
             self._release()

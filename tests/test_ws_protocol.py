@@ -212,6 +212,17 @@ async def test_a_fresh_users_events_flow_at_once_and_resume_from_hello_adds_noth
     await events.publish_to_user(resources.cache, me.user_id, "test.note", {})
     assert (await next_frame(ws))["eid"] == 2
     ws.close()
+    # The same with a resume without fields (what wsclient sends on a first connect).
+    other = await api.login()
+    ws, _ = await plain_socket(base_url, other.token)
+    epoch, _ = await events.publish_to_user(resources.cache, other.user_id, "test.note", {})
+    assert (await next_frame(ws))["eid"] == 1
+    await ws.write_message(codec.dumps({"type": "resume", "ref": "r2"}).decode())
+    assert await next_frame(ws) == {"type": "resumed", "ref": "r2", "epoch": epoch,
+                                    "last_event_id": 1}
+    with pytest.raises(asyncio.TimeoutError):
+        await next_frame(ws, timeout=0.3)
+    ws.close()
 
 
 @pytest.mark.gen_test(timeout=30)
