@@ -251,7 +251,7 @@ def main() -> None:
               "clients": 1000 if args.quick else args.clients,
               "concurrency": args.concurrency, "deploy": 0 if args.quick else args.deploy}
     started = time.monotonic()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the servers
     server_core, client_core = gw.cores()
     print(f"preparing database {gw.DB_NAME} and Redis prefix {rt.PREFIX}", flush=True)
@@ -261,16 +261,16 @@ def main() -> None:
     tokens = rt.mint_tokens(asyncio.run(rt.create_users(max(config["clients"],
                                                             config["deploy"]))))
     quiet = rt.wait_for_quiet(float(os.environ.get("BENCH_QUIET_WAIT", "60")))
-    rounds = []
+    rounds: list[dict] = []
     deploy = None
     try:
-        for number in range(config["rounds"]):
-            rounds.append(run_round(number, tokens, config, server_core, client_core))
+        for number in range(config["rounds"]):  # one at a time: a round starts its servers
+            rounds.append(run_round(number, tokens, config, server_core, client_core))  # noqa: PERF401
         if config["deploy"]:
             deploy = deploy_storm(tokens, config, server_core, client_core)
     finally:
         rt.clear_prefix(rt.PREFIX + "*")
-    result = {"when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    result = {"when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": rt.machine_info(server_core, client_core), "config": config,
               "busy_percent_before_start": quiet, "rounds": rounds, "deploy": deploy,
               "summary": summarize(rounds)}

@@ -54,7 +54,7 @@ class _HubPubSub(PubSub):
     """redis-py may reconnect a PubSub by itself (and resubscribe); the hub must know, since
     anything published meanwhile was missed and the sockets must catch up."""
 
-    def __init__(self, hub: "Hub", *args: Any, **kwargs: Any) -> None:
+    def __init__(self, hub: Hub, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hub = hub
 
@@ -118,7 +118,7 @@ class Hub:
         if sync is not None and not sync.done():  # the changes under way go out
             try:
                 await asyncio.wait_for(sync, 2)
-            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
+            except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
         if self._tasks:  # replays under way
             await asyncio.wait(list(self._tasks), timeout=2)
@@ -150,7 +150,7 @@ class Hub:
     def topic_channel(self, topic: str) -> bytes:
         return self._topic_prefix + topic.encode()
 
-    async def join(self, conn: "Connection") -> None:
+    async def join(self, conn: Connection) -> None:
         """Hold `conn`; returns once its user's channel is subscribed (events flow) and the
         user is marked online. The users arriving meanwhile share the SUBSCRIBE and the
         presence write (see `_sync`)."""
@@ -174,7 +174,7 @@ class Hub:
         if confirmed is not None and not confirmed.done():
             await asyncio.wait_for(asyncio.shield(confirmed), _SUBSCRIBE_WAIT)
 
-    def leave(self, conn: "Connection") -> None:
+    def leave(self, conn: Connection) -> None:
         conns = self.users.get(conn.user_id)
         if conns is not None and conn in conns:
             conns.remove(conn)
@@ -187,7 +187,7 @@ class Hub:
         for topic in conn.topics or ():
             self.leave_topic(conn, topic)
 
-    async def join_topic(self, conn: "Connection", topic: str) -> None:
+    async def join_topic(self, conn: Connection, topic: str) -> None:
         conns = self.topics.get(topic)
         if conns is None:
             self.topics[topic] = [conn]
@@ -200,7 +200,7 @@ class Hub:
         elif conn not in conns:
             conns.append(conn)
 
-    def leave_topic(self, conn: "Connection", topic: str) -> None:
+    def leave_topic(self, conn: Connection, topic: str) -> None:
         conns = self.topics.get(topic)
         if conns is not None and conn in conns:
             conns.remove(conn)
@@ -225,14 +225,14 @@ class Hub:
         Each turn takes every change recorded since the previous turn began — the sockets
         that came and went, the periodic presence refresh — and sends them as at most one
         UNSUBSCRIBE, one SUBSCRIBE (per _CHANNELS_PER_COMMAND channels) and one presence
-        script call (per thousand users); changes made meanwhile wait for the next turn. Being the only writer it
-        also keeps them in order: an UNSUBSCRIBE never overtakes a later SUBSCRIBE of the
-        same channel, nor a departure's presence removal a later arrival's entry. A failed
-        presence write fails the joins waiting for it (they close with 1011) and keeps the
-        departures for the next turn, after a backoff: every step completes once Redis
-        answers again (and presence entries expire by themselves meanwhile). A subscription
-        change that cannot be sent is left to the listener, which subscribes exactly the
-        held channels when it reconnects."""
+        script call (per thousand users); changes made meanwhile wait for the next turn.
+        Being the only writer it also keeps them in order: an UNSUBSCRIBE never overtakes a
+        later SUBSCRIBE of the same channel, nor a departure's presence removal a later
+        arrival's entry. A failed presence write fails the joins waiting for it (they close
+        with 1011) and keeps the departures for the next turn, after a backoff: every step
+        completes once Redis answers again (and presence entries expire by themselves
+        meanwhile). A subscription change that cannot be sent is left to the listener,
+        which subscribes exactly the held channels when it reconnects."""
         backoff = 0.1
         while self._dirty or self._arrived or self._departed or self._refresh_due:
             channels, self._dirty = self._dirty, set()
@@ -288,7 +288,7 @@ class Hub:
             for start in range(0, len(subscribe), _CHANNELS_PER_COMMAND):
                 await asyncio.wait_for(pubsub.subscribe(
                     *subscribe[start:start + _CHANNELS_PER_COMMAND]), _SUBSCRIBE_WAIT)
-        except (*UNAVAILABLE_ERRORS, asyncio.TimeoutError) as error:
+        except (TimeoutError, *UNAVAILABLE_ERRORS) as error:
             # The listener reconnects and subscribes every held channel (and only those).
             log.warning("subscription change of %d channels not sent: %r", len(channels),
                         error)
@@ -469,7 +469,7 @@ class Hub:
         conns = [c for cs in self.users.values() for c in cs]
         semaphore = asyncio.Semaphore(_CATCH_UP_CONCURRENCY)
 
-        async def one(conn: "Connection") -> None:
+        async def one(conn: Connection) -> None:
             async with semaphore:
                 await conn.catch_up()
 

@@ -11,7 +11,8 @@ handlers/realtime.py). docs/realtime.md is the protocol.
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable
+from collections.abc import Awaitable
+from typing import Any
 
 import tornado.websocket
 
@@ -19,12 +20,24 @@ from gateway import metrics
 from gateway.errormap import to_app_error
 from gateway.ratelimit import rules_for
 from gateway.server import client_address
-from gateway.ws_connection import (CLOSE_AUTH, CLOSE_BINARY, CLOSE_FLOOD,  # noqa: F401
-                                   CLOSE_GOING_AWAY, CLOSE_PROTOCOL, CLOSE_SLOW,
-                                   CLOSE_TOO_BIG, CLOSE_UNAVAILABLE, Connection)
+from gateway.ws_connection import (  # noqa: F401
+    CLOSE_AUTH,
+    CLOSE_BINARY,
+    CLOSE_FLOOD,
+    CLOSE_GOING_AWAY,
+    CLOSE_PROTOCOL,
+    CLOSE_SLOW,
+    CLOSE_TOO_BIG,
+    CLOSE_UNAVAILABLE,
+    Connection,
+)
 from gateway.ws_frames import ClientFrame, frame_handler  # noqa: F401  (the public names)
-from pawhome.identity.tokens import (AccessClaims, check_revocation, decode_access_token,
-                                     revocation_keys)
+from pawhome.identity.tokens import (
+    AccessClaims,
+    check_revocation,
+    decode_access_token,
+    revocation_keys,
+)
 from pawhome.platform import codec, errors, streams
 
 log = logging.getLogger("pawhome.ws")

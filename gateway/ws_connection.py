@@ -14,10 +14,12 @@ import inspect
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any, Awaitable
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, cast
 
 import pydantic
 from tornado.iostream import IOStream, StreamClosedError
+from tornado.websocket import WebSocketProtocol13
 
 from gateway import metrics
 from gateway.control_characters import control_character_errors, json_may_hold_control_characters
@@ -49,7 +51,7 @@ _FRAMES_IN: dict[str, Any] = {}
 _LIVE, _GRACE, _REPLAY = 0, 1, 2
 
 
-def _written(conn: "Connection", size: int, future: asyncio.Future) -> None:
+def _written(conn: Connection, size: int, future: asyncio.Future) -> None:
     conn.pending_bytes -= size
     if not future.cancelled():
         future.exception()  # retrieved: a write to a closed stream is not an error here
@@ -63,7 +65,7 @@ class Connection:
                  "strikes", "topics", "pong_due", "timer", "auth_timer", "grace_timer",
                  "closed", "fresh", "generation", "__weakref__")
 
-    def __init__(self, handler: "WebSocketHandler", claims: AccessClaims) -> None:
+    def __init__(self, handler: WebSocketHandler, claims: AccessClaims) -> None:
         self.handler = handler
         self.hub = handler.application.settings["hub"]
         self.resources = handler.application.settings["resources"]
@@ -98,10 +100,13 @@ class Connection:
     # -- sending -------------------------------------------------------------------------------
     def write(self, frame: bytes) -> None:
         """Queue one encoded frame; a client that lets too many bytes pile up is closed."""
-        protocol = self.handler.ws_connection
+        # The handler's protocol is always tornado's WebSocketProtocol13 (RFC 6455).
+        protocol = cast("WebSocketProtocol13 | None", self.handler.ws_connection)
         if self.closed or protocol is None or protocol.is_closing():
             return
         stream = protocol.stream
+        if stream is None:
+            return
         if protocol._compressor is None and not stream._write_buffer and \
                 type(stream) is IOStream and stream.socket is not None:
             # Nothing queued before it: the frame goes straight to the socket, without the
@@ -332,7 +337,7 @@ class Connection:
             self._report(error, ref)
 
     def reply_when_done(self, frame: ClientFrame, frame_type: str,
-                        future: "asyncio.Future[dict[str, Any]]") -> None:
+                        future: asyncio.Future[dict[str, Any]]) -> None:
         """Answer `frame` once `future` resolves — `frame_type` with its result's fields, or
         an `error` frame — without holding back the socket's next frames meanwhile (a
         handler that awaits its work makes tornado wait before reading the next frame)."""

@@ -10,12 +10,11 @@ import resource
 
 import pytest
 
-from pawhome import presence, streams
-from pawhome.cache import Cache
-from pawhome.tokens import issue_access_token
+from pawhome.identity.tokens import issue_access_token
+from pawhome.platform import channels, presence
+from pawhome.platform.cache import Cache
 from settings import Settings
-from tests.realtime_helpers import (RawSocket, gateways, metric_value,  # noqa: F401
-                                    wait_until)
+from tests.realtime_helpers import RawSocket, gateways, metric_value, wait_until  # noqa: F401
 from tests.services import PrivateRedis
 
 STORM = 2000
@@ -63,7 +62,7 @@ async def online(cache, user_ids: list[int]) -> int:
 async def subscribed(cache, user_ids: list[int]) -> int:
     """Users whose channel some process is subscribed to (Redis's own count)."""
     reply = await cache.redis.execute_command(
-        "PUBSUB", "NUMSUB", *(streams.channel_key(cache, uid) for uid in user_ids))
+        "PUBSUB", "NUMSUB", *(channels.user_channel_key(cache, uid) for uid in user_ids))
     return sum(1 for n in reply[1::2] if int(n) > 0)
 
 

@@ -198,7 +198,7 @@ async def test_a_fresh_users_events_flow_at_once_and_resume_from_hello_adds_noth
     ws, hello = await plain_socket(base_url, me.token)
     assert (hello["epoch"], hello["last_event_id"]) == (None, 0)  # no stream yet
     started = time.monotonic()
-    epoch, eid = await events.publish_to_user(resources.cache, me.user_id, "test.note", {})
+    epoch, _ = await events.publish_to_user(resources.cache, me.user_id, "test.note", {})
     first = await next_frame(ws)
     assert (first["type"], first["epoch"], first["eid"]) == ("test.note", epoch, 1)
     assert time.monotonic() - started < 0.5  # not held for the resume grace (2 s)

@@ -173,13 +173,13 @@ async def head(cache: Cache, user_id: int) -> tuple[str | None, int]:
     return head_of(await cache.execute(*head_command(cache, user_id)))
 
 
-def head_command(cache: Cache, user_id: int) -> tuple:
+def head_command(cache: Cache, user_id: int) -> tuple[str, ...]:
     """The command `head` sends, for a caller that sends it with others
     (`cache.execute_many`); `head_of` reads its reply."""
     return ("HMGET", meta_key(cache, user_id), "epoch", "seq")
 
 
-def head_of(reply: list) -> tuple[str | None, int]:
+def head_of(reply: list[Any]) -> tuple[str | None, int]:
     epoch, seq = reply
     if epoch is None:
         return None, 0
