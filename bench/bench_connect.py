@@ -5,6 +5,9 @@
                                                    bench/results/connect.json and .md)
     python bench/bench_connect.py --quick          (1 round of 1,000; prints, writes nothing)
     python bench/bench_connect.py --rounds 5 --clients 5000 --concurrency 500 --deploy 0
+    python bench/bench_connect.py --compare-root ../main   (also the gateway of another
+                                                   checkout, e.g. before a change, in
+                                                   every round: same conditions)
 
 Each round starts a fresh server on core 0 and runs the load client
 (bench/ws_connect_load.py, its own process) on core 1: N distinct users connect as fast as
@@ -36,6 +39,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import bench_realtime as rt
 
@@ -67,12 +71,17 @@ class CountingServer(rt.Server):
                     self.samples.append(line[:300])
 
 
+# `--compare-root`: another checkout whose gateway runs beside this one as "compared".
+COMPARE_ROOT: Path | None = None
+
+
 def start(label: str, core: int | None) -> CountingServer:
     if label == "bare":
         return CountingServer("bare", [rt.PYTHON, str(HERE / "bare_ws_relay.py")], rt.ENV,
                               core)
-    env = {**rt.ENV, "USE_UVLOOP": "0"}
-    return CountingServer("gateway", [rt.PYTHON, str(rt.ROOT / "run_gateway.py")], env, core)
+    root = COMPARE_ROOT if label == "compared" and COMPARE_ROOT else rt.ROOT
+    env = {**rt.ENV, "USE_UVLOOP": "0", "PYTHONPATH": str(root)}
+    return CountingServer(label, [rt.PYTHON, str(root / "run_gateway.py")], env, core)
 
 
 def storm(server: CountingServer, label: str, tokens, config, client_core) -> dict:
@@ -99,7 +108,8 @@ def storm(server: CountingServer, label: str, tokens, config, client_core) -> di
 
 
 def run_round(number: int, tokens, config, server_core, client_core) -> dict:
-    order = ("gateway", "bare") if number % 2 == 0 else ("bare", "gateway")
+    labels = ["gateway", "bare"] + (["compared"] if COMPARE_ROOT else [])
+    order = labels if number % 2 == 0 else labels[::-1]
     out: dict = {}
     for label in order:
         rt.clear_rate_limits()
@@ -118,7 +128,7 @@ def run_round(number: int, tokens, config, server_core, client_core) -> dict:
             f"unsubscribed after {result.get('all_unsubscribed_after_s')} s, "
             f"left online {result.get('still_online')}, subscribed "
             f"{result.get('still_subscribed')}")
-        print(f"  round {number + 1} {label:8} {result['connected']}/{result['clients']} in "
+        print(f"  round {number + 1} {label:9} {result['connected']}/{result['clients']} in "
               f"{result['seconds']} s = {result['connects_per_second']} connects/s (p50 "
               f"{result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms, server "
               f"{result['server_cpu_us_per_connect']} us CPU each, server "
@@ -127,6 +137,9 @@ def run_round(number: int, tokens, config, server_core, client_core) -> dict:
               f"{result['log_warnings']} warning lines", flush=True)
     out["ratio"] = rt.ratio(out["gateway"]["connects_per_second"],
                             out["bare"]["connects_per_second"])
+    if "compared" in out:
+        out["compared_ratio"] = rt.ratio(out["compared"]["connects_per_second"],
+                                         out["bare"]["connects_per_second"])
     return out
 
 
@@ -163,6 +176,25 @@ def summarize(rounds: list[dict]) -> dict:
         "left_subscribed": [r["gateway"].get("still_subscribed") for r in rounds],
         "gateway_failed": [r["gateway"]["failed"] for r in rounds],
         "gateway_log_warnings": [r["gateway"]["log_warnings"] for r in rounds],
+        **(compared_summary(rounds, median) if "compared" in rounds[0] else {}),
+    }
+
+
+def compared_summary(rounds: list[dict], median) -> dict:
+    rate = median("compared", "connects_per_second")
+    return {
+        "compared_connects_per_second": rate,
+        "compared_ratio_of_medians": rt.ratio(rate, median("bare", "connects_per_second")),
+        "compared_ratios_per_round": [r["compared_ratio"] for r in rounds],
+        "compared_p99_ms": median("compared", "latency_p99_ms"),
+        "compared_cpu_us_per_connect": median("compared", "server_cpu_us_per_connect"),
+        "compared_cpu_ratio": rt.ratio(median("bare", "server_cpu_us_per_connect"),
+                                       median("compared", "server_cpu_us_per_connect")),
+        "compared_failed": [r["compared"]["failed"] for r in rounds],
+        "compared_left_online": [r["compared"].get("still_online") for r in rounds],
+        "compared_all_offline_after_s": [r["compared"].get("all_offline_after_s")
+                                         for r in rounds],
+        "compared_log_warnings": [r["compared"]["log_warnings"] for r in rounds],
     }
 
 
@@ -199,6 +231,15 @@ def markdown(result: dict) -> str:
         f"{s['left_online']}, left subscribed {s['left_subscribed']}; failed connects "
         f"{s['gateway_failed']}; gateway WARNING/ERROR log lines {s['gateway_log_warnings']}.",
         "",
+        *([f"Compared gateway ({result['compare_root']}), same rounds: "
+           f"{s['compared_connects_per_second']} connects/s (ratio to bare "
+           f"{s['compared_ratio_of_medians']}, per round {s['compared_ratios_per_round']}), "
+           f"p99 {s['compared_p99_ms']} ms, {s['compared_cpu_us_per_connect']} us CPU per "
+           f"connect (CPU ratio {s['compared_cpu_ratio']}); failed connects "
+           f"{s['compared_failed']}; after the mass close every user offline after "
+           f"{s['compared_all_offline_after_s']} s, left online {s['compared_left_online']}; "
+           f"WARNING/ERROR log lines {s['compared_log_warnings']}.", ""]
+          if "compared_connects_per_second" in s else []),
         "## Rounds",
         "",
         "| round | server | connected | failed | seconds | connects/s | p50 / p99 / max ms | "
@@ -207,7 +248,9 @@ def markdown(result: dict) -> str:
         "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for number, one in enumerate(result["rounds"], 1):
-        for label in ("gateway", "bare"):
+        for label in ("gateway", "bare", "compared"):
+            if label not in one:
+                continue
             r = one[label]
             lines.append(
                 f"| {number} | {label} | {r['connected']} | {r['failed']} | {r['seconds']} | "
@@ -222,7 +265,9 @@ def markdown(result: dict) -> str:
                   "| server | connected | failed | last set up after s | connects/s | "
                   "p50 / p99 ms | server CPU us/connect | client CPU % | offline after s | "
                   "warning lines |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
-        for label in ("gateway", "bare"):
+        for label in ("gateway", "bare", "compared"):
+            if label not in deploy:
+                continue
             r = deploy[label]
             lines.append(f"| {label} | {r['connected']} | {r['failed']} | {r['seconds']} | "
                          f"{r['connects_per_second']} | {r['latency_p50_ms']} / "
@@ -246,7 +291,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--deploy", type=int, default=10000,
                         help="clients of the final all-at-once storm (0: none)")
+    parser.add_argument("--compare-root", type=Path,
+                        help="another checkout whose gateway also runs in every round")
     args = parser.parse_args()
+    global COMPARE_ROOT
+    COMPARE_ROOT = args.compare_root.resolve() if args.compare_root else None
     config = {"rounds": 1 if args.quick else args.rounds,
               "clients": 1000 if args.quick else args.clients,
               "concurrency": args.concurrency, "deploy": 0 if args.quick else args.deploy}
@@ -273,6 +322,7 @@ def main() -> None:
     result = {"when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": rt.machine_info(server_core, client_core), "config": config,
               "busy_percent_before_start": quiet, "rounds": rounds, "deploy": deploy,
+              "compare_root": str(COMPARE_ROOT) if COMPARE_ROOT else None,
               "summary": summarize(rounds)}
     text = markdown(result)
     print(text)
