@@ -112,7 +112,10 @@ def run_round(number: int, tokens, config, server_core, client_core) -> dict:
     order = labels if number % 2 == 0 else labels[::-1]
     out: dict = {}
     for label in order:
+        # Each server starts from empty windows and no presence entries: another server's
+        # entries (they live for WS_PRESENCE_TTL) would count as users left online.
         rt.clear_rate_limits()
+        rt.clear_prefix(rt.PREFIX + "presence:*")
         server = start(label, server_core)
         try:
             result = storm(server, label, tokens, config, client_core)
