@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     max_header_bytes: int = 32 * 1024
     idempotency_ttl_seconds: int = 24 * 3600
     use_uvloop: bool = False
+    # Connections the kernel queues for accept() per gateway process (capped by
+    # net.core.somaxconn). Python's usual 128 drops SYNs when thousands of clients reconnect
+    # at once after a deploy, and each dropped one waits a second or more to retry.
+    # Production: 4096 (raise somaxconn to match).
+    listen_backlog: int = 4096
 
     # --- real-time (WebSocket hub, docs/realtime.md) --------------------------------------
     ws_heartbeat_seconds: float = 25.0  # server ping interval (each connection jittered +-20%)

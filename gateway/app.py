@@ -73,7 +73,7 @@ class Gateway:
         if sockets is not None:
             self.server.add_sockets(sockets)
         else:
-            self.server.listen(port, address=address)
+            self.server.listen(port, address=address, backlog=self.settings.listen_backlog)
         self.relay.start()
         self.app.settings["hub"].start()
 

@@ -3,10 +3,13 @@
 A gateway process SUBSCRIBEs to `ws:user:<uid>` when the first socket of that user arrives
 and UNSUBSCRIBEs when the last one leaves (topics `ws:topic:<t>` likewise, per `sub`), so a
 process hears only the users it holds and adding processes adds no fan-out. Messages are
-decoded and encoded once, then written to every matching socket. If the pub/sub connection
-drops, the hub reconnects with backoff, resubscribes everything and has each socket catch up
-from its user's stream (gateway/ws.py `Connection.resume`). It knows no domain: events are
-opaque `{type, data, ts}`.
+decoded and encoded once, then written to every matching socket. One task (`_sync`) writes
+the subscription changes and presence entries: whatever sockets came and went since its last
+turn goes out as one SUBSCRIBE, one UNSUBSCRIBE and one presence script call, so a storm of
+thousands of connects or disconnects costs a few commands, not a pool connection each. If
+the pub/sub connection drops, the hub reconnects with backoff, resubscribes everything and has
+each socket catch up from its user's stream (gateway/ws_connection.py `Connection.resume`).
+It knows no domain: events are opaque `{type, data, ts}`.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from pawhome.platform import codec, presence
 from pawhome.platform.cache import UNAVAILABLE_ERRORS, make_redis
 
 if TYPE_CHECKING:
-    from gateway.ws import Connection
+    from gateway.ws_connection import Connection
 
 log = logging.getLogger("pawhome.hub")
 
@@ -39,6 +42,8 @@ log = logging.getLogger("pawhome.hub")
 _PING_EVERY = 10.0
 _PONG_WITHIN = 5.0
 _SUBSCRIBE_WAIT = 5.0
+_SETUP_WAIT = 15.0  # a join waits at most this for its turn's presence write
+_CHANNELS_PER_COMMAND = 1000  # SUBSCRIBE / UNSUBSCRIBE arguments per command
 _CATCH_UP_CONCURRENCY = 50
 _STORED_EVENTS = metrics.WS_EVENTS.labels(kind="stored")
 _EPHEMERAL_EVENTS = metrics.WS_EVENTS.labels(kind="ephemeral")
@@ -49,7 +54,7 @@ class _HubPubSub(PubSub):
     """redis-py may reconnect a PubSub by itself (and resubscribe); the hub must know, since
     anything published meanwhile was missed and the sockets must catch up."""
 
-    def __init__(self, hub: "Hub", *args: Any, **kwargs: Any) -> None:
+    def __init__(self, hub: Hub, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hub = hub
 
@@ -71,6 +76,15 @@ class Hub:
         self._redis: aioredis.Redis | None = None
         self._pubsub: _HubPubSub | None = None
         self._confirm: dict[bytes, asyncio.Future] = {}
+        # Changes waiting for the next turn of `_sync`: channels whose subscription may have
+        # to change, users who arrived (and the future their joins wait on) or left, and
+        # whether every held user's presence entry is due for its refresh.
+        self._dirty: set[bytes] = set()
+        self._arrived: list[int] = []
+        self._arrivals: asyncio.Future | None = None
+        self._departed: set[int] = set()
+        self._refresh_due = False
+        self._sync_task: asyncio.Task | None = None
         self._connections = 0  # (re)connects of the pub/sub connection
         self._listener: asyncio.Task | None = None
         self._presence: asyncio.Task | None = None
@@ -100,18 +114,34 @@ class Hub:
                 except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
                     pass
         self._listener = self._presence = self._catch_up = None
-        if self._tasks:  # unsubscribes and presence updates under way
-            await asyncio.wait(list(self._tasks), timeout=2)
-        if self.users:
+        sync, self._sync_task = self._sync_task, None
+        if sync is not None and not sync.done():  # the changes under way go out
             try:
-                for uid in list(self.users):
-                    await presence.mark_offline(self.cache, self.gateway_id, uid)
+                await asyncio.wait_for(sync, 2)
+            except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if self._tasks:  # replays under way
+            await asyncio.wait(list(self._tasks), timeout=2)
+        arrivals, self._arrivals = self._arrivals, None
+        if arrivals is not None and not arrivals.done():
+            arrivals.set_exception(ConnectionError("the gateway is stopping"))
+            arrivals.exception()  # retrieved: a join may no longer be waiting for it
+        gone = set(self.users) | self._departed
+        if gone:
+            try:
+                await presence.update(self.cache, self.gateway_id, offline=list(gone))
             except UNAVAILABLE_ERRORS:
                 pass  # the entries age out by themselves
         await self._close_pubsub()
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+    @property
+    def generation(self) -> int:
+        """How many times the pub/sub connection was (re)established: a socket whose hello
+        was read in an earlier generation may have missed events since."""
+        return self._connections
 
     # -- membership --------------------------------------------------------------------------
     def user_channel(self, user_id: int) -> bytes:
@@ -120,51 +150,155 @@ class Hub:
     def topic_channel(self, topic: str) -> bytes:
         return self._topic_prefix + topic.encode()
 
-    async def join(self, conn: "Connection") -> None:
-        """Hold `conn`; returns once its user's channel is subscribed (events flow)."""
+    async def join(self, conn: Connection) -> None:
+        """Hold `conn`; returns once its user's channel is subscribed (events flow) and the
+        user is marked online. The users arriving meanwhile share the SUBSCRIBE and the
+        presence write (see `_sync`)."""
         self.start()
+        channel = self.user_channel(conn.user_id)
         conns = self.users.get(conn.user_id)
         if conns is None:
             self.users[conn.user_id] = [conn]
             metrics.HUB_CHANNELS.inc()
-            await presence.mark_online(self.cache, self.gateway_id, [conn.user_id])
-            await self._subscribe(self.user_channel(conn.user_id))
+            confirmed: asyncio.Future | None = self._expect_confirmation(channel)
+            self._dirty.add(channel)
+            self._arrived.append(conn.user_id)
+            written = self._arrivals
+            if written is None:
+                written = self._arrivals = asyncio.get_running_loop().create_future()
+            self._kick()
+            await asyncio.wait_for(asyncio.shield(written), _SETUP_WAIT)
         else:
             conns.append(conn)
-            future = self._confirm.get(self.user_channel(conn.user_id))
-            if future is not None:  # the first socket's SUBSCRIBE is still on its way
-                await asyncio.wait_for(asyncio.shield(future), _SUBSCRIBE_WAIT)
+            confirmed = self._confirm.get(channel)  # the first socket's may be on its way
+        if confirmed is not None and not confirmed.done():
+            await asyncio.wait_for(asyncio.shield(confirmed), _SUBSCRIBE_WAIT)
 
-    def leave(self, conn: "Connection") -> None:
+    def leave(self, conn: Connection) -> None:
         conns = self.users.get(conn.user_id)
         if conns is not None and conn in conns:
             conns.remove(conn)
             if not conns:
                 del self.users[conn.user_id]
                 metrics.HUB_CHANNELS.dec()
-                self._background(self._unsubscribe(self.user_channel(conn.user_id)))
-                self._background(presence.mark_offline(self.cache, self.gateway_id,
-                                                       conn.user_id))
+                self._dirty.add(self.user_channel(conn.user_id))
+                self._departed.add(conn.user_id)
+                self._kick()
         for topic in conn.topics or ():
             self.leave_topic(conn, topic)
 
-    async def join_topic(self, conn: "Connection", topic: str) -> None:
+    async def join_topic(self, conn: Connection, topic: str) -> None:
         conns = self.topics.get(topic)
         if conns is None:
             self.topics[topic] = [conn]
             metrics.HUB_CHANNELS.inc()
-            await self._subscribe(self.topic_channel(topic))
+            channel = self.topic_channel(topic)
+            confirmed = self._expect_confirmation(channel)
+            self._dirty.add(channel)
+            self._kick()
+            await asyncio.wait_for(asyncio.shield(confirmed), _SUBSCRIBE_WAIT)
         elif conn not in conns:
             conns.append(conn)
 
-    def leave_topic(self, conn: "Connection", topic: str) -> None:
+    def leave_topic(self, conn: Connection, topic: str) -> None:
         conns = self.topics.get(topic)
         if conns is not None and conn in conns:
             conns.remove(conn)
             if not conns:
                 del self.topics[topic]
                 metrics.HUB_CHANNELS.dec()
-                self._background(self._unsubscribe(self.topic_channel(topic)))
+                self._dirty.add(self.topic_channel(topic))
+                self._kick()
+
+    # -- writing subscriptions and presence --------------------------------------------------
+    def _kick(self) -> None:
+        """Make sure a `_sync` turn will take the changes just recorded."""
+        if self._stopping:
+            return  # stop() marks everyone offline; the pub/sub connection is closing
+        task = self._sync_task
+        if task is None or task.done():
+            self._sync_task = asyncio.get_running_loop().create_task(self._sync())
+
+    async def _sync(self) -> None:
+        """The one writer of this process's subscriptions and presence entries.
+
+        Each turn takes every change recorded since the previous turn began — the sockets
+        that came and went, the periodic presence refresh — and sends them as at most one
+        UNSUBSCRIBE, one SUBSCRIBE (per _CHANNELS_PER_COMMAND channels) and one presence
+        script call (per thousand users); changes made meanwhile wait for the next turn.
+        Being the only writer it also keeps them in order: an UNSUBSCRIBE never overtakes a
+        later SUBSCRIBE of the same channel, nor a departure's presence removal a later
+        arrival's entry. A failed presence write fails the joins waiting for it (they close
+        with 1011) and keeps the departures for the next turn, after a backoff: every step
+        completes once Redis answers again (and presence entries expire by themselves
+        meanwhile). A subscription change that cannot be sent is left to the listener,
+        which subscribes exactly the held channels when it reconnects."""
+        backoff = 0.1
+        while self._dirty or self._arrived or self._departed or self._refresh_due:
+            channels, self._dirty = self._dirty, set()
+            arrived, self._arrived = self._arrived, []
+            written, self._arrivals = self._arrivals, None
+            departed, self._departed = self._departed, set()
+            refresh, self._refresh_due = self._refresh_due, False
+            online = list(self.users) if refresh else \
+                [uid for uid in dict.fromkeys(arrived) if uid in self.users]
+            offline = [uid for uid in departed if uid not in self.users]
+            try:
+                await self._write_subscriptions(channels)
+                await presence.update(self.cache, self.gateway_id, online, offline)
+            except BaseException as error:  # noqa: BLE001 - no join may wait forever
+                if written is not None and not written.done():
+                    written.set_exception(error if isinstance(error, Exception)
+                                          else ConnectionError("the gateway is stopping"))
+                if not isinstance(error, Exception):
+                    raise  # cancelled: stop() writes the departures
+                if isinstance(error, UNAVAILABLE_ERRORS):
+                    log.warning("presence of %d arriving and %d leaving users not written; "
+                                "retrying in %.1f s: %r", len(online), len(offline),
+                                backoff, error)
+                else:
+                    log.exception("presence of %d arriving and %d leaving users not written",
+                                  len(online), len(offline))
+                self._departed.update(offline)
+                self._refresh_due = self._refresh_due or refresh
+                await asyncio.sleep(backoff)
+                backoff = min(self.settings.ws_pubsub_backoff_max, backoff * 2)
+                continue
+            backoff = 0.1
+            if written is not None and not written.done():
+                written.set_result(None)
+
+    async def _write_subscriptions(self, channels: set[bytes]) -> None:
+        """Subscribe the `channels` that are held now, unsubscribe the others."""
+        if not channels:
+            return
+        subscribe = [c for c in channels if self._is_held(c)]
+        unsubscribe = [c for c in channels if not self._is_held(c)]
+        for channel in unsubscribe:
+            self._confirm.pop(channel, None)
+        pubsub = self._pubsub
+        if pubsub is None:
+            return  # the listener subscribes every held channel once it is connected
+        try:
+            # Bounded: the pub/sub connection has no socket timeout, and a wedged one must
+            # not hold up every later change (the listener's PING finds it and reconnects).
+            for start in range(0, len(unsubscribe), _CHANNELS_PER_COMMAND):
+                await asyncio.wait_for(pubsub.unsubscribe(
+                    *unsubscribe[start:start + _CHANNELS_PER_COMMAND]), _SUBSCRIBE_WAIT)
+            for start in range(0, len(subscribe), _CHANNELS_PER_COMMAND):
+                await asyncio.wait_for(pubsub.subscribe(
+                    *subscribe[start:start + _CHANNELS_PER_COMMAND]), _SUBSCRIBE_WAIT)
+        except (TimeoutError, *UNAVAILABLE_ERRORS) as error:
+            # The listener reconnects and subscribes every held channel (and only those).
+            log.warning("subscription change of %d channels not sent: %r", len(channels),
+                        error)
+
+    def _expect_confirmation(self, channel: bytes) -> asyncio.Future:
+        """The future the channel's next subscribe confirmation resolves."""
+        future = self._confirm.get(channel)
+        if future is None or future.done():
+            future = self._confirm[channel] = asyncio.get_running_loop().create_future()
+        return future
 
     # -- the pub/sub connection --------------------------------------------------------------
     def _client(self) -> aioredis.Redis:
@@ -177,30 +311,6 @@ class Hub:
     def _new_pubsub(self) -> _HubPubSub:
         redis = self._client()
         return _HubPubSub(self, redis.connection_pool, ignore_subscribe_messages=False)
-
-    async def _subscribe(self, channel: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        future = self._confirm.get(channel)
-        if future is None or future.done():
-            future = self._confirm[channel] = loop.create_future()
-        pubsub = self._pubsub
-        if pubsub is not None:
-            try:
-                await pubsub.subscribe(channel)
-            except UNAVAILABLE_ERRORS:
-                pass  # the listener reconnects and resubscribes every held channel
-        await asyncio.wait_for(asyncio.shield(future), _SUBSCRIBE_WAIT)
-
-    async def _unsubscribe(self, channel: bytes) -> None:
-        if self._is_held(channel):
-            return  # a socket arrived again meanwhile
-        self._confirm.pop(channel, None)
-        pubsub = self._pubsub
-        if pubsub is not None:
-            try:
-                await pubsub.unsubscribe(channel)
-            except UNAVAILABLE_ERRORS:
-                pass
 
     def _is_held(self, channel: bytes) -> bool:
         if channel.startswith(self._user_prefix):
@@ -359,7 +469,7 @@ class Hub:
         conns = [c for cs in self.users.values() for c in cs]
         semaphore = asyncio.Semaphore(_CATCH_UP_CONCURRENCY)
 
-        async def one(conn: "Connection") -> None:
+        async def one(conn: Connection) -> None:
             async with semaphore:
                 await conn.catch_up()
 
@@ -367,23 +477,21 @@ class Hub:
 
     # -- presence ----------------------------------------------------------------------------
     async def _refresh_presence(self) -> None:
-        """One pipeline per interval for every held user (not one write per socket)."""
+        """Every held user's entry rewritten once per interval, by `_sync` (one script call
+        per thousand users, not one write per socket)."""
         interval = max(1.0, min(self.settings.ws_heartbeat_seconds,
                                 self.settings.ws_presence_ttl / 3))
         while True:
             await asyncio.sleep(interval)
-            if not self.users:
-                continue
-            try:
-                await presence.mark_online(self.cache, self.gateway_id, list(self.users))
-            except UNAVAILABLE_ERRORS as error:
-                log.warning("presence refresh failed: %r", error)
+            if self.users:
+                self._refresh_due = True
+                self._kick()
 
     # -- helpers -----------------------------------------------------------------------------
     def _background(self, coro) -> None:
         """Fire-and-forget with a strong reference (and errors logged, not lost)."""
         if self._stopping:
-            coro.close()  # the process is going away; presence entries age out
+            coro.close()  # the process is going away
             return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)

@@ -65,6 +65,19 @@ class GatewayProcess:
         self.log_file.seek(0)
         return self.log_file.read().decode("utf-8", "replace")[-5000:]
 
+    def log_records(self, min_level: str = "DEBUG") -> list[dict]:
+        """Every JSON log record the process wrote at `min_level` or above."""
+        levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        wanted = set(levels[levels.index(min_level):])
+        self.log_file.seek(0)
+        records = []
+        for line in self.log_file.read().decode("utf-8", "replace").splitlines():
+            if line.startswith("{"):
+                record = codec.loads(line)
+                if record.get("level") in wanted:
+                    records.append(record)
+        return records
+
 
 async def start_gateway(port: int | None = None, env: dict[str, str] | None = None,
                         timeout: float = 30.0) -> GatewayProcess:

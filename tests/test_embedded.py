@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
+from tornado.websocket import websocket_connect
 
 from pawhome.platform import codec
 from tests.services import free_port
@@ -205,6 +206,50 @@ def test_discovery_feeds_read_posts_from_sqlite(embedded):
     hot = httpx.get(embedded.base + "/v1/posts?sort=hot&limit=3", timeout=10)
     assert hot.status_code == 200, hot.text
     assert [p["id"] for p in hot.json()["data"]["items"]][:1] == [ids[2]]
+
+
+def test_first_direct_message_and_notification_reach_plain_sockets_within_200_ms(embedded):
+    """A newcomer's first chat: two fresh users on plain WebSocket clients that send no
+    `resume`. The message reaches the recipient's socket within 200 ms of the send, and a
+    notification (a follow) the followee's, as on a real Redis: nothing waits for a relay
+    poll or for the resume grace (a user without a stream has nothing to replay)."""
+    alice = dev_login(embedded, "embedded-" + uuid.uuid4().hex[:8])
+    bob = dev_login(embedded, "embedded-" + uuid.uuid4().hex[:8])
+    base = f"ws://127.0.0.1:{embedded.port}/v1/ws?token="
+
+    async def next_frame(ws, frame_type: str) -> dict:
+        while True:
+            frame = codec.loads(await asyncio.wait_for(ws.read_message(), 5))
+            if frame["type"] == frame_type:
+                return frame
+
+    async def chat_and_follow() -> tuple[float, float, dict]:
+        a = await websocket_connect(base + alice["access_token"])
+        b = await websocket_connect(base + bob["access_token"])
+        for ws in (a, b):
+            assert (await next_frame(ws, "hello"))["epoch"] is None  # fresh users
+        sent = time.monotonic()
+        await a.write_message(codec.dumps({
+            "type": "chat.send", "ref": "r1", "to_user_id": bob["user_id"], "kind": "text",
+            "text": "hello from the first chat", "client_msg_id": uuid.uuid4().hex}).decode())
+        message = await next_frame(b, "chat.message")
+        delivered = time.monotonic() - sent
+        async with httpx.AsyncClient(base_url=embedded.base, timeout=10) as http:
+            sent = time.monotonic()
+            followed = await http.post(f"/v1/users/{alice['user_id']}/follow",
+                                       headers={"Authorization": f"Bearer {bob['access_token']}"})
+            assert followed.status_code == 200, followed.text
+            await next_frame(a, "notify.new")
+            notified = time.monotonic() - sent
+        a.close()
+        b.close()
+        return delivered, notified, message
+
+    delivered, notified, message = asyncio.run(chat_and_follow())
+    assert message["data"]["content"] == {"text": "hello from the first chat"}
+    assert message["eid"] == 1
+    assert delivered < 0.2, f"the message took {delivered * 1000:.0f} ms"
+    assert notified < 0.2, f"the notification took {notified * 1000:.0f} ms (request included)"
 
 
 def test_embedded_gateway_stops_cleanly_on_sigterm(embedded):

@@ -46,6 +46,19 @@ async def test_concurrent_callers_share_one_connection_and_get_their_own_replies
 
 
 @pytest.mark.gen_test
+async def test_commands_sent_together_get_their_replies_in_order(resources, keys, pipeline):
+    a, b, h = keys(3)
+    await resources.cache.redis.mset({a: b"A", b: b"B"})
+    await resources.cache.redis.hset(h, mapping={"epoch": "e1", "seq": 7})
+    replies = await pipeline.execute_many(("MGET", a, b, "missing"),
+                                          ("HMGET", h, "epoch", "seq"), ("GET", b))
+    assert replies == [[b"A", b"B", None], [b"e1", b"7"], b"B"]
+    with pytest.raises(redis_errors.ResponseError):
+        await pipeline.execute_many(("GET", a), ("INCR", a))
+    assert await pipeline.execute_many(("GET", a)) == [b"A"]  # still in order
+
+
+@pytest.mark.gen_test
 async def test_an_error_reply_fails_only_its_own_command(resources, keys, pipeline):
     a, b = keys(2)
     await resources.cache.redis.mset({a: b"A", b: b"B"})

@@ -6,11 +6,12 @@ import asyncio
 import time
 
 import pytest
+from tornado.websocket import websocket_connect
 
 import wsclient
 from gateway.ws import CLOSE_AUTH, CLOSE_BINARY, CLOSE_FLOOD, CLOSE_TOO_BIG
-from pawhome.platform import events
 from pawhome.identity.tokens import issue_access_token
+from pawhome.platform import codec, events
 
 
 def ws_url(base_url: str) -> str:
@@ -159,3 +160,84 @@ async def test_token_near_expiry_gets_auth_expiring_and_refresh_keeps_the_socket
         assert await client.wait_closed(timeout=6) == CLOSE_AUTH
     finally:
         settings_ws.ws_auth_expiring_seconds = old
+
+
+async def plain_socket(base_url: str, token: str):
+    """A socket that sends nothing until told (no `resume` after hello); returns (ws, hello)."""
+    ws = await websocket_connect(ws_url(base_url) + "?token=" + token)
+    return ws, codec.loads(await ws.read_message())
+
+
+async def next_frame(ws, timeout: float = 5) -> dict:
+    return codec.loads(await asyncio.wait_for(ws.read_message(), timeout))
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_stored_events_wait_for_resume_when_the_user_has_a_stream(api, base_url,
+                                                                        resources):
+    me = await api.login()
+    epoch, _ = await events.publish_to_user(resources.cache, me.user_id, "test.note", {"n": 1})
+    ws, hello = await plain_socket(base_url, me.token)
+    assert (hello["epoch"], hello["last_event_id"]) == (epoch, 1)
+    await events.publish_to_user(resources.cache, me.user_id, "test.note", {"n": 2})
+    with pytest.raises(asyncio.TimeoutError):  # held: a replay must not be overtaken
+        await next_frame(ws, timeout=0.5)
+    await ws.write_message(codec.dumps({"type": "resume", "ref": "r", "epoch": epoch,
+                                        "last_event_id": 0}).decode())
+    frames = [await next_frame(ws) for _ in range(3)]
+    assert [(f["type"], f.get("eid")) for f in frames] == \
+        [("test.note", 1), ("test.note", 2), ("resumed", None)]
+    assert frames[2]["last_event_id"] == 2
+    ws.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_fresh_users_events_flow_at_once_and_resume_from_hello_adds_nothing(
+        api, base_url, resources):
+    me = await api.login()
+    ws, hello = await plain_socket(base_url, me.token)
+    assert (hello["epoch"], hello["last_event_id"]) == (None, 0)  # no stream yet
+    started = time.monotonic()
+    epoch, _ = await events.publish_to_user(resources.cache, me.user_id, "test.note", {})
+    first = await next_frame(ws)
+    assert (first["type"], first["epoch"], first["eid"]) == ("test.note", epoch, 1)
+    assert time.monotonic() - started < 0.5  # not held for the resume grace (2 s)
+    # The client resumes from hello's position: what this socket sent since is not sent again.
+    await ws.write_message(codec.dumps({"type": "resume", "ref": "r", "epoch": None,
+                                        "last_event_id": 0}).decode())
+    resumed = await next_frame(ws)
+    assert resumed == {"type": "resumed", "ref": "r", "epoch": epoch, "last_event_id": 1}
+    with pytest.raises(asyncio.TimeoutError):
+        await next_frame(ws, timeout=0.3)
+    await events.publish_to_user(resources.cache, me.user_id, "test.note", {})
+    assert (await next_frame(ws))["eid"] == 2
+    ws.close()
+    # The same with a resume without fields (what wsclient sends on a first connect).
+    other = await api.login()
+    ws, _ = await plain_socket(base_url, other.token)
+    epoch, _ = await events.publish_to_user(resources.cache, other.user_id, "test.note", {})
+    assert (await next_frame(ws))["eid"] == 1
+    await ws.write_message(codec.dumps({"type": "resume", "ref": "r2"}).decode())
+    assert await next_frame(ws) == {"type": "resumed", "ref": "r2", "epoch": epoch,
+                                    "last_event_id": 1}
+    with pytest.raises(asyncio.TimeoutError):
+        await next_frame(ws, timeout=0.3)
+    ws.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_resume_naming_an_epoch_born_after_hello_is_answered_resync(api, base_url,
+                                                                        resources):
+    """The client can only know that epoch from this socket's live events, so what it held
+    before connecting is unknown: it is told to refetch, and the socket stays live."""
+    me = await api.login()
+    ws, _ = await plain_socket(base_url, me.token)
+    epoch, _ = await events.publish_to_user(resources.cache, me.user_id, "test.note", {})
+    assert (await next_frame(ws))["eid"] == 1
+    await ws.write_message(codec.dumps({"type": "resume", "ref": "r", "epoch": epoch,
+                                        "last_event_id": 1}).decode())
+    assert await next_frame(ws) == {"type": "resync", "reason": "epoch_changed", "ref": "r",
+                                    "epoch": epoch, "last_event_id": 1}
+    await events.publish_to_user(resources.cache, me.user_id, "test.note", {})
+    assert (await next_frame(ws))["eid"] == 2
+    ws.close()

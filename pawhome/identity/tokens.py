@@ -119,7 +119,7 @@ def check_revocation(claims: AccessClaims, values: list) -> None:
 
 
 async def ensure_not_revoked(cache: Cache, claims: AccessClaims) -> None:
-    check_revocation(claims, await cache.redis.mget(revocation_keys(cache, claims)))
+    check_revocation(claims, await cache.execute("MGET", *revocation_keys(cache, claims)))
 
 
 async def revoke_access_token(cache: Cache, settings: Settings, claims: AccessClaims) -> None:

@@ -64,6 +64,25 @@ class Cache:
             script = self._scripts[source] = self.redis.register_script(source)
         return script
 
+    async def execute(self, *args: Any) -> Any:
+        """One command on the pipelined connection (pawhome/redis_pipeline.py), or the
+        client's own for the in-process store: for the small reads many concurrent callers
+        make (a token's revocation marks, a stream's head), which then share writes and
+        round trips instead of each taking a connection from the pool. The reply is
+        undecoded, as `redis.execute_command`'s."""
+        if self.pipeline is not None:
+            return await self.pipeline.execute(*args)
+        return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    async def execute_many(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """`execute` for several commands sent together: one round trip for all of them."""
+        if self.pipeline is not None:
+            return await self.pipeline.execute_many(*commands)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return await pipe.execute()
+
     async def ping(self) -> None:
         await self.redis.ping()
 

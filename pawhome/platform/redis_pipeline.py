@@ -44,6 +44,17 @@ class Pipeline:
             # on a new one. A second failure is an outage and is the caller's to answer.
             return await (await self._usable_line()).call(args)
 
+    async def execute_many(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Send several commands together (one write, one round trip); their replies, in
+        order. An error reply raises (the others are still read); a lost connection fails
+        them all, retried once on a new one as `execute` does."""
+        try:
+            line = await self._usable_line()
+            return list(await asyncio.gather(*(line.call(c) for c in commands)))
+        except redis_errors.ConnectionError:
+            line = await self._usable_line()
+            return list(await asyncio.gather(*(line.call(c) for c in commands)))
+
     async def _usable_line(self) -> _Line:
         loop = asyncio.get_running_loop()
         line = self._line

@@ -170,7 +170,17 @@ async def append_many(cache: Cache,
 
 async def head(cache: Cache, user_id: int) -> tuple[str | None, int]:
     """The user's current (epoch, last eid); (None, 0) when they have no stream yet."""
-    epoch, seq = await cache.redis.hmget(meta_key(cache, user_id), "epoch", "seq")
+    return head_of(await cache.execute(*head_command(cache, user_id)))
+
+
+def head_command(cache: Cache, user_id: int) -> tuple[str, ...]:
+    """The command `head` sends, for a caller that sends it with others
+    (`cache.execute_many`); `head_of` reads its reply."""
+    return ("HMGET", meta_key(cache, user_id), "epoch", "seq")
+
+
+def head_of(reply: list[Any]) -> tuple[str | None, int]:
+    epoch, seq = reply
     if epoch is None:
         return None, 0
     return (epoch.decode() if isinstance(epoch, bytes) else epoch), int(seq or 0)
