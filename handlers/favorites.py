@@ -5,7 +5,7 @@ Thin: each calls one function of pawhome/community/favorites.py; docs/interactio
 from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
+from pawhome.platform.pagination import CURSOR_RULE, CursorQuery, cursor_result, decode_cursor
 from pawhome.community import favorites
 
 
@@ -20,7 +20,7 @@ class PostFavoriteHandler(ApiHandler):
 
 
 class MyFavoritesHandler(ApiHandler):
-    @endpoint(query=CursorQuery, tags=("interactions",),
+    @endpoint(query=CursorQuery, tags=("interactions",), refuses=CURSOR_RULE,
               summary="The caller's favorites, most recently collected first")
     async def get(self) -> None:
         async with self.r.db.session() as session:

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.community import pets
+from pawhome.platform.errors import AttachmentRefused, NotFound
+
+PET_RULES = {"birthday": "not in the future", "weight_kg": "at most 2 decimals",
+             "avatar_media_id": "a ready image the caller uploaded"}
 
 
 class MyPetsHandler(ApiHandler):
@@ -12,7 +16,8 @@ class MyPetsHandler(ApiHandler):
             rows = await pets.list_own_pets(session, self.user_id)
         self.ok({"items": [pets.pet_view(p) for p in rows]})
 
-    @endpoint(body=pets.PetCreate, tags=("pets",), status=201, summary="Add a pet card")
+    @endpoint(body=pets.PetCreate, tags=("pets",), status=201, summary="Add a pet card",
+              links={"pet_id": "/id"}, errors=(NotFound, AttachmentRefused), refuses=PET_RULES)
     async def post(self) -> None:
         async with self.r.db.session() as session, session.begin():
             pet = await pets.create_pet(session, self.user_id, self.body)
@@ -26,7 +31,8 @@ class MyPetHandler(ApiHandler):
             pet = await pets.get_own_pet(session, self.user_id, pet_id)
         self.ok(pets.pet_view(pet))
 
-    @endpoint(body=pets.PetFields, tags=("pets",),
+    @endpoint(body=pets.PetFields, tags=("pets",), errors=(AttachmentRefused,),
+              refuses=PET_RULES,
               summary="Change a pet card (only the fields sent)")
     async def put(self, pet_id: int) -> None:
         async with self.r.db.session() as session, session.begin():

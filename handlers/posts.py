@@ -8,17 +8,27 @@ import logging
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.platform.pagination import CursorQuery
+from pawhome.platform.errors import AttachmentRefused, NotFound, SensitiveContent, ValidationFailed
+from pawhome.platform.fields import NOT_BLANK
+from pawhome.platform.pagination import CURSOR_RULE, CursorQuery
 from pawhome.community import feeds, posts
 from pawhome.platform.cache import UNAVAILABLE_ERRORS
 
 log = logging.getLogger("pawhome.community.posts")
 ADMIN = ("admin",)
+POST_RULES = {"board": "the name of a board (GET /v1/boards)",
+              "media_ids": "the caller's ready uploads: up to 9 images or one video",
+              "pet_ids": "the caller's own pet cards",
+              "text": "no word of the sensitive-word list",
+              "topics": "each 1-32 letters, digits, _ or CJK characters once normalised "
+                        "(NFKC, lower case, # and spaces stripped); at most 10 with those "
+                        "#tagged in the text",
+              "location_name": "no word of the sensitive-word list"}
 
 
 class ReasonBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=255)
+    reason: str = Field(min_length=1, max_length=255, pattern=NOT_BLANK)
 
 
 class CommunityHandler(ApiHandler):
@@ -34,6 +44,7 @@ class CommunityHandler(ApiHandler):
 
 class PostsHandler(CommunityHandler):
     @endpoint(auth=False, viewer=True, query=feeds.FeedQuery, tags=("posts",),
+              errors=(NotFound,), refuses=CURSOR_RULE, links={"post_id": "/items/0/id"},
               read_ahead=lambda h: feeds.first_page_reads(h.r.cache, h.r.settings, h.viewer_id,
                                                         h.query),
               summary="Posts: latest or hot, filtered by topic, board, pet type, author or "
@@ -52,6 +63,8 @@ class PostsHandler(CommunityHandler):
         self.ok(page)
 
     @endpoint(body=posts.PostBody, tags=("posts",), status=201, idempotent=True,
+              links={"post_id": "/id"}, errors=(NotFound, SensitiveContent, AttachmentRefused),
+              refuses=POST_RULES,
               summary="Publish a post (pending until moderation passes it)")
     async def post(self) -> None:
         async with self.r.db.session() as session, session.begin():
@@ -76,7 +89,8 @@ class PostHandler(CommunityHandler):
             log.warning("view of post %s not counted: %r", post_id, error)
         self.ok(data)
 
-    @endpoint(body=posts.PostBody, tags=("posts",),
+    @endpoint(body=posts.PostBody, tags=("posts",), refuses=POST_RULES,
+              errors=(SensitiveContent, AttachmentRefused),
               summary="Replace a post's content (author); it is moderated again")
     async def put(self, post_id: int) -> None:
         async with self.r.db.session() as session, session.begin():
@@ -102,7 +116,7 @@ class BoardsHandler(ApiHandler):
 
 
 class HistoryHandler(ApiHandler):
-    @endpoint(query=CursorQuery, tags=("posts",),
+    @endpoint(query=CursorQuery, tags=("posts",), refuses=CURSOR_RULE,
               summary="Posts the caller opened, newest first")
     async def get(self) -> None:
         async with self.r.db.session() as session:
@@ -127,7 +141,8 @@ class AdminRemovePostHandler(CommunityHandler):
 
 
 class AdminPinPostHandler(CommunityHandler):
-    @endpoint(roles=ADMIN, tags=("admin",), summary="Pin a post on its board")
+    @endpoint(roles=ADMIN, tags=("admin",), summary="Pin a post on its board",
+              errors=(ValidationFailed,), refuses={"post_id": "a post on a board"})
     async def post(self, post_id: int) -> None:
         async with self.r.db.session() as session, session.begin():
             post = await posts.set_pinned(session, post_id, True)

@@ -15,6 +15,9 @@ class MySubscriptionsHandler(ApiHandler):
         self.ok({"items": items})
 
     @endpoint(body=subscribe_messages.SubscriptionResults, tags=("users",),
+              refuses={"results": "template ids of this mini-program's subscribe templates "
+                                  "(SUBSCRIBE_TEMPLATES), each accept, reject, ban or filter; "
+                                  "an errMsg entry is ignored"},
               summary="Report a wx.requestSubscribeMessage result; each accept adds one")
     async def post(self) -> None:
         async with self.r.db.session() as session, session.begin():

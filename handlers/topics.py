@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.handler import endpoint
 from handlers.posts import CommunityHandler
 from pawhome.community import feeds
+from pawhome.platform.pagination import CURSOR_RULE
 
 
 class HotTopicsQuery(BaseModel):
@@ -23,6 +24,7 @@ class HotTopicsHandler(CommunityHandler):
 
 class TopicHandler(CommunityHandler):
     @endpoint(auth=False, viewer=True, query=feeds.TopicPageQuery, tags=("topics",),
+              refuses=CURSOR_RULE,
               summary="A topic and its posts the caller may see")
     async def get(self, name: str) -> None:
         viewer = self.viewer_id

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.handler import ApiHandler, endpoint
 from pawhome.platform.pagination import PageQuery, page_result
 from pawhome.identity import users
+from pawhome.platform.errors import NotFound, SensitiveContent
 
 
 class BlockBody(BaseModel):
@@ -20,7 +21,11 @@ class MeHandler(ApiHandler):
             user = await users.get_user(session, self.user_id)
         self.ok(users.profile(user))
 
-    @endpoint(body=users.ProfileUpdate, tags=("users",),
+    @endpoint(body=users.ProfileUpdate, tags=("users",), errors=(SensitiveContent,),
+              refuses={"nickname": "no word of the sensitive-word list",
+                       "bio": "no word of the sensitive-word list",
+                       "avatar_url": "an https URL",
+                       "birthday": "between 1900-01-01 and today"},
               summary="Change the caller's profile (only the fields sent)")
     async def put(self) -> None:
         async with self.r.db.session() as session, session.begin():
@@ -57,7 +62,8 @@ class MyBlocksHandler(ApiHandler):
                                                    self.query.limit)
         self.ok(page_result(items, total, self.query))
 
-    @endpoint(body=BlockBody, tags=("users",), summary="Block a user (idempotent)")
+    @endpoint(body=BlockBody, tags=("users",), summary="Block a user (idempotent)",
+              errors=(NotFound,), refuses={"user_id": "not the caller's own id"})
     async def post(self) -> None:
         async with self.r.db.session() as session, session.begin():
             await users.block_user(session, self.r.cache, self.user_id, self.body.user_id)

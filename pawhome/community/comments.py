@@ -24,8 +24,14 @@ from pawhome.community import counters, posts
 from pawhome.messaging import notifications
 from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import Forbidden, NotFound, ValidationFailed, field_error
+from pawhome.platform.fields import NOT_BLANK
 from pawhome.platform.hooks import Hook
 from pawhome.platform.wordfilter import screen_text
+from settings import get_settings
+
+# Request models carry the configured limits, so the OpenAPI document a gateway serves states
+# the limits it enforces.
+_settings = get_settings()
 
 MAX_ID = 2**63 - 1
 EXCERPT_CHARS = 60
@@ -37,7 +43,7 @@ comment_submitted: Hook[[AsyncSession, int]] = Hook("community.comment_submitted
 
 class CommentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=5000)  # the setting narrows it (create_comment)
+    text: str = Field(min_length=1, max_length=_settings.comment_max_length, pattern=NOT_BLANK)
     reply_to_comment_id: int | None = Field(None, ge=1, le=MAX_ID)
 
     @field_validator("text")

@@ -20,8 +20,10 @@ from pawhome.identity.users import is_blocked
 from pawhome.media import uploads as media
 from pawhome.messaging import chat
 from pawhome.platform.errors import AttachmentRefused, NotFound, ValidationFailed, field_error
+from pawhome.platform.fields import NOT_BLANK, Gender, decimal_number, no_null_default
 
 Species = Literal["dog", "cat", "rabbit", "bird", "other"]
+WeightKg = decimal_number(gt=0, le=1000, max_digits=6, decimal_places=2)
 MAX_PETS_PER_OWNER = 50
 
 
@@ -33,17 +35,20 @@ class PetFields(BaseModel):
     """Fields of a pet card; in an update every field is optional and only those sent change."""
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=32)
-    species: Species | None = None
+    # name and species may be left out of an update, never cleared (no null).
+    name: str = Field(None, min_length=1, max_length=32, pattern=NOT_BLANK,
+                      json_schema_extra=no_null_default)
+    species: Species = Field(None, json_schema_extra=no_null_default)
     breed: str | None = Field(None, max_length=64)
-    gender: Literal[0, 1, 2] | None = None  # 0 unknown, 1 male, 2 female
+    gender: Gender | None = None
     birthday: dt.date | None = None
-    weight_kg: Decimal | None = Field(None, gt=0, le=1000, max_digits=6, decimal_places=2)
+    weight_kg: WeightKg | None = None
     neutered: bool | None = None
     avatar_media_id: int | None = Field(None, ge=1, le=2**63 - 1)
     bio: str | None = Field(None, max_length=500)
 
-    _strip = field_validator("name", "breed", "bio", mode="before")(_clean_text)
+    # After the length checks, so that the limits are the document's (on what was sent).
+    _strip = field_validator("name", "breed", "bio")(_clean_text)
 
     @field_validator("name")
     @classmethod

@@ -422,7 +422,8 @@ def push_signature_valid(settings: Any, signature: str, timestamp: str, nonce: s
     if not signature or not timestamp or not nonce:
         return False
     expected = push_signature(settings.wechat_push_token, timestamp, nonce)
-    return hmac.compare_digest(expected, signature.lower())
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    return hmac.compare_digest(expected.encode(), signature.lower().encode())
 
 
 async def handle_push(resources: Any, message: dict[str, Any]) -> str:
@@ -522,7 +523,7 @@ async def list_queue(session: AsyncSession, kind: str, state: str, offset: int,
             items = [make(found[i]) for i in ids if i in found]
     else:
         if kind == "user":
-            raise ValidationFailed(errors=[field_error("state", "users are listed as reported")])
+            return [], 0  # users are never held or pending, only reported
         conditions = [model.status == state, model.deleted_at.is_(None)]
         total = int((await session.execute(select(func.count()).select_from(model)
                                            .where(*conditions))).scalar_one())
