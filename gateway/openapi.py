@@ -313,17 +313,22 @@ def _operation(route: Route, method: str, spec: EndpointSpec, keys: dict, render
 
 def _add_links(planned: list, paths: dict[str, dict]) -> None:
     """OpenAPI links from each operation declaring `@endpoint(links={param: pointer})` to
-    every operation taking that path parameter: the create -> read/update/delete flows a
-    client (and the fuzz gate's stateful phase) follows. A consumer's other path
+    the operations taking that path parameter: the create -> read/update/delete flows a
+    client (and the fuzz gate's stateful phase) follows. When some of those are under the
+    producer's own path (POST /v1/media -> /v1/media/{media_id}/...), only those: a direct
+    upload's id means nothing to /v1/media/uploads/{media_id}/.... A consumer's other path
     parameters come from the producer's own path when it has them."""
     for route, method, spec, _keys in planned:
         if not spec.links:
             continue
+        consumers = [(target, target_method) for target, target_method, _s, _k in planned
+                     if any(p in target.params for p in spec.links)
+                     and not (target is route and target_method == method)]
+        under = [(t, m) for t, m in consumers
+                 if any(t.template.startswith(f"{route.template}/{{{p}") for p in spec.links)]
         links: dict[str, Any] = {}
-        for target, target_method, _spec, _ in planned:
+        for target, target_method in under or consumers:
             shared = [p for p in spec.links if p in target.params]
-            if not shared or (target is route and target_method == method):
-                continue
             parameters = {p: f"$response.body#/data{spec.links[p]}" for p in shared}
             for other in target.params:
                 if other not in parameters and other in route.params:

@@ -11,7 +11,7 @@ from gateway.openapi import RawBody
 from pawhome.platform.pagination import PageQuery, page_result
 from pawhome.platform import codec
 from pawhome.moderation import reviews as moderation, reports
-from pawhome.platform.errors import BadRequest, Forbidden, NotFound
+from pawhome.platform.errors import BadRequest, Conflict, Forbidden, NotFound
 from pawhome.platform.fields import NOT_BLANK
 
 ADMIN = ("admin",)
@@ -105,7 +105,8 @@ class AdminRejectHandler(ApiHandler):
 
 
 class ReportsHandler(ApiHandler):
-    @endpoint(body=reports.ReportBody, tags=("moderation",), status=201, errors=(NotFound,),
+    @endpoint(body=reports.ReportBody, tags=("moderation",), status=201,
+              errors=(NotFound, Conflict),
               refuses={"target_id": "someone else or someone else's post or comment"},
               summary="Report a post, comment or user (once per target)")
     async def post(self) -> None:
