@@ -1,0 +1,170 @@
+"""The hostile-input gate: schemathesis fuzzes every operation of the served OpenAPI document
+(GET /v1/openapi.json) against a live gateway, logged in, and fails on any 5xx, any reply
+outside its documented schema, status code or content type, any schema-violating request
+that is accepted and any schema-valid request that is refused.
+
+Bounded and reproducible: a fixed number of generated cases per operation (plus the
+coverage phase's fixed boundary and negative cases), derandomized generation, and a time cap
+per test. docs/api.md ("The fuzz gate") says how to run it alone and replay a failure.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from schemathesis import AuthContext, Case, CheckContext, Response
+from schemathesis.generation.stateful.state_machine import StepInput
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from tests.conftest import REDIS_PREFIX
+from tests.fuzz_support import FuzzGateway, Login, Seed, seed
+
+MAX_EXAMPLES = 20  # generated cases per operation in the fuzzing phase
+STATEFUL_SCENARIOS = 100  # call sequences in the stateful phase ...
+STATEFUL_STEPS = 8  # ... of at most this many calls
+DICTIONARY_PROBABILITY = 0.7  # how often a seeded id stands in for a generated one
+TRACE = os.environ.get("FUZZ_TRACE")  # a file: one "METHOD /path status" line per request
+
+
+@pytest.fixture(scope="module")
+def fuzz_world(private_database):
+    gateway = FuzzGateway(private_database, REDIS_PREFIX + "fuzz:")
+    try:
+        yield gateway, seed(gateway)
+    finally:
+        gateway.stop()
+
+
+def _config(world: Seed) -> schemathesis.Config:
+    """Seeded ids stand in for generated ones: user operations aim at the fuzzing user's
+    world, DELETEs at rows seeded to be deleted (so that the rest of the run still has its
+    posts), admin operations only at the victim's rows, and user bans and role changes only
+    at the victim (a generated id would sooner or later be the fuzzing user's own)."""
+    dictionaries: dict[str, Any] = {}
+
+    def bind(ids: dict[str, list[Any]], group: str, probability: float) -> dict[str, Any]:
+        parameters = {}
+        for name, values in ids.items():
+            dictionaries[f"{group}_{name}"] = {"values": values}
+            location = BODY_PARAMETERS.get(name, "path")
+            parameters[f"{location}.{name}"] = {"dictionary": f"{group}_{name}",
+                                                "probability": probability}
+        return parameters
+
+    return schemathesis.Config.from_dict({
+        "seed": 20260901,
+        "parameters": bind(world.ids, "seeded", DICTIONARY_PROBABILITY),
+        "operations": [
+            {"include-method": "DELETE", "exclude-path-regex": "^/v1/(admin|users/me)/",
+             "parameters": bind(world.doomed_ids, "doomed", DICTIONARY_PROBABILITY)},
+            {"include-path-regex": "^/v1/admin/", "exclude-path-regex": "^/v1/admin/users/",
+             "parameters": bind(world.admin_ids, "admin", 1.0)},
+            {"include-path-regex": "^/v1/admin/users/.+",
+             "parameters": {"path.user_id": world.victim.user_id}},
+        ],
+        "dictionaries": dictionaries,
+        "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True,
+                       "database": "none"},
+        "checks": {"enabled": True},
+        "output": {"sanitization": {"enabled": False}},
+        "cache": {"enabled": False},  # no replay of earlier runs' failures: every run alike
+    })
+
+
+# Seeded values that go in request bodies (the rest are path parameters).
+BODY_PARAMETERS = {name: "body" for name in ("refresh_token", "to_user_id", "reply_to_comment_id",
+                                             "target_id", "content_type", "size")}
+
+
+@pytest.fixture
+def fuzz_schema(fuzz_world):
+    gateway, world = fuzz_world
+    loaded = schemathesis.openapi.from_url(gateway.base_url + "/v1/openapi.json",
+                                           config=_config(world))
+    loaded.config.update(base_url=gateway.base_url)
+
+    @loaded.auth(refresh_interval=None)
+    class AsWho:
+        """The fuzzing user everywhere but /v1/admin/ (the admin) and logout (a session of
+        its own each time, so the user's token stays valid for the rest of the run)."""
+
+        def get(self, case: Case, context: AuthContext) -> str:
+            if case.path.startswith("/v1/admin/"):
+                return world.admin.token
+            if case.path == "/v1/auth/logout":
+                reply = gateway.client.post("/v1/auth/dev-login",
+                                            json={"openid": world.user.openid})
+                return reply.json()["data"]["access_token"]
+            return world.user.token
+
+        def set(self, case: Case, token: str, context: AuthContext) -> None:
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+
+    return loaded
+
+
+schema = schemathesis.pytest.from_fixture("fuzz_schema")
+
+
+@schemathesis.check
+def schema_valid_requests_are_accepted(ctx: CheckContext, response: Response,
+                                       case: Case) -> bool | None:
+    """schemathesis' positive_data_acceptance, except for what the document itself says is
+    refused beyond the schema: a 400/413/422 whose field errors all name fields of the
+    operation's `x-refusals` (rules that depend on the caller, on stored data or on another
+    field, declared with `@endpoint(refuses=...)`)."""
+    refusals = case.operation.definition.raw.get("x-refusals", {})
+    if refusals and response.status_code in (400, 413, 422):
+        try:
+            fields = {e["field"].split(".")[0] for e in response.json().get("errors", [])}
+        except (ValueError, AttributeError, KeyError, TypeError):
+            fields = set()
+        if fields and fields <= set(refusals):
+            return None
+    return positive_data_acceptance(ctx, response, case)
+
+
+@pytest.mark.timeout(600)
+@schema.parametrize()
+def test_every_operation_keeps_its_documented_contract(case: Case) -> None:
+    response = case.call()
+    if TRACE:
+        with open(TRACE, "a", encoding="utf-8") as out:
+            out.write(f"{case.method} {case.path} {response.status_code}\n")
+    case.validate_response(response, excluded_checks=[positive_data_acceptance])
+
+
+@pytest.mark.timeout(600)
+def test_linked_flows_keep_their_documented_contract(fuzz_schema) -> None:
+    """The stateful phase: call sequences that follow the document's links (create a post,
+    then read, edit, like, comment on and delete it; open a conversation, send a message,
+    recall it; upload, complete, read a media; ...), every reply checked as above."""
+    followed: list[str] = []
+
+    class Flows(fuzz_schema.as_state_machine()):  # type: ignore[misc]
+        def step(self, input: StepInput) -> Any:
+            if input.transition is not None and not input.transition.is_inferred \
+                    and input.is_applied:
+                followed.append(input.transition.id)
+            return super().step(input)
+
+        def validate_response(self, response: Response, case: Case,
+                              additional_checks: Any = None, **kwargs: Any) -> None:
+            if TRACE:
+                with open(TRACE, "a", encoding="utf-8") as out:
+                    out.write(f"{case.method} {case.path} {response.status_code} stateful\n")
+            case.validate_response(response, excluded_checks=[positive_data_acceptance],
+                                   transport_kwargs=kwargs or None, recorder=self.recorder)
+
+    Flows.run(settings=hypothesis.settings(
+        max_examples=STATEFUL_SCENARIOS, stateful_step_count=STATEFUL_STEPS,
+        derandomize=True, database=None, deadline=None,
+        suppress_health_check=list(hypothesis.HealthCheck)))
+    if TRACE:
+        with open(TRACE, "a", encoding="utf-8") as out:
+            out.writelines(f"link {name} {n}\n" for name, n in Counter(followed).items())
+    assert followed, "no step followed a link of the document"
