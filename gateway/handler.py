@@ -123,7 +123,7 @@ def _integral_floats_as_ints(value: Any) -> Any:
         return value if all(items[k] is value[k] for k in value) else items
     if isinstance(value, list):
         new = [_integral_floats_as_ints(v) for v in value]
-        return value if all(a is b for a, b in zip(new, value)) else new
+        return value if all(a is b for a, b in zip(new, value, strict=True)) else new
     return value
 
 

@@ -6,8 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.identity import auth
-from pawhome.platform.errors import (InvalidCode, NotFound, PhoneTaken, Unauthorized,
-                                     WeChatError)
+from pawhome.platform.errors import InvalidCode, NotFound, PhoneTaken, Unauthorized, WeChatError
 
 PHONE_PATTERN = r"^1[3-9][0-9]{9}$"  # mainland mobile numbers (SMS login)
 

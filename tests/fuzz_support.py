@@ -36,7 +36,7 @@ class FuzzGateway:
     def __init__(self, database_url: str, redis_prefix: str) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_file = tempfile.TemporaryFile()
+        self.log_file = tempfile.TemporaryFile()  # noqa: SIM115 - read after the run
         env = {**os.environ, "MODE": "development", "DATABASE_URL": database_url,
                "REDIS_PREFIX": redis_prefix, "BROKER_URL": "",  # tasks in-process
                "OUTBOX_POLL_SECONDS": "0.2", "RATE_LIMIT_SCALE": str(RATE_LIMIT_SCALE),
@@ -110,7 +110,8 @@ class Seeder:
              expect: tuple[int, ...] = (200, 201), **kwargs: Any) -> Any:
         headers = {**(who.headers if who else {}), **kwargs.pop("headers", {})}
         reply = self.client.request(method, path, json=json, headers=headers, **kwargs)
-        assert reply.status_code in expect, f"seeding {method} {path}: {reply.status_code} {reply.text[:500]}"
+        assert reply.status_code in expect, \
+            f"seeding {method} {path}: {reply.status_code} {reply.text[:500]}"
         return reply.json()["data"] if reply.headers.get("content-type", "").startswith(
             "application/json") else reply.text
 
@@ -169,13 +170,14 @@ def seed(gateway: FuzzGateway) -> Seed:
     pets = [s.call("POST", "/v1/pets", user, json={"name": name, "species": species})["id"]
             for name, species in (("豆豆", "dog"), ("咪咪", "cat"), ("Spare", "rabbit"))]
     media_id, upload_token = s.image_upload(user)
-    mine = [s.post(user, f"今天带{n}号柯基去公园 #遛狗# 第{n}篇", topics=["遛狗"], pet_types=["dog"])
-            for n in (1, 2, 3)]
+    mine = [s.post(user, f"今天带{n}号柯基去公园 #遛狗# 第{n}篇", topics=["遛狗"],
+                   pet_types=["dog"]) for n in (1, 2, 3)]
     theirs = [s.post(other, "橘猫晒太阳 #晒猫#", topics=["晒猫"]),
               s.post(other, "求推荐猫粮", board=None)]
     victims_posts = [s.post(victim, "被管理员处理的帖子")]
     doomed_posts = [s.post(user, f"要删除的帖子 {n}") for n in (1, 2)]
-    doomed_pets = [s.call("POST", "/v1/pets", user, json={"name": "Gone", "species": "other"})["id"]]
+    doomed_pets = [s.call("POST", "/v1/pets", user,
+                          json={"name": "Gone", "species": "other"})["id"]]
     comments = [s.comment(user, theirs[0], "好可爱"), s.comment(other, mine[0], "哪个公园?")]
     comments.append(s.comment(user, mine[0], "朝阳公园", reply_to=comments[1]))
     victims_comments = [s.comment(victim, theirs[1], "管理员会删掉这条")]

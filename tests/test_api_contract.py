@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from gateway import openapi
+from handlers import ROUTES
 from gateway.ratelimit import RateLimiter, Rule
 from pawhome.platform import codec
 from pawhome.platform.errors import RateLimited
@@ -15,7 +16,7 @@ from pawhome.platform.errors import RateLimited
 
 @pytest.fixture(scope="module")
 def document():
-    return openapi.build_document()
+    return openapi.build_document(ROUTES)
 
 
 def _operation(document, path: str, method: str) -> dict:
@@ -50,6 +51,16 @@ async def test_a_comment_as_long_as_the_document_allows_is_accepted(api, setting
     (await api.post(url, token=author.token, json={"text": longest})).ok(201)
     (await api.post(url, token=author.token, json={"text": longest + "猫"})).error(
         422, field="text")
+
+
+@pytest.mark.gen_test
+async def test_a_missing_comment_replied_to_is_a_404_naming_that_field(api):
+    author = await api.login()
+    post = (await api.post("/v1/posts", token=author.token, json={"text": "回复谁"})).ok(201)
+    await _approve(api, "post", post["id"])
+    (await api.post(f"/v1/posts/{post['id']}/comments", token=author.token,
+                    json={"text": "回复", "reply_to_comment_id": 2**62})).error(
+        404, code=40400, field="reply_to_comment_id")
 
 
 def test_optional_bodies_are_optional_in_the_document(document):

@@ -143,12 +143,18 @@ async def create_comment(resources: Any, user_id: int, post_id: int,
         parent: Comment | None = None
         reply_to_user_id = None
         if body.reply_to_comment_id is not None:
-            target = await get_visible_comment(session, user_id, body.reply_to_comment_id)
+            # A 404 about the body's reference names it: the post itself was found.
+            missing = NotFound("Comment not found", errors=[field_error(
+                "reply_to_comment_id", "no such comment under this post")])
+            try:
+                target = await get_visible_comment(session, user_id, body.reply_to_comment_id)
+            except NotFound:
+                raise missing from None
             if target.post_id != post.id:
-                raise NotFound("Comment not found")
+                raise missing
             parent = await _lock(session, target.parent_id or target.id)
             if parent is None or parent.deleted_at is not None:
-                raise NotFound("Comment not found")
+                raise missing
             reply_to_user_id = target.author_id
         now = utcnow()
         row = Comment(post_id=post.id, author_id=user_id,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,10 +20,13 @@ from pawhome.identity.users import is_blocked
 from pawhome.media import uploads as media
 from pawhome.messaging import chat
 from pawhome.platform.errors import AttachmentRefused, NotFound, ValidationFailed, field_error
-from pawhome.platform.fields import NOT_BLANK, Gender, decimal_number, no_null_default
+from pawhome.platform.fields import NOT_BLANK, Gender, json_number, no_null_default
 
 Species = Literal["dog", "cat", "rabbit", "bird", "other"]
-WeightKg = decimal_number(gt=0, le=1000, max_digits=6, decimal_places=2)
+# A JSON number (pydantic would also take a numeric string, and document that it does).
+WeightKg = Annotated[Decimal, BeforeValidator(json_number),
+                     Field(gt=0, le=1000, max_digits=6, decimal_places=2),
+                     WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 1000})]
 MAX_PETS_PER_OWNER = 50
 
 
@@ -36,9 +39,10 @@ class PetFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # name and species may be left out of an update, never cleared (no null).
-    name: str = Field(None, min_length=1, max_length=32, pattern=NOT_BLANK,
-                      json_schema_extra=no_null_default)
-    species: Species = Field(None, json_schema_extra=no_null_default)
+    name: str = Field(None, min_length=1, max_length=32,  # type: ignore[assignment]
+                      pattern=NOT_BLANK, json_schema_extra=no_null_default)
+    species: Species = Field(None,  # type: ignore[arg-type]
+                             json_schema_extra=no_null_default)
     breed: str | None = Field(None, max_length=64)
     gender: Gender | None = None
     birthday: dt.date | None = None

@@ -32,11 +32,11 @@ from pawhome.platform.fields import NOT_BLANK, Gender, no_null_default
 from pawhome.platform.hooks import Hook
 from pawhome.platform.logs import mask_openid, mask_phone
 from pawhome.search import index as search
-from settings import get_settings
+from settings import get_settings as load_settings  # (get_settings here: the user's)
 
 # Request models carry the configured limits, so the OpenAPI document a gateway serves states
 # the limits it enforces.
-_settings = get_settings()
+_settings = load_settings()
 
 # -- creation and lookup ----------------------------------------------------------------------
 
@@ -126,8 +126,10 @@ def _https_url(value: str) -> str:
 class ProfileUpdate(BaseModel):
     """PUT /v1/users/me: every field optional; only the fields sent change."""
     model_config = ConfigDict(extra="forbid")
-    nickname: str = Field(None, min_length=1, max_length=_settings.nickname_max_length,
-                          pattern=NOT_BLANK, json_schema_extra=no_null_default)
+    # May be left out (None: not sent), never sent as null: not Optional in the document.
+    nickname: str = Field(None, min_length=1,  # type: ignore[assignment]
+                          max_length=_settings.nickname_max_length, pattern=NOT_BLANK,
+                          json_schema_extra=no_null_default)
     avatar_url: str | None = Field(None, max_length=512)
     gender: Gender | None = None
     birthday: dt.date | None = None

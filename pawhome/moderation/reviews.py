@@ -28,7 +28,7 @@ from pawhome.integrations.wechat import WeChatClient
 from pawhome.media import uploads
 from pawhome.messaging import notifications
 from pawhome.platform import events, wordfilter
-from pawhome.platform.errors import NotFound, ValidationFailed, WeChatError, field_error
+from pawhome.platform.errors import NotFound, WeChatError
 from pawhome.platform.outbox import enqueue_task
 
 log = logging.getLogger("pawhome.moderation.reviews")

@@ -3,17 +3,19 @@ from the models states exactly what the code accepts (tests/test_fuzz.py holds t
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic import Field
 
 MAX_ID = 2**63 - 1
 
-# Some character that str.strip() keeps: a text matching this is not blank. The class is the
-# complement of Python's whitespace, spelled out (\s differs between Python, JSON Schema's
-# ECMA regexes and pydantic's Rust regexes on \x1c-\x1f and \ufeff).
-NOT_BLANK = (r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
-             r"\u205f\u3000]")
+# Text that is not blank (some character str.strip() keeps) and holds no control character
+# the gateway refuses (gateway/control_characters.py: C0 but tab, LF, CR; DEL). Whitespace is
+# spelled out as Python's str.isspace() has it: \s differs between Python, JSON Schema's
+# ECMA regexes and pydantic's Rust regexes (on U+001C-U+001F and U+FEFF).
+_CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f"
+_SPACE = r"\t\n\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 # 0 unknown, 1 male, 2 female. An int range, not Literal[0, 1, 2]: a Literal of ints takes
@@ -21,32 +23,23 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Gender = Annotated[int, Field(ge=0, le=2, description="0 unknown, 1 male, 2 female")]
 
 
-def _number_only(value: object) -> object:
+def json_number(value: object) -> Decimal:
+    """BeforeValidator of a Decimal field that takes JSON numbers only (not numeric strings,
+    which pydantic would take and document)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise ValueError("must be a JSON number")
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def decimal_number(*, max_digits: int, decimal_places: int, **bounds: float) -> object:
-    """A Decimal sent as a JSON number (pydantic would also take a numeric string, and
-    document that it does); `bounds` are gt/ge/lt/le."""
-    names = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum",
-             "le": "maximum"}
-    schema: dict = {"type": "number", **{names[k]: v for k, v in bounds.items()}}
-    return Annotated[Decimal, BeforeValidator(_number_only),
-                     Field(max_digits=max_digits, decimal_places=decimal_places, **bounds),
-                     WithJsonSchema(schema)]
-
-
-def no_null_default(schema: dict) -> None:
+def no_null_default(schema: dict[str, Any]) -> None:
     """`json_schema_extra` of an update field that may be left out but not set to null: its
     Python default (None, "not sent") is no value of its schema, so the schema shows none."""
     schema.pop("default", None)
 
 
-def distinct(description: str = "") -> dict:
+def distinct(description: str = "") -> dict[str, Any]:
     """`json_schema_extra` of a list whose items must not repeat (its validator refuses them)."""
-    extra: dict = {"uniqueItems": True}
+    extra: dict[str, Any] = {"uniqueItems": True}
     if description:
         extra["description"] = description
     return extra
