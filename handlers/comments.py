@@ -11,6 +11,7 @@ from pydantic import Field
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.community import comment_threads, comments
+from pawhome.platform.errors import Forbidden
 from pawhome.platform.pagination import CURSOR_RULE, CursorQuery
 
 
@@ -36,7 +37,7 @@ class PostCommentsHandler(ApiHandler):
 
 
 class CommentHandler(ApiHandler):
-    @endpoint(tags=("interactions",),
+    @endpoint(tags=("interactions",), errors=(Forbidden,),
               summary="Delete a comment (its author, the post's author or an admin)")
     async def delete(self, comment_id: int) -> None:
         self.ok(await comments.delete_comment(self.r, self.user_id, comment_id,

@@ -164,7 +164,7 @@ class LocalUploadHandler(StreamedBodyHandler):
 
     @streamed(auth=False, summary="Upload a file to a local-storage upload URL",
               description="Body: the file's bytes. Only with MEDIA_STORAGE=local.", tags=TAGS,
-              errors=(PayloadTooLarge,))
+              errors=(PayloadTooLarge, Conflict))
     async def put(self, token: str) -> None:
         path, size = await self.received_body()
         await media.store_local_upload(self.r, self.claims["key"], path)
@@ -198,7 +198,9 @@ class UploadPartHandler(StreamedBodyHandler):
 
     @streamed(summary="Upload part n of a chunked upload (body: the part's bytes)", tags=TAGS,
               errors=(PayloadTooLarge, ValidationFailed, Conflict),
-              refuses={"body": "not empty; every part but the last exactly part_size bytes"})
+              refuses={"body": "not empty; every part but the last exactly part_size bytes",
+                       "part_number": "1 to the upload's part count (at most MEDIA_MAX_PARTS, "
+                                      "1000)"})
     async def put(self, media_id: int, part_number: int) -> None:
         path, size = await self.received_body()
         self.ok(await media.save_part(self.r, self.user_id, media_id, part_number, path,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.community import pets
-from pawhome.platform.errors import AttachmentRefused, NotFound
+from pawhome.platform.errors import AttachmentRefused, Conflict, NotFound
 
 PET_RULES = {"birthday": "not in the future", "weight_kg": "at most 2 decimals",
              "avatar_media_id": "a ready image the caller uploaded"}
@@ -17,7 +17,8 @@ class MyPetsHandler(ApiHandler):
         self.ok({"items": [pets.pet_view(p) for p in rows]})
 
     @endpoint(body=pets.PetCreate, tags=("pets",), status=201, summary="Add a pet card",
-              links={"pet_id": "/id"}, errors=(NotFound, AttachmentRefused), refuses=PET_RULES)
+              links={"pet_id": "/id"}, errors=(NotFound, AttachmentRefused, Conflict),
+              refuses=PET_RULES)
     async def post(self) -> None:
         async with self.r.db.session() as session, session.begin():
             pet = await pets.create_pet(session, self.user_id, self.body)

@@ -154,6 +154,24 @@ class Seeder:
         return started["media_id"], pending["upload_url"].rsplit("/", 1)[1]
 
 
+def publish(gateway: FuzzGateway, world: Seed, post_id: int, settle: float = 5.0) -> None:
+    """The fuzzing user's new post as readers find it: moderation (a task) has passed it or,
+    when it held it for review, the admin approved it. A post since deleted stays so."""
+    def status() -> str | None:
+        reply = gateway.client.get(f"/v1/posts/{post_id}", headers=world.user.headers)
+        return reply.json()["data"]["status"] if reply.status_code == 200 else None
+
+    deadline = time.monotonic() + settle
+    current = status()
+    while current == "pending" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        current = status()
+    if current in ("pending", "hidden"):
+        reply = gateway.client.post(f"/v1/admin/moderation/post/{post_id}/approve",
+                                    headers=world.admin.headers)
+        assert reply.status_code == 200, reply.text
+
+
 def _tiny_jpeg() -> bytes:
     from PIL import Image
 

@@ -108,6 +108,17 @@ async def test_an_empty_idempotency_key_breaks_the_pattern(api):
                     headers={"Idempotency-Key": ""})).error(422, field="Idempotency-Key")
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_a_pet_card_over_the_quota_is_a_documented_409(api, document):
+    me = await api.login()
+    for n in range(50):
+        (await api.post("/v1/pets", token=me.token, json={"name": f"P{n}", "species": "cat"})).ok(
+            201)
+    (await api.post("/v1/pets", token=me.token, json={"name": "P50", "species": "cat"})).error(
+        409, code=40900)
+    assert "409" in _operation(document, "/v1/pets", "post")["responses"]
+
+
 @pytest.mark.gen_test
 async def test_update_fields_may_be_left_out_but_not_nulled(api):
     me = await api.login()

@@ -9,7 +9,9 @@ per test. docs/api.md ("The fuzz gate") says how to run it alone and replay a fa
 """
 from __future__ import annotations
 
+import copy
 import os
+import re
 from collections import Counter
 from typing import Any
 
@@ -22,10 +24,10 @@ from schemathesis.specs.openapi.checks import (ensure_resource_availability,
                                               positive_data_acceptance)
 
 from tests.conftest import REDIS_PREFIX
-from tests.fuzz_support import FuzzGateway, Seed, seed
+from tests.fuzz_support import FuzzGateway, Seed, publish, seed
 
 MAX_EXAMPLES = 20  # generated cases per operation in the fuzzing phase
-STATEFUL_SCENARIOS = 100  # call sequences in the stateful phase ...
+STATEFUL_SCENARIOS = 30  # call sequences per family of linked operations ...
 STATEFUL_STEPS = 8  # ... of at most this many calls
 DICTIONARY_PROBABILITY = 0.7  # how often a seeded id stands in for a generated one
 TRACE = os.environ.get("FUZZ_TRACE")  # a file: one "METHOD /path status" line per request
@@ -66,6 +68,11 @@ def _config(world: Seed) -> schemathesis.Config:
              "parameters": bind(world.admin_ids, "admin", 1.0)},
             {"include-path-regex": "^/v1/admin/users/.+",
              "parameters": {"path.user_id": world.victim.user_id}},
+            # DELETE /v1/conversations/{id} hides the conversation for the caller, as POST
+            # .../hide does: it stays readable (hidden: true) and comes back with the next
+            # message, so reading it after the DELETE is no use after free.
+            {"include-path-regex": r"^/v1/conversations/\{",
+             "checks": {"use_after_free": {"enabled": False}}},
         ],
         "dictionaries": dictionaries,
         "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True,
@@ -73,6 +80,9 @@ def _config(world: Seed) -> schemathesis.Config:
         "checks": {"enabled": True},
         "output": {"sanitization": {"enabled": False}},
         "cache": {"enabled": False},  # no replay of earlier runs' failures: every run alike
+        # The stateful phase follows the document's own links only, not links schemathesis
+        # guesses (it linked POST /v1/posts to the admin take-down, then found the post gone).
+        "phases": {"stateful": {"inference": {"algorithms": []}}},
     })
 
 
@@ -83,9 +93,13 @@ BODY_PARAMETERS = {name: "body" for name in ("refresh_token", "to_user_id", "rep
 
 @pytest.fixture
 def fuzz_schema(fuzz_world):
+    """The document the fuzz gateway serves, set up to call it as the seeded users."""
     gateway, world = fuzz_world
-    loaded = schemathesis.openapi.from_url(gateway.base_url + "/v1/openapi.json",
-                                           config=_config(world))
+    return _prepared(schemathesis.openapi.from_url(gateway.base_url + "/v1/openapi.json",
+                                                   config=_config(world)), gateway, world)
+
+
+def _prepared(loaded: Any, gateway: FuzzGateway, world: Seed) -> Any:
     loaded.config.update(base_url=gateway.base_url)
 
     @loaded.auth(refresh_interval=None)
@@ -106,6 +120,22 @@ def fuzz_schema(fuzz_world):
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
 
     return loaded
+
+
+def _family(document: dict[str, Any], pattern: str) -> dict[str, Any]:
+    """The document with only the paths matching `pattern`, and the links between them."""
+    family = copy.deepcopy(document)
+    family["paths"] = {p: ops for p, ops in family["paths"].items() if re.search(pattern, p)}
+    kept = {op["operationId"] for ops in family["paths"].values() for op in ops.values()
+            if isinstance(op, dict) and "operationId" in op}
+    for ops in family["paths"].values():
+        for op in ops.values():
+            for reply in op.get("responses", {}).values() if isinstance(op, dict) else ():
+                links = reply.get("links") if isinstance(reply, dict) else None
+                if links:
+                    reply["links"] = {n: link for n, link in links.items()
+                                      if link["operationId"] in kept}
+    return family
 
 
 schema = schemathesis.pytest.from_fixture("fuzz_schema")
@@ -161,19 +191,47 @@ def test_every_operation_keeps_its_documented_contract(case: Case) -> None:
     case.validate_response(response, excluded_checks=REPLACED)
 
 
-@pytest.mark.timeout(600)
-def test_linked_flows_keep_their_documented_contract(fuzz_schema) -> None:
+# The stateful phase runs per family of linked operations: schemathesis starts sequences
+# only from operations it judges likely to succeed on random input when there are any, and
+# it judges none of chat's and pets' so (their bodies name users and media), so one run over
+# everything would never start a conversation or a pet card.
+FAMILIES = {
+    "posts, comments, likes, favorites, shares": r"^/v1/(posts|comments)",
+    "pets": r"^/v1/pets",
+    "media": r"^/v1/media",
+    "conversations and messages": r"^/v1/conversations",
+    "notifications": r"^/v1/notifications",
+}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_linked_flows_keep_their_documented_contract(fuzz_schema, fuzz_world, family) -> None:
     """The stateful phase: call sequences that follow the document's links (create a post,
     then read, edit, like, comment on and delete it; open a conversation, send a message,
     recall it; upload, complete, read a media; ...), every reply checked as above."""
     followed: list[str] = []
+    gateway, world = fuzz_world
+    operations = _prepared(schemathesis.openapi.from_dict(
+        _family(fuzz_schema.raw_schema, FAMILIES[family]), config=_config(world)),
+        gateway, world)
 
-    class Flows(fuzz_schema.as_state_machine()):  # type: ignore[misc]
+    class Flows(operations.as_state_machine()):  # type: ignore[misc]
         def step(self, input: StepInput) -> Any:
             if input.transition is not None and not input.transition.is_inferred \
                     and input.is_applied:
                 followed.append(input.transition.id)
             return super().step(input)
+
+        def after_call(self, response: Response, case: Case) -> None:
+            super().after_call(response, case)
+            if case.method == "POST" and case.path == "/v1/posts" and \
+                    response.status_code == 201:
+                # A new post is pending until moderation (a task) passes it, and no one,
+                # its author included, can like, favorite or share it before; it may be
+                # held for review. Publish it, as the client waits for its post.status
+                # event and an admin reviews what was held.
+                publish(gateway, world, response.json()["data"]["id"])
 
         def validate_response(self, response: Response, case: Case,
                               additional_checks: Any = None, **kwargs: Any) -> None:
@@ -190,4 +248,4 @@ def test_linked_flows_keep_their_documented_contract(fuzz_schema) -> None:
     if TRACE:
         with open(TRACE, "a", encoding="utf-8") as out:
             out.writelines(f"link {name} {n}\n" for name, n in Counter(followed).items())
-    assert followed, "no step followed a link of the document"
+    assert followed, f"no step followed a link of the document ({family})"

@@ -19,7 +19,8 @@ from models.users import User
 from pawhome.identity.users import is_blocked
 from pawhome.media import uploads as media
 from pawhome.messaging import chat
-from pawhome.platform.errors import AttachmentRefused, NotFound, ValidationFailed, field_error
+from pawhome.platform.errors import (AttachmentRefused, Conflict, NotFound, ValidationFailed,
+                                     field_error)
 from pawhome.platform.fields import NOT_BLANK, Gender, json_number, no_null_default
 
 Species = Literal["dog", "cat", "rabbit", "bird", "other"]
@@ -96,7 +97,8 @@ async def create_pet(session: AsyncSession, owner_id: int, body: PetCreate) -> P
     count = (await session.execute(select(func.count(Pet.id)).where(
         Pet.owner_id == owner_id, Pet.deleted_at.is_(None)))).scalar_one()
     if count >= MAX_PETS_PER_OWNER:
-        raise ValidationFailed(f"At most {MAX_PETS_PER_OWNER} pet cards per user")
+        # A quota, not a field of the request: a conflict with what the user already has.
+        raise Conflict(f"At most {MAX_PETS_PER_OWNER} pet cards per user")
     await _check_avatar(session, owner_id, body.avatar_media_id)
     pet = Pet(owner_id=owner_id, name=body.name, species=body.species,
               breed=body.breed or "", gender=body.gender or 0, birthday=body.birthday,
