@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,10 +38,11 @@ class FuzzGateway:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_file = tempfile.TemporaryFile()  # noqa: SIM115 - read after the run
+        self.media_root = tempfile.mkdtemp(prefix="pawhome-fuzz-media-")
         env = {**os.environ, "MODE": "development", "DATABASE_URL": database_url,
                "REDIS_PREFIX": redis_prefix, "BROKER_URL": "",  # tasks in-process
                "OUTBOX_POLL_SECONDS": "0.2", "RATE_LIMIT_SCALE": str(RATE_LIMIT_SCALE),
-               "MEDIA_ROOT": tempfile.mkdtemp(prefix="pawhome-fuzz-media-"),
+               "MEDIA_ROOT": self.media_root,
                "PUBLIC_BASE_URL": self.base_url,
                "LOG_LEVEL": "WARNING", "WS_GC_THRESHOLDS": ""}
         self.proc = subprocess.Popen([sys.executable, "run_gateway.py", "--port", str(self.port)],
@@ -75,6 +77,7 @@ class FuzzGateway:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        shutil.rmtree(self.media_root, ignore_errors=True)
 
 
 # -- seeding through the API ---------------------------------------------------------------------
@@ -170,6 +173,17 @@ def publish(gateway: FuzzGateway, world: Seed, post_id: int, settle: float = 5.0
         reply = gateway.client.post(f"/v1/admin/moderation/post/{post_id}/approve",
                                     headers=world.admin.headers)
         assert reply.status_code == 200, reply.text
+
+
+def free_pet_quota(gateway: FuzzGateway, world: Seed) -> None:
+    """Delete the fuzzing user's pet cards other than the seeded ones: the earlier phases
+    may have used up most of the 50 a user may have, and creating them is what the pets'
+    stateful sequences start with."""
+    seeded = set(world.ids["pet_id"])
+    for pet in gateway.client.get("/v1/pets", headers=world.user.headers).json()["data"][
+            "items"]:
+        if pet["id"] not in seeded:
+            gateway.client.delete(f"/v1/pets/{pet['id']}", headers=world.user.headers)
 
 
 def _tiny_jpeg() -> bytes:

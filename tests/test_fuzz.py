@@ -20,11 +20,10 @@ import pytest
 import schemathesis
 from schemathesis import AuthContext, Case, CheckContext, Response
 from schemathesis.generation.stateful.state_machine import StepInput
-from schemathesis.specs.openapi.checks import (ensure_resource_availability,
-                                              positive_data_acceptance)
+from schemathesis.specs.openapi.checks import ensure_resource_availability, positive_data_acceptance
 
 from tests.conftest import REDIS_PREFIX
-from tests.fuzz_support import FuzzGateway, Seed, publish, seed
+from tests.fuzz_support import FuzzGateway, Seed, free_pet_quota, publish, seed
 
 MAX_EXAMPLES = 20  # generated cases per operation in the fuzzing phase
 STATEFUL_SCENARIOS = 30  # call sequences per family of linked operations ...
@@ -212,6 +211,8 @@ def test_linked_flows_keep_their_documented_contract(fuzz_schema, fuzz_world, fa
     recall it; upload, complete, read a media; ...), every reply checked as above."""
     followed: list[str] = []
     gateway, world = fuzz_world
+    if family == "pets":
+        free_pet_quota(gateway, world)
     operations = _prepared(schemathesis.openapi.from_dict(
         _family(fuzz_schema.raw_schema, FAMILIES[family]), config=_config(world)),
         gateway, world)
