@@ -51,19 +51,33 @@ class EndpointSpec:
     errors: tuple[type[errors.AppError], ...] = field(default_factory=tuple)
     viewer: bool = False
     read_ahead: Callable[["ApiHandler"], list[str]] | None = None
+    also: dict[int, str] = field(default_factory=dict)
+    refuses: dict[str, str] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
 
 
 def endpoint(*, auth: bool = True, roles: tuple[str, ...] | list[str] = (), body=None,
              query=None, response=None, summary: str = "", description: str = "",
              tags: tuple[str, ...] = (), idempotent: bool = False, status: int = 200,
              max_body: int | None = None, errors: tuple = (), viewer: bool = False,
-             read_ahead: Callable[["ApiHandler"], list[str]] | None = None) -> Callable:
+             read_ahead: Callable[["ApiHandler"], list[str]] | None = None,
+             also: dict[int, str] | None = None, refuses: dict[str, str] | None = None,
+             links: dict[str, str] | None = None) -> Callable:
     """Declare a handler method's contract; the gateway enforces it before the method runs.
 
     `viewer=True` (with auth=False): login is optional, but a token that is sent must be
     valid; `self.auth` is then set. `read_ahead(handler)` names Redis keys the method will
     read (given `self.query` and `self.auth`): they are read in the same round trip as the
     rate limits and the token check, and the method finds them in `self.read_ahead`.
+
+    What the OpenAPI document says besides: `errors` are the error classes the method may
+    raise beyond what the declaration implies (auth, body, query, path ids, limits);
+    `also` maps other success statuses to when they happen; `refuses` maps a request field
+    to a rule the schema cannot state (it depends on the caller, on stored data or on
+    another field), which refuses a schema-valid request with 400/413/422 naming that field;
+    `links` maps a path parameter name to where the reply holds a value for it (a JSON
+    pointer into `data`, e.g. "/id"), so the document links this operation to every
+    operation that takes that parameter.
     """
     if idempotent and not (auth or roles):
         raise TypeError("idempotent endpoints need auth: keys are stored per user")
@@ -71,7 +85,9 @@ def endpoint(*, auth: bool = True, roles: tuple[str, ...] | list[str] = (), body
                         response=response, summary=summary, description=description,
                         tags=tuple(tags), idempotent=idempotent, status=status,
                         max_body=max_body, errors=tuple(errors),
-                        viewer=viewer and not (auth or roles), read_ahead=read_ahead)
+                        viewer=viewer and not (auth or roles), read_ahead=read_ahead,
+                        also=dict(also or {}), refuses=dict(refuses or {}),
+                        links=dict(links or {}))
 
     def decorate(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         @functools.wraps(method)
@@ -95,6 +111,27 @@ def validation_errors(error: pydantic.ValidationError, prefix: str = "") -> list
         out.append(errors.field_error(prefix + loc if loc else prefix.rstrip(".") or "body",
                                       message))
     return out
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    """JSON has one number type: to JSON Schema (and so to our OpenAPI document) 5.0 is the
+    integer 5. Returns `value` itself when it holds no such float."""
+    if isinstance(value, float) and value.is_integer() and -2**63 <= value < 2**63:
+        return int(value)  # (orjson reads a longer integer as a float: that one stays)
+    if isinstance(value, dict):
+        items = {k: _integral_floats_as_ints(v) for k, v in value.items()}
+        return value if all(items[k] is value[k] for k in value) else items
+    if isinstance(value, list):
+        new = [_integral_floats_as_ints(v) for v in value]
+        return value if all(a is b for a, b in zip(new, value, strict=True)) else new
+    return value
+
+
+def implemented_methods(handler: type[tornado.web.RequestHandler]) -> list[str]:
+    """The HTTP methods a handler class answers (those it overrides)."""
+    base = tornado.web.RequestHandler
+    return [m for m in handler.SUPPORTED_METHODS
+            if getattr(handler, m.lower(), None) is not getattr(base, m.lower(), None)]
 
 
 class ApiHandler(tornado.web.RequestHandler):
@@ -188,6 +225,8 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_status(error.status)
         for name, value in error.headers.items():
             self.set_header(name, value)
+        if error.status == 405:  # RFC 9110: a 405 names the methods the resource has
+            self.set_header("Allow", ", ".join(implemented_methods(type(self))))
         self.set_header("Content-Type", "application/json; charset=utf-8")
         if getattr(self, "request_id", None):  # send_error() cleared the headers
             self.set_header("X-Request-ID", self.request_id)
@@ -252,7 +291,7 @@ class ApiHandler(tornado.web.RequestHandler):
             raise query_error
         if spec.body is not None:
             self.body = self.parse_body(spec.body, spec.max_body)
-        if spec.idempotent and self.request.headers.get("Idempotency-Key"):
+        if spec.idempotent and "Idempotency-Key" in self.request.headers:
             await run_idempotent(self, lambda: method(self, *args, **kwargs))
             return
         await method(self, *args, **kwargs)
@@ -285,8 +324,10 @@ class ApiHandler(tornado.web.RequestHandler):
         ctype = self.request.headers.get("Content-Type", "application/json")
         if raw and "json" not in ctype:
             raise errors.BadRequest("Content-Type must be application/json")
+        if not raw.strip():
+            raw = b"{}"  # a body model without required fields may be left out
         try:
-            data = codec.loads(raw) if raw.strip() else {}
+            data = codec.loads(raw)
         except codec.JSONDecodeError as error:
             raise errors.MalformedJson() from error
         if not isinstance(data, dict):
@@ -295,8 +336,13 @@ class ApiHandler(tornado.web.RequestHandler):
             refused = control_character_errors(data)
             if refused:
                 raise errors.ValidationFailed(errors=refused)
+        whole = _integral_floats_as_ints(data)
+        if whole is not data:
+            raw = codec.dumps(whole)
         try:
-            return model.model_validate(data)
+            # Strict: JSON types are taken as the OpenAPI document states them (0 is no
+            # boolean, "5" no integer); JSON mode still reads dates from ISO strings.
+            return model.model_validate_json(raw, strict=True)
         except pydantic.ValidationError as error:
             raise errors.ValidationFailed(errors=validation_errors(error)) from error
 

@@ -6,6 +6,7 @@ import asyncio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.handler import ApiHandler, endpoint
+from gateway.openapi import RawBody
 from pawhome.platform import codec
 from pawhome.platform.metrics import OUTBOX_PENDING, REGISTRY
 
@@ -42,7 +43,8 @@ class ReadyzHandler(ApiHandler):
 
 
 class MetricsHandler(ApiHandler):
-    @endpoint(auth=False, summary="Prometheus metrics of this process", tags=("ops",))
+    @endpoint(auth=False, summary="Prometheus metrics of this process", tags=("ops",),
+              response=RawBody("text/plain", {"type": "string"}))
     async def get(self) -> None:
         try:  # counted when scraped; a scrape must not fail because the database is away
             OUTBOX_PENDING.set(await asyncio.wait_for(

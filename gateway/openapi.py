@@ -205,6 +205,7 @@ def build_document(routes: list[Route]) -> dict[str, Any]:
         op = _operation(route, method, spec, keys, rendered, components)
         tags.update(op["tags"])
         paths.setdefault(route.openapi_path, {})[method] = op
+    _add_links(planned, paths)
     for route in routes:
         if issubclass(route.handler, tornado.websocket.WebSocketHandler):
             paths.setdefault(route.openapi_path, {})["get"] = _websocket_operation(route)
@@ -280,8 +281,20 @@ def _operation(route: Route, method: str, spec: EndpointSpec, keys: dict, render
     if not op["parameters"]:
         del op["parameters"]
     if keys["body"] is not None:
-        op["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": rendered[keys["body"]]}}}
+        body = rendered[keys["body"]]
+        # A body model with no required field may be left out: the gateway reads it as {}.
+        op["requestBody"] = {"required": bool(_resolve(body, components).get("required")),
+                             "content": {"application/json": {"schema": body}}}
+    refusals = dict(spec.refuses)
+    if spec.idempotent:
+        refusals["Idempotency-Key"] = "a key names one request: the same key with another " \
+                                      "request is 422 (code 42201)"
+    if refusals:
+        # Rules no schema can state; the fuzz gate (tests/test_fuzz.py) reads x-refusals.
+        op["x-refusals"] = refusals
+        op["description"] = (op.get("description", "") + "\n\n" if op.get("description")
+                             else "") + "Refused beyond the schema: " + "; ".join(
+            f"`{name}`: {why}" for name, why in refusals.items()) + "."
 
     if isinstance(spec.response, RawBody):
         success = {"description": "OK", "content": {
@@ -291,9 +304,41 @@ def _operation(route: Route, method: str, spec: EndpointSpec, keys: dict, render
         success = {"description": "OK", "content": {
             "application/json": {"schema": _envelope_schema(data)}}}
     op["responses"] = {str(spec.status): success}
+    for status, when in spec.also.items():
+        op["responses"][str(status)] = {**success, "description": when}
     for status in sorted(_error_statuses(route, spec)):
         op["responses"][str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     return op
+
+
+def _add_links(planned: list, paths: dict[str, dict]) -> None:
+    """OpenAPI links from each operation declaring `@endpoint(links={param: pointer})` to
+    the operations taking that path parameter: the create -> read/update/delete flows a
+    client (and the fuzz gate's stateful phase) follows. When some of those are under the
+    producer's own path (POST /v1/media -> /v1/media/{media_id}/...), only those: a direct
+    upload's id means nothing to /v1/media/uploads/{media_id}/.... A consumer's other path
+    parameters come from the producer's own path when it has them."""
+    for route, method, spec, _keys in planned:
+        if not spec.links:
+            continue
+        consumers = [(target, target_method) for target, target_method, _s, _k in planned
+                     if any(p in target.params for p in spec.links)
+                     and not (target is route and target_method == method)]
+        under = [(t, m) for t, m in consumers
+                 if any(t.template.startswith(f"{route.template}/{{{p}") for p in spec.links)]
+        links: dict[str, Any] = {}
+        for target, target_method in under or consumers:
+            shared = [p for p in spec.links if p in target.params]
+            parameters = {p: f"$response.body#/data{spec.links[p]}" for p in shared}
+            for other in target.params:
+                if other not in parameters and other in route.params:
+                    parameters[other] = f"$request.path.{other}"
+            operation_id = f"{target.name.replace('.', '_')}_{target_method}"
+            links[operation_id] = {"operationId": operation_id, "parameters": parameters}
+        op = paths[route.openapi_path][method]
+        for status in (spec.status, *spec.also):
+            if links:
+                op["responses"][str(status)]["links"] = dict(sorted(links.items()))
 
 
 def _websocket_operation(route: Route) -> dict[str, Any]:
@@ -304,7 +349,14 @@ def _websocket_operation(route: Route) -> dict[str, Any]:
         "description": doc + "\n\nUpgrades to a WebSocket; frames are described in "
                              "docs/realtime.md. On server shutdown the close code is 1001.",
         "tags": ["realtime"],
-        "responses": {"101": {"description": "Switching Protocols (WebSocket)"}},
+        "security": [{"bearerAuth": []}],
+        "x-refusals": {"Upgrade": "a WebSocket upgrade request (RFC 6455); anything else is 400"},
+        "responses": {
+            "101": {"description": "Switching Protocols (WebSocket)"},
+            **{str(status): {"$ref": f"#/components/responses/Error{status}"}
+               # 400: not an upgrade request; 503: full, or shutting down
+               for status in (400, 401, 429, 500, 503)},
+        },
     }
 
 

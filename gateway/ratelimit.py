@@ -111,8 +111,9 @@ def rules_for(route_name: str | None) -> tuple[Rule, ...]:
 
 
 class RateLimiter:
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: Cache, scale: int = 1) -> None:
         self.cache = cache
+        self.scale = scale  # settings.rate_limit_scale: every limit times this
         self._script = cache.script(ADMIT_LUA)  # for its sha and its reload on NOSCRIPT
         self._window_keys: dict[tuple[str, Rule], tuple[str, int]] = {}
 
@@ -130,7 +131,7 @@ class RateLimiter:
                 window_ms = rule.window * 1000
                 self._window_keys[(route_name, rule)] = (prefix, window_ms)
             keys.append(prefix + identity)
-            args += (window_ms, rule.limit)
+            args += (window_ms, rule.limit * self.scale)
         keys += reads
         if not keys:
             return []

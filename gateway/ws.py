@@ -76,6 +76,13 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
         self.set_header("Cache-Control", "no-store")
         self.finish(codec.dumps(error.body()))
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Only tornado's own refusals get here (e.g. 405 for TRACE): the JSON envelope too.
+        error = to_app_error(None, status_code)
+        if error.status == 405:
+            self.set_header("Allow", "GET")
+        self._refuse(error)
+
     def _token(self) -> str:
         scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
@@ -102,6 +109,9 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
             # in its rate-limit windows and reads the token's revocation marks.
             revocation = revocation_keys(resources.cache, claims)
             check_revocation(claims, await settings["limiter"].admit(route, hits, revocation))
+            if self.request.headers.get("Upgrade", "").lower() != "websocket":
+                raise errors.BadRequest('This endpoint only upgrades to a WebSocket',
+                                        errors=[errors.field_error("Upgrade", "must be websocket")])
         except Exception as error:  # noqa: BLE001 - every refusal is a JSON envelope
             self._refuse(to_app_error(error, 500))
             return

@@ -5,16 +5,27 @@ Route names (`area.action`) key the rate-limit table in gateway/ratelimit.py.
 from gateway.health import HealthzHandler, MetricsHandler, ReadyzHandler
 from gateway.openapi import OpenApiHandler
 from gateway.routing import route
-from handlers import admin_users, auth, users
-from handlers import admin_tasks
-from handlers import notifications, subscriptions
-from handlers import conversations
-from handlers import presence, realtime
-from handlers import comments, favorites, follows, likes
-from handlers import pets, posts, topics
+from handlers import (
+    admin_tasks,
+    admin_users,
+    auth,
+    comments,
+    conversations,
+    favorites,
+    follows,
+    likes,
+    media,
+    moderation,
+    notifications,
+    pets,
+    posts,
+    presence,
+    realtime,
+    subscriptions,
+    topics,
+    users,
+)
 from handlers import search as search_handlers
-from handlers import moderation
-from handlers import media
 
 ROUTES = [
     route("/healthz", HealthzHandler, "health.healthz"),

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.platform import deadletters
+from pawhome.platform.errors import Conflict
 from pawhome.platform.pagination import PageQuery
 
 
@@ -26,7 +27,7 @@ class DeadLettersHandler(ApiHandler):
 
 
 class DeadLetterRetryHandler(ApiHandler):
-    @endpoint(roles=("admin",), tags=("admin",),
+    @endpoint(roles=("admin",), tags=("admin",), errors=(Conflict,),
               summary="Re-enqueue a dead letter's task and mark the letter resolved",
               description="409 if the letter was already retried.")
     async def post(self, letter_id: int) -> None:

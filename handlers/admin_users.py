@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.identity import auth, users
+from pawhome.platform.fields import NOT_BLANK
 from pawhome.platform.pagination import PageQuery
 
 ADMIN = ("admin",)
@@ -20,7 +21,7 @@ class UserListQuery(PageQuery):
 
 class BanBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=255)
+    reason: str = Field(min_length=1, max_length=255, pattern=NOT_BLANK)
 
 
 class RoleBody(BaseModel):

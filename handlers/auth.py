@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.identity import auth
-from pawhome.platform.errors import NotFound
+from pawhome.platform.errors import InvalidCode, NotFound, PhoneTaken, Unauthorized, WeChatError
 
 PHONE_PATTERN = r"^1[3-9][0-9]{9}$"  # mainland mobile numbers (SMS login)
 
@@ -60,7 +60,9 @@ class DevLoginHandler(ApiHandler):
 
 
 class WeChatLoginHandler(ApiHandler):
-    @endpoint(auth=False, body=WeChatLoginBody, tags=("auth",),
+    @endpoint(auth=False, body=WeChatLoginBody, tags=("auth",), errors=(InvalidCode, WeChatError),
+              refuses={"code": "a fresh wx.login() code", "encryptedData": "sent with iv",
+                       "iv": "sent with encryptedData"},
               summary="Log in with a wx.login() code; the first login creates the user")
     async def post(self) -> None:
         self.ok(await auth.login_with_wechat(self.r, self.body.code, self.body.encryptedData,
@@ -68,7 +70,8 @@ class WeChatLoginHandler(ApiHandler):
 
 
 class PhoneHandler(ApiHandler):
-    @endpoint(body=PhoneBody, tags=("auth",),
+    @endpoint(body=PhoneBody, tags=("auth",), errors=(InvalidCode, WeChatError, PhoneTaken),
+              refuses={"code": "a fresh getPhoneNumber code"},
               summary="Bind the phone number behind a getPhoneNumber code")
     async def post(self) -> None:
         self.ok(await auth.bind_phone(self.r, self.user_id, self.body.code))
@@ -82,14 +85,16 @@ class SmsSendHandler(ApiHandler):
 
 
 class SmsLoginHandler(ApiHandler):
-    @endpoint(auth=False, body=SmsLoginBody, tags=("auth",),
+    @endpoint(auth=False, body=SmsLoginBody, tags=("auth",), errors=(InvalidCode,),
+              refuses={"code": "the code last sent to this phone, unexpired, within the "
+                               "allowed attempts"},
               summary="Log in with a phone number and its SMS code")
     async def post(self) -> None:
         self.ok(await auth.login_with_sms(self.r, self.body.phone, self.body.code))
 
 
 class RefreshHandler(ApiHandler):
-    @endpoint(auth=False, body=RefreshBody, tags=("auth",),
+    @endpoint(auth=False, body=RefreshBody, tags=("auth",), errors=(Unauthorized,),
               summary="Rotate a refresh token into a new token pair")
     async def post(self) -> None:
         self.ok(await auth.refresh_session(self.r, self.body.refresh_token))

@@ -11,7 +11,8 @@ from pydantic import Field
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.community import comment_threads, comments
-from pawhome.platform.pagination import CursorQuery
+from pawhome.platform.errors import Forbidden
+from pawhome.platform.pagination import CURSOR_RULE, CursorQuery
 
 
 class CommentsQuery(CursorQuery):
@@ -20,7 +21,7 @@ class CommentsQuery(CursorQuery):
 
 
 class PostCommentsHandler(ApiHandler):
-    @endpoint(query=CommentsQuery, tags=("interactions",),
+    @endpoint(query=CommentsQuery, tags=("interactions",), refuses=CURSOR_RULE,
               summary="A post's top-level comments (newest or hot), each with its first replies")
     async def get(self, post_id: int) -> None:
         self.ok(await comment_threads.post_comments(
@@ -28,6 +29,7 @@ class PostCommentsHandler(ApiHandler):
             self.query.limit))
 
     @endpoint(body=comments.CommentBody, tags=("interactions",), status=201,
+              links={"comment_id": "/id"},
               summary="Comment on a post, or reply to one of its comments")
     async def post(self, post_id: int) -> None:
         self.ok(await comments.create_comment(self.r, self.user_id, post_id, self.body),
@@ -35,7 +37,7 @@ class PostCommentsHandler(ApiHandler):
 
 
 class CommentHandler(ApiHandler):
-    @endpoint(tags=("interactions",),
+    @endpoint(tags=("interactions",), errors=(Forbidden,),
               summary="Delete a comment (its author, the post's author or an admin)")
     async def delete(self, comment_id: int) -> None:
         self.ok(await comments.delete_comment(self.r, self.user_id, comment_id,
@@ -43,7 +45,7 @@ class CommentHandler(ApiHandler):
 
 
 class RepliesHandler(ApiHandler):
-    @endpoint(query=CursorQuery, tags=("interactions",),
+    @endpoint(query=CursorQuery, tags=("interactions",), refuses=CURSOR_RULE,
               summary="Replies under a top-level comment, oldest first")
     async def get(self, comment_id: int) -> None:
         self.ok(await comment_threads.comment_replies(

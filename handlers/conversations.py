@@ -10,7 +10,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.messaging import chat, chat_views
-from pawhome.platform.pagination import MAX_LIMIT, CursorQuery, cursor_result, decode_cursor
+from pawhome.platform.errors import (
+    AttachmentRefused,
+    ChatBlocked,
+    ChatNotAllowed,
+    NotFound,
+    RecallWindowPassed,
+    SensitiveContent,
+)
+from pawhome.platform.pagination import (
+    CURSOR_RULE,
+    MAX_LIMIT,
+    CursorQuery,
+    cursor_result,
+    decode_cursor,
+)
 
 
 class OpenConversationBody(BaseModel):
@@ -30,14 +44,16 @@ class ReadBody(BaseModel):
 
 
 class ConversationsHandler(ApiHandler):
-    @endpoint(query=CursorQuery, tags=("chat",),
+    @endpoint(query=CursorQuery, tags=("chat",), refuses=CURSOR_RULE,
               summary="The caller's conversations, most recent message first")
     async def get(self) -> None:
         items, position = await chat_views.list_conversations(
             self.r, self.user_id, decode_cursor(self.query.cursor), self.query.limit)
         self.ok(cursor_result(items, position))
 
-    @endpoint(body=OpenConversationBody, tags=("chat",),
+    @endpoint(body=OpenConversationBody, tags=("chat",), links={"conversation_id": "/id"},
+              errors=(NotFound, ChatBlocked, ChatNotAllowed),
+              refuses={"to_user_id": "not the caller's own id"},
               summary="Open the conversation with a user (created if new)")
     async def post(self) -> None:
         self.ok(await chat.open_conversation(self.r, self.user_id, self.body.to_user_id))
@@ -66,7 +82,12 @@ class MessagesHandler(ApiHandler):
         self.ok(await chat_views.list_messages(self.r, self.user_id, conversation_id,
                                                self.query.before_seq, self.query.limit))
 
-    @endpoint(body=chat.MessageBody, tags=("chat",),
+    @endpoint(body=chat.MessageBody, tags=("chat",), links={"seq": "/seq"},
+              errors=(ChatBlocked, ChatNotAllowed, AttachmentRefused, SensitiveContent),
+              refuses={"text": "required, 1 to CHAT_MAX_TEXT characters, with kind text",
+                       "media_id": "required with kind image: a ready image of the caller",
+                       "card": "required with kind share",
+                       "kind": "text, media_id or card goes with it, the other two not"},
               summary="Send a message (repeating a client_msg_id returns the same ack)")
     async def post(self, conversation_id: int) -> None:
         self.ok(await chat.send_message(self.r, self.user_id, self.body,
@@ -81,7 +102,8 @@ class ReadHandler(ApiHandler):
 
 
 class RecallHandler(ApiHandler):
-    @endpoint(tags=("chat",), summary="Recall one's own message within the recall window")
+    @endpoint(tags=("chat",), summary="Recall one's own message within the recall window",
+              errors=(RecallWindowPassed,))
     async def post(self, conversation_id: int, seq: int) -> None:
         self.ok(await chat.recall_message(self.r, self.user_id, conversation_id, seq))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.community import favorites
-from pawhome.platform.pagination import CursorQuery
+from pawhome.platform.pagination import CURSOR_RULE, CursorQuery
 
 
 class PostFavoriteHandler(ApiHandler):
@@ -20,7 +20,7 @@ class PostFavoriteHandler(ApiHandler):
 
 
 class MyFavoritesHandler(ApiHandler):
-    @endpoint(query=CursorQuery, tags=("interactions",),
+    @endpoint(query=CursorQuery, tags=("interactions",), refuses=CURSOR_RULE,
               summary="The caller's favorites, most recently collected first")
     async def get(self) -> None:
         self.ok(await favorites.list_favorites(self.r, self.user_id, self.query.cursor,

@@ -20,14 +20,22 @@ import tornado.web
 from tornado.web import URLSpec
 
 from gateway.errormap import to_app_error
-from gateway.handler import ApiHandler, endpoint
+from gateway.handler import ApiHandler, endpoint, implemented_methods
 from gateway.routing import Route
-from pawhome.platform import codec
-from pawhome.media import uploads as media
-from pawhome.platform.errors import NotFound, PayloadTooLarge, ValidationFailed
 from pawhome.integrations.storage import read_upload_token, storage_for
+from pawhome.media import uploads as media
+from pawhome.platform import codec
+from pawhome.platform.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 
 TAGS = ("media",)
+# What depends on the declared kind, and on the storage's rules for parts.
+MEDIA_RULES = {"content_type": "an image type (image/jpeg, png, webp, gif) with kind image, a "
+                               "video type (video/mp4, quicktime, webm) with kind video",
+               "size": "at most MEDIA_IMAGE_MAX_BYTES (20 MB) for an image, "
+                       "MEDIA_VIDEO_MAX_BYTES (200 MB) for a video"}
+CHUNK_RULES = {**MEDIA_RULES,
+               "part_size": "MEDIA_PART_MIN_BYTES (1 MB) to MEDIA_PART_MAX_BYTES (16 MB), "
+                            "at most MEDIA_MAX_PARTS (1000) parts"}
 
 
 def streamed(**kwargs: Any):
@@ -121,14 +129,17 @@ class MediaHandler(ApiHandler):
                           "then call POST /v1/media/{media_id}/complete. With `sha256` of a "
                           "file already stored and processed, returns `instant: true` and a "
                           "ready media at once: nothing to upload.",
-              tags=TAGS, status=201, errors=(PayloadTooLarge, ValidationFailed))
+              tags=TAGS, status=201, errors=(PayloadTooLarge, ValidationFailed),
+              also={200: "Known content (sha256): a ready media at once, nothing to upload"},
+              links={"media_id": "/media_id"}, refuses=MEDIA_RULES)
     async def post(self) -> None:
         data = await media.create_upload(self.r, self.user_id, self.body)
         self.ok(data, status=201 if not data["instant"] else 200)
 
 
 class MediaCompleteHandler(ApiHandler):
-    @endpoint(summary="Finish a direct upload: check the object, start processing", tags=TAGS)
+    @endpoint(summary="Finish a direct upload: check the object, start processing", tags=TAGS,
+              errors=(Conflict,))
     async def post(self, media_id: int) -> None:
         self.ok(await media.complete_upload(self.r, self.user_id, media_id))
 
@@ -153,7 +164,7 @@ class LocalUploadHandler(StreamedBodyHandler):
 
     @streamed(auth=False, summary="Upload a file to a local-storage upload URL",
               description="Body: the file's bytes. Only with MEDIA_STORAGE=local.", tags=TAGS,
-              errors=(PayloadTooLarge,))
+              errors=(PayloadTooLarge, Conflict))
     async def put(self, token: str) -> None:
         path, size = await self.received_body()
         await media.store_local_upload(self.r, self.claims["key"], path)
@@ -173,7 +184,9 @@ class ChunkedUploadsHandler(ApiHandler):
               description="Then PUT each part to /v1/media/uploads/{media_id}/parts/{n} "
                           "(any order, resend freely), and POST .../complete. A known "
                           "`sha256` answers `instant: true` instead.",
-              tags=TAGS, status=201, errors=(PayloadTooLarge, ValidationFailed))
+              tags=TAGS, status=201, errors=(PayloadTooLarge, ValidationFailed),
+              also={200: "Known content (sha256): a ready media at once, nothing to upload"},
+              links={"media_id": "/media_id"}, refuses=CHUNK_RULES)
     async def post(self) -> None:
         data = await media.start_chunked_upload(self.r, self.user_id, self.body)
         self.ok(data, status=201 if not data["instant"] else 200)
@@ -184,7 +197,10 @@ class UploadPartHandler(StreamedBodyHandler):
         return await media.check_part(self.r, self.user_id, media_id, part_number)
 
     @streamed(summary="Upload part n of a chunked upload (body: the part's bytes)", tags=TAGS,
-              errors=(PayloadTooLarge,))
+              errors=(PayloadTooLarge, ValidationFailed, Conflict),
+              refuses={"body": "not empty; every part but the last exactly part_size bytes",
+                       "part_number": "1 to the upload's part count (at most MEDIA_MAX_PARTS, "
+                                      "1000)"})
     async def put(self, media_id: int, part_number: int) -> None:
         path, size = await self.received_body()
         self.ok(await media.save_part(self.r, self.user_id, media_id, part_number, path,
@@ -199,7 +215,8 @@ class UploadPartsHandler(ApiHandler):
 
 
 class ChunkedCompleteHandler(ApiHandler):
-    @endpoint(summary="Assemble the parts and start processing", tags=TAGS)
+    @endpoint(summary="Assemble the parts and start processing", tags=TAGS,
+              errors=(Conflict,))
     async def post(self, media_id: int) -> None:
         self.ok(await media.complete_chunked_upload(self.r, self.user_id, media_id))
 
@@ -231,6 +248,8 @@ class MediaFileHandler(tornado.web.StaticFileHandler):
         # 403 is tornado's answer to a path outside the root: say no more than "not found".
         error = to_app_error(None, 404 if status_code == 403 else status_code)
         self.set_status(error.status)
+        if error.status == 405:
+            self.set_header("Allow", ", ".join(implemented_methods(type(self))))
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(codec.dumps(error.body()))
 

@@ -7,10 +7,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
+from gateway.openapi import RawBody
 from pawhome.moderation import decisions, reports
 from pawhome.moderation import reviews as moderation
 from pawhome.platform import codec
-from pawhome.platform.errors import BadRequest, Forbidden, NotFound
+from pawhome.platform.errors import BadRequest, Conflict, Forbidden, NotFound
+from pawhome.platform.fields import NOT_BLANK
 from pawhome.platform.pagination import PageQuery
 
 ADMIN = ("admin",)
@@ -33,7 +35,7 @@ class QueueQuery(PageQuery):
 
 class RejectBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=255)
+    reason: str = Field(min_length=1, max_length=255, pattern=NOT_BLANK)
 
 
 class WeChatPushHandler(ApiHandler):
@@ -49,13 +51,15 @@ class WeChatPushHandler(ApiHandler):
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(text)
 
-    @endpoint(auth=False, query=PushQuery, tags=("moderation",),
+    @endpoint(auth=False, query=PushQuery, tags=("moderation",), errors=(Forbidden,),
+              response=RawBody("text/plain", {"type": "string"}),
               summary="WeChat's URL verification: echoes echostr when the signature holds")
     async def get(self) -> None:
         self._verify()
         self._reply_text(self.query.echostr)
 
-    @endpoint(auth=False, query=PushQuery, tags=("moderation",),
+    @endpoint(auth=False, query=PushQuery, tags=("moderation",), errors=(Forbidden, BadRequest),
+              response=RawBody("text/plain", {"type": "string", "const": "success"}),
               summary="WeChat pushes (wxa_media_check verdicts, matched by trace_id)")
     async def post(self) -> None:
         self._verify()
@@ -100,6 +104,8 @@ class AdminRejectHandler(ApiHandler):
 
 class ReportsHandler(ApiHandler):
     @endpoint(body=reports.ReportBody, tags=("moderation",), status=201,
+              errors=(NotFound, Conflict),
+              refuses={"target_id": "someone else or someone else's post or comment"},
               summary="Report a post, comment or user (once per target)")
     async def post(self) -> None:
         self.ok(await reports.create_report(self.r, self.user_id, self.body), status=201)

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.messaging import notifications
-from pawhome.platform.pagination import CursorQuery, cursor_result, decode_cursor
+from pawhome.platform.errors import NotFound
+from pawhome.platform.fields import NOT_BLANK
+from pawhome.platform.pagination import CURSOR_RULE, CursorQuery, cursor_result, decode_cursor
 
 Category = Literal["like", "comment", "reply", "follow", "mention", "order", "appointment",
                    "system"]
@@ -26,12 +28,13 @@ class MarkReadBody(BaseModel):
 class SystemNotificationBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_id: int = Field(ge=1, le=2**63 - 1)
-    title: str = Field(min_length=1, max_length=64)
-    body: str = Field(min_length=1, max_length=1000)
+    title: str = Field(min_length=1, max_length=64, pattern=NOT_BLANK)
+    body: str = Field(min_length=1, max_length=1000, pattern=NOT_BLANK)
 
 
 class NotificationsHandler(ApiHandler):
-    @endpoint(query=NotificationListQuery, tags=("notifications",),
+    @endpoint(query=NotificationListQuery, tags=("notifications",), refuses=CURSOR_RULE,
+              links={"notification_id": "/items/0/id"},
               summary="The caller's notifications, newest activity first (cursor-paginated)")
     async def get(self) -> None:
         items, next_position = await notifications.list_notifications(
@@ -61,6 +64,7 @@ class NotificationsReadHandler(ApiHandler):
 
 class AdminNotificationsHandler(ApiHandler):
     @endpoint(roles=("admin",), body=SystemNotificationBody, tags=("admin",), status=201,
+              errors=(NotFound,),
               summary="Send a system notification to one user")
     async def post(self) -> None:
         self.ok(await notifications.send_system_notification(

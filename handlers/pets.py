@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.community import pets
+from pawhome.platform.errors import AttachmentRefused, Conflict, NotFound
+
+PET_RULES = {"birthday": "not in the future", "weight_kg": "at most 2 decimals",
+             "avatar_media_id": "a ready image the caller uploaded"}
 
 
 class MyPetsHandler(ApiHandler):
@@ -10,7 +14,9 @@ class MyPetsHandler(ApiHandler):
     async def get(self) -> None:
         self.ok(await pets.list_own_pets(self.r, self.user_id))
 
-    @endpoint(body=pets.PetCreate, tags=("pets",), status=201, summary="Add a pet card")
+    @endpoint(body=pets.PetCreate, tags=("pets",), status=201, summary="Add a pet card",
+              links={"pet_id": "/id"}, errors=(NotFound, AttachmentRefused, Conflict),
+              refuses=PET_RULES)
     async def post(self) -> None:
         self.ok(await pets.create_pet(self.r, self.user_id, self.body), status=201)
 
@@ -20,7 +26,8 @@ class MyPetHandler(ApiHandler):
     async def get(self, pet_id: int) -> None:
         self.ok(await pets.get_own_pet(self.r, self.user_id, pet_id))
 
-    @endpoint(body=pets.PetFields, tags=("pets",),
+    @endpoint(body=pets.PetFields, tags=("pets",), errors=(AttachmentRefused,),
+              refuses=PET_RULES,
               summary="Change a pet card (only the fields sent)")
     async def put(self, pet_id: int) -> None:
         self.ok(await pets.update_pet(self.r, self.user_id, pet_id, self.body))

@@ -8,18 +8,29 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.community import boards, feeds, posts
-from pawhome.platform.pagination import CursorQuery
+from pawhome.platform.errors import AttachmentRefused, NotFound, SensitiveContent, ValidationFailed
+from pawhome.platform.fields import NOT_BLANK
+from pawhome.platform.pagination import CURSOR_RULE, CursorQuery
 
 ADMIN = ("admin",)
+POST_RULES = {"board": "the name of a board (GET /v1/boards)",
+              "media_ids": "the caller's ready uploads: up to 9 images or one video",
+              "pet_ids": "the caller's own pet cards",
+              "text": "no word of the sensitive-word list",
+              "topics": "each 1-32 letters, digits, _ or CJK characters once normalised "
+                        "(NFKC, lower case, # and spaces stripped); at most 10 with those "
+                        "#tagged in the text",
+              "location_name": "no word of the sensitive-word list"}
 
 
 class ReasonBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=255)
+    reason: str = Field(min_length=1, max_length=255, pattern=NOT_BLANK)
 
 
 class PostsHandler(ApiHandler):
     @endpoint(auth=False, viewer=True, query=feeds.FeedQuery, tags=("posts",),
+              errors=(NotFound,), refuses=CURSOR_RULE, links={"post_id": "/items/0/id"},
               read_ahead=lambda h: feeds.first_page_reads(h.r, h.viewer_id, h.query),
               summary="Posts: latest or hot, filtered by topic, board, pet type, author or "
                       "the people the caller follows; cursor-paginated")
@@ -28,6 +39,8 @@ class PostsHandler(ApiHandler):
         self.finish(b'{"code":0,"message":"ok","data":' + raw + b"}")
 
     @endpoint(body=posts.PostBody, tags=("posts",), status=201, idempotent=True,
+              links={"post_id": "/id"}, errors=(NotFound, SensitiveContent, AttachmentRefused),
+              refuses=POST_RULES,
               summary="Publish a post (pending until moderation passes it)")
     async def post(self) -> None:
         self.ok(await posts.create_post(self.r, self.user_id, self.body), status=201)
@@ -39,7 +52,8 @@ class PostHandler(ApiHandler):
     async def get(self, post_id: int) -> None:
         self.ok(await posts.view_post(self.r, self.viewer_id, post_id))
 
-    @endpoint(body=posts.PostBody, tags=("posts",),
+    @endpoint(body=posts.PostBody, tags=("posts",), refuses=POST_RULES,
+              errors=(SensitiveContent, AttachmentRefused),
               summary="Replace a post's content (author); it is moderated again")
     async def put(self, post_id: int) -> None:
         self.ok(await posts.edit_post(self.r, self.user_id, post_id, self.body))
@@ -56,7 +70,7 @@ class BoardsHandler(ApiHandler):
 
 
 class HistoryHandler(ApiHandler):
-    @endpoint(query=CursorQuery, tags=("posts",),
+    @endpoint(query=CursorQuery, tags=("posts",), refuses=CURSOR_RULE,
               summary="Posts the caller opened, newest first")
     async def get(self) -> None:
         self.ok(await feeds.list_history(self.r, self.user_id, self.query))
@@ -74,7 +88,8 @@ class AdminRemovePostHandler(ApiHandler):
 
 
 class AdminPinPostHandler(ApiHandler):
-    @endpoint(roles=ADMIN, tags=("admin",), summary="Pin a post on its board")
+    @endpoint(roles=ADMIN, tags=("admin",), summary="Pin a post on its board",
+              errors=(ValidationFailed,), refuses={"post_id": "a post on a board"})
     async def post(self, post_id: int) -> None:
         self.ok(await posts.set_pinned(self.r, post_id, True))
 

@@ -10,12 +10,20 @@ from pawhome.community import post_search
 from pawhome.community.posts import Species
 from pawhome.identity import user_search
 from pawhome.search import index as search
+from settings import get_settings
+
+# The query model carries the configured limits, so the served document states them.
+_settings = get_settings()
+# What segmentation decides, which no schema can state.
+Q_RULE = {"q": "at least one letter, digit or CJK character, and at most "
+               "SEARCH_QUERY_MAX_WORDS (8) words once segmented"}
 
 
 class SearchQueryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    q: str = Field(max_length=200, description="Words to find; every word is required")
-    page: int = Field(1, ge=1)
+    q: str = Field(min_length=1, max_length=_settings.search_query_max_chars,
+                   description="Words to find; every word is required")
+    page: int = Field(1, ge=1, le=_settings.search_max_page)
     limit: int = Field(10, ge=1, le=50)
 
     @property
@@ -29,7 +37,7 @@ class PostSearchParams(SearchQueryParams):
 
 
 class SearchPostsHandler(ApiHandler):
-    @endpoint(query=PostSearchParams, tags=("search",),
+    @endpoint(query=PostSearchParams, tags=("search",), refuses=Q_RULE,
               summary="Public posts holding every word of q, best match then newest",
               description="Items carry an HTML `snippet` (escaped text, matches in <em>).")
     async def get(self) -> None:
@@ -39,7 +47,7 @@ class SearchPostsHandler(ApiHandler):
 
 
 class SearchUsersHandler(ApiHandler):
-    @endpoint(query=SearchQueryParams, tags=("search",),
+    @endpoint(query=SearchQueryParams, tags=("search",), refuses=Q_RULE,
               summary="Users whose nickname or bio holds every word of q")
     async def get(self) -> None:
         q = self.query
@@ -47,7 +55,7 @@ class SearchUsersHandler(ApiHandler):
 
 
 class SearchTopicsHandler(ApiHandler):
-    @endpoint(query=SearchQueryParams, tags=("search",),
+    @endpoint(query=SearchQueryParams, tags=("search",), refuses=Q_RULE,
               summary="Topics named q, starting with q, or holding its words")
     async def get(self) -> None:
         q = self.query

@@ -12,6 +12,9 @@ class MySubscriptionsHandler(ApiHandler):
         self.ok({"items": await subscribe_messages.remaining_by_template(self.r, self.user_id)})
 
     @endpoint(body=subscribe_messages.SubscriptionResults, tags=("users",),
+              refuses={"results": "template ids of this mini-program's subscribe templates "
+                                  "(SUBSCRIBE_TEMPLATES), each accept, reject, ban or filter; "
+                                  "an errMsg entry is ignored"},
               summary="Report a wx.requestSubscribeMessage result; each accept adds one")
     async def post(self) -> None:
         items = await subscribe_messages.record_results(self.r, self.user_id, self.body.results)

@@ -5,6 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.community import feeds
+from pawhome.platform.pagination import CURSOR_RULE
 
 
 class HotTopicsQuery(BaseModel):
@@ -21,6 +22,7 @@ class HotTopicsHandler(ApiHandler):
 
 class TopicHandler(ApiHandler):
     @endpoint(auth=False, viewer=True, query=feeds.TopicPageQuery, tags=("topics",),
+              refuses=CURSOR_RULE,
               summary="A topic and its posts the caller may see")
     async def get(self, name: str) -> None:
         self.ok(await feeds.topic_page(self.r, self.viewer_id, name, self.query))

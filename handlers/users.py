@@ -5,6 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.identity import users
+from pawhome.platform.errors import NotFound, SensitiveContent
 from pawhome.platform.pagination import PageQuery
 
 
@@ -18,7 +19,11 @@ class MeHandler(ApiHandler):
     async def get(self) -> None:
         self.ok(await users.my_profile(self.r, self.user_id))
 
-    @endpoint(body=users.ProfileUpdate, tags=("users",),
+    @endpoint(body=users.ProfileUpdate, tags=("users",), errors=(SensitiveContent,),
+              refuses={"nickname": "no word of the sensitive-word list",
+                       "bio": "no word of the sensitive-word list",
+                       "avatar_url": "an https URL",
+                       "birthday": "between 1900-01-01 and today"},
               summary="Change the caller's profile (only the fields sent)")
     async def put(self) -> None:
         self.ok(await users.update_profile(self.r, self.user_id, self.body))
@@ -46,7 +51,8 @@ class MyBlocksHandler(ApiHandler):
     async def get(self) -> None:
         self.ok(await users.list_blocks(self.r, self.user_id, self.query))
 
-    @endpoint(body=BlockBody, tags=("users",), summary="Block a user (idempotent)")
+    @endpoint(body=BlockBody, tags=("users",), summary="Block a user (idempotent)",
+              errors=(NotFound,), refuses={"user_id": "not the caller's own id"})
     async def post(self) -> None:
         self.ok(await users.set_blocked(self.r, self.user_id, self.body.user_id, True))
 

@@ -24,9 +24,15 @@ from pawhome.community import counters, posts
 from pawhome.messaging import notifications
 from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import Forbidden, NotFound, ValidationFailed, field_error
+from pawhome.platform.fields import NOT_BLANK
 from pawhome.platform.hooks import Hook
 from pawhome.platform.resources import Resources
 from pawhome.platform.wordfilter import screen_text
+from settings import get_settings
+
+# Request models carry the configured limits, so the OpenAPI document a gateway serves states
+# the limits it enforces.
+_settings = get_settings()
 
 MAX_ID = 2**63 - 1
 EXCERPT_CHARS = 60
@@ -38,7 +44,7 @@ comment_submitted: Hook[[AsyncSession, int]] = Hook("community.comment_submitted
 
 class CommentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=5000)  # the setting narrows it (create_comment)
+    text: str = Field(min_length=1, max_length=_settings.comment_max_length, pattern=NOT_BLANK)
     reply_to_comment_id: int | None = Field(None, ge=1, le=MAX_ID)
 
     @field_validator("text")
@@ -138,12 +144,18 @@ async def create_comment(resources: Resources, user_id: int, post_id: int,
         parent: Comment | None = None
         reply_to_user_id = None
         if body.reply_to_comment_id is not None:
-            target = await get_visible_comment(session, user_id, body.reply_to_comment_id)
+            # A 404 about the body's reference names it: the post itself was found.
+            missing = NotFound("Comment not found", errors=[field_error(
+                "reply_to_comment_id", "no such comment under this post")])
+            try:
+                target = await get_visible_comment(session, user_id, body.reply_to_comment_id)
+            except NotFound:
+                raise missing from None
             if target.post_id != post.id:
-                raise NotFound("Comment not found")
+                raise missing
             parent = await _lock(session, target.parent_id or target.id)
             if parent is None or parent.deleted_at is not None:
-                raise NotFound("Comment not found")
+                raise missing
             reply_to_user_id = target.author_id
         now = utcnow()
         row = Comment(post_id=post.id, author_id=user_id,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,10 +19,21 @@ from models.users import User
 from pawhome.identity.users import is_blocked
 from pawhome.media import uploads as media
 from pawhome.messaging import chat
-from pawhome.platform.errors import AttachmentRefused, NotFound, ValidationFailed, field_error
+from pawhome.platform.errors import (
+    AttachmentRefused,
+    Conflict,
+    NotFound,
+    ValidationFailed,
+    field_error,
+)
+from pawhome.platform.fields import NOT_BLANK, Gender, json_number, no_null_default
 from pawhome.platform.resources import Resources
 
 Species = Literal["dog", "cat", "rabbit", "bird", "other"]
+# A JSON number (pydantic would also take a numeric string, and document that it does).
+WeightKg = Annotated[Decimal, BeforeValidator(json_number),
+                     Field(gt=0, le=1000, max_digits=6, decimal_places=2),
+                     WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 1000})]
 MAX_PETS_PER_OWNER = 50
 
 
@@ -34,17 +45,21 @@ class PetFields(BaseModel):
     """Fields of a pet card; in an update every field is optional and only those sent change."""
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=32)
-    species: Species | None = None
+    # name and species may be left out of an update, never cleared (no null).
+    name: str = Field(None, min_length=1, max_length=32,  # type: ignore[assignment]
+                      pattern=NOT_BLANK, json_schema_extra=no_null_default)
+    species: Species = Field(None,  # type: ignore[arg-type]
+                             json_schema_extra=no_null_default)
     breed: str | None = Field(None, max_length=64)
-    gender: Literal[0, 1, 2] | None = None  # 0 unknown, 1 male, 2 female
+    gender: Gender | None = None
     birthday: dt.date | None = None
-    weight_kg: Decimal | None = Field(None, gt=0, le=1000, max_digits=6, decimal_places=2)
+    weight_kg: WeightKg | None = None
     neutered: bool | None = None
     avatar_media_id: int | None = Field(None, ge=1, le=2**63 - 1)
     bio: str | None = Field(None, max_length=500)
 
-    _strip = field_validator("name", "breed", "bio", mode="before")(_clean_text)
+    # After the length checks, so that the limits are the document's (on what was sent).
+    _strip = field_validator("name", "breed", "bio")(_clean_text)
 
     @field_validator("name")
     @classmethod
@@ -119,7 +134,8 @@ async def create_pet(resources: Resources, owner_id: int, body: PetCreate) -> di
         count = (await session.execute(select(func.count(Pet.id)).where(
             Pet.owner_id == owner_id, Pet.deleted_at.is_(None)))).scalar_one()
         if count >= MAX_PETS_PER_OWNER:
-            raise ValidationFailed(f"At most {MAX_PETS_PER_OWNER} pet cards per user")
+            # A quota, not a field of the request: a conflict with what the user already has.
+            raise Conflict(f"At most {MAX_PETS_PER_OWNER} pet cards per user")
         await _check_avatar(session, owner_id, body.avatar_media_id)
         pet = Pet(owner_id=owner_id, name=body.name, species=body.species,
                   breed=body.breed or "", gender=body.gender or 0, birthday=body.birthday,

@@ -38,6 +38,7 @@ from pawhome.media import uploads as media
 from pawhome.platform import events, outbox, topics
 from pawhome.platform.cache import UNAVAILABLE_ERRORS, Cache
 from pawhome.platform.errors import NotFound, ValidationFailed, field_error
+from pawhome.platform.fields import NOT_BLANK, Id, distinct
 from pawhome.platform.hooks import Hook
 from pawhome.platform.resources import Resources
 from pawhome.platform.wordfilter import screen_text
@@ -67,12 +68,14 @@ class PostBody(BaseModel):
     """A post as the author writes it (create, and PUT which replaces every field)."""
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=MAX_TEXT)
-    media_ids: list[int] = Field(default_factory=list, max_length=MAX_IMAGES)
+    text: str = Field(min_length=1, max_length=MAX_TEXT, pattern=NOT_BLANK)
+    media_ids: list[Id] = Field(default_factory=list, max_length=MAX_IMAGES,
+                                json_schema_extra=distinct())
     topics: list[str] = Field(default_factory=list, max_length=MAX_TOPICS)
     board: str | None = Field(None, max_length=32)
     pet_types: list[Species] = Field(default_factory=list, max_length=5)
-    pet_ids: list[int] = Field(default_factory=list, max_length=10)
+    pet_ids: list[Id] = Field(default_factory=list, max_length=10,
+                              json_schema_extra=distinct())
     location_name: str = Field("", max_length=64)
     visibility: Literal["public", "followers", "private"] = "public"
 

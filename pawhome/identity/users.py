@@ -28,12 +28,18 @@ from pawhome.platform.errors import (
     ValidationFailed,
     field_error,
 )
+from pawhome.platform.fields import NOT_BLANK, Gender, no_null_default
 from pawhome.platform.hooks import Hook
 from pawhome.platform.logs import mask_openid, mask_phone
 from pawhome.platform.pagination import PageQuery, page_result
 from pawhome.platform.resources import Resources
 from pawhome.search import index as search
 from settings import Settings
+from settings import get_settings as load_settings  # (get_settings here: the user's)
+
+# Request models carry the configured limits, so the OpenAPI document a gateway serves states
+# the limits it enforces.
+_settings = load_settings()
 
 # -- creation and lookup ----------------------------------------------------------------------
 
@@ -123,9 +129,12 @@ def _https_url(value: str) -> str:
 class ProfileUpdate(BaseModel):
     """PUT /v1/users/me: every field optional; only the fields sent change."""
     model_config = ConfigDict(extra="forbid")
-    nickname: str | None = Field(None, max_length=64)
+    # May be left out (None: not sent), never sent as null: not Optional in the document.
+    nickname: str = Field(None, min_length=1,  # type: ignore[assignment]
+                          max_length=_settings.nickname_max_length, pattern=NOT_BLANK,
+                          json_schema_extra=no_null_default)
     avatar_url: str | None = Field(None, max_length=512)
-    gender: Literal[0, 1, 2] | None = None
+    gender: Gender | None = None
     birthday: dt.date | None = None
     bio: str | None = Field(None, max_length=500)
 

@@ -52,7 +52,8 @@ from pawhome.platform.errors import (
     ValidationFailed,
     field_error,
 )
-from settings import Settings
+from pawhome.platform.fields import NOT_BLANK
+from settings import Settings, get_settings
 
 MAX_ID = 2**63 - 1
 
@@ -71,7 +72,8 @@ class MessageBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     client_msg_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
     kind: Literal["text", "image", "share"]
-    text: str | None = Field(None, max_length=10_000)  # the real limit is CHAT_MAX_TEXT
+    text: str | None = Field(None, min_length=1, max_length=get_settings().chat_max_text,
+                             pattern=NOT_BLANK)
     media_id: int | None = Field(None, ge=1, le=MAX_ID)
     card: ShareCard | None = None
 

@@ -19,7 +19,7 @@ from models.users import User
 from pawhome.community import counters, posts
 from pawhome.messaging import notifications
 from pawhome.moderation import reviews
-from pawhome.platform.errors import NotFound, ValidationFailed, field_error
+from pawhome.platform.errors import NotFound
 from pawhome.platform.pagination import PageQuery, page_result
 from pawhome.platform.resources import Resources
 
@@ -112,7 +112,7 @@ async def _queue_page(session: AsyncSession, kind: str, state: str, offset: int,
             items = [_item(content[i]) for i in ids if i in content]
     else:
         if kind == "user":
-            raise ValidationFailed(errors=[field_error("state", "users are listed as reported")])
+            return [], 0  # users are never held or pending, only reported
         conditions = [model.status == state, model.deleted_at.is_(None)]
         total = int((await session.execute(select(func.count()).select_from(model)
                                            .where(*conditions))).scalar_one())

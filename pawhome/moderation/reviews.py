@@ -429,7 +429,8 @@ def push_signature_valid(settings: Settings, signature: str, timestamp: str, non
     if not signature or not timestamp or not nonce:
         return False
     expected = push_signature(settings.wechat_push_token, timestamp, nonce)
-    return hmac.compare_digest(expected, signature.lower())
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    return hmac.compare_digest(expected.encode(), signature.lower().encode())
 
 
 async def handle_push(resources: Resources, message: dict[str, Any]) -> str:

@@ -15,6 +15,8 @@ from pawhome.platform import codec
 from pawhome.platform.errors import ValidationFailed, field_error
 
 MAX_LIMIT = 100
+# What a cursor list refuses beyond its schema (declared with `@endpoint(refuses=...)`).
+CURSOR_RULE = {"cursor": "only a nextCursor this list returned is accepted"}
 
 
 # Query models are frozen: the gateway reuses a parsed query for the same query string

@@ -1,0 +1,45 @@
+"""Field constraints shared by request models, written so that the OpenAPI document generated
+from the models states exactly what the code accepts (tests/test_fuzz.py holds them to it)."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import Field
+
+MAX_ID = 2**63 - 1
+
+# Text that is not blank (some character str.strip() keeps) and holds no control character
+# the gateway refuses (gateway/control_characters.py: C0 but tab, LF, CR; DEL). Whitespace is
+# spelled out as Python's str.isspace() has it: \s differs between Python, JSON Schema's
+# ECMA regexes and pydantic's Rust regexes (on U+001C-U+001F and U+FEFF).
+_CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f"
+_SPACE = r"\t\n\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+# 0 unknown, 1 male, 2 female. An int range, not Literal[0, 1, 2]: a Literal of ints takes
+# false for 0 even in strict mode.
+Gender = Annotated[int, Field(ge=0, le=2, description="0 unknown, 1 male, 2 female")]
+
+
+def json_number(value: object) -> Decimal:
+    """BeforeValidator of a Decimal field that takes JSON numbers only (not numeric strings,
+    which pydantic would take and document)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise ValueError("must be a JSON number")
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def no_null_default(schema: dict[str, Any]) -> None:
+    """`json_schema_extra` of an update field that may be left out but not set to null: its
+    Python default (None, "not sent") is no value of its schema, so the schema shows none."""
+    schema.pop("default", None)
+
+
+def distinct(description: str = "") -> dict[str, Any]:
+    """`json_schema_extra` of a list whose items must not repeat (its validator refuses them)."""
+    extra: dict[str, Any] = {"uniqueItems": True}
+    if description:
+        extra["description"] = description
+    return extra

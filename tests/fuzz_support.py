@@ -1,0 +1,259 @@
+"""The API fuzz run's world: a gateway process of its own, the data it is seeded with, and
+who is logged in for which operation (tests/test_fuzz.py, docs/api.md "The fuzz gate").
+
+The gateway is `run_gateway.py` in development mode on a database, Redis prefix and task
+setting of its own (tasks run in-process, so posts pass moderation and media get processed
+without a worker), with every rate limit times RATE_LIMIT_SCALE: thousands of requests from
+one address and two users would otherwise meet 429 instead of the endpoints. It is seeded
+through the API itself with users, posts, comments, likes, follows, pets, a conversation,
+notifications and uploads, and the ids it got back are fed to the fuzzer as dictionaries,
+so that most generated requests reach a real row instead of stopping at 404.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.services import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE_LIMIT_SCALE = 50
+
+
+class FuzzGateway:
+    """run_gateway.py as a subprocess; `stop()` ends it (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, database_url: str, redis_prefix: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_file = tempfile.TemporaryFile()  # noqa: SIM115 - read after the run
+        self.media_root = tempfile.mkdtemp(prefix="pawhome-fuzz-media-")
+        env = {**os.environ, "MODE": "development", "DATABASE_URL": database_url,
+               "REDIS_PREFIX": redis_prefix, "BROKER_URL": "",  # tasks in-process
+               "OUTBOX_POLL_SECONDS": "0.2", "RATE_LIMIT_SCALE": str(RATE_LIMIT_SCALE),
+               "MEDIA_ROOT": self.media_root,
+               "PUBLIC_BASE_URL": self.base_url,
+               "LOG_LEVEL": "WARNING", "WS_GC_THRESHOLDS": ""}
+        self.proc = subprocess.Popen([sys.executable, "run_gateway.py", "--port", str(self.port)],
+                                     cwd=ROOT, env=env, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT)
+        self.client = httpx.Client(base_url=self.base_url, timeout=30)
+        self._wait_healthy()
+
+    def _wait_healthy(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"fuzz gateway exited ({self.proc.returncode}):\n{self.log()}")
+            try:
+                if self.client.get("/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"fuzz gateway not healthy after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        self.log_file.seek(0)
+        return self.log_file.read().decode("utf-8", "replace")[-8000:]
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.media_root, ignore_errors=True)
+
+
+# -- seeding through the API ---------------------------------------------------------------------
+@dataclass
+class Login:
+    user_id: int
+    token: str
+    refresh_token: str
+    openid: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Seed:
+    """Who is logged in, and the ids of the rows the fuzzer should aim at."""
+    user: Login  # the fuzzing user: every user operation runs as them
+    admin: Login  # admin operations run as them
+    other: Login  # the fuzzing user's counterpart (a follower, a correspondent)
+    victim: Login  # the target of admin user operations (bans, roles)
+    ids: dict[str, list[Any]] = field(default_factory=dict)  # parameter name -> values
+    admin_ids: dict[str, list[Any]] = field(default_factory=dict)  # same, for /v1/admin/...
+    doomed_ids: dict[str, list[Any]] = field(default_factory=dict)  # same, for DELETE
+
+
+class Seeder:
+    def __init__(self, gateway: FuzzGateway) -> None:
+        self.client = gateway.client
+
+    def call(self, method: str, path: str, who: Login | None = None, json: Any = None,
+             expect: tuple[int, ...] = (200, 201), **kwargs: Any) -> Any:
+        headers = {**(who.headers if who else {}), **kwargs.pop("headers", {})}
+        reply = self.client.request(method, path, json=json, headers=headers, **kwargs)
+        assert reply.status_code in expect, \
+            f"seeding {method} {path}: {reply.status_code} {reply.text[:500]}"
+        return reply.json()["data"] if reply.headers.get("content-type", "").startswith(
+            "application/json") else reply.text
+
+    def login(self, name: str, role: str = "user") -> Login:
+        openid = f"fuzz-{name}-{uuid.uuid4().hex[:12]}"
+        data = self.call("POST", "/v1/auth/dev-login", json={"openid": openid, "role": role})
+        return Login(data["user_id"], data["access_token"], data["refresh_token"], openid)
+
+    def wait_visible(self, path: str, who: Login, timeout: float = 20.0) -> None:
+        """Posts and comments are moderated by a task (in-process here): wait for the verdict."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reply = self.client.get(path, headers=who.headers)
+            if reply.status_code == 200 and reply.json()["data"].get("status") == "visible":
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{path} not visible after {timeout}s")
+
+    def post(self, who: Login, text: str, **fields: Any) -> int:
+        post = self.call("POST", "/v1/posts", who, json={"text": text, **fields})
+        self.wait_visible(f"/v1/posts/{post['id']}", who)
+        return post["id"]
+
+    def comment(self, who: Login, post_id: int, text: str, reply_to: int | None = None) -> int:
+        body: dict[str, Any] = {"text": text}
+        if reply_to is not None:
+            body["reply_to_comment_id"] = reply_to
+        return self.call("POST", f"/v1/posts/{post_id}/comments", who, json=body)["id"]
+
+    def image_upload(self, who: Login) -> tuple[int, str]:
+        """A finished image upload (processed in-process) and a started one's upload token."""
+        data = _tiny_jpeg()
+        started = self.call("POST", "/v1/media", who, json={
+            "kind": "image", "size": len(data), "content_type": "image/jpeg"})
+        self.client.put(started["upload_url"], content=data,
+                        headers=started.get("headers") or {}).raise_for_status()
+        self.call("POST", f"/v1/media/{started['media_id']}/complete", who)
+        pending = self.call("POST", "/v1/media", who, json={
+            "kind": "image", "size": len(data), "content_type": "image/jpeg"})
+        return started["media_id"], pending["upload_url"].rsplit("/", 1)[1]
+
+
+def publish(gateway: FuzzGateway, world: Seed, post_id: int, settle: float = 5.0) -> None:
+    """The fuzzing user's new post as readers find it: moderation (a task) has passed it or,
+    when it held it for review, the admin approved it. A post since deleted stays so."""
+    def status() -> str | None:
+        reply = gateway.client.get(f"/v1/posts/{post_id}", headers=world.user.headers)
+        return reply.json()["data"]["status"] if reply.status_code == 200 else None
+
+    deadline = time.monotonic() + settle
+    current = status()
+    while current == "pending" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        current = status()
+    if current in ("pending", "hidden"):
+        reply = gateway.client.post(f"/v1/admin/moderation/post/{post_id}/approve",
+                                    headers=world.admin.headers)
+        assert reply.status_code == 200, reply.text
+
+
+def free_pet_quota(gateway: FuzzGateway, world: Seed) -> None:
+    """Delete the fuzzing user's pet cards other than the seeded ones: the earlier phases
+    may have used up most of the 50 a user may have, and creating them is what the pets'
+    stateful sequences start with."""
+    seeded = set(world.ids["pet_id"])
+    for pet in gateway.client.get("/v1/pets", headers=world.user.headers).json()["data"][
+            "items"]:
+        if pet["id"] not in seeded:
+            gateway.client.delete(f"/v1/pets/{pet['id']}", headers=world.user.headers)
+
+
+def _tiny_jpeg() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def seed(gateway: FuzzGateway) -> Seed:
+    s = Seeder(gateway)
+    user, other, victim = s.login("user"), s.login("other"), s.login("victim")
+    admin = s.login("admin", role="admin")
+    s.call("PUT", "/v1/users/me", user, json={"nickname": "fuzzer", "bio": "柯基和猫"})
+    pets = [s.call("POST", "/v1/pets", user, json={"name": name, "species": species})["id"]
+            for name, species in (("豆豆", "dog"), ("咪咪", "cat"), ("Spare", "rabbit"))]
+    media_id, upload_token = s.image_upload(user)
+    mine = [s.post(user, f"今天带{n}号柯基去公园 #遛狗# 第{n}篇", topics=["遛狗"],
+                   pet_types=["dog"]) for n in (1, 2, 3)]
+    theirs = [s.post(other, "橘猫晒太阳 #晒猫#", topics=["晒猫"]),
+              s.post(other, "求推荐猫粮", board=None)]
+    victims_posts = [s.post(victim, "被管理员处理的帖子")]
+    doomed_posts = [s.post(user, f"要删除的帖子 {n}") for n in (1, 2)]
+    doomed_pets = [s.call("POST", "/v1/pets", user,
+                          json={"name": "Gone", "species": "other"})["id"]]
+    comments = [s.comment(user, theirs[0], "好可爱"), s.comment(other, mine[0], "哪个公园?")]
+    comments.append(s.comment(user, mine[0], "朝阳公园", reply_to=comments[1]))
+    victims_comments = [s.comment(victim, theirs[1], "管理员会删掉这条")]
+    doomed_comments = [s.comment(user, theirs[1], f"要删除的评论 {n}") for n in (1, 2)]
+    # Notifications for the fuzzing user: a follow, a like, the comment above.
+    s.call("POST", f"/v1/users/{user.user_id}/follow", other)
+    s.call("POST", f"/v1/posts/{mine[0]}/like", other)
+    s.call("POST", f"/v1/users/{other.user_id}/follow", user)
+    conversation = s.call("POST", "/v1/conversations", user, json={"to_user_id": other.user_id})
+    cid = conversation["id"]
+    seqs = [s.call("POST", f"/v1/conversations/{cid}/messages", who, json={
+        "client_msg_id": f"seed-{n}", "kind": "text", "text": text})["seq"]
+        for n, (who, text) in enumerate(((user, "在吗"), (other, "在的"), (user, "周末遛狗?")))]
+    notifications = [n["id"] for n in s.call("GET", "/v1/notifications", user)["items"]]
+    chunked = s.call("POST", "/v1/media/uploads", user, json={
+        "kind": "video", "size": 3 << 20, "content_type": "video/mp4",
+        "sha256": uuid.uuid4().hex * 2, "part_size": 1 << 20})
+    refresh = s.login("refresh")  # a refresh token the fuzzer may rotate
+    return Seed(
+        user=user, admin=admin, other=other, victim=victim,
+        ids={
+            "user_id": [other.user_id, victim.user_id, user.user_id],
+            "post_id": mine + theirs,
+            "comment_id": comments,
+            "pet_id": pets,
+            "media_id": [media_id, chunked["media_id"]],
+            "conversation_id": [cid],
+            "seq": seqs,
+            "notification_id": notifications,
+            "name": ["遛狗", "晒猫"],
+            "token": [upload_token],
+            "part_number": [1, 2, 3],
+            "refresh_token": [refresh.refresh_token],
+            "to_user_id": [other.user_id],
+            "reply_to_comment_id": comments,
+            "target_id": theirs + comments[1:2],  # reports: others' posts, their comment
+            "content_type": ["image/jpeg", "image/png", "video/mp4"],
+            "size": [len(_tiny_jpeg()), 3 << 20],
+        },
+        doomed_ids={"post_id": doomed_posts, "comment_id": doomed_comments, "pet_id": doomed_pets},
+        admin_ids={
+            "user_id": [victim.user_id],
+            "post_id": victims_posts,
+            "target_id": victims_posts + victims_comments,
+            "target_type": ["post", "comment"],
+        },
+    )
