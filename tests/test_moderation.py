@@ -2,6 +2,8 @@
 state machine of posts and comments, and the openid-freshness fallback to the review queue."""
 from __future__ import annotations
 
+import asyncio
+
 import datetime as dt
 import uuid
 
@@ -425,3 +427,17 @@ async def test_a_post_taken_down_by_a_worker_leaves_the_cached_first_page_at_onc
         page = (await api.get("/v1/posts?limit=20")).ok()
         return post_id not in [p["id"] for p in page["items"]]
     await wait_until(gone, timeout=4, what="the task to drop the cached pages")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_two_reviews_of_one_image_at_once_ask_wechat_once(api, resources, wechat):
+    author = await api.login()
+    image = await make_image(resources, author.user_id)
+    before = len(wechat.requests_to("/wxa/media_check_async"))
+    outcomes = await asyncio.gather(*(moderation.review_media(resources, image)
+                                      for _ in range(4)))
+    assert outcomes == ["pending"] * 4
+    assert len(wechat.requests_to("/wxa/media_check_async")) == before + 1
+    # The claim is released: a later review finds the pending check and asks nothing.
+    assert await moderation.review_media(resources, image) == "pending"
+    assert len(wechat.requests_to("/wxa/media_check_async")) == before + 1

@@ -187,10 +187,29 @@ def _media_url(resources: Resources, media: Media) -> str | None:
     return storage_for(resources.settings).public_url(key) if key else None
 
 
+# How long one review may hold an image's check to itself (the WeChat call has its own timeout).
+MEDIA_CHECK_CLAIM_SECONDS = 60
+
+
 async def review_media(resources: Resources, media_id: int) -> str:
     """Start the moderation of one ready image (or a video's poster): WeChat's asynchronous
     check, whose verdict arrives at the push callback; without a fresh openid the image is
-    marked `review` for an admin. Returns the media's moderation state."""
+    marked `review` for an admin. Returns the media's moderation state.
+
+    Two reviews of one image can run at once (the image's own task, and a post's review that
+    starts the checks of its images): the first claims the image in Redis for the time of
+    its WeChat call, and a second finds the claim and answers "pending", so WeChat is asked
+    once (its quota is per call). A failed call releases the claim; its task retries."""
+    claim = resources.cache.key("moderation", "media-check", int(media_id))
+    if not await resources.cache.redis.set(claim, b"1", nx=True, ex=MEDIA_CHECK_CLAIM_SECONDS):
+        return "pending"  # another review is asking WeChat about this image right now
+    try:
+        return await _check_media(resources, media_id)
+    finally:
+        await resources.cache.redis.delete(claim)
+
+
+async def _check_media(resources: Resources, media_id: int) -> str:
     async with resources.db.session() as session:
         media = await session.get(Media, media_id)
         if media is None:
