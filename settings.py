@@ -160,7 +160,8 @@ class Settings(BaseSettings):
     chat_typing_interval: float = 3.0  # at most one typing relay per conversation and sender
     chat_unread_top: int = 20  # conversations listed by GET /v1/conversations/unread-count
     # Socket sends queued while a batch is written go into the next transaction together
-    # (pawhome/messaging/chat_writer.py), at most this many per transaction; 1 = every send on its own
+    # (pawhome/messaging/chat_writer.py), at most this many per transaction; 1 = every send on its
+    # own
     # (the REST path's way). Production: the default.
     chat_group_commit_max: int = 200
     # Batches one process may write at once, each on its own connection: a second starts
@@ -205,7 +206,8 @@ class Settings(BaseSettings):
                    "fields": {"thing1": "title", "thing2": "text", "time3": "time"}},
     })
 
-    # --- community feeds (pawhome/community/feeds.py, docs/community.md) ---------------------------
+    # --- community feeds (pawhome/community/feeds.py, docs/community.md)
+    # ---------------------------
     feed_cache_seconds: float = 5.0  # TTL of the cached first pages of latest/hot: staleness bound
     feed_hot_window_hours: int = 72  # posts younger than this are ranked for the hot feed
     feed_hot_set_size: int = 1000  # posts kept in the hot sorted set
@@ -214,7 +216,8 @@ class Settings(BaseSettings):
     feed_following_limit: int = 2000  # followees read by the following feed (fan-out on read)
     topic_heat_window_hours: int = 168  # posts younger than this heat their topics
 
-    # --- media (pawhome/media/uploads.py, pawhome/integrations/storage.py, docs/media.md) -----------------------
+    # --- media (pawhome/media/uploads.py, pawhome/integrations/storage.py, docs/media.md)
+    # -----------------------
     # local: files under MEDIA_ROOT, uploaded to and served by the gateway (embedded, tests);
     # cos: Tencent COS, clients PUT to presigned URLs (production).
     media_storage: Literal["local", "cos"] = "local"
@@ -245,7 +248,8 @@ class Settings(BaseSettings):
     cos_domain: str = ""  # custom domain instead of <bucket>.cos.<region>.myqcloud.com
     cos_timeout: int = 30
 
-    # --- moderation (pawhome/moderation/reviews.py, docs/moderation.md) ----------------------------
+    # --- moderation (pawhome/moderation/reviews.py, docs/moderation.md)
+    # ----------------------------
     # Ask WeChat content security (msgSecCheck / mediaCheckAsync). Off: our word filter alone
     # decides text and images pass (embedded/offline development only).
     moderation_wechat_enabled: bool = True
@@ -269,7 +273,8 @@ class Settings(BaseSettings):
     search_recent_limit: int = 20  # recent searches kept per user (newest first)
     search_recent_ttl_seconds: int = 180 * 86400  # a user's list expires after this idle time
 
-    # --- community interactions (pawhome/community/likes.py, comments.py, ..., docs/interactions.md) --
+    # --- community interactions (pawhome/community/likes.py, comments.py, ...,
+    # docs/interactions.md) --
     comment_max_length: int = 1000  # characters in one comment or reply
     comment_preview_replies: int = 3  # replies shown under each top-level comment in a list
     share_count_window_seconds: int = 600  # one user's shares of one post count once per window
@@ -283,7 +288,7 @@ class Settings(BaseSettings):
     extra: dict = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _embedded_defaults(self) -> "Settings":
+    def _embedded_defaults(self) -> Settings:
         # Embedded mode has no WeChat to reach: content is moderated by our own checks
         # unless MODERATION_WECHAT_ENABLED is set explicitly.
         if self.mode == "embedded" and "moderation_wechat_enabled" not in self.model_fields_set:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bare_server import Healthz  # noqa: E402
+
 from pawhome.platform import codec  # noqa: E402
 from pawhome.platform.cache import make_redis  # noqa: E402
 from pawhome.platform.db import make_engine  # noqa: E402

@@ -18,13 +18,14 @@ import tornado.web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.users import User  # noqa: E402
-from pawhome.platform import codec  # noqa: E402
-from pawhome.platform.cache import make_redis  # noqa: E402
-from pawhome.platform.db import make_engine  # noqa: E402
-from pawhome.identity.users import profile  # noqa: E402
-from settings import get_settings  # noqa: E402
-from sqlalchemy.ext.asyncio import async_sessionmaker  # noqa: E402
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from models.users import User
+from pawhome.identity.users import profile
+from pawhome.platform import codec
+from pawhome.platform.cache import make_redis
+from pawhome.platform.db import make_engine
+from settings import get_settings
 
 
 class Healthz(tornado.web.RequestHandler):
@@ -42,14 +43,14 @@ async def authenticated_user_id(handler: tornado.web.RequestHandler) -> int:
         claims = jwt.decode(token, s["secret"], algorithms=["HS256"],
                             options={"require": ["sub", "jti", "iat", "exp", "role", "sid"]})
     except jwt.PyJWTError:
-        raise tornado.web.HTTPError(401)
+        raise tornado.web.HTTPError(401) from None
     user_id = int(claims["sub"])
     prefix = s["prefix"]
     jti, sid, after = await s["redis"].mget(
         f"{prefix}auth:revoked-jti:{claims['jti']}", f"{prefix}auth:revoked-sid:{claims['sid']}",
         f"{prefix}auth:valid-after:{user_id}")
     if jti or sid or (after is not None and float(claims["iat"]) * 1000 < int(after)):
-        raise tornado.web.HTTPError(401)
+        raise tornado.web.HTTPError(401) from None
     return user_id
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 
 import orjson
@@ -20,8 +21,8 @@ import tornado.iostream
 import tornado.web
 import tornado.websocket
 
-SOCKETS: dict[int, list["RelaySocket"]] = {}
-ALL: set["RelaySocket"] = set()
+SOCKETS: dict[int, list[RelaySocket]] = {}
+ALL: set[RelaySocket] = set()
 
 
 class RelaySocket(tornado.websocket.WebSocketHandler):
@@ -61,10 +62,8 @@ class RelaySocket(tornado.websocket.WebSocketHandler):
         write_message() would wrap each write in an asyncio Task)."""
         protocol = self.ws_connection
         if protocol is not None and not protocol.is_closing():
-            try:
+            with contextlib.suppress(tornado.iostream.StreamClosedError):
                 protocol._write_frame(True, 0x1, frame)
-            except tornado.iostream.StreamClosedError:
-                pass
 
     def on_close(self) -> None:
         ALL.discard(self)

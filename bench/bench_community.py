@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import io
 import json
@@ -147,7 +148,7 @@ async def seed(settings, user_ids: list[int], count: int) -> dict:
                     Post.id > last, Post.location_name == SEED_MARK).order_by(Post.id)))
                     .scalars())
                 await session.execute(insert(PostTopic), [
-                    {"post_id": p, "topic_id": topic_ids[t]} for p, t in zip(new_ids, topic_of)])
+                    {"post_id": p, "topic_id": topic_ids[t]} for p, t in zip(new_ids, topic_of, strict=False)])
                 likes = [{"target_type": "post", "target_id": p, "user_id": u}
                          for p in new_ids for u in rng.sample(user_ids, rng.randint(0, 40))]
                 for start in range(0, len(likes), 5000):
@@ -178,7 +179,8 @@ async def seed(settings, user_ids: list[int], count: int) -> dict:
 
 async def capture_sql(settings, viewer_id: int) -> dict:
     """The SQL the gateway runs for the first page of the latest feed on a cache miss,
-    captured from SQLAlchemy while pawhome.community.feeds' own code runs here; the hot page's key and
+    captured from SQLAlchemy while pawhome.community.feeds' own code runs here; the hot page's key
+    and
     the latest page's post ids."""
     from sqlalchemy import event
 
@@ -240,10 +242,8 @@ class Worker:
 
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)  # warm shutdown of the group we made
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)  # stray prefork children, if any
         except ProcessLookupError:
@@ -475,6 +475,7 @@ async def media_latency(server: rt.Server, token: str, count: int, jpeg: bytes) 
     upload URL, then from POST .../complete to the socket's media.ready. The first upload is
     a warm-up, not counted."""
     import httpx
+
     import wsclient
 
     to_ready, complete_ms, upload_ms = [], [], []
@@ -506,7 +507,8 @@ async def media_latency(server: rt.Server, token: str, count: int, jpeg: bytes) 
                     raise RuntimeError(f"complete: {done.status_code} {done.text[:300]}")
                 frame = await socket.wait_for(
                     ("media.ready", "media.failed"), timeout=60,
-                    where=lambda f: (f.get("data") or {}).get("media_id") == media_id)
+                    where=lambda f, media_id=media_id: (f.get("data") or {}).get("media_id")
+                    == media_id)
                 ready = time.perf_counter()
                 if frame["type"] != "media.ready":
                     failed.append(frame.get("data"))
@@ -865,7 +867,7 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
     result = {
-        "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": args.quick,
         "duration_seconds": round(time.monotonic() - started, 1),
         "machine": {**rt.machine_info(server_core, client_core),

@@ -317,7 +317,7 @@ def main() -> None:
     deploy = None
     try:
         for number in range(config["rounds"]):  # one at a time: a round starts its servers
-            rounds.append(run_round(number, tokens, config, server_core, client_core))  # noqa: PERF401
+            rounds.append(run_round(number, tokens, config, server_core, client_core))
         if config["deploy"]:
             deploy = deploy_storm(tokens, config, server_core, client_core)
     finally:

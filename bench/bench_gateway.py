@@ -136,7 +136,7 @@ class Server:
             wait_healthy(self.port)
         except RuntimeError:
             self.proc.kill()
-            raise RuntimeError(self.proc.stderr.read().decode()[-3000:])
+            raise RuntimeError(self.proc.stderr.read().decode()[-3000:]) from None
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -179,7 +179,7 @@ def load(url: str, tokens: list[str], seconds: float, core: int | None) -> dict:
             argv += ["--token", token]
     out = subprocess.run(argv, capture_output=True, text=True, preexec_fn=pinned(core),
                          check=True).stdout
-    line = [l for l in out.splitlines() if l.startswith("{")][-1]
+    line = [text for text in out.splitlines() if text.startswith("{")][-1]
     raw = json.loads(line)
     return {
         "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
@@ -311,7 +311,7 @@ def main() -> None:
         bare.stop()
 
     result = {
-        "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "driver": "wrk" if shutil.which("wrk") else "bench/load_driver.py",
         "connections": CONNECTIONS, "seconds": SECONDS,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),

@@ -598,7 +598,7 @@ def dm_only(tokens, config, server_core, client_core, quiet, started, quick) -> 
     finally:
         clear_prefix(PREFIX + "*")
         clear_prefix(QUEUE_PREFIX + "*")
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Real-time benchmark: DM cases only (`bench_realtime.py --only dm`)", "",
         f"Run {when}; machine CPU use before the start: {quiet[-1]} % (all cores = 100 %). "
@@ -634,7 +634,7 @@ def main() -> None:
     if args.rates:
         config = {**config, "rates": [int(r) for r in args.rates.split(",")]}
     started = time.monotonic()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by every server
     server_core, client_core = gw.cores()
     print(f"preparing database {gw.DB_NAME} and Redis prefix {PREFIX}", flush=True)
@@ -664,7 +664,7 @@ def main() -> None:
         {s["rate"] for s in dm[label].get("steps", []) if not s.get("superseded")}
         for label in ("gateway", "gateway gc-tuned", "gateway uvloop"))))
     result = {
-        "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": args.quick,
         "duration_seconds": round(time.monotonic() - started, 1),
         "machine": {**machine_info(server_core, client_core),

@@ -17,9 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import handlers  # noqa: E402,F401 - imported now so that its objects are frozen too
 import run_gateway  # noqa: E402
 from gateway.app import Gateway  # noqa: E402
-import handlers  # noqa: E402,F401 - imported now so that its objects are frozen too
 
 _original_start = Gateway.start
 

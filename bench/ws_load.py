@@ -20,8 +20,9 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -59,7 +60,7 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def store_counters(spec: dict) -> tuple[int, int] | None:
@@ -130,7 +131,7 @@ class Sock(asyncio.Protocol):
     of a fan-out (or thousands of messages a second) without becoming what is measured.
     Client frames use an all-zero masking key (valid framing, nothing to XOR)."""
 
-    def __init__(self, uid: int, handler: Callable[["Sock", dict], None] | None) -> None:
+    def __init__(self, uid: int, handler: Callable[[Sock, dict], None] | None) -> None:
         self.uid = uid
         self.handler = handler
         self.transport: asyncio.Transport | None = None
@@ -297,7 +298,7 @@ async def open_many(targets: list[tuple[str, int, str | None]], bare: bool,
                     await sock.open(socket_url(url, uid, bare), token, bare)
                     socks[index] = sock
                     break
-                except Exception as error:  # noqa: BLE001 - reported in the result
+                except Exception as error:
                     if attempt == 2:
                         failures.append(repr(error)[:200])
                     await asyncio.sleep(0.2)
@@ -469,7 +470,7 @@ class DmRun:
         errors = self.errors[errors_before:]
         p99 = percentile(delivery, 99)
         achieved = total / send_seconds
-        server_cpu = sum(a - b for a, b in zip(cpu_after, cpu_before))
+        server_cpu = sum(a - b for a, b in zip(cpu_after, cpu_before, strict=False))
         passed = (lost == 0 and duplicates == 0 and not errors and len(acks) == total
                   and p99 is not None and p99 < 0.100 and achieved >= 0.95 * rate)
         return {
@@ -523,7 +524,7 @@ async def run_dm(spec: dict) -> dict:
     started = now()
     senders, failed_s = await open_many(sender_targets, bare, run.on_sender)
     recipients, failed_r = await open_many(recipient_targets, bare, run.on_recipient)
-    probes, failed_p = await open_many(probe_targets, bare, run.on_probe)
+    probes, _failed_p = await open_many(probe_targets, bare, run.on_probe)
     if failed_s or failed_r or len(senders) != pairs or len(recipients) != pairs:
         return {"error": f"could not connect: {(failed_s + failed_r)[:3]}"}
     connect_seconds = now() - started
@@ -618,7 +619,7 @@ async def run_fanout(spec: dict) -> dict:
             t_last = await asyncio.wait_for(done[rep], spec["rep_timeout"])
             last.append(t_last - t0)
             first.append(first_at[rep] - t0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             incomplete += 1
         await asyncio.sleep(spec["pause"])
     server_cpu = cpu_seconds(spec["server_pid"]) - cpu_before

@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import time
+
 from gateway.metrics import HTTP_ERRORS, HTTP_LATENCY, HTTP_REQUESTS
 from pawhome.platform import codec
 from pawhome.platform.logs import mask_pii, timestamp

@@ -12,8 +12,9 @@ import logging
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pydantic
 import tornado.web
@@ -24,10 +25,15 @@ from gateway.errormap import to_app_error
 from gateway.idempotency import run_idempotent
 from gateway.ratelimit import rules_for
 from gateway.server import client_address
+from pawhome.identity.tokens import (
+    AccessClaims,
+    check_revocation,
+    decode_access_token,
+    ensure_not_revoked,
+    revocation_keys,
+)
 from pawhome.platform import codec, errors
 from pawhome.platform.logs import request_id_var
-from pawhome.identity.tokens import (AccessClaims, check_revocation, decode_access_token,
-                            ensure_not_revoked, revocation_keys)
 
 log = logging.getLogger("pawhome.gateway")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -50,7 +56,7 @@ class EndpointSpec:
     max_body: int | None = None
     errors: tuple[type[errors.AppError], ...] = field(default_factory=tuple)
     viewer: bool = False
-    read_ahead: Callable[["ApiHandler"], list[str]] | None = None
+    read_ahead: Callable[[ApiHandler], list[str]] | None = None
     also: dict[int, str] = field(default_factory=dict)
     refuses: dict[str, str] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
@@ -60,7 +66,7 @@ def endpoint(*, auth: bool = True, roles: tuple[str, ...] | list[str] = (), body
              query=None, response=None, summary: str = "", description: str = "",
              tags: tuple[str, ...] = (), idempotent: bool = False, status: int = 200,
              max_body: int | None = None, errors: tuple = (), viewer: bool = False,
-             read_ahead: Callable[["ApiHandler"], list[str]] | None = None,
+             read_ahead: Callable[[ApiHandler], list[str]] | None = None,
              also: dict[int, str] | None = None, refuses: dict[str, str] | None = None,
              links: dict[str, str] | None = None) -> Callable:
     """Declare a handler method's contract; the gateway enforces it before the method runs.
@@ -91,7 +97,7 @@ def endpoint(*, auth: bool = True, roles: tuple[str, ...] | list[str] = (), body
 
     def decorate(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         @functools.wraps(method)
-        def wrapper(self: "ApiHandler", *args: Any, **kwargs: Any) -> Awaitable[None]:
+        def wrapper(self: ApiHandler, *args: Any, **kwargs: Any) -> Awaitable[None]:
             # Returns run_endpoint's coroutine (tornado awaits it): one coroutine level less.
             return self.run_endpoint(spec, method, args, kwargs)
 
@@ -286,7 +292,7 @@ class ApiHandler(tornado.web.RequestHandler):
             self.auth = claims
             if spec.roles and claims.role not in spec.roles:
                 raise errors.Forbidden("This endpoint needs the role: " + ", ".join(spec.roles))
-        self.read_ahead = dict(zip(ahead, values[len(reads):]))
+        self.read_ahead = dict(zip(ahead, values[len(reads):], strict=True))
         if query_error is not None:
             raise query_error
         if spec.body is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -27,7 +28,7 @@ class ReadyzHandler(ApiHandler):
         results = await asyncio.gather(
             *(asyncio.wait_for(c, timeout) for c in checks.values()), return_exceptions=True)
         report = {}
-        for name, result in zip(checks, results):
+        for name, result in zip(checks, results, strict=True):
             report[name] = "ok" if not isinstance(result, BaseException) else (
                 f"unreachable: {type(result).__name__}")
         failed = [name for name, state in report.items() if state != "ok"]
@@ -46,11 +47,11 @@ class MetricsHandler(ApiHandler):
     @endpoint(auth=False, summary="Prometheus metrics of this process", tags=("ops",),
               response=RawBody("text/plain", {"type": "string"}))
     async def get(self) -> None:
-        try:  # counted when scraped; a scrape must not fail because the database is away
+        # Counted when scraped; a scrape must not fail because the database is away (the gauge
+        # keeps its last value).
+        with contextlib.suppress(Exception):
             OUTBOX_PENDING.set(await asyncio.wait_for(
                 self.application.settings["relay"].pending(), 2.0))
-        except Exception:  # noqa: BLE001 - the gauge keeps its last value
-            pass
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(REGISTRY))
 

@@ -29,6 +29,8 @@ try:  # what the hiredis reader answers when its buffer holds no complete reply
 except ImportError:  # pragma: no cover - redis-py without it: only False is checked
     _NOT_ENOUGH_DATA = False
 
+import contextlib
+
 from gateway import metrics
 from pawhome.platform import codec, presence
 from pawhome.platform.cache import UNAVAILABLE_ERRORS, make_redis
@@ -109,17 +111,13 @@ class Hub:
                 task.cancel()
         for task in (self._listener, self._presence, self._catch_up):
             if task is not None:
-                try:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
-                    pass
         self._listener = self._presence = self._catch_up = None
         sync, self._sync_task = self._sync_task, None
         if sync is not None and not sync.done():  # the changes under way go out
-            try:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(sync, 2)
-            except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
         if self._tasks:  # replays under way
             await asyncio.wait(list(self._tasks), timeout=2)
         arrivals, self._arrivals = self._arrivals, None
@@ -128,10 +126,8 @@ class Hub:
             arrivals.exception()  # retrieved: a join may no longer be waiting for it
         gone = set(self.users) | self._departed
         if gone:
-            try:
+            with contextlib.suppress(*UNAVAILABLE_ERRORS):  # the entries age out by themselves
                 await presence.update(self.cache, self.gateway_id, offline=list(gone))
-            except UNAVAILABLE_ERRORS:
-                pass  # the entries age out by themselves
         await self._close_pubsub()
         if self._redis is not None:
             await self._redis.aclose()
@@ -246,7 +242,7 @@ class Hub:
             try:
                 await self._write_subscriptions(channels)
                 await presence.update(self.cache, self.gateway_id, online, offline)
-            except BaseException as error:  # noqa: BLE001 - no join may wait forever
+            except BaseException as error:
                 if written is not None and not written.done():
                     written.set_exception(error if isinstance(error, Exception)
                                           else ConnectionError("the gateway is stopping"))
@@ -338,10 +334,8 @@ class Hub:
     async def _close_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
-            try:
+            with contextlib.suppress(Exception):
                 await pubsub.aclose()
-            except Exception:  # noqa: BLE001 - a broken connection may fail to close
-                pass
 
     async def _listen(self) -> None:
         backoff = 0.1
@@ -358,7 +352,7 @@ class Hub:
                 await self._read(pubsub)
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # noqa: BLE001 - any failure: reconnect
+            except Exception as error:
                 self.ready.clear()
                 if not isinstance(error, UNAVAILABLE_ERRORS):
                     log.exception("pub/sub listener failed")
@@ -451,7 +445,7 @@ class Hub:
                 for conn in list(conns):
                     conn.deliver(frame)
                 _TOPIC_EVENTS.inc(len(conns))
-        except Exception:  # noqa: BLE001 - one bad message must not stop the listener
+        except Exception:
             log.exception("undeliverable pub/sub message on %r", channel[:80])
 
     # -- catch-up after a reconnect ----------------------------------------------------------

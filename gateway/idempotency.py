@@ -14,7 +14,8 @@ import hashlib
 import logging
 import re
 import sys
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy.exc
 from sqlalchemy import delete, select, update
@@ -82,7 +83,7 @@ async def run_idempotent(handler, call: Callable[[], Awaitable[None]]) -> None:
     _capture_finish(handler)
     try:
         await call()
-    except Exception as error:  # noqa: BLE001 - every failure decides the record's fate
+    except Exception as error:
         app_error = _client_error(error)
         if app_error is None:  # 5xx (or unexpected): forget the attempt, the client may retry
             _release_finish(handler)
@@ -95,7 +96,7 @@ async def run_idempotent(handler, call: Callable[[], Awaitable[None]]) -> None:
     _release_finish(handler)
     try:
         await _store(handler.r.db, record_id, status, body)
-    except Exception:  # noqa: BLE001
+    except Exception:
         # The write happened; the client must still get its answer. The pending row makes
         # retries answer 409 until it expires rather than run the write twice.
         log.exception("could not store the idempotent response", extra={
@@ -182,5 +183,5 @@ async def _forget(db, record_id: int) -> None:
         async with db.session() as session, session.begin():
             await session.execute(delete(IdempotencyRecord).where(
                 IdempotencyRecord.id == record_id, IdempotencyRecord.state == "pending"))
-    except Exception:  # noqa: BLE001 - the original error is what the client must see
+    except Exception:
         log.warning("could not release idempotency record %s", record_id, exc_info=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pydantic
 import tornado.web
@@ -151,7 +152,7 @@ BASE_COMPONENTS: dict[str, Any] = {
 
 def _error_responses() -> dict[str, dict]:
     by_status: dict[int, list[str]] = {}
-    for cls, status, code, message in errors.ERROR_TABLE:
+    for _cls, status, code, message in errors.ERROR_TABLE:
         by_status.setdefault(status, []).append(f"`{code}` {message}")
     out = {}
     for status, lines in sorted(by_status.items()):
@@ -389,7 +390,8 @@ def render_errors_markdown() -> str:
     lines = [
         "# Error codes",
         "",
-        "Generated from `pawhome.platform.errors.ERROR_TABLE` by `make openapi`; do not edit by hand.",
+        "Generated from `pawhome.platform.errors.ERROR_TABLE` by `make openapi`; do not edit by "
+        "hand.",
         "Every error reply is `{\"code\", \"message\", \"errors\": [{\"field\", \"message\"}]}` "
         "with the HTTP status below.",
         "",

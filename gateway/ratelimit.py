@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from redis.exceptions import NoScriptError
 
+from gateway.metrics import RATE_LIMITED
 from pawhome.platform.cache import Cache
 from pawhome.platform.errors import RateLimited
-from gateway.metrics import RATE_LIMITED
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class InflightRequests:
         try:
             await asyncio.wait_for(self._idle.wait(), max(0.0, timeout))
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
 

@@ -112,7 +112,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
             if self.request.headers.get("Upgrade", "").lower() != "websocket":
                 raise errors.BadRequest('This endpoint only upgrades to a WebSocket',
                                         errors=[errors.field_error("Upgrade", "must be websocket")])
-        except Exception as error:  # noqa: BLE001 - every refusal is a JSON envelope
+        except Exception as error:
             self._refuse(to_app_error(error, 500))
             return
         self.claims = claims
@@ -138,7 +138,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
         except errors.Unauthorized:
             conn.close(CLOSE_AUTH, "session revoked")
             return
-        except Exception as error:  # noqa: BLE001 - the client retries with backoff
+        except Exception as error:
             log.warning("WebSocket setup failed for user %s: %r", conn.user_id, error)
             conn.close(CLOSE_UNAVAILABLE, "temporarily unavailable")
             return

@@ -60,10 +60,31 @@ def _written(conn: Connection, size: int, future: asyncio.Future) -> None:
 class Connection:
     """One authenticated socket: identity, position in the user's stream, limits, timers."""
 
-    __slots__ = ("handler", "hub", "resources", "user_id", "claims", "epoch", "last_eid",
-                 "acked_eid", "holding", "hold_state", "pending_bytes", "tokens", "stamp",
-                 "strikes", "topics", "pong_due", "timer", "auth_timer", "grace_timer",
-                 "closed", "fresh", "generation", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "acked_eid",
+        "auth_timer",
+        "claims",
+        "closed",
+        "epoch",
+        "fresh",
+        "generation",
+        "grace_timer",
+        "handler",
+        "hold_state",
+        "holding",
+        "hub",
+        "last_eid",
+        "pending_bytes",
+        "pong_due",
+        "resources",
+        "stamp",
+        "strikes",
+        "timer",
+        "tokens",
+        "topics",
+        "user_id",
+    )
 
     def __init__(self, handler: WebSocketHandler, claims: AccessClaims) -> None:
         self.handler = handler
@@ -150,10 +171,8 @@ class Connection:
     def send(self, frame_type: str, data: Any = None, **fields: Any) -> None:
         """Queue one frame to this socket only: {"type", **fields, "data"?}. Not awaited:
         the write never blocks (a client that does not read is closed with 4408)."""
-        frame = {"type": frame_type}
-        for name, value in fields.items():
-            if value is not None or name not in ("ref", "errors"):
-                frame[name] = value
+        frame = {"type": frame_type, **{name: value for name, value in fields.items()
+                                        if value is not None or name not in ("ref", "errors")}}
         if data is not None:
             frame["data"] = data
         self.write(codec.dumps(frame))
@@ -239,7 +258,7 @@ class Connection:
         try:
             replay = await streams.read_since(self.resources.cache, self.user_id, epoch,
                                               last_eid)
-        except Exception as error:  # noqa: BLE001 - Redis down: tell the client plainly
+        except Exception as error:
             log.warning("resume of user %s failed: %r", self.user_id, error)
             replay = None
         if self.closed:
@@ -323,7 +342,7 @@ class Connection:
             return None
         try:
             result = function(self, frame)
-        except Exception as error:  # noqa: BLE001 - reported to the client as an error frame
+        except Exception as error:
             self._report(error, ref)
             return None
         if inspect.isawaitable(result):
@@ -333,7 +352,7 @@ class Connection:
     async def _guard(self, result: Awaitable[None], ref: str | None) -> None:
         try:
             await result
-        except Exception as error:  # noqa: BLE001 - reported to the client as an error frame
+        except Exception as error:
             self._report(error, ref)
 
     def reply_when_done(self, frame: ClientFrame, frame_type: str,
@@ -464,10 +483,10 @@ class Connection:
 
     # -- control -------------------------------------------------------------------------------
     def apply_control(self, message: dict[str, Any]) -> None:
-        if message.get("action") == "revoke":
-            if message.get("all") or (message.get("sid") and message["sid"] == self.claims.sid) \
-                    or (message.get("jti") and message["jti"] == self.claims.jti):
-                self.close(CLOSE_AUTH, "session revoked")
+        if message.get("action") == "revoke" and (
+                message.get("all") or (message.get("sid") and message["sid"] == self.claims.sid)
+                or (message.get("jti") and message["jti"] == self.claims.jti)):
+            self.close(CLOSE_AUTH, "session revoked")
 
     def close(self, code: int, reason: str) -> None:
         if self.closed:

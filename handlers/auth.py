@@ -20,7 +20,7 @@ class DevLoginBody(BaseModel):
 class WeChatLoginBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=1, max_length=128)
-    encryptedData: str | None = Field(None, min_length=1, max_length=16384)  # noqa: N815
+    encryptedData: str | None = Field(None, min_length=1, max_length=16384)
     iv: str | None = Field(None, min_length=1, max_length=64)
 
 

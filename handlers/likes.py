@@ -1,6 +1,7 @@
 """Like endpoints for posts and comments: POST likes, DELETE unlikes; both idempotent.
 
-Thin: each calls pawhome.community.likes.set_like, which writes the row, the counters, the notification
+Thin: each calls pawhome.community.likes.set_like, which writes the row, the counters, the
+notification
 and the live counter; docs/interactions.md.
 """
 from __future__ import annotations

@@ -30,7 +30,7 @@ NAMING = {
 
 def utcnow() -> dt.datetime:
     """Naive UTC now: what every timestamp column stores."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):

@@ -5,8 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer,
-                        Numeric, SmallInteger, String, Text, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import MYSQL_TABLE_ARGS, Base, BigId, UTCDateTime, utcnow
@@ -208,7 +221,8 @@ class ModerationCheck(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     target_type: Mapped[str] = mapped_column(String(16))  # post | comment | media | nickname
     target_id: Mapped[int] = mapped_column(BigInteger)
-    provider: Mapped[str] = mapped_column(String(16))  # wordfilter | wechat_text | wechat_media | admin
+    # wordfilter | wechat_text | wechat_media | admin
+    provider: Mapped[str] = mapped_column(String(16))
     trace_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done
     suggest: Mapped[str] = mapped_column(String(16), default="")  # pass | review | risky

@@ -35,10 +35,10 @@ os.environ.update(
     OUTBOX_POLL_SECONDS="0.2",
 )
 
-from tests.helpers import Api  # noqa: E402  (after the environment is set)
 # The suite's composition root, as run_gateway.py is the gateway's: the Celery app installs
 # the task dispatcher and wires every domain.
 import workers.celery_app  # noqa: E402,F401
+from tests.helpers import Api  # noqa: E402  (after the environment is set)
 
 pytest_plugins = ["tests.fixtures_wechat", "tests.fixtures_worker"]
 
@@ -59,9 +59,9 @@ async def _create_database() -> None:
 
 
 async def _drop_database_and_keys() -> None:
+    import redis.asyncio as aioredis
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
-    import redis.asyncio as aioredis
 
     engine = create_async_engine(_admin_url())
     async with engine.begin() as conn:
@@ -194,6 +194,7 @@ def private_database():
     that need a table to themselves, such as the outbox a relay drains."""
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
+
     from pawhome.platform import migrate
 
     name = f"{DB_NAME}_{uuid.uuid4().hex[:6]}"

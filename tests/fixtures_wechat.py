@@ -11,7 +11,8 @@ import os
 
 import pytest
 
-from tests.fakes.sms import API_KEY as SMS_API_KEY, FakeSms, FakeSmsState
+from tests.fakes.sms import API_KEY as SMS_API_KEY
+from tests.fakes.sms import FakeSms, FakeSmsState
 from tests.fakes.wechat import FakeWeChat, FakeWeChatState
 
 FAKE_WECHAT = FakeWeChat()
@@ -19,7 +20,7 @@ FAKE_SMS = FakeSms()
 os.environ["WECHAT_API_BASE"] = FAKE_WECHAT.base_url
 os.environ["SMS_API_BASE"] = FAKE_SMS.base_url
 
-__all__ = ["SMS_API_KEY", "wechat", "sms_gateway"]
+__all__ = ["SMS_API_KEY", "sms_gateway", "wechat"]
 
 
 @pytest.fixture

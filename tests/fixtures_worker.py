@@ -10,6 +10,7 @@ Tests wait on outcomes with `wait_until` (a deadline, never a fixed sleep).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -132,10 +133,8 @@ class WorkerProcess:
     def stop(self, timeout: float = 20) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)  # warm shutdown
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)  # stray prefork children, if any
         except ProcessLookupError:

@@ -37,7 +37,7 @@ class FuzzGateway:
     def __init__(self, database_url: str, redis_prefix: str) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_file = tempfile.TemporaryFile()  # noqa: SIM115 - read after the run
+        self.log_file = tempfile.TemporaryFile()
         self.media_root = tempfile.mkdtemp(prefix="pawhome-fuzz-media-")
         env = {**os.environ, "MODE": "development", "DATABASE_URL": database_url,
                "REDIS_PREFIX": redis_prefix, "BROKER_URL": "",  # tasks in-process

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from models.base import utcnow
 from models.community import Comment, Favorite, Like, Post, UserStats
 from models.users import User, UserFollow, UserSettings
-from pawhome.platform import codec
 from pawhome.community import counters
 from pawhome.identity import tokens, users
+from pawhome.platform import codec
 from tests.helpers import Session
 
 
@@ -140,7 +140,7 @@ class TopicListener:
         self.topic = topic
         self.pubsub = resources.cache.redis.pubsub()
 
-    async def __aenter__(self) -> "TopicListener":
+    async def __aenter__(self) -> TopicListener:
         from pawhome.platform.events import topic_channel_key
 
         await self.pubsub.subscribe(topic_channel_key(self.resources.cache, self.topic))

@@ -84,7 +84,8 @@ async def start_upload(api, user, data: bytes, kind: str = "image",
 
 def worker_variants(prefix: str, widths: tuple[int, ...] = (240, 480, 1080),
                     height_ratio: float = 0.75) -> dict:
-    """Media.variants as the media worker writes them (pawhome.media.processing.process_media): a JPEG
+    """Media.variants as the media worker writes them (pawhome.media.processing.process_media): a
+    JPEG
     and a WebP per width, each {"key", "width", "height", "content_type"}."""
     return {f"w{width}.{ext}": {"key": f"{prefix}w{width}.{ext}", "width": width,
                                 "height": round(width * height_ratio),

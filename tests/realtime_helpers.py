@@ -27,7 +27,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 import wsclient
 from pawhome.platform import codec
-from tests.fixtures_worker import wait_until  # noqa: F401 - the one polling helper
+from tests.fixtures_worker import wait_until
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,7 +164,7 @@ class RawSocket:
         await self.writer.drain()
         head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
         assert head.startswith(b"HTTP/1.1 101"), head
-        opcode, payload = await asyncio.wait_for(self.read_frame(), 10)
+        _opcode, payload = await asyncio.wait_for(self.read_frame(), 10)
         self.hello = codec.loads(payload)  # sent once the user's channel is subscribed
         assert self.hello["type"] == "hello", self.hello
 

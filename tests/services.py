@@ -59,7 +59,7 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "PrivateRedis":
+    def start(self) -> PrivateRedis:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.dir],
@@ -97,10 +97,11 @@ class PrivateMariaDB:
     def url(self) -> str:
         return f"mysql+aiomysql://root@127.0.0.1:{self.port}/"
 
-    def start(self) -> "PrivateMariaDB":
+    def start(self) -> PrivateMariaDB:
         data = os.path.join(self.dir, "data")
         if not self._initialised:
-            subprocess.run([self.installer, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
+            subprocess.run([self.installer, "--no-defaults", f"--datadir={data}",
+                            "--auth-root-authentication-method=normal",
                             "--skip-test-db", "--user=root"], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self._initialised = True
@@ -141,7 +142,8 @@ def ensure_redis(url: str) -> str:
     try:
         private = PrivateRedis().start()
     except RuntimeError as error:
-        raise SystemExit(cannot_test("Redis", url, "TEST_REDIS_URL", error, "redis-server"))
+        raise SystemExit(cannot_test("Redis", url, "TEST_REDIS_URL", error,
+                                     "redis-server")) from error
     atexit.register(private.cleanup)
     return private.url
 
@@ -154,6 +156,6 @@ def ensure_mysql(url: str) -> str:
         private = PrivateMariaDB().start()
     except (RuntimeError, subprocess.CalledProcessError) as error:
         raise SystemExit(cannot_test("MariaDB/MySQL", url, "TEST_MYSQL_URL", error,
-                                     "mariadb-server"))
+                                     "mariadb-server")) from error
     atexit.register(private.cleanup)
     return private.url

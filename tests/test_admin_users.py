@@ -6,7 +6,6 @@ import uuid
 import pytest
 
 
-
 async def ban(api, admin, user_id, reason="spam"):
     return await api.post(f"/v1/admin/users/{user_id}/ban", json={"reason": reason},
                           token=admin.token)

@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from gateway import openapi
-from handlers import ROUTES
 from gateway.ratelimit import RateLimiter, Rule
+from handlers import ROUTES
 from pawhome.platform import codec
 from pawhome.platform.errors import RateLimited
 

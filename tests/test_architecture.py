@@ -23,7 +23,7 @@ def test_every_required_hook_has_a_connection_once_the_domains_are_wired():
 @pytest.mark.gen_test
 async def test_a_hook_runs_its_functions_in_order_and_refuses_to_run_unwired():
     unwired = Hook("test.unwired")
-    with pytest.raises(RuntimeError, match="test.unwired"):
+    with pytest.raises(RuntimeError, match=r"test\.unwired"):
         await unwired.run(1)
     calls: list[tuple[str, int]] = []
 

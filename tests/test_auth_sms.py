@@ -7,11 +7,10 @@ import secrets
 
 import pytest
 
-from pawhome.platform import errors
 from pawhome.identity import sms
+from pawhome.platform import errors
 from settings import Settings
 from tests.fixtures_wechat import SMS_API_KEY
-
 
 
 @pytest.fixture

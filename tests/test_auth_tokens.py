@@ -18,7 +18,6 @@ from models.users import RefreshToken
 from pawhome.identity.auth import hash_refresh_token
 
 
-
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 

@@ -11,7 +11,6 @@ from settings import Settings
 from tests.fakes.wechat import openid_for, session_key_for
 
 
-
 @pytest.fixture
 def settings():
     return Settings(wechat_timeout=0.5)

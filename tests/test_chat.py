@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from models.realtime import Conversation, ConversationMember, Message
+from pawhome.community import follows
 from pawhome.identity import auth
 from pawhome.messaging import chat
-from pawhome.community import follows
 from tests.event_contract import assert_events_valid, capture_events, types_of
 
 
@@ -227,7 +227,7 @@ async def test_nobody_setting_refuses_new_messages_but_allows_replies(api):
 
 @pytest.mark.gen_test
 async def test_hard_sensitive_word_is_refused_with_the_reason(api, resources):
-    a, b, conversation = await _pair(api)
+    a, _b, conversation = await _pair(api)
     refused = (await api.post(f"/v1/conversations/{conversation}/messages",
                               json=_text("一起 赌 博 吧"), token=a.token)).error(
         422, code=42202, field="text")
@@ -300,7 +300,7 @@ async def test_attachments_go_through_the_check_their_service_registered(api, re
 
 @pytest.mark.gen_test
 async def test_outsiders_get_404_for_anothers_conversation(api):
-    a, b, conversation = await _pair(api)
+    a, _b, conversation = await _pair(api)
     await _send(api, a, conversation)
     mallory = await api.login()
     base = f"/v1/conversations/{conversation}"

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from models.platform import OutboxMessage
+from pawhome.identity import users
 from pawhome.messaging import chat
 from pawhome.platform import events, outbox, streams
-from pawhome.identity import users
 from pawhome.platform.cache import Cache
 from pawhome.platform.errors import ChatBlocked
 from pawhome.platform.outbox import OutboxRelay

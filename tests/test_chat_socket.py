@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from tornado.websocket import websocket_connect
@@ -23,7 +24,7 @@ class ChatSocket:
         self.frames: list[dict[str, Any]] = []
 
     @classmethod
-    async def connect(cls, base_url: str, token: str) -> "ChatSocket":
+    async def connect(cls, base_url: str, token: str) -> ChatSocket:
         ws = await websocket_connect(base_url.replace("http", "ws", 1) + "/v1/ws?token=" + token)
         sock = cls(ws)
         hello = await sock.expect(lambda f: f["type"] == "hello")
@@ -47,7 +48,7 @@ class ChatSocket:
             assert remaining > 0, f"no matching frame; got {self.frames}"
             try:
                 raw = await asyncio.wait_for(self.ws.read_message(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             assert raw is not None, f"socket closed: {self.ws.close_code} {self.ws.close_reason}"
             self.frames.append(codec.loads(raw))

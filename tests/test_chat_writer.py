@@ -1,4 +1,5 @@
-"""Group commit of socket sends (pawhome/messaging/chat_writer.py): sends queued together are written in
+"""Group commit of socket sends (pawhome/messaging/chat_writer.py): sends queued together are
+written in
 one transaction with the single path's answers — good ones stored with gap-free seqs, a
 refused one failing alone, a repeated client_msg_id getting the first ack — and anything
 unexpected falls back to one-at-a-time sends that still ack every good message once."""
@@ -13,9 +14,9 @@ from sqlalchemy import event, func, select
 from models.platform import OutboxMessage
 from models.realtime import Message
 from models.users import UserBlock
+from pawhome.identity import users
 from pawhome.messaging import chat, chat_writer
 from pawhome.platform import outbox, streams
-from pawhome.identity import users
 from pawhome.platform.errors import ChatBlocked, ChatNotAllowed, NotFound
 from pawhome.platform.outbox import OutboxRelay
 from pawhome.platform.resources import Resources

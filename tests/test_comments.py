@@ -11,8 +11,14 @@ from models.community import Comment
 from models.realtime import Notification
 from pawhome.community import comments
 from tests.event_contract import assert_events_valid, capture_events, types_of
-from tests.interactions_support import (assert_counters_true, block, comment_row, make_post,
-                                        make_user, post_row)
+from tests.interactions_support import (
+    assert_counters_true,
+    block,
+    comment_row,
+    make_post,
+    make_user,
+    post_row,
+)
 
 
 async def comment(api, post_id: int, who, text: str = "好可爱", reply_to: int | None = None,
@@ -116,7 +122,7 @@ async def test_concurrent_replies_and_deletes_keep_counters_exact(api, resources
     made = await asyncio.gather(*[comments.create_comment(resources, r.user_id, post_id, body)
                                   for r in repliers])
     await asyncio.gather(*[comments.delete_comment(resources, r.user_id, m["id"])
-                           for r, m in zip(repliers[:4], made[:4])],
+                           for r, m in zip(repliers[:4], made[:4], strict=True)],
                          *[comments.create_comment(resources, r.user_id, post_id, body)
                            for r in repliers[4:]])
     await assert_counters_true(resources, post_ids=(post_id,), comment_ids=(top["id"],))

@@ -11,8 +11,16 @@ from sqlalchemy import update
 from models.community import Comment, Post, UserStats
 from pawhome.community import comments, counters, favorites, likes
 from settings import get_settings
-from tests.interactions_support import (assert_counters_true, comment_row, follow_row,
-                                        make_post, make_user, post_row, stats, stats_row)
+from tests.interactions_support import (
+    assert_counters_true,
+    comment_row,
+    follow_row,
+    make_post,
+    make_user,
+    post_row,
+    stats,
+    stats_row,
+)
 from workers import runtime
 from workers.default import reconcile_counters, reconcile_counters_now
 from workers.schedule import beat_schedule

@@ -80,10 +80,9 @@ async def test_emit_to_user_publishes_only_after_commit(resources):
     await pubsub.subscribe(user_channel_key(resources.cache, user_id))
     relay = OutboxRelay(resources)
     try:
-        async with resources.db.session() as session:
-            async with session.begin():
-                emit_to_user(session, user_id, "like.added", {"post_id": 1})
-                await session.rollback()
+        async with resources.db.session() as session, session.begin():
+            emit_to_user(session, user_id, "like.added", {"post_id": 1})
+            await session.rollback()
         await relay.relay_once()
         assert await _next_message(pubsub, timeout=1) is None  # rolled back: nothing sent
 

@@ -10,8 +10,14 @@ from sqlalchemy import update
 from models.community import Post
 from models.media import Media
 from pawhome.community import favorites
-from tests.interactions_support import (assert_counters_true, favorite_rows, follow_row,
-                                        make_post, make_user, post_row)
+from tests.interactions_support import (
+    assert_counters_true,
+    favorite_rows,
+    follow_row,
+    make_post,
+    make_user,
+    post_row,
+)
 from tests.media_helpers import worker_variants
 
 

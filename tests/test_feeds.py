@@ -8,11 +8,10 @@ import pytest
 from sqlalchemy import update
 
 from models.community import Post
-from pawhome.platform.pagination import encode_cursor
 from pawhome.community import feeds, follows
 from pawhome.identity import users
-from tests.test_posts import (boards, ensure_boards, insert_post, publish,  # noqa: F401
-                              set_status, tag)
+from pawhome.platform.pagination import encode_cursor
+from tests.test_posts import boards, ensure_boards, insert_post, publish, set_status, tag  # noqa: F401
 
 
 async def follow(resources, follower, followee) -> None:
@@ -252,7 +251,7 @@ async def test_following_feed_reads_followees_posts_newest_first(api, resources)
 async def test_browse_history_is_newest_first_paged_and_clearable(api, resources):
     author, me = await api.login(), await api.login()
     made = [await publish(api, resources, author, text=f"h{i}") for i in range(3)]
-    for post in made + [made[0]]:  # re-opening moves a post to the top
+    for post in [*made, made[0]]:  # re-opening moves a post to the top
         (await api.get(f"/v1/posts/{post['id']}", token=me.token)).ok()
     (await api.get(f"/v1/posts/{made[1]['id']}")).ok()  # anonymous: no history
     first = (await api.get("/v1/users/me/history?limit=2", token=me.token)).ok()

@@ -1,8 +1,8 @@
 """FEED_CACHE_SECONDS=0 turns the first-page cache off instead of breaking the feed."""
 import pytest
 
-from pawhome.platform import codec
 from pawhome.community import feeds
+from pawhome.platform import codec
 from tests.interactions_support import make_post, make_user
 
 

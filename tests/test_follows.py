@@ -8,8 +8,14 @@ import pytest
 
 from pawhome.community import follows
 from tests.event_contract import assert_events_valid, capture_events, types_of
-from tests.interactions_support import (assert_counters_true, block, follow_rows, make_post,
-                                        make_user, stats)
+from tests.interactions_support import (
+    assert_counters_true,
+    block,
+    follow_rows,
+    make_post,
+    make_user,
+    stats,
+)
 
 
 @pytest.mark.gen_test(timeout=60)

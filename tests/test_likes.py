@@ -15,9 +15,17 @@ from pawhome.community import likes
 from pawhome.platform import topics
 from pawhome.platform.errors import NotFound
 from tests.event_contract import assert_events_valid, capture_events, types_of
-from tests.interactions_support import (TopicListener, assert_counters_true, block,
-                                        follow_row, like_rows, make_post, make_user, post_row,
-                                        stats)
+from tests.interactions_support import (
+    TopicListener,
+    assert_counters_true,
+    block,
+    follow_row,
+    like_rows,
+    make_post,
+    make_user,
+    post_row,
+    stats,
+)
 
 
 @pytest.fixture

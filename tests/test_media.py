@@ -14,15 +14,23 @@ from PIL import Image
 from sqlalchemy import select, update
 
 from models.media import Media
-from pawhome.messaging import chat
 from pawhome.media import processing
 from pawhome.media import uploads as media
+from pawhome.messaging import chat
 from pawhome.platform.errors import ValidationFailed
 from settings import Settings
-from tests.event_contract import (CapturedEvents, assert_events_valid, capture_events,
-                                  types_of)
-from tests.media_helpers import (GPS_IFD, elf_executable, jpeg_bytes, path_of, pixel_bomb_png,
-                                 png_bytes, sha256, start_upload, upload)
+from tests.event_contract import CapturedEvents, assert_events_valid, capture_events, types_of
+from tests.media_helpers import (
+    GPS_IFD,
+    elf_executable,
+    jpeg_bytes,
+    path_of,
+    pixel_bomb_png,
+    png_bytes,
+    sha256,
+    start_upload,
+    upload,
+)
 
 
 @pytest.fixture(autouse=True)

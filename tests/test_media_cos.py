@@ -13,9 +13,9 @@ import pytest
 
 from gateway.app import make_app
 from handlers import ROUTES
+from pawhome.integrations.storage import CosStorage, storage_for
 from pawhome.media import processing
 from pawhome.platform.resources import Resources
-from pawhome.integrations.storage import CosStorage, storage_for
 from settings import Settings
 from tests.fakes.cos import SECRET_ID, SECRET_KEY, FakeCos, signature_problem
 from tests.media_helpers import jpeg_bytes

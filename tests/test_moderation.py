@@ -3,7 +3,6 @@ state machine of posts and comments, and the openid-freshness fallback to the re
 from __future__ import annotations
 
 import asyncio
-
 import datetime as dt
 import uuid
 
@@ -14,8 +13,8 @@ from models.base import utcnow
 from models.community import Comment, Post
 from models.media import Media
 from models.users import User
-from pawhome.moderation import reviews as moderation
 from pawhome.community import posts
+from pawhome.moderation import reviews as moderation
 from pawhome.platform.errors import NotFound, SensitiveContent
 from tests.event_contract import assert_events_valid, capture_events, types_of
 from tests.fixtures_worker import wait_until

@@ -13,8 +13,8 @@ from models.base import utcnow
 from models.platform import OutboxMessage
 from models.realtime import Notification
 from models.users import User, UserSettings
-from pawhome.messaging import notifications
 from pawhome.identity import users
+from pawhome.messaging import notifications
 from tests.event_contract import assert_events_valid, capture_events, types_of
 
 

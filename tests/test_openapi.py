@@ -75,7 +75,7 @@ def test_document_is_valid_openapi_3_1(document):
 
 
 def test_document_with_a_richer_endpoint_is_valid_and_complete():
-    doc = openapi.build_document(list(ROUTES) + [SAMPLE])
+    doc = openapi.build_document([*list(ROUTES), SAMPLE])
     validate(doc)
     post = doc["paths"]["/v1/test/users/{user_id}/points"]["post"]
     params = {p["name"]: p for p in post["parameters"]}

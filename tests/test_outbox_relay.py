@@ -94,12 +94,11 @@ async def test_undeliverable_row_backs_off_and_holds_back_later_rows(resources, 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_rolled_back_change_enqueues_nothing(resources, private_database):
-    async with resources.db.session() as session:
-        async with session.begin():
-            row = enqueue_task(session, "tests.record_run", "never")
-            await session.flush()
-            row_id = row.id
-            await session.rollback()
+    async with resources.db.session() as session, session.begin():
+        row = enqueue_task(session, "tests.record_run", "never")
+        await session.flush()
+        row_id = row.id
+        await session.rollback()
     assert await _rows(resources, [row_id]) == {}
 
 

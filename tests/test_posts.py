@@ -13,7 +13,6 @@ from pawhome.community import feeds, post_topics, posts
 from pawhome.community.boards import ensure_boards as ensure_standard_boards
 from tests.event_contract import assert_events_valid, capture_events, types_of
 
-
 # -- helpers (test_feeds imports these) ---------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ async def test_in_lists_of_every_length_and_the_statement_defaults(resources):
     ids = [await make_post(resources, author.user_id, media_ids=[n, n + 1]) for n in range(3)]
     hidden = await make_post(resources, author.user_id, status="hidden")
     async with resources.db.connection() as connection:
-        for wanted in ([], ids[:1], ids, ids + [hidden], ids[:1]):
+        for wanted in ([], ids[:1], ids, [*ids, hidden], ids[:1]):
             rows = await BY_IDS.rows(connection, ids=wanted)
             assert [r[0] for r in rows] == [i for i in wanted if i != hidden]
         # a default ("visible") can be overridden like any parameter

@@ -335,14 +335,13 @@ def test_index_later_enqueues_the_index_task_through_the_outbox():
 
 @pytest.mark.gen_test
 async def test_index_later_rows_commit_with_the_change(resources):
-    async with resources.db.session() as session:
-        async with session.begin():
-            search.index_later(session, "topic", 7)
-            row_id = (await session.execute(
-                select(OutboxMessage.id).where(OutboxMessage.name == "search.index")
-                .order_by(OutboxMessage.id.desc()))).scalar()
-            assert row_id is not None
-            await session.rollback()
+    async with resources.db.session() as session, session.begin():
+        search.index_later(session, "topic", 7)
+        row_id = (await session.execute(
+            select(OutboxMessage.id).where(OutboxMessage.name == "search.index")
+            .order_by(OutboxMessage.id.desc()))).scalar()
+        assert row_id is not None
+        await session.rollback()
     async with resources.db.session() as session:
         assert await session.get(OutboxMessage, row_id) is None
 

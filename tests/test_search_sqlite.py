@@ -11,11 +11,11 @@ from sqlalchemy import text
 from models.base import utcnow
 from models.community import Post, PostTopic, SearchDocument, Topic
 from models.users import User, UserBlock
-from pawhome.platform import migrate
 from pawhome.community import post_search
 from pawhome.identity import user_search
-from pawhome.search import index as search
+from pawhome.platform import migrate
 from pawhome.platform.db import Database
+from pawhome.search import index as search
 from settings import Settings
 
 

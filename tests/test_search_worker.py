@@ -40,7 +40,7 @@ async def test_with_a_worker_running_a_new_post_is_searchable_within_two_seconds
                                                     f"{tag} 第{attempt}只柯基今天掉毛了")
         committed = time.monotonic()
 
-        async def found() -> bool:
+        async def found(tag: str = tag, post_id: int = post_id) -> bool:
             return ids(await find_posts(api, me, f"柯基 掉毛 {tag}")) == [post_id]
 
         await wait_until(found, timeout=10, interval=0.02, what="the post in search results")

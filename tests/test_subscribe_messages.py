@@ -11,10 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from models.base import utcnow
-from models.realtime import (Conversation, ConversationMember, Message, SubscribeQuota,
-                             SubscribeSend)
-from pawhome.platform import presence
+from models.realtime import Conversation, ConversationMember, Message, SubscribeQuota, SubscribeSend
 from pawhome.messaging import subscribe_messages as sm
+from pawhome.platform import presence
 from tests.fixtures_worker import wait_until
 from tests.test_notifications import make_user
 
@@ -140,7 +139,8 @@ async def test_concurrent_accepts_all_count(api, resources):
     assert await remaining(resources, me.user_id) == 10
 
 
-# -- the push, in-process ---------------------------------------------------------------------------
+# -- the push, in-process
+# ---------------------------------------------------------------------------
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -188,7 +188,7 @@ async def test_no_authorisation_left_means_no_wechat_call(resources, wechat):
 
 @pytest.mark.gen_test(timeout=30)
 async def test_second_message_in_the_quiet_period_is_skipped(resources, wechat):
-    me, sender, conversation = await offline_user_with_message(resources, quota=5)
+    me, _sender, conversation = await offline_user_with_message(resources, quota=5)
     assert (await push_message(resources, me, conversation)).status == "sent"
     second = await push_message(resources, me, conversation)
     assert (second.status, second.detail) == ("skipped", "quiet period")
@@ -244,7 +244,7 @@ async def test_rejected_token_is_reread_once_and_the_send_succeeds(resources, we
     outcome = await push_message(resources, me, conversation)
     assert outcome.status == "sent"
     attempts = wechat.requests_to(sm.SEND_PATH)
-    assert [r.query["access_token"] for r in attempts][0] == "stale-token"
+    assert next(r.query["access_token"] for r in attempts) == "stale-token"
     assert len(attempts) == 2 and attempts[1].query["access_token"] != "stale-token"
     assert wechat.stable_token_calls == 1
     assert len(wechat.sent_messages) == 1 and await remaining(resources, me) == 2

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from models.platform import OutboxMessage
-from pawhome.platform import presence
 from pawhome.messaging import subscribe_messages as sm
+from pawhome.platform import presence
 
 
 async def _pending_pushes(resources, user_id: int) -> int:

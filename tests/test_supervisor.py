@@ -7,11 +7,12 @@ away from a supervisord a developer may be running).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -112,10 +113,8 @@ def supervised():
             supervisord.wait(10)
         leftovers = _processes_under(str(scratch))
         for pid in leftovers:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         shutil.rmtree(scratch, ignore_errors=True)
         assert not leftovers, f"processes left running after shutdown: {leftovers}"
 
@@ -159,7 +158,7 @@ def test_supervisor_runs_gateways_workers_beat_and_flower(supervised):
     rows = _wait(lambda: _all_running(ctl), 60, "every program RUNNING")
     assert set(rows) == PROGRAMS
     for port in (base_port, base_port + 1):
-        _wait(lambda: _healthz(port), 30, f"gateway on {port}")
+        _wait(lambda port=port: _healthz(port), 30, f"gateway on {port}")
 
     prefix = os.environ["TASK_QUEUE_PREFIX"]
     expected = {f"{prefix}{group}" for group in ("default-notify", "media",
@@ -177,4 +176,4 @@ def test_supervisor_runs_gateways_workers_beat_and_flower(supervised):
     for name, before in pids_before.items():
         assert rows[name][1].split(",")[0] != before.split(",")[0], "gateway was not restarted"
     for port in (base_port, base_port + 1):
-        _wait(lambda: _healthz(port), 30, f"gateway on {port} after restart")
+        _wait(lambda port=port: _healthz(port), 30, f"gateway on {port} after restart")

@@ -6,7 +6,6 @@ import datetime as dt
 import pytest
 
 
-
 async def put_me(api, user, body):
     return await api.put("/v1/users/me", json=body, token=user.token)
 

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
+from pawhome.integrations.wechat import WeChatClient, decrypt_user_data, encrypt_user_data
 from pawhome.platform import errors
 from pawhome.platform.resources import Resources
-from pawhome.integrations.wechat import WeChatClient, decrypt_user_data, encrypt_user_data
 from settings import Settings
 from tests.fakes.wechat import openid_for, session_key_for
 

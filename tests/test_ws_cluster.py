@@ -11,8 +11,7 @@ import pytest
 import wsclient
 from gateway.ws import CLOSE_AUTH, CLOSE_SLOW
 from pawhome.platform import events, presence
-from tests.realtime_helpers import (RawSocket, gateways, metric_value,  # noqa: F401
-                                    wait_until, ws_connect)
+from tests.realtime_helpers import RawSocket, gateways, metric_value, wait_until, ws_connect  # noqa: F401
 
 
 @pytest.mark.gen_test(timeout=90)

@@ -35,7 +35,7 @@ async def until_delivered(cache: Cache, client, user_id: int, timeout: float = 2
         try:
             await client.wait_for("test.probe", timeout=0.3)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
     await wait_until(probe, timeout=timeout, interval=0.05, what="delivery after outage")
 

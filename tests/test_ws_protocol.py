@@ -121,7 +121,7 @@ async def test_frame_flood_gets_rate_limit_errors_then_4429(api, base_url):
             break
         try:
             await client.send("ping")
-        except Exception:  # noqa: BLE001 - the server closed mid-flood
+        except Exception:
             break
     assert await client.wait_closed() == CLOSE_FLOOD
     codes = [f["code"] for f in client.received("error")]

@@ -25,8 +25,7 @@ import pawhome.domains  # noqa: F401  (every domain's registrations, as in the g
 from pawhome.platform import outbox, tasks
 from pawhome.platform.logs import setup_logging
 from settings import Settings, get_settings
-from workers import default, media, moderation, notify, search  # noqa: F401  (their tasks)
-from workers import runtime
+from workers import default, media, moderation, notify, runtime, search  # noqa: F401  (their tasks)
 from workers.base import PawTask
 from workers.dispatch import CeleryDispatcher
 from workers.schedule import beat_schedule

@@ -1,4 +1,5 @@
-"""Tasks of the moderation queue: review a post, a comment or an image (pawhome/moderation/reviews.py).
+"""Tasks of the moderation queue: review a post, a comment or an image
+(pawhome/moderation/reviews.py).
 
 Each takes an id and is idempotent: content that is no longer pending is left alone and a
 verdict on the same text is reused, so redelivery and retries cost no WeChat quota. WeChat

@@ -19,7 +19,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "default.relay_outbox",
             "schedule": settings.outbox_relay_beat_seconds,
         },
-        # The refresh itself decides whether the token is near expiry (pawhome/integrations/wechat.py);
+        # The refresh itself decides whether the token is near expiry
+        # (pawhome/integrations/wechat.py);
         # checking every minute keeps a refresh well inside WECHAT_TOKEN_REFRESH_MARGIN.
         "refresh-wechat-token": {
             "task": "notify.refresh_wechat_token",

@@ -12,6 +12,7 @@ so `resume` after a reconnect replays exactly what it missed. The tests and benc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 
 from pawhome.platform import codec
 
-__all__ = ["Client", "connect", "ConnectRefused", "Closed"]
+__all__ = ["Client", "Closed", "ConnectRefused", "connect"]
 
 
 class ConnectRefused(Exception):
@@ -122,7 +123,7 @@ class Client:
         if self._reader is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._reader), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._reader.cancel()
         self._reader = None
 
@@ -140,9 +141,9 @@ class Client:
                 self._changed.set()
                 return
             frame = codec.loads(message)
-            if "eid" in frame and "epoch" in frame:
-                if frame["epoch"] != self.epoch or frame["eid"] > self.last_event_id:
-                    self.epoch, self.last_event_id = frame["epoch"], frame["eid"]
+            if "eid" in frame and "epoch" in frame and (
+                    frame["epoch"] != self.epoch or frame["eid"] > self.last_event_id):
+                self.epoch, self.last_event_id = frame["epoch"], frame["eid"]
             if self.on_frame is not None:
                 self.on_frame(frame)
             if self.keep_frames:
@@ -182,17 +183,15 @@ class Client:
                         self._cursor += 1
                     return frame
                 index += 1
-            if self.closed and self.close_code is not None or (
+            if (self.closed and self.close_code is not None) or (
                     self._reader is not None and self._reader.done()):
                 raise Closed(self.close_code, self.close_reason)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise asyncio.TimeoutError(f"no {frame_type!r} frame within {timeout}s")
+                raise TimeoutError(f"no {frame_type!r} frame within {timeout}s")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
 
     async def wait_closed(self, timeout: float = 10.0) -> int | None:
         """Wait until the server closes the socket; returns the close code."""

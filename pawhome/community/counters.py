@@ -223,12 +223,13 @@ async def _repair(db: Database, model: Any, key: Any, row_id: int, recount: Any,
         if stored is None:
             return False
         truth = (await recount(session, [row_id]))[row_id]
-        wrong = {n: truth[n] for n, value in zip(names, stored) if int(value or 0) != truth[n]}
+        wrong = {n: truth[n] for n, value in zip(names, stored, strict=True)
+                 if int(value or 0) != truth[n]}
         if wrong:
             await session.execute(update(model).where(key == row_id).values(**wrong)
                                   .execution_options(synchronize_session=False))
             log.warning("repaired %s %s counters: %s", model.__tablename__, row_id,
-                        {n: f"{int(v or 0)}->{truth[n]}" for n, v in zip(names, stored)
+                        {n: f"{int(v or 0)}->{truth[n]}" for n, v in zip(names, stored, strict=True)
                          if n in wrong})
         return bool(wrong)
 
@@ -246,7 +247,8 @@ async def _reconcile_table(db: Database, kind: str, model: Any, key: Any, recoun
                 return
             truth = await recount(session, [int(r[0]) for r in rows])
         suspects = [int(r[0]) for r in rows
-                    if any(int(v or 0) != truth[int(r[0])][n] for n, v in zip(names, r[1:]))]
+                    if any(int(v or 0) != truth[int(r[0])][n]
+                           for n, v in zip(names, r[1:], strict=True))]
         fixed = 0
         for row_id in suspects:  # re-checked under the row lock: a write may have been mid-way
             fixed += await _repair(db, model, key, row_id, recount, names)

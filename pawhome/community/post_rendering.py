@@ -115,6 +115,7 @@ def _row_view(row: Any, topic_names: list[str]) -> dict[str, Any]:
 
 def post_view(post: Post, author: User | None, board: Board | None,
               topic_names: list[str]) -> dict[str, Any]:
-    return _row_view(tuple(getattr(post, name) for name in _POST_FIELDS) + (
-        author.nickname if author else "", author.avatar_url if author else "",
-        board.slug if board else None), topic_names)
+    row = (*(getattr(post, name) for name in _POST_FIELDS),
+           author.nickname if author else "", author.avatar_url if author else "",
+           board.slug if board else None)
+    return _row_view(row, topic_names)

@@ -27,8 +27,8 @@ MAX_TOPIC_LENGTH = 32
 # (so "a#b" tags nothing) and a longer run is not a topic. So "#柯基 好可爱", "#柯基#好可爱" and
 # "#Corgi!" each tag one topic. Names are NFKC-normalised (full-width letters become ASCII)
 # and lower-cased, so #Corgi and #ＣＯＲＧＩ are one topic.
-TOPIC_IN_TEXT = re.compile(r"(?<!\w)#(\w{1,%d})(?!\w)#?" % MAX_TOPIC_LENGTH)
-_TOPIC_NAME = re.compile(r"^\w{1,%d}$" % MAX_TOPIC_LENGTH)
+TOPIC_IN_TEXT = re.compile(rf"(?<!\w)#(\w{{1,{MAX_TOPIC_LENGTH}}})(?!\w)#?")
+_TOPIC_NAME = re.compile(rf"^\w{{1,{MAX_TOPIC_LENGTH}}}$")
 
 
 def normalize_topic(raw: str) -> str:

@@ -11,23 +11,36 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
-from typing import Any, Awaitable, Callable, TypeVar, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.users import ROLES, RefreshToken, User
-from pawhome.platform import events
-from pawhome.search import index as search
 from pawhome.identity import sms, users
-from pawhome.platform.db import run_transaction
-from pawhome.platform.errors import (Forbidden, RefreshTokenReused, TokenExpired, TokenInvalid,
-                            TokenRevoked, ValidationFailed, field_error)
-from pawhome.platform.resources import Resources
-from pawhome.identity.tokens import (AccessClaims, issue_access_token, revoke_access_token,
-                            revoke_all_for_user, revoke_session)
+from pawhome.identity.tokens import (
+    AccessClaims,
+    issue_access_token,
+    revoke_access_token,
+    revoke_all_for_user,
+    revoke_session,
+)
 from pawhome.integrations.wechat import WeChatClient, decrypt_user_data
+from pawhome.platform import events
+from pawhome.platform.db import run_transaction
+from pawhome.platform.errors import (
+    Forbidden,
+    RefreshTokenReused,
+    TokenExpired,
+    TokenInvalid,
+    TokenRevoked,
+    ValidationFailed,
+    field_error,
+)
+from pawhome.platform.resources import Resources
+from pawhome.search import index as search
 from settings import Settings
 
 

@@ -45,7 +45,7 @@ async def search_users(session: AsyncSession, settings: Any, viewer_id: int | No
     rows = (await session.execute(
         base.order_by(matches.c.score.desc(), User.id.desc()).offset(offset).limit(limit))).all()
     items = []
-    for user, score in rows:
+    for user, _score in rows:
         show_bio = (await privacy_of(session, user.id)).show_bio
         items.append({
             "id": user.id, "nickname": user.nickname, "avatar_url": user.avatar_url,

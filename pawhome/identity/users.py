@@ -6,6 +6,7 @@ live here too, so the REST handlers and any later caller validate the same way.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -205,16 +206,12 @@ def apply_wechat_profile(settings: Settings, user: User, data: dict[str, Any]) -
     refuse from the user directly (too long, a listed word, a non-https avatar)."""
     nickname = data.get("nickName")
     if isinstance(nickname, str):
-        try:
+        with contextlib.suppress(ValidationFailed, SensitiveContent):
             user.nickname = clean_nickname(settings, nickname[:settings.nickname_max_length])
-        except (ValidationFailed, SensitiveContent):
-            pass
     avatar = data.get("avatarUrl")
     if isinstance(avatar, str) and len(avatar) <= 512:
-        try:
+        with contextlib.suppress(ValueError):
             user.avatar_url = _https_url(avatar)
-        except ValueError:
-            pass
     if data.get("gender") in (0, 1, 2):
         user.gender = data["gender"]
 

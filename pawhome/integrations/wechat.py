@@ -24,8 +24,15 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from pawhome.platform import codec
-from pawhome.platform.errors import (InvalidCode, ValidationFailed, WeChatBadReply, WeChatError,
-                            WeChatRateLimited, WeChatUnavailable, field_error)
+from pawhome.platform.errors import (
+    InvalidCode,
+    ValidationFailed,
+    WeChatBadReply,
+    WeChatError,
+    WeChatRateLimited,
+    WeChatUnavailable,
+    field_error,
+)
 from pawhome.platform.resources import Resources
 
 log = logging.getLogger("pawhome.integrations.wechat")

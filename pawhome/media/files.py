@@ -237,7 +237,7 @@ def process_video(path: Path, workdir: Path, content_type: str, *, ffmpeg: str, 
              "-map_metadata", "-1", "-c", "copy"]
     if extension in ("mp4", "mov"):
         remux += ["-movflags", "+faststart"]
-    result = _run(remux + [str(clean)], timeout)
+    result = _run([*remux, str(clean)], timeout)
     if result.returncode != 0:
         raise MediaRejected("video is corrupt or unreadable")
     poster, _ = open_image_checked(frame, max_pixels)

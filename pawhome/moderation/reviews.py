@@ -100,7 +100,7 @@ def fresh_openid(settings: Settings, user: User | None,
         return None
     last = user.last_login_at
     if last.tzinfo is not None:  # our timestamps are naive UTC
-        last = last.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        last = last.astimezone(dt.UTC).replace(tzinfo=None)
     age = (now or utcnow()) - last
     if age > dt.timedelta(seconds=settings.moderation_openid_fresh_seconds):
         return None

@@ -14,8 +14,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import JSON, event, exc, text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import (AsyncConnection, AsyncEngine, AsyncSession,
-                                    async_sessionmaker, create_async_engine)
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.sql import Select
 
 from pawhome.platform import codec

@@ -7,8 +7,8 @@ receives its own users' events and adding gateways adds no fan-out. An event is
 `{"id", "type", "data", "ts"}`: `id` is unique (redelivery is recognised by it), `ts` is
 milliseconds since the epoch.
 
-- `emit_to_user`: stored in the user's stream (pawhome/platform/streams.py, resumable by event id) and
-  delivered only if the caller's transaction commits (through the outbox). Use it for
+- `emit_to_user`: stored in the user's stream (pawhome/platform/streams.py, resumable by event
+  id) and delivered only if the caller's transaction commits (through the outbox). Use it for
   anything caused by a database change.
 - `emit_after_commit`: the same guarantee for several events in one INSERT, delivered by the
   caller right after its commit (`await outbox.flush_after_commit(...)`) instead of waiting
@@ -32,9 +32,14 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pawhome.platform import codec, streams
-from pawhome.platform.channels import (topic_channel, topic_channel_key,  # noqa: F401
-                                       user_channel, user_channel_key, user_id_of_channel)
 from pawhome.platform.cache import Cache
+from pawhome.platform.channels import (  # noqa: F401
+    topic_channel,
+    topic_channel_key,
+    user_channel,
+    user_channel_key,
+    user_id_of_channel,
+)
 from pawhome.platform.outbox import publish_event, publish_events_after_commit
 
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")

@@ -19,7 +19,7 @@ from typing import Generic, ParamSpec
 
 P = ParamSpec("P")
 
-_HOOKS: list["Hook[...]"] = []
+_HOOKS: list[Hook[...]] = []
 
 
 class Hook(Generic[P]):
@@ -53,6 +53,6 @@ class Hook(Generic[P]):
         return f"Hook({self.name!r}, {len(self._functions)} connected)"
 
 
-def all_hooks() -> list["Hook[...]"]:
+def all_hooks() -> list[Hook[...]]:
     """Every hook declared so far (the wiring test checks each required one is connected)."""
     return list(_HOOKS)

@@ -17,12 +17,14 @@ OUTBOX_CLAIM_SECONDS; right after its commit the request appends them to the use
 itself (one Redis call) and deletes them (one statement, shared with concurrent requests), so
 delivery waits for no relay pass. A request that dies before flushing leaves its rows, and the
 relay delivers them once the claim runs out; a redelivered event is a no-op (event-id dedup in
-pawhome/platform/streams.py). The chat group commit (pawhome/messaging/chat_writer.py) writes a batch's events as
-ONE row of kind "events" (`claimed_batch_insert`), claimed and delivered the same way.
+pawhome/platform/streams.py). The chat group commit (pawhome/messaging/chat_writer.py) writes
+a batch's events as ONE row of kind "events" (`claimed_batch_insert`), claimed and delivered
+the same way.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -31,8 +33,18 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import (Select, String, Table, TextClause, bindparam, delete, func, insert,
-                        select, text)
+from sqlalchemy import (
+    Select,
+    String,
+    Table,
+    TextClause,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -83,7 +95,8 @@ def publish_event(session: AsyncSession, channel: str, event: dict[str, Any]) ->
 _CLAIMED = "outbox_claimed"
 
 
-async def publish_events_after_commit(session: AsyncSession, items: list[tuple[str, dict[str, Any]]],
+async def publish_events_after_commit(session: AsyncSession,
+                                      items: list[tuple[str, dict[str, Any]]],
                                       claim_seconds: float) -> None:
     """Write event rows (`(channel, event)`, channel unprefixed) in one INSERT, claimed by the
     caller for `claim_seconds`: after its commit the caller delivers them with
@@ -107,7 +120,7 @@ async def publish_events_after_commit(session: AsyncSession, items: list[tuple[s
         })).inserted_primary_key[0] for channel, _event_id, payload in encoded]
     claimed = session.info.setdefault(_CLAIMED, [])
     claimed.extend((int(row_id), channel, event_id, payload)
-                   for row_id, (channel, event_id, payload) in zip(ids, encoded))
+                   for row_id, (channel, event_id, payload) in zip(ids, encoded, strict=True))
 
 
 _CLAIMED_INSERT = insert(OUTBOX).values(
@@ -393,7 +406,7 @@ class OutboxRelay:
         if self._task is not None:
             try:
                 await asyncio.wait_for(self._task, 5)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
             self._task = None
 
@@ -406,10 +419,8 @@ class OutboxRelay:
                 moved = 0
             if moved and not self._stopping:
                 continue  # more may be waiting
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
 
     # -- one pass --------------------------------------------------------------------------

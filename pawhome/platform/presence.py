@@ -10,7 +10,7 @@ connected. Readers: the presence endpoint, notify tasks.
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from pawhome.platform.cache import Cache
 

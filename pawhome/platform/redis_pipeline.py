@@ -109,7 +109,7 @@ class _Line:
                 batch, self.unsent = self.unsent, []
                 if batch:
                     await self.connection.send_packed_command(batch, check_health=False)
-        except BaseException as error:  # noqa: BLE001 - every waiter must hear of it
+        except BaseException as error:
             self.fail(error)
 
     async def _read(self) -> None:
@@ -130,7 +130,7 @@ class _Line:
                     future.set_exception(reply)
                 else:
                     future.set_result(reply)
-        except BaseException as error:  # noqa: BLE001 - every waiter must hear of it
+        except BaseException as error:
             self.fail(error)
 
     def fail(self, error: BaseException) -> None:

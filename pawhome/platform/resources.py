@@ -40,7 +40,8 @@ class Resources:
         self.db = Database(settings)
         self.cache = Cache(settings)
         self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.wechat_timeout, connect=min(3.0, settings.wechat_timeout)),
+            timeout=httpx.Timeout(settings.wechat_timeout,
+                                  connect=min(3.0, settings.wechat_timeout)),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
         self._dispatcher = dispatcher
@@ -60,7 +61,7 @@ class Resources:
         for closer in closers:
             try:
                 await closer()
-            except Exception:  # noqa: BLE001 - the pools below must close whatever happened
+            except Exception:
                 log.warning("a resource closer failed", exc_info=True)
         await self.http.aclose()
         await self.cache.close()
