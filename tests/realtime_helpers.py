@@ -27,8 +27,10 @@ from tornado.httpclient import AsyncHTTPClient
 
 import wsclient
 from pawhome.platform import codec
+from pawhome.platform.cache import Cache
+from settings import Settings
 from tests.fixtures_worker import wait_until
-from tests.services import free_port
+from tests.services import PrivateRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -207,3 +209,13 @@ class RawSocket:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+@pytest.fixture
+def private_redis(io_loop):
+    """A Redis server of the test's own (to stop, freeze and restart) and a Cache on it."""
+    server = PrivateRedis().start()
+    cache = Cache(Settings(redis_url=server.url))
+    yield server, cache
+    io_loop.run_sync(cache.close)
+    server.cleanup()

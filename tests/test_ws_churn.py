@@ -12,10 +12,7 @@ import pytest
 
 from pawhome.identity.tokens import issue_access_token
 from pawhome.platform import channels, presence
-from pawhome.platform.cache import Cache
-from settings import Settings
-from tests.realtime_helpers import RawSocket, gateways, metric_value, wait_until  # noqa: F401
-from tests.services import PrivateRedis
+from tests.realtime_helpers import RawSocket, gateways, metric_value, private_redis, wait_until  # noqa: F401
 
 STORM = 2000
 
@@ -111,13 +108,6 @@ async def test_a_connect_storm_is_served_with_a_small_redis_pool(gateways, setti
         sock.close()
 
 
-@pytest.fixture
-def private_redis(io_loop):
-    server = PrivateRedis().start()
-    cache = Cache(Settings(redis_url=server.url))
-    yield server, cache
-    io_loop.run_sync(cache.close)
-    server.cleanup()
 
 
 @pytest.mark.gen_test(timeout=120)

@@ -11,18 +11,7 @@ import redis.asyncio as aioredis
 import wsclient
 from pawhome.platform import events
 from pawhome.platform.cache import Cache
-from settings import Settings
-from tests.realtime_helpers import gateways, wait_until, ws_connect  # noqa: F401
-from tests.services import PrivateRedis
-
-
-@pytest.fixture
-def private_redis(io_loop):
-    server = PrivateRedis().start()
-    cache = Cache(Settings(redis_url=server.url))
-    yield server, cache
-    io_loop.run_sync(cache.close)
-    server.cleanup()
+from tests.realtime_helpers import gateways, private_redis, wait_until, ws_connect  # noqa: F401
 
 
 async def until_delivered(cache: Cache, client, user_id: int, timeout: float = 20) -> None:
