@@ -19,11 +19,12 @@ import re
 from typing import Any
 
 from pawhome.platform import errors
+from pawhome.platform.fields import CONTROL_CHARACTERS
 
-# The refused characters, as a regex class body; SCHEMA_PATTERN spells the same set for
-# JSON Schema (ECMA-262 and Python regexes both read \uXXXX).
-_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-SCHEMA_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$"
+# The refused characters (one definition, pawhome/platform/fields.py), and the same set as the
+# JSON Schema pattern of every request string.
+_REFUSED = re.compile(f"[{CONTROL_CHARACTERS}]")
+SCHEMA_PATTERN = rf"^[^{CONTROL_CHARACTERS}]*$"
 MESSAGE = "control characters are not allowed"
 
 # In JSON text a refused character can only appear as a \u00XX escape, \b, \f or a raw DEL

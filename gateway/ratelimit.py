@@ -135,14 +135,10 @@ class RateLimiter:
         keys += reads
         if not keys:
             return []
-        pipeline = self.cache.pipeline
-        try:  # EVALSHA directly: redis-py's Script wrapper costs more than the call here
-            if pipeline is not None:
-                reply = await pipeline.execute("EVALSHA", self._script.sha, len(keys), *keys,
-                                               *args)
-            else:
-                reply = await self.cache.redis.evalsha(self._script.sha, len(keys), *keys,
-                                                       *args)
+        try:  # EVALSHA directly (on the pipelined connection): redis-py's Script wrapper
+            # costs more than the call here
+            reply = await self.cache.execute("EVALSHA", self._script.sha, len(keys), *keys,
+                                             *args)
         except NoScriptError:
             reply = await self._script(keys=keys, args=args)
         full = int(reply[0])

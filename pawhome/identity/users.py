@@ -303,9 +303,15 @@ def notification_prefs_of_row(row: UserSettings | None) -> NotificationPrefs:
                    row.notification_prefs if row else None)
 
 
+def privacy_of_stored(stored: dict[str, Any] | None) -> PrivacyPrefs:
+    """The effective privacy preferences from a settings row's stored `privacy_prefs` (for
+    readers that load the column themselves, as the chat rules' batch statement does)."""
+    return _merged(PrivacyPrefs, stored)  # type: ignore[return-value]
+
+
 async def privacy_of(session: AsyncSession, user_id: int) -> PrivacyPrefs:
     row = await session.get(UserSettings, user_id)
-    return _merged(PrivacyPrefs, row.privacy_prefs if row else None)  # type: ignore[return-value]
+    return privacy_of_stored(row.privacy_prefs if row else None)
 
 
 async def change_settings(resources: Resources, user_id: int,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
@@ -257,8 +257,7 @@ def allow_messages_from(stored: dict[str, Any] | str | None) -> str:
         return "everyone"
     if isinstance(stored, str):
         return _allow_messages_from_json(stored)
-    merged = cast(users.PrivacyPrefs, users._merged(users.PrivacyPrefs, stored))
-    return merged.allow_messages_from
+    return users.privacy_of_stored(stored).allow_messages_from
 
 
 @functools.lru_cache(maxsize=4096)

@@ -13,7 +13,10 @@ MAX_ID = 2**63 - 1
 # the gateway refuses (gateway/control_characters.py: C0 but tab, LF, CR; DEL). Whitespace is
 # spelled out as Python's str.isspace() has it: \s differs between Python, JSON Schema's
 # ECMA regexes and pydantic's Rust regexes (on U+001C-U+001F and U+FEFF).
-_CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f"
+# One spelling of the set, as a regex class body that Python's re, pydantic's Rust regexes and
+# JSON Schema's ECMA regexes all read the same (gateway/control_characters.py uses it too).
+CONTROL_CHARACTERS = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f"
+_CONTROL = CONTROL_CHARACTERS
 _SPACE = r"\t\n\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
 

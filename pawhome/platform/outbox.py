@@ -73,13 +73,17 @@ def enqueue_task(session: AsyncSession, task_name: str, *args: Any, countdown: f
                  **kwargs: Any) -> OutboxMessage:
     """Add a task to the outbox of the session's transaction. Args must be JSON values."""
     codec.dumps([args, kwargs])  # fail now, in the request, if an argument is not JSON
-    row = OutboxMessage(kind="task", name=task_name,
-                        payload={"args": list(args), "kwargs": kwargs},
+    row = OutboxMessage(kind="task", name=task_name, payload=_task_payload(args, kwargs),
                         available_at=utcnow() + dt.timedelta(seconds=countdown))
     session.add(row)
     if countdown <= 0:  # a delayed task is not due yet: waking the relay would find nothing
         session.info["outbox_dirty"] = True
     return row
+
+
+def _task_payload(args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A task row's payload (what the relay hands the dispatcher): one shape for both writers."""
+    return {"args": list(args), "kwargs": kwargs}
 
 
 def publish_event(session: AsyncSession, channel: str, event: dict[str, Any]) -> OutboxMessage:
@@ -177,7 +181,7 @@ def claimed_batch_insert(events: list[tuple[str, str, str]], tasks: list[TaskSpe
         rows.append(("events", "ws:users", _events_row_payload(events),
                      now + dt.timedelta(seconds=max(0.0, claim_seconds))))
     for name, args, kwargs, countdown in tasks:
-        rows.append(("task", name, codec.dumps_str({"args": list(args), "kwargs": kwargs}),
+        rows.append(("task", name, codec.dumps_str(_task_payload(args, kwargs)),
                      now + dt.timedelta(seconds=max(0.0, float(countdown)))))
     if not rows:
         raise ValueError("claimed_batch_insert needs at least one event or task")
