@@ -281,6 +281,24 @@ class Settings(BaseSettings):
     counter_reconcile_seconds: float = 600.0  # beat interval of the counter reconciliation
     counter_reconcile_batch: int = 500  # rows recounted per query by the reconciliation
 
+    # --- mall (pawhome/mall/, docs/mall.md) ---------------------------------------------
+    category_cache_seconds: int = 3600  # the category tree (dropped on every category write)
+    product_list_cache_seconds: int = 300  # seed 004: product lists 5 min (dropped on change)
+    product_detail_cache_seconds: int = 600  # seed 004: product detail 10 min (dropped on change)
+    product_footprints_kept: int = 100  # browse footprints kept per user
+    address_max_per_user: int = 20
+    cart_max_lines: int = 100
+    cart_max_quantity: int = 999  # per line, unless the SKU's purchase limit is lower
+    order_unpaid_timeout_seconds: int = 1800  # unpaid orders are cancelled after this
+    order_auto_complete_days: int = 10  # shipped orders complete by themselves after this
+    order_sweep_seconds: float = 60.0  # beat: unpaid orders past their deadline, due completions
+    order_max_lines: int = 50  # lines in one checkout
+
+    # --- WeChat Pay v3 (pawhome/integrations/wechatpay.py, pawhome/payments/, docs/payments.md)
+    # ----------------------------
+    # "simulated": embedded mode's local payment (same notify path); production: "wechat".
+    payment_provider: Literal["wechat", "simulated"] = "simulated"
+
     # --- misc ------------------------------------------------------------------------
     nickname_max_length: int = 20
     flower_port: int = 5555

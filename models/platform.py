@@ -61,3 +61,23 @@ class DeadLetter(Base):
     retries: Mapped[int] = mapped_column(Integer, default=0)
     failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One admin or merchant write: who did what to which record, with a before/after
+    summary (pawhome/platform/audit.py). Never updated, never deleted by the app."""
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id", "id"),
+                      Index("ix_audit_log_actor", "actor_id", "id"),
+                      Index("ix_audit_log_action", "action", "id"),
+                      MYSQL_TABLE_ARGS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    actor_id: Mapped[int | None] = mapped_column(BigId)
+    actor_role: Mapped[str] = mapped_column(String(16), default="")
+    action: Mapped[str] = mapped_column(String(64))  # product.update, order.force_cancel, ...
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
