@@ -108,8 +108,9 @@ class Category(Base):
 
 
 class Product(Base):
-    """A merchant's product. price_min/price_max and stock_total summarise its live SKUs
-    (kept by the catalogue's writes) so lists filter and sort without joining SKUs."""
+    """A merchant's product. price_min/price_max summarise its live SKUs (kept by the
+    catalogue's writes) so lists filter and sort without joining SKUs; stock lives on the
+    SKUs only (orders lock SKU rows, never the product's)."""
     __tablename__ = "products"
     __table_args__ = (
         Index("ix_products_status_category", "status", "category_id", "id"),
@@ -137,7 +138,6 @@ class Product(Base):
     status_reason: Mapped[str] = mapped_column(String(255), default="")
     price_min: Mapped[int] = mapped_column(BigInteger, default=0)
     price_max: Mapped[int] = mapped_column(BigInteger, default=0)
-    stock_total: Mapped[int] = mapped_column(BigInteger, default=0)
     sales_count: Mapped[int] = mapped_column(BigInteger, default=0)
     favorite_count: Mapped[int] = mapped_column(Integer, default=0)
     rating_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -178,7 +178,6 @@ def upgrade() -> None:
     sa.Column('status_reason', sa.String(length=255), nullable=False),
     sa.Column('price_min', sa.BigInteger(), nullable=False),
     sa.Column('price_max', sa.BigInteger(), nullable=False),
-    sa.Column('stock_total', sa.BigInteger(), nullable=False),
     sa.Column('sales_count', sa.BigInteger(), nullable=False),
     sa.Column('favorite_count', sa.Integer(), nullable=False),
     sa.Column('rating_count', sa.Integer(), nullable=False),
