@@ -298,6 +298,35 @@ class Settings(BaseSettings):
     # ----------------------------
     # "simulated": embedded mode's local payment (same notify path); production: "wechat".
     payment_provider: Literal["wechat", "simulated"] = "simulated"
+    # The merchant (直连商户) and the mini-program paying through it; appid "" = wechat_appid.
+    wechatpay_mchid: str = "1900000001"
+    wechatpay_appid: str = ""
+    wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
+    wechatpay_timeout: float = 5.0
+    # Secrets, from the environment only (WECHATPAY_PRIVATE_KEY, WECHATPAY_APIV3_KEY): the
+    # merchant API private key (PEM text or a file path) and its certificate's serial number,
+    # which sign every request; the APIv3 key (32 characters), which decrypts notifies and
+    # platform certificates.
+    wechatpay_private_key: str = ""
+    wechatpay_cert_serial: str = ""
+    wechatpay_apiv3_key: str = ""
+    # The WeChat Pay public key (PEM text or a file path) and its id (PUB_KEY_ID_...). Empty:
+    # replies and notifies are verified with the platform certificates from /v3/certificates.
+    # Both may be in use during a switch; Wechatpay-Serial picks one (docs/payments.md).
+    wechatpay_public_key: str = ""
+    wechatpay_public_key_id: str = ""
+    # Platform certificates are downloaded again after this long, or at once (at most every
+    # wechatpay_cert_retry_seconds) when a reply names a serial we do not hold.
+    wechatpay_cert_refresh_seconds: int = 12 * 3600
+    wechatpay_cert_retry_seconds: int = 60
+    # Where WeChat posts results; "" = public_base_url + /v1/payments/wechat/notify (payments)
+    # and + /v1/payments/wechat/refund-notify (refunds). Production: https URLs, no query.
+    wechatpay_notify_url: str = ""
+    wechatpay_refund_notify_url: str = ""
+    # A notify or reply whose Wechatpay-Timestamp is further than this from our clock is refused.
+    wechatpay_notify_max_skew_seconds: int = 300
+    # payment_provider "simulated": where its development keys are kept (made on first use).
+    wechatpay_sim_dir: str = str(ROOT / "var" / "wechatpay-sim")
 
     # --- misc ------------------------------------------------------------------------
     nickname_max_length: int = 20
@@ -311,6 +340,18 @@ class Settings(BaseSettings):
         # unless MODERATION_WECHAT_ENABLED is set explicitly.
         if self.mode == "embedded" and "moderation_wechat_enabled" not in self.model_fields_set:
             self.moderation_wechat_enabled = False
+        return self
+
+    @model_validator(mode="after")
+    def _wechatpay_defaults(self) -> Settings:
+        # WeChat Pay: the paying app is the mini-program, and WeChat posts to this gateway.
+        base = self.public_base_url.rstrip("/")
+        if not self.wechatpay_appid:
+            self.wechatpay_appid = self.wechat_appid
+        if not self.wechatpay_notify_url:
+            self.wechatpay_notify_url = base + "/v1/payments/wechat/notify"
+        if not self.wechatpay_refund_notify_url:
+            self.wechatpay_refund_notify_url = base + "/v1/payments/wechat/refund-notify"
         return self
 
     @property
@@ -342,8 +383,30 @@ class Settings(BaseSettings):
             problems.append("WECHAT_SECRET must be set")
         if self.wechat_push_token == "dev-push-token":
             problems.append("WECHAT_PUSH_TOKEN must be set (content-security callbacks)")
+        problems.extend(self.wechatpay_problems())
         if problems:
             raise RuntimeError("production settings are incomplete: " + "; ".join(problems))
+
+    def wechatpay_problems(self) -> list[str]:
+        """What keeps WeChat Pay from working in production (checked at start)."""
+        if self.payment_provider != "wechat":
+            return ["PAYMENT_PROVIDER must be wechat (the simulated provider is for development)"]
+        problems = []
+        if not self.wechatpay_mchid or self.wechatpay_mchid == "1900000001":
+            problems.append("WECHATPAY_MCHID must be set")
+        if not self.wechatpay_private_key:
+            problems.append("WECHATPAY_PRIVATE_KEY must be set (PEM text or a file path)")
+        if not self.wechatpay_cert_serial:
+            problems.append("WECHATPAY_CERT_SERIAL must be set")
+        if len(self.wechatpay_apiv3_key.encode()) != 32:
+            problems.append("WECHATPAY_APIV3_KEY must be set (32 characters)")
+        if bool(self.wechatpay_public_key) != bool(self.wechatpay_public_key_id):
+            problems.append("WECHATPAY_PUBLIC_KEY and WECHATPAY_PUBLIC_KEY_ID go together")
+        if not self.wechatpay_notify_url.startswith("https://") or \
+                not self.wechatpay_refund_notify_url.startswith("https://"):
+            problems.append("WECHATPAY_NOTIFY_URL and WECHATPAY_REFUND_NOTIFY_URL must be https "
+                            "(set PUBLIC_BASE_URL or the URLs themselves)")
+        return problems
 
 
 @lru_cache
