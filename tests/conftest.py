@@ -40,7 +40,8 @@ os.environ.update(
 import workers.celery_app  # noqa: E402,F401
 from tests.helpers import Api  # noqa: E402  (after the environment is set)
 
-pytest_plugins = ["tests.fixtures_wechat", "tests.fixtures_worker"]
+pytest_plugins = ["tests.fixtures_wechat", "tests.fixtures_worker",
+                  "tests.fixtures_wechatpay"]
 
 
 def _admin_url() -> str:

@@ -10,9 +10,11 @@ from settings import Settings
 
 @pytest.fixture
 def settings():
+    # WeChat Pay's keys come from the fake's fixture (tests/fixtures_wechatpay.py).
     return Settings(mode="production", jwt_secret="p" * 48, wechat_secret="prod-secret",
                     wechat_push_token="prod-push-token",
-                    broker_url=os.environ["BROKER_URL"])
+                    broker_url=os.environ["BROKER_URL"],
+                    public_base_url="https://api.pawhome.example")
 
 
 @pytest.mark.gen_test
@@ -36,6 +38,9 @@ async def test_real_logins_still_exist_in_production(api, settings):
     ("WECHAT_PUSH_TOKEN", {"wechat_push_token": "dev-push-token"}),
     ("REDIS_URL", {"redis_url": "memory://"}),
     ("BROKER_URL", {"broker_url": ""}),
+    ("PAYMENT_PROVIDER", {"payment_provider": "simulated"}),
+    ("WECHATPAY_APIV3_KEY", {"wechatpay_apiv3_key": ""}),
+    ("WECHATPAY_PRIVATE_KEY", {"wechatpay_private_key": ""}),
 ])
 def test_production_refuses_development_secrets_and_embedded_stores(settings, missing, overrides):
     incomplete = settings.model_copy(update=overrides)
