@@ -286,6 +286,7 @@ class Settings(BaseSettings):
     product_list_cache_seconds: int = 300  # seed 004: product lists 5 min (dropped on change)
     product_detail_cache_seconds: int = 600  # seed 004: product detail 10 min (dropped on change)
     product_footprints_kept: int = 100  # browse footprints kept per user
+    product_footprint_flush_seconds: float = 10.0  # beat: footprints buffered in Redis -> table
     address_max_per_user: int = 20
     cart_max_lines: int = 100
     cart_max_quantity: int = 999  # per line, unless the SKU's purchase limit is lower

@@ -70,6 +70,15 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "wechat.push": (Rule("ip", 6000, 60),),
     # Reports are cheap to send and costly to review.
     "moderation.report": (Rule("user", 20, 3600),),
+    # -- mall: the catalogue --
+    # Product pages and lists are cached and may be read without logging in: per IP.
+    "mall.products": (Rule("ip", 1200, 60),),
+    "mall.product": (Rule("ip", 1200, 60), Rule("user", 600, 60)),
+    "mall.categories": (Rule("ip", 600, 60),),
+    "mall.products_search": (Rule("ip", 300, 60), Rule("user", 120, 60)),
+    "mall.favorite": (Rule("user", 120, 60),),
+    # A merchant counting a warehouse adjusts many SKUs in a row.
+    "merchant.stock_adjust": (Rule("user", 300, 60),),
 }
 
 # One call per request: every window that applies (per IP, per user) and, in the same round

@@ -24,7 +24,8 @@ from pawhome.community import (  # noqa: F401
 )
 from pawhome.identity import auth, sms, tokens, user_search, users  # noqa: F401
 from pawhome.integrations import storage, wechat  # noqa: F401
+from pawhome.mall import categories, product_favorites, product_search, product_views, products  # noqa: F401
 from pawhome.media import files, processing, uploads  # noqa: F401
 from pawhome.messaging import chat, chat_writer, notifications, subscribe_messages  # noqa: F401
-from pawhome.moderation import decisions, reports, reviews  # noqa: F401
+from pawhome.moderation import decisions, product_reviews, reports, reviews  # noqa: F401
 from pawhome.search import index  # noqa: F401

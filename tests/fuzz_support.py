@@ -100,6 +100,7 @@ class Seed:
     admin: Login  # admin operations run as them
     other: Login  # the fuzzing user's counterpart (a follower, a correspondent)
     victim: Login  # the target of admin user operations (bans, roles)
+    merchant: Login | None = None  # /v1/merchant/... operations run as them
     ids: dict[str, list[Any]] = field(default_factory=dict)  # parameter name -> values
     admin_ids: dict[str, list[Any]] = field(default_factory=dict)  # same, for /v1/admin/...
     doomed_ids: dict[str, list[Any]] = field(default_factory=dict)  # same, for DELETE
@@ -155,6 +156,42 @@ class Seeder:
         pending = self.call("POST", "/v1/media", who, json={
             "kind": "image", "size": len(data), "content_type": "image/jpeg"})
         return started["media_id"], pending["upload_url"].rsplit("/", 1)[1]
+
+
+    # -- the catalogue (docs/mall.md) --
+    def ready_image(self, who: Login, timeout: float = 20.0) -> int:
+        """A processed image of `who`'s (the media task runs in-process)."""
+        media_id, _ = self.image_upload(who)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.call("GET", f"/v1/media/{media_id}", who)["status"] == "ready":
+                return media_id
+            time.sleep(0.05)
+        raise AssertionError(f"media {media_id} not ready after {timeout}s")
+
+    def product(self, merchant: Login, admin: Login, category_id: int, name: str,
+                on_sale: bool = True, timeout: float = 20.0) -> tuple[int, list[int]]:
+        """A product with two SKUs, put on sale (moderation runs in-process; what it holds
+        the admin approves): (product id, SKU ids)."""
+        product = self.call("POST", "/v1/merchant/products", merchant, json={
+            "name": name, "subtitle": "猫狗通用", "media_ids": [self.ready_image(merchant)],
+            "category_id": category_id, "pet_types": ["cat", "dog"], "tags": ["零食"]})
+        skus = self.call("PUT", f"/v1/merchant/products/{product['id']}/skus", merchant, json={
+            "spec_attrs": [{"name": "规格", "values": ["100g", "500g"]}],
+            "skus": [{"spec_values": ["100g"], "price": 1990, "stock": 500},
+                     {"spec_values": ["500g"], "price": 6990, "original_price": 7990,
+                      "stock": 500}]})["skus"]
+        if on_sale:
+            path = f"/v1/merchant/products/{product['id']}"
+            self.call("POST", path + "/on-sale", merchant)
+            deadline = time.monotonic() + timeout
+            while self.call("GET", path, merchant)["status"] == "reviewing":
+                if time.monotonic() > deadline:
+                    self.call("POST", f"/v1/admin/products/{product['id']}/approve", admin)
+                    break
+                time.sleep(0.05)
+            assert self.call("GET", path, merchant)["status"] == "on_sale"
+        return product["id"], [s["id"] for s in skus]
 
 
 def publish(gateway: FuzzGateway, world: Seed, post_id: int, settle: float = 5.0) -> None:
@@ -228,8 +265,20 @@ def seed(gateway: FuzzGateway) -> Seed:
         "kind": "video", "size": 3 << 20, "content_type": "video/mp4",
         "sha256": uuid.uuid4().hex * 2, "part_size": 1 << 20})
     refresh = s.login("refresh")  # a refresh token the fuzzer may rotate
+    # -- the catalogue: a shop, categories, products on sale, a favorite --
+    merchant = s.login("merchant", role="merchant")
+    shelf = s.call("POST", "/v1/admin/categories", admin, json={"name": "零食"})
+    treats = s.call("POST", "/v1/admin/categories", admin,
+                    json={"name": "冻干", "parent_id": shelf["id"]})
+    spare_category = s.call("POST", "/v1/admin/categories", admin, json={"name": "待整理"})
+    product_ids, sku_ids = zip(*[s.product(merchant, admin, treats["id"], name)
+                                 for name in ("冻干鸡肉粒", "三文鱼猫条")], strict=True)
+    admins_product, _ = s.product(merchant, admin, treats["id"], "抽检商品")
+    doomed_product, _ = s.product(merchant, admin, treats["id"], "要删除的商品", on_sale=False)
+    s.call("POST", f"/v1/favorites/products/{product_ids[0]}", user)
+    s.call("GET", f"/v1/products/{product_ids[1]}", user)  # a footprint
     return Seed(
-        user=user, admin=admin, other=other, victim=victim,
+        user=user, admin=admin, other=other, victim=victim, merchant=merchant,
         ids={
             "user_id": [other.user_id, victim.user_id, user.user_id],
             "post_id": mine + theirs,
@@ -248,12 +297,17 @@ def seed(gateway: FuzzGateway) -> Seed:
             "target_id": theirs + comments[1:2],  # reports: others' posts, their comment
             "content_type": ["image/jpeg", "image/png", "video/mp4"],
             "size": [len(_tiny_jpeg()), 3 << 20],
+            "product_id": list(product_ids),
+            "sku_id": [i for ids in sku_ids for i in ids],
         },
-        doomed_ids={"post_id": doomed_posts, "comment_id": doomed_comments, "pet_id": doomed_pets},
+        doomed_ids={"post_id": doomed_posts, "comment_id": doomed_comments, "pet_id": doomed_pets,
+                    "product_id": [doomed_product]},
         admin_ids={
             "user_id": [victim.user_id],
             "post_id": victims_posts,
             "target_id": victims_posts + victims_comments,
             "target_type": ["post", "comment"],
+            "product_id": [admins_product],
+            "category_id": [spare_category["id"], shelf["id"]],
         },
     )

@@ -103,12 +103,15 @@ def _prepared(loaded: Any, gateway: FuzzGateway, world: Seed) -> Any:
 
     @loaded.auth(refresh_interval=None)
     class AsWho:
-        """The fuzzing user everywhere but /v1/admin/ (the admin) and logout (a session of
-        its own each time, so the user's token stays valid for the rest of the run)."""
+        """The fuzzing user everywhere but /v1/admin/ (the admin), /v1/merchant/ (the
+        merchant) and logout (a session of its own each time, so the user's token stays
+        valid for the rest of the run)."""
 
         def get(self, case: Case, context: AuthContext) -> str:
             if case.path.startswith("/v1/admin/"):
                 return world.admin.token
+            if case.path.startswith("/v1/merchant/") and world.merchant is not None:
+                return world.merchant.token
             if case.path == "/v1/auth/logout":
                 reply = gateway.client.post("/v1/auth/dev-login",
                                             json={"openid": world.user.openid})
@@ -200,6 +203,7 @@ FAMILIES = {
     "media": r"^/v1/media",
     "conversations and messages": r"^/v1/conversations",
     "notifications": r"^/v1/notifications",
+    "merchant products": r"^/v1/merchant/products",
 }
 
 

@@ -1,5 +1,6 @@
 """Tasks of the default queue: the outbox safety-net relay, housekeeping, and the community's
-periodic jobs (post views, hot scores, feed-cache drops, counter reconciliation).
+periodic jobs (post views, hot scores, feed-cache drops, counter reconciliation), and the
+mall's product footprints.
 
 Every job here is run by beat (workers/schedule.py) or enqueued through the outbox; each is
 small and idempotent, so a late or doubled run is harmless. The community jobs' logic is in
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.base import utcnow
 from pawhome.community import feed_cache, feeds
 from pawhome.community.counters import reconcile_all
+from pawhome.mall import product_favorites
 from pawhome.platform import deadletters, housekeeping
 from pawhome.platform.outbox import OutboxRelay
 from pawhome.platform.resources import Resources
@@ -136,3 +138,12 @@ async def reconcile_counters_now(resources: Resources) -> dict[str, dict[str, in
 @shared_task(name="default.reconcile_counters", **PERIODIC)
 def reconcile_counters() -> dict[str, dict[str, int]]:
     return runtime.run(reconcile_counters_now(runtime.resources()))
+
+
+# -- mall: the catalogue ------------------------------------------------------------------------
+
+
+@shared_task(name="default.flush_product_footprints", **PERIODIC)
+def flush_product_footprints() -> int:
+    """Write the product footprints buffered in Redis to product_views; returns how many."""
+    return runtime.run(product_favorites.flush_all_footprints(runtime.resources()))

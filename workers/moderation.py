@@ -1,5 +1,5 @@
 """Tasks of the moderation queue: review a post, a comment or an image
-(pawhome/moderation/reviews.py).
+(pawhome/moderation/reviews.py), or a mall product (pawhome/moderation/product_reviews.py).
 
 Each takes an id and is idempotent: content that is no longer pending is left alone and a
 verdict on the same text is reused, so redelivery and retries cost no WeChat quota. WeChat
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from pawhome.moderation import product_reviews
 from pawhome.moderation import reviews as moderation
 from workers import runtime
 from workers.base import PERIODIC
@@ -36,3 +37,15 @@ def review_media(media_id: int) -> str:
 def expire_media_checks() -> int:
     """Beat: images whose WeChat verdict is overdue go to the review queue."""
     return runtime.run(moderation.expire_media_checks(runtime.resources()))
+
+
+@shared_task(name="moderation.review_product")
+def review_product(product_id: int) -> str:
+    """Decide a mall product in review from its text and images; returns its status."""
+    return runtime.run(product_reviews.review_product(runtime.resources(), product_id))
+
+
+@shared_task(name="moderation.forget_product")
+def forget_product(product_id: int) -> None:
+    """Drop the cached pages of a product an image verdict took off sale."""
+    runtime.run(product_reviews.forget_product(runtime.resources(), product_id))

@@ -49,4 +49,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "default.purge_resolved_dead_letters",
             "schedule": crontab(hour=4, minute=27),
         },
+        # -- mall: the catalogue --
+        "flush-product-footprints": {"task": "default.flush_product_footprints",
+                                     "schedule": settings.product_footprint_flush_seconds},
     }

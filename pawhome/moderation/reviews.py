@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -287,6 +288,19 @@ async def _posts_using_media(session: AsyncSession, media: Media) -> list[Post]:
     return [p for p in rows if media.id in [int(m) for m in (p.media_ids or [])]]
 
 
+# Other content that shows images hears each image verdict too, in the verdict's transaction
+# (products: pawhome/moderation/product_reviews.py), with (session, media, suggest, label).
+MediaVerdictFollower = Callable[[AsyncSession, Media, str, str], Awaitable[None]]
+_media_verdict_followers: list[MediaVerdictFollower] = []
+
+
+def follow_media_verdicts(follower: MediaVerdictFollower) -> MediaVerdictFollower:
+    """Register a follower of image verdicts (usable as a decorator); once only."""
+    if follower not in _media_verdict_followers:
+        _media_verdict_followers.append(follower)
+    return follower
+
+
 async def _after_media_verdict(session: AsyncSession, media: Media, suggest: str,
                                label: str) -> None:
     for post in await _posts_using_media(session, media):
@@ -294,6 +308,8 @@ async def _after_media_verdict(session: AsyncSession, media: Media, suggest: str
             await posts.set_status(session, post.id, "removed", _reason("risky", label))
         elif post.status == "pending":
             await review_post_later(session, post.id)
+    for follower in _media_verdict_followers:
+        await follower(session, media, suggest, label)
 
 
 # Review verdicts that mean "nobody could check this", not "a check found something".
@@ -318,6 +334,11 @@ async def expire_media_checks(resources: Resources, now: dt.datetime | None = No
         await apply_media_verdict(resources, media_id, "review", "wechat_timeout",
                                   "wechat_media", trace_id=trace_id)
     return len(due)
+
+
+def reason_text(suggest: str, label: str) -> str:
+    """The reason a verdict gives the author ("risky content (porn)", "held for review")."""
+    return _reason(suggest, label)
 
 
 def _reason(suggest: str, label: str) -> str:

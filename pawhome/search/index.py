@@ -36,7 +36,7 @@ from pawhome.platform.resources import Resources
 
 log = logging.getLogger("pawhome.search.index")
 
-DOC_TYPES = ("post", "user", "topic")
+DOC_TYPES = ("post", "user", "topic", "product")
 WORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "search_words.txt"
 # InnoDB ignores tokens over innodb_ft_max_token_size (84) characters: "w" + 2 x 41 bytes.
 MAX_WORD_BYTES = 41
@@ -219,7 +219,7 @@ def highlight(value: str, words: tuple[str, ...] | list[str], width: int = 80) -
 
 # -- indexing ---------------------------------------------------------------------------------
 def index_later(session: AsyncSession, doc_type: str, doc_id: int) -> None:
-    """Re-index a post, user or topic once this transaction commits (the search.index task
+    """Re-index a post, user, topic or product once this transaction commits (the search.index task
     reads the row then, so call it after any change that affects what is searchable)."""
     if doc_type not in DOC_TYPES:
         raise ValueError(f"unknown search document type {doc_type!r}")
@@ -230,9 +230,18 @@ def _is_sqlite(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
+# Posts, users and topics numbered their FTS rows doc_id * 3 + n before other types came;
+# types added since (products) count down from -1, so no existing index needs rebuilding.
+_FIRST_TYPES = 3
+_LATER_TYPES_STRIDE = 16
+
+
 def _fts_rowid(doc_type: str, doc_id: int) -> int:
     # One FTS5 row per document, found by rowid rather than a scan of UNINDEXED columns.
-    return doc_id * len(DOC_TYPES) + DOC_TYPES.index(doc_type)
+    position = DOC_TYPES.index(doc_type)
+    if position < _FIRST_TYPES:
+        return doc_id * _FIRST_TYPES + position
+    return -(doc_id * _LATER_TYPES_STRIDE + position - _FIRST_TYPES) - 1
 
 
 @dataclass(frozen=True)
