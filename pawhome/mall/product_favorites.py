@@ -72,8 +72,10 @@ async def set_favorite(resources: Resources, user_id: int, product_id: int,
             await session.execute(update(Product).where(Product.id == product_id).values(
                 favorite_count=Product.favorite_count + (1 if favorited else -1))
                 .execution_options(synchronize_session=False))
+        # A locking read: the latest committed count, not this transaction's snapshot
+        # (taken before a concurrent favorite of the same product committed).
         count = int((await session.execute(select(Product.favorite_count).where(
-            Product.id == product_id))).scalar_one())
+            Product.id == product_id).with_for_update(read=True))).scalar_one())
         return {"favorited": favorited, "favorite_count": count, "changed": changed}
 
     return await run_transaction(resources.db, work)
