@@ -437,3 +437,27 @@ async def test_a_stock_adjustment_with_an_idempotency_key_happens_once(api, reso
     assert again.headers.get("Idempotent-Replayed") == "true"
     async with resources.db.session() as session:
         assert (await session.get(Sku, sku_id)).stock == 6
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_product_waits_for_its_image_verdict_and_a_risky_image_rejects_it(
+        api, resources, wechat):
+    from pawhome.moderation import reviews
+
+    merchant, admin = await make_seller(resources), await make_seller(resources, "admin")
+    category = await make_category(api, admin)
+    clean = await ready_media(resources, merchant.user_id, moderation="pending")
+    risky = await ready_media(resources, merchant.user_id, moderation="pending")
+    waiting = await make_product(api, resources, merchant, category["id"], media_ids=[clean])
+    doomed = await make_product(api, resources, merchant, category["id"], media_ids=[risky])
+    for product in (waiting, doomed):
+        (await api.post(f"/v1/merchant/products/{product['id']}/on-sale",
+                        token=merchant.token)).ok()
+        assert await review(resources, product["id"]) == "reviewing"  # the image is pending
+    assert sum(r.path == "/wxa/media_check_async" for r in wechat.requests) == 2
+    await reviews.apply_media_verdict(resources, risky, "risky", "porn", "wechat_media")
+    seen = (await api.get(f"/v1/merchant/products/{doomed['id']}", token=merchant.token)).ok()
+    assert seen["status"] == "rejected" and "porn" in seen["status_reason"]
+    await reviews.apply_media_verdict(resources, clean, "pass", "", "wechat_media")
+    assert await review(resources, waiting["id"]) == "on_sale"
+    (await api.get(f"/v1/products/{waiting['id']}")).ok()
