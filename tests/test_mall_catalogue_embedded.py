@@ -55,7 +55,7 @@ def _ready_image(gateway: EmbeddedGateway, who: dict[str, str]) -> int:
     return int(started["media_id"])
 
 
-def test_a_product_goes_on_sale_and_is_browsed_on_sqlite(embedded):  # noqa: F811
+def test_a_product_goes_on_sale_and_is_browsed_on_sqlite(embedded):
     admin, merchant, buyer = _login(embedded, "admin"), _login(embedded, "merchant"), \
         _login(embedded)
     tag = "zz" + uuid.uuid4().hex[:8]

@@ -71,7 +71,7 @@ async def test_lists_show_products_on_sale_filtered_and_sorted(api, resources, w
     assert ids(await listed(api, by + "price_asc")) == [cheap["id"], dear["id"]]
     assert ids(await listed(api, by + "price_desc")) == [dear["id"], cheap["id"]]
     assert ids(await listed(api, by + "newest")) == [dear["id"], cheap["id"]]
-    assert [i for i in ids(await listed(api, "sort=sales")) if i in mine][0] == toy["id"]
+    assert next(i for i in ids(await listed(api, "sort=sales")) if i in mine) == toy["id"]
     page = (await api.get(f"/v1/products?merchant_id={shop.user_id}&limit=1&page=2")).ok()
     assert page["total"] == 2 and page["totalPages"] == 2 and ids(page) == [cheap["id"]]
     card = page["items"][0]
