@@ -6,6 +6,7 @@ from gateway.health import HealthzHandler, MetricsHandler, ReadyzHandler
 from gateway.openapi import OpenApiHandler
 from gateway.routing import route
 from handlers import (
+    addresses,
     admin_tasks,
     admin_users,
     auth,
@@ -15,6 +16,7 @@ from handlers import (
     follows,
     likes,
     mall_catalogue,
+    mall_shops,
     media,
     merchant_products,
     moderation,
@@ -164,4 +166,20 @@ ROUTES = [
     route("/v1/admin/products/{product_id:int}/reject",
           merchant_products.AdminProductRejectHandler, "admin.product_reject"),
     route("/v1/admin/audit-log", merchant_products.AdminAuditLogHandler, "admin.audit_log"),
+    # -- mall: addresses, shops' delivery set-up, the cart (docs/mall.md) --
+    route("/v1/addresses", addresses.AddressesHandler, "addresses.list"),
+    route("/v1/addresses/{address_id:int}", addresses.AddressHandler, "addresses.detail"),
+    route("/v1/addresses/{address_id:int}/default", addresses.AddressDefaultHandler,
+          "addresses.default"),
+    route("/v1/merchant/shop", mall_shops.MyShopHandler, "merchant.shop"),
+    route("/v1/merchant/delivery", mall_shops.MyDeliveryHandler, "merchant.delivery"),
+    route("/v1/merchant/delivery-areas", mall_shops.MyAreasHandler, "merchant.delivery_areas"),
+    route("/v1/merchant/delivery-areas/{area_id:int}", mall_shops.MyAreaHandler,
+          "merchant.delivery_area"),
+    route("/v1/merchant/pickup-points", mall_shops.MyPointsHandler, "merchant.pickup_points"),
+    route("/v1/merchant/pickup-points/{point_id:int}", mall_shops.MyPointHandler,
+          "merchant.pickup_point"),
+    route("/v1/merchants/{merchant_id:int}", mall_shops.ShopHandler, "merchants.detail"),
+    route("/v1/merchants/{merchant_id:int}/delivery-options",
+          mall_shops.ShopDeliveryOptionsHandler, "merchants.delivery_options"),
 ]

@@ -43,6 +43,8 @@ class Merchant(Base):
                                          primary_key=True, autoincrement=False)
     name: Mapped[str] = mapped_column(String(64))
     logo_url: Mapped[str] = mapped_column(String(512), default="")
+    # The merchant's uploaded image the logo_url was made from (None: a URL given as is).
+    logo_media_id: Mapped[int | None] = mapped_column(BigInteger)
     intro: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | suspended
     express_enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -223,6 +223,55 @@ def free_pet_quota(gateway: FuzzGateway, world: Seed) -> None:
             gateway.client.delete(f"/v1/pets/{pet['id']}", headers=world.user.headers)
 
 
+# -- the mall: shops and delivery, addresses, the cart ------------------------------------------
+ADDRESS = {"contact_name": "张三", "phone": "13800138000", "province": "浙江省", "city": "杭州市",
+           "district": "西湖区", "community": "翠苑一区", "detail": "3幢2单元501"}
+PICKUP_POINT = {"name": "文三路店", "province": "浙江省", "city": "杭州市", "district": "西湖区",
+                "detail": "文三路100号", "hours": "09:00-21:00"}
+
+
+def seed_mall(s: Seeder, user: Login, merchant: Login) -> dict[str, Any]:
+    """The merchant's delivery set-up (areas, pick-up points) and the fuzzing user's
+    addresses: {"ids", "doomed"}."""
+    s.call("PUT", "/v1/merchant/delivery", merchant, json={
+        "express": {"enabled": True, "base_fee": 800, "free_over": 9900,
+                    "regions": [{"province": "西藏自治区", "deliverable": False}]},
+        "local": {"enabled": True, "fee": 500, "windows": ["09:00-12:00", "14:00-18:00"]},
+        "pickup": {"enabled": True}})
+    areas = [s.call("POST", "/v1/merchant/delivery-areas", merchant, json={
+        "name": f"区域{n}", "province": "浙江省", "city": "杭州市", "district": "西湖区",
+        "communities": ["翠苑一区"] if n else []})["id"] for n in range(3)]
+    points = [s.call("POST", "/v1/merchant/pickup-points", merchant,
+                     json={**PICKUP_POINT, "name": f"门店{n}"})["id"] for n in range(3)]
+    addresses = [s.call("POST", "/v1/addresses", user, json={**ADDRESS, "detail": f"{n}号"})["id"]
+                 for n in range(4)]
+    return {"ids": {"merchant_id": [merchant.user_id], "area_id": areas[:1],
+                    "point_id": points[:1], "address_id": addresses[:2]},
+            "doomed": {"area_id": areas[1:], "point_id": points[1:],
+                       "address_id": addresses[2:]}}
+
+
+def free_address_quota(gateway: FuzzGateway, world: Seed) -> None:
+    """Delete the fuzzing user's addresses other than the seeded ones (at most 20 each)."""
+    seeded = set(world.ids["address_id"]) | set(world.doomed_ids["address_id"])
+    for address in gateway.client.get("/v1/addresses", headers=world.user.headers).json()[
+            "data"]["items"]:
+        if address["id"] not in seeded:
+            gateway.client.delete(f"/v1/addresses/{address['id']}", headers=world.user.headers)
+
+
+def free_shop_quota(gateway: FuzzGateway, world: Seed) -> None:
+    """Delete the merchant's delivery areas and pick-up points other than the seeded ones."""
+    assert world.merchant is not None
+    headers = world.merchant.headers
+    for kind, name in (("delivery-areas", "area_id"), ("pickup-points", "point_id")):
+        seeded = set(world.ids[name]) | set(world.doomed_ids[name])
+        for row in gateway.client.get(f"/v1/merchant/{kind}", headers=headers).json()[
+                "data"]["items"]:
+            if row["id"] not in seeded:
+                gateway.client.delete(f"/v1/merchant/{kind}/{row['id']}", headers=headers)
+
+
 def _tiny_jpeg() -> bytes:
     from PIL import Image
 
@@ -277,6 +326,7 @@ def seed(gateway: FuzzGateway) -> Seed:
     doomed_product, _ = s.product(merchant, admin, treats["id"], "要删除的商品", on_sale=False)
     s.call("POST", f"/v1/favorites/products/{product_ids[0]}", user)
     s.call("GET", f"/v1/products/{product_ids[1]}", user)  # a footprint
+    mall = seed_mall(s, user, merchant)
     return Seed(
         user=user, admin=admin, other=other, victim=victim, merchant=merchant,
         ids={
@@ -299,9 +349,10 @@ def seed(gateway: FuzzGateway) -> Seed:
             "size": [len(_tiny_jpeg()), 3 << 20],
             "product_id": list(product_ids),
             "sku_id": [i for ids in sku_ids for i in ids],
+            **mall["ids"],
         },
         doomed_ids={"post_id": doomed_posts, "comment_id": doomed_comments, "pet_id": doomed_pets,
-                    "product_id": [doomed_product]},
+                    "product_id": [doomed_product], **mall["doomed"]},
         admin_ids={
             "user_id": [victim.user_id],
             "post_id": victims_posts,

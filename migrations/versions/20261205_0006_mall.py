@@ -59,6 +59,7 @@ def upgrade() -> None:
     sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('logo_url', sa.String(length=512), nullable=False),
+    sa.Column('logo_media_id', sa.BigInteger(), nullable=True),
     sa.Column('intro', sa.String(length=500), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('express_enabled', sa.Boolean(), nullable=False),
