@@ -63,6 +63,17 @@ async def test_a_missing_comment_replied_to_is_a_404_naming_that_field(api):
         404, code=40400, field="reply_to_comment_id")
 
 
+@pytest.mark.gen_test
+async def test_a_share_card_of_a_missing_post_is_a_404_naming_the_card(api):
+    # The fuzz gate read a bare 404 here as "the conversation just created is gone".
+    a, b = await api.login(), await api.login()
+    conversation = (await api.post("/v1/conversations", token=a.token,
+                                   json={"to_user_id": b.user_id})).ok()
+    (await api.post(f"/v1/conversations/{conversation['id']}/messages", token=a.token, json={
+        "client_msg_id": "c-1", "kind": "share", "card": {"kind": "post", "id": 2**52}})).error(
+        404, code=40400, field="card.id")
+
+
 def test_optional_bodies_are_optional_in_the_document(document):
     for path, method in (("/v1/users/me", "put"), ("/v1/users/me/settings", "put"),
                          ("/v1/notifications/read", "post")):

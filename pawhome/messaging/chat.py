@@ -99,7 +99,14 @@ async def _checked_attachment(session: AsyncSession, kind: str, sender_id: int,
         field = "media_id" if kind == "image" else "card.kind"
         raise AttachmentRefused(_NO_CHECK_MESSAGES[kind].capitalize(),
                                 errors=[field_error(field, _NO_CHECK_MESSAGES[kind])])
-    extra = await check(session, sender_id, recipient_id, target_id)
+    try:
+        extra = await check(session, sender_id, recipient_id, target_id)
+    except NotFound as missing:
+        if missing.errors:
+            raise
+        # The conversation was found; what is missing is the thing the message points at.
+        field = "media_id" if kind == "image" else "card.id"
+        raise NotFound(missing.message, errors=[field_error(field, "not found")]) from None
     return dict(extra or {})
 
 
