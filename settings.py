@@ -329,6 +329,27 @@ class Settings(BaseSettings):
     # payment_provider "simulated": where its development keys are kept (made on first use).
     wechatpay_sim_dir: str = str(ROOT / "var" / "wechatpay-sim")
 
+    # --- payments flow (pawhome/payments/, docs/payments.md) ------------------------------
+    # WeChat's prepay_id lives 2 h; one this close to its end (or to time_expire) is not
+    # handed out again: a new prepay is asked for instead.
+    payment_prepay_lifetime_seconds: int = 7200
+    payment_prepay_reuse_margin_seconds: int = 300
+    # Missing notifies: an unpaid prepay is queried after this long without a notify, then at
+    # most every interval, in batches, until its time_expire is give_up seconds past.
+    payment_query_after_seconds: int = 300
+    payment_query_interval_seconds: int = 300
+    payment_query_give_up_seconds: int = 86400
+    payment_query_batch: int = 50
+    payment_query_sweep_seconds: float = 60.0  # beat: unpaid prepays, stuck refunds
+    # Refunds still pending or processing after this long are sent again or queried.
+    payment_refund_query_after_seconds: int = 600
+    payment_refund_query_batch: int = 50
+    payment_notify_max_bytes: int = 65536  # a notify is ~1 KB; anything this big is refused
+    # Daily reconciliation (Asia/Shanghai): WeChat's bill for a day is ready the next day
+    # from 10:00.
+    payment_reconcile_hour: int = 10
+    payment_reconcile_minute: int = 30
+
     # --- misc ------------------------------------------------------------------------
     nickname_max_length: int = 20
     flower_port: int = 5555

@@ -60,6 +60,7 @@ class EndpointSpec:
     also: dict[int, str] = field(default_factory=dict)
     refuses: dict[str, str] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
+    error_response: Any = None
 
 
 def endpoint(*, auth: bool = True, roles: tuple[str, ...] | list[str] = (), body=None,
@@ -68,7 +69,7 @@ def endpoint(*, auth: bool = True, roles: tuple[str, ...] | list[str] = (), body
              max_body: int | None = None, errors: tuple = (), viewer: bool = False,
              read_ahead: Callable[[ApiHandler], list[str]] | None = None,
              also: dict[int, str] | None = None, refuses: dict[str, str] | None = None,
-             links: dict[str, str] | None = None) -> Callable:
+             links: dict[str, str] | None = None, error_response: Any = None) -> Callable:
     """Declare a handler method's contract; the gateway enforces it before the method runs.
 
     `viewer=True` (with auth=False): login is optional, but a token that is sent must be
@@ -83,7 +84,9 @@ def endpoint(*, auth: bool = True, roles: tuple[str, ...] | list[str] = (), body
     another field), which refuses a schema-valid request with 400/413/422 naming that field;
     `links` maps a path parameter name to where the reply holds a value for it (a JSON
     pointer into `data`, e.g. "/id"), so the document links this operation to every
-    operation that takes that parameter.
+    operation that takes that parameter. `error_response` (an openapi.RawBody) documents
+    every error reply in a shape of the handler's own (its `error_body`), for callbacks that
+    must answer in their caller's format.
     """
     if idempotent and not (auth or roles):
         raise TypeError("idempotent endpoints need auth: keys are stored per user")
@@ -93,7 +96,7 @@ def endpoint(*, auth: bool = True, roles: tuple[str, ...] | list[str] = (), body
                         max_body=max_body, errors=tuple(errors),
                         viewer=viewer and not (auth or roles), read_ahead=read_ahead,
                         also=dict(also or {}), refuses=dict(refuses or {}),
-                        links=dict(links or {}))
+                        links=dict(links or {}), error_response=error_response)
 
     def decorate(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         @functools.wraps(method)
@@ -236,7 +239,12 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         if getattr(self, "request_id", None):  # send_error() cleared the headers
             self.set_header("X-Request-ID", self.request_id)
-        self.finish(codec.dumps(error.body()))
+        self.finish(codec.dumps(self.error_body(error)))
+
+    def error_body(self, error: errors.AppError) -> Any:
+        """An error reply's JSON; a callback that answers in its caller's shape overrides it
+        (and declares `@endpoint(error_response=...)`)."""
+        return error.body()
 
     def log_exception(self, typ, value, tb) -> None:
         error = to_app_error(value, 500)

@@ -308,7 +308,11 @@ def _operation(route: Route, method: str, spec: EndpointSpec, keys: dict, render
     for status, when in spec.also.items():
         op["responses"][str(status)] = {**success, "description": when}
     for status in sorted(_error_statuses(route, spec)):
-        op["responses"][str(status)] = {"$ref": f"#/components/responses/Error{status}"}
+        if isinstance(spec.error_response, RawBody):  # the handler's own error shape
+            op["responses"][str(status)] = {"description": f"HTTP {status}", "content": {
+                spec.error_response.media_type: {"schema": spec.error_response.schema}}}
+        else:
+            op["responses"][str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     return op
 
 

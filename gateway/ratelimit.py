@@ -79,6 +79,11 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "mall.favorite": (Rule("user", 120, 60),),
     # A merchant counting a warehouse adjusts many SKUs in a row.
     "merchant.stock_adjust": (Rule("user", 300, 60),),
+    # WeChat Pay posts notifies from a few addresses and retries what we refuse: a limit must
+    # never be why a payment is not recorded (each notify is verified before any work).
+    "payments.notify": (Rule("ip", 12000, 60),),
+    "payments.refund_notify": (Rule("ip", 12000, 60),),
+    "payments.simulated_confirm": (Rule("user", 30, 60),),
 }
 
 # One call per request: every window that applies (per IP, per user) and, in the same round

@@ -13,6 +13,7 @@ from models.base import MYSQL_TABLE_ARGS, Base, BigId, UTCDateTime, utcnow
 
 PAYMENT_STATES = ("created", "prepaid", "paid", "closed", "refunded")
 PAYMENT_REFUND_STATES = ("pending", "processing", "success", "abnormal", "closed")
+NOTIFICATION_OUTCOMES = ("applied", "duplicate", "refund_after_cancel", "mismatch", "ignored")
 
 
 class Payment(Base):
@@ -32,15 +33,22 @@ class Payment(Base):
     amount: Mapped[int] = mapped_column(BigInteger)  # fen
     description: Mapped[str] = mapped_column(String(127), default="")
     status: Mapped[str] = mapped_column(String(16), default="created")  # PAYMENT_STATES
+    # What WeChat last said of the transaction (NOTPAY, SUCCESS, CLOSED, PAYERROR, ...).
+    trade_state: Mapped[str] = mapped_column(String(32), default="")
     prepay_id: Mapped[str] = mapped_column(String(64), default="")
+    prepaid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     prepay_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     time_expire: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     transaction_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     paid_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Fen promised to refunds that are open or done (a new refund may take at most
+    # paid_amount - refund_reserved); refunded_amount: fen WeChat has refunded.
+    refund_reserved: Mapped[int] = mapped_column(BigInteger, default=0)
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_queried_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -58,13 +66,14 @@ class PaymentNotification(Base):
     transaction_id: Mapped[str] = mapped_column(String(64), default="")
     state: Mapped[str] = mapped_column(String(32), default="")  # trade_state/refund_status
     amount: Mapped[int] = mapped_column(BigInteger, default=0)
-    # applied | duplicate | refund_after_cancel | mismatch | ignored
+    # NOTIFICATION_OUTCOMES; notification_id "query:..." for a result our query found
     outcome: Mapped[str] = mapped_column(String(24), default="")
     detail: Mapped[str] = mapped_column(String(255), default="")
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class PaymentRefund(Base):
+    """One refund of a payment (WeChat's out_refund_no), whole or partial."""
     __tablename__ = "payment_refunds"
     __table_args__ = (Index("ix_payment_refunds_status_created", "status", "created_at"),
                       MYSQL_TABLE_ARGS)
@@ -82,6 +91,7 @@ class PaymentRefund(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(String(255), default="")
     succeeded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_queried_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -95,8 +105,11 @@ class ReconciliationReport(Base):
     status: Mapped[str] = mapped_column(String(16))  # matched | mismatched | failed
     bill_count: Mapped[int] = mapped_column(Integer, default=0)
     our_count: Mapped[int] = mapped_column(Integer, default=0)
+    bill_total: Mapped[int] = mapped_column(BigInteger, default=0)  # fen paid minus refunded
+    our_total: Mapped[int] = mapped_column(BigInteger, default=0)
     mismatch_count: Mapped[int] = mapped_column(Integer, default=0)
-    # [{"kind": "missing_here" | "missing_there" | "amount", "out_trade_no", ...}]
+    # [{"kind": "missing_here" | "missing_there" | "amount" | "refund_missing_here" | ...,
+    #   "out_trade_no", ...}] (pawhome/payments/reconciliation.py)
     mismatches: Mapped[list] = mapped_column(JSON, default=list)
     detail: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -28,4 +28,5 @@ from pawhome.mall import categories, product_favorites, product_search, product_
 from pawhome.media import files, processing, uploads  # noqa: F401
 from pawhome.messaging import chat, chat_writer, notifications, subscribe_messages  # noqa: F401
 from pawhome.moderation import decisions, product_reviews, reports, reviews  # noqa: F401
+from pawhome.payments import alerts, jobs, notifies, payables, payments, reconciliation, settlement  # noqa: F401
 from pawhome.search import index  # noqa: F401

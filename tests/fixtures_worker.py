@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Retries in the test worker: 2, with 1 s backoff base, so exhausting them takes ~3 s.
 WORKER_TEST_ENV = {
-    "TASK_EXTRA_MODULES": "tests.fixtures_worker",
+    # tests.payments_support: the payable type the payments tests pay for (its hooks run in
+    # the worker too).
+    "TASK_EXTRA_MODULES": "tests.fixtures_worker,tests.payments_support",
     "TASK_MAX_RETRIES": "2",
     "TASK_RETRY_BACKOFF": "1",
     "TASK_RETRY_BACKOFF_MAX": "2",

@@ -52,4 +52,18 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         # -- mall: the catalogue --
         "flush-product-footprints": {"task": "default.flush_product_footprints",
                                      "schedule": settings.product_footprint_flush_seconds},
+        # Payments (pawhome/payments/jobs.py, reconciliation.py): missing notifies, stuck
+        # refunds, and yesterday's trade bill once WeChat has it (celery's timezone is
+        # Asia/Shanghai, the bill's).
+        "payments-query-unpaid": {"task": "payments.query_unpaid",
+                                  "schedule": settings.payment_query_sweep_seconds,
+                                  "options": {"expires": settings.payment_query_sweep_seconds}},
+        "payments-query-stuck-refunds": {
+            "task": "payments.query_stuck_refunds",
+            "schedule": settings.payment_query_sweep_seconds,
+            "options": {"expires": settings.payment_query_sweep_seconds}},
+        "payments-reconcile-yesterday": {
+            "task": "payments.reconcile_yesterday",
+            "schedule": crontab(hour=settings.payment_reconcile_hour,
+                                minute=settings.payment_reconcile_minute)},
     }
