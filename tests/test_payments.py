@@ -382,3 +382,23 @@ def test_the_registry_refuses_bad_or_conflicting_types():
     with pytest.raises(LookupError):
         payables.payable("nobody")
     assert support.PAYABLE in payables.registered_types()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_simulated_confirm_is_absent_with_the_real_provider(api, resources, wechatpay):
+    payer = await support.make_payer(resources)
+    opened = await support.prepare(resources, payer)
+    reply = await api.post(f"/v1/payments/simulated/{opened['out_trade_no']}/confirm",
+                           token=payer.token)
+    reply.error(404)
+    assert (await support.payment_row(resources, opened["out_trade_no"])).status == "prepaid"
+
+
+def test_wechat_is_never_rate_limited_into_refusing_a_notify():
+    from gateway.ratelimit import DEFAULT_RULES, rules_for
+
+    for name in ("payments.notify", "payments.refund_notify"):
+        rules = rules_for(name)
+        assert rules and all(r.scope == "ip" for r in rules)  # WeChat has no token
+        assert min(r.limit / r.window for r in rules) >= 10 * max(
+            r.limit / r.window for r in DEFAULT_RULES if r.scope == "ip")

@@ -153,11 +153,14 @@ async def _ours(session: AsyncSession, bill_date: dt.date,
             for p in (await session.execute(select(Payment).where(
                 Payment.paid_at >= start, Payment.paid_at < end,
                 Payment.status.in_(("paid", "refunded"))))).scalars()]
-    refunds = [OurRefund(r.out_refund_no, no, r.amount) for r, no in (await session.execute(
-        select(PaymentRefund, Payment.out_trade_no)
-        .join(Payment, Payment.id == PaymentRefund.payment_id)
-        .where(PaymentRefund.status == "success", PaymentRefund.succeeded_at >= start,
-               PaymentRefund.succeeded_at < end))).tuples()]
+    refunds = [OurRefund(row.out_refund_no, row.out_trade_no, row.amount)
+               for row in await session.execute(
+                   select(PaymentRefund.out_refund_no, Payment.out_trade_no,
+                          PaymentRefund.amount)
+                   .join(Payment, Payment.id == PaymentRefund.payment_id)
+                   .where(PaymentRefund.status == "success",
+                          PaymentRefund.succeeded_at >= start,
+                          PaymentRefund.succeeded_at < end))]
     ours = {p.out_trade_no for p in paid}
     unknown = sorted({str(r.get("out_trade_no")) for r in bill_rows
                       if r.get("trade_state") == "SUCCESS"} - ours)
