@@ -5,6 +5,7 @@ endpoint is the payer's own and absent outside development."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -17,8 +18,12 @@ CONFIRM = "/v1/payments/simulated/{}/confirm"
 
 @pytest.fixture
 def settings(tmp_path):
+    # A Redis namespace of its own (inside the run's): the simulated WeChat keeps its trades
+    # and each day's bill there, and other tests read "today's bill" of theirs.
+    base = Settings()
     return Settings(payment_provider="simulated",
-                    wechatpay_sim_dir=str(tmp_path / "wechatpay-sim"))
+                    wechatpay_sim_dir=str(tmp_path / "wechatpay-sim"),
+                    redis_prefix=f"{base.redis_prefix}sim{uuid.uuid4().hex[:8]}:")
 
 
 @pytest.mark.gen_test(timeout=90)
