@@ -84,6 +84,14 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "payments.notify": (Rule("ip", 12000, 60),),
     "payments.refund_notify": (Rule("ip", 12000, 60),),
     "payments.simulated_confirm": (Rule("user", 30, 60),),
+    # -- mall: addresses, shops' delivery set-up, the cart --
+    # Addresses change a few times a month; listing and adding share the window.
+    "addresses.list": (Rule("user", 60, 60),),
+    # Shop pages are public (no login): per IP, like product pages.
+    "merchants.detail": (Rule("ip", 1200, 60),),
+    # A buyer taps + and - quickly, but not hundreds of times a minute.
+    "cart.items": (Rule("user", 240, 60),),
+    "cart.item": (Rule("user", 240, 60),),
 }
 
 # One call per request: every window that applies (per IP, per user) and, in the same round

@@ -230,9 +230,9 @@ PICKUP_POINT = {"name": "文三路店", "province": "浙江省", "city": "杭州
                 "detail": "文三路100号", "hours": "09:00-21:00"}
 
 
-def seed_mall(s: Seeder, user: Login, merchant: Login) -> dict[str, Any]:
-    """The merchant's delivery set-up (areas, pick-up points) and the fuzzing user's
-    addresses: {"ids", "doomed"}."""
+def seed_mall(s: Seeder, user: Login, merchant: Login, sku_ids: list[int]) -> dict[str, Any]:
+    """The merchant's delivery set-up (areas, pick-up points), the fuzzing user's addresses
+    and cart lines (of SKUs on sale): {"ids", "doomed"}."""
     s.call("PUT", "/v1/merchant/delivery", merchant, json={
         "express": {"enabled": True, "base_fee": 800, "free_over": 9900,
                     "regions": [{"province": "西藏自治区", "deliverable": False}]},
@@ -245,6 +245,8 @@ def seed_mall(s: Seeder, user: Login, merchant: Login) -> dict[str, Any]:
                      json={**PICKUP_POINT, "name": f"门店{n}"})["id"] for n in range(3)]
     addresses = [s.call("POST", "/v1/addresses", user, json={**ADDRESS, "detail": f"{n}号"})["id"]
                  for n in range(4)]
+    for sku_id in sku_ids:
+        s.call("POST", "/v1/cart/items", user, json={"sku_id": sku_id, "quantity": 2})
     return {"ids": {"merchant_id": [merchant.user_id], "area_id": areas[:1],
                     "point_id": points[:1], "address_id": addresses[:2]},
             "doomed": {"area_id": areas[1:], "point_id": points[1:],
@@ -326,7 +328,7 @@ def seed(gateway: FuzzGateway) -> Seed:
     doomed_product, _ = s.product(merchant, admin, treats["id"], "要删除的商品", on_sale=False)
     s.call("POST", f"/v1/favorites/products/{product_ids[0]}", user)
     s.call("GET", f"/v1/products/{product_ids[1]}", user)  # a footprint
-    mall = seed_mall(s, user, merchant)
+    mall = seed_mall(s, user, merchant, [i for ids in sku_ids for i in ids])
     return Seed(
         user=user, admin=admin, other=other, victim=victim, merchant=merchant,
         ids={
