@@ -16,6 +16,7 @@ import pawhome.domains  # noqa: F401  (every domain wired: the seeding runs thei
 from models.users import User
 from pawhome.community import boards
 from pawhome.identity import users
+from pawhome.mall import addresses, delivery
 from pawhome.platform.resources import Resources
 from settings import Settings, get_settings
 
@@ -39,10 +40,24 @@ async def seed_users(session: AsyncSession) -> int:
     return created
 
 
+async def seed_delivery(session: AsyncSession) -> int:
+    """The demo shop's delivery set-up and an address for each demo buyer, so a first
+    checkout can choose express, local delivery or pick-up (pawhome/mall/delivery.py)."""
+    created = 0
+    for openid, _, role, _ in DEMO_USERS:
+        user, _ = await users.get_or_create_by_openid(session, openid)
+        if role == "merchant":
+            created += await delivery.seed_demo_shop(session, user.id)
+        elif role == "user":
+            created += await addresses.seed_demo_address(session, user.id)
+    return created
+
+
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
     ("boards", boards.seed_boards),
+    ("delivery", seed_delivery),
 ]
 
 

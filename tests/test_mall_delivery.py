@@ -9,7 +9,7 @@ from sqlalchemy import select
 from models.mall import Address
 from models.media import Media
 from models.platform import AuditEntry
-from pawhome.mall import delivery
+from pawhome.mall import addresses, delivery
 from pawhome.platform.errors import ValidationFailed
 from tests.interactions_support import make_user
 from tests.media_helpers import worker_variants
@@ -386,3 +386,17 @@ async def test_the_shop_page_and_the_delivery_options_for_a_buyers_address(api, 
     (await api.put("/v1/merchant/delivery", json={"pickup": {"enabled": False}},
                    token=merchant.token)).ok()
     assert (await api.get(f"/v1/merchants/{merchant.user_id}")).ok()["pickup_points"] == []
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_demo_shop_offers_every_mode_and_seeding_twice_adds_nothing(api, resources):
+    merchant, buyer = await api.login(role="merchant"), await make_user(resources)
+    async with resources.db.session() as session, session.begin():
+        assert await delivery.seed_demo_shop(session, merchant.user_id) > 0
+        assert await delivery.seed_demo_shop(session, merchant.user_id) == 0
+        assert await addresses.seed_demo_address(session, buyer.user_id) == 1
+        assert await addresses.seed_demo_address(session, buyer.user_id) == 0
+    path = f"/v1/merchants/{merchant.user_id}/delivery-options?goods_amount=3000"
+    found = (await api.get(path, token=buyer.token)).ok()
+    assert [(o["fulfilment"], o["available"], o["fee"]) for o in found["options"]] == [
+        ("express", True, 800), ("local", True, 500), ("pickup", True, 0)]

@@ -279,3 +279,16 @@ async def delete_address(resources: Resources, user_id: int, address_id: int) ->
         current = await default_address(session, user_id)
         default_id = current.id if current is not None else None
     return {"id": address_id, "deleted": True, "default_id": default_id}
+
+
+async def seed_demo_address(session: AsyncSession, user_id: int) -> int:
+    """A default address in Hangzhou (inside the demo shop's local delivery area) for a demo
+    buyer who has none. Returns the rows created. Caller commits."""
+    if await _live(session, user_id):
+        return 0
+    session.add(Address(user_id=user_id, contact_name="豆豆妈", phone="13800138000",
+                        province="浙江省", city="杭州市", district="西湖区",
+                        community="翠苑一区", detail="3 幢 2 单元 501", tag="家",
+                        is_default=True))
+    await session.flush()
+    return 1

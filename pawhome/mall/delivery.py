@@ -766,3 +766,38 @@ async def delivery_options(resources: Resources, user_id: int, merchant_id: int,
             "options": [{"fulfilment": o.fulfilment, "available": o.available, "fee": o.fee,
                          "reason": o.reason, "windows": o.windows,
                          "pickup_points": o.pickup_points} for o in options]}
+
+
+# -- demo data (pawhome/demo.py) -------------------------------------------------------------------
+
+DEMO_POINTS = [
+    {"name": "文三路门店", "province": "浙江省", "city": "杭州市", "district": "西湖区",
+     "detail": "文三路 100 号", "phone": "0571-88886666", "hours": "09:00-21:00"},
+    {"name": "滨江自提点", "province": "浙江省", "city": "杭州市", "district": "滨江区",
+     "detail": "江南大道 588 号", "phone": "0571-86668888", "hours": "10:00-20:00"},
+]
+
+
+async def seed_demo_shop(session: AsyncSession, merchant_id: int) -> int:
+    """Give a demo shop every fulfilment mode (express with a free-over and a remote-region
+    rule, local delivery in two Hangzhou districts, two pick-up points), unless it has
+    pick-up points already (then it was set up before). Returns the rows created. Caller
+    commits."""
+    merchant = await lock_shop(session, merchant_id)
+    if await _count(session, PickupPoint, merchant_id):
+        return 0
+    merchant.express_enabled, merchant.express_base_fee = True, 800
+    merchant.express_free_over = 9900
+    merchant.express_regions = [{"province": "新疆维吾尔自治区", "surcharge": 1500},
+                                {"province": "西藏自治区", "surcharge": None}]
+    merchant.local_enabled, merchant.local_fee, merchant.local_free_over = True, 500, 5000
+    merchant.local_windows = ["09:00-12:00", "14:00-18:00", "18:00-21:00"]
+    merchant.pickup_enabled = True
+    session.add_all([
+        DeliveryArea(merchant_id=merchant_id, name="西湖区", province="浙江省", city="杭州市",
+                     district="西湖区", communities=[]),
+        DeliveryArea(merchant_id=merchant_id, name="滨江区两个小区", province="浙江省",
+                     city="杭州市", district="滨江区", communities=["星耀城", "江南岸"])])
+    session.add_all([PickupPoint(merchant_id=merchant_id, **point) for point in DEMO_POINTS])
+    await session.flush()
+    return 1 + len(DEMO_POINTS) + 2
