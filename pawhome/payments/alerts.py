@@ -12,17 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.users import User
 from pawhome.messaging import notifications
 
-MAX_ADMINS_TOLD = 50  # a deployment has a handful; the admin endpoints list everything anyway
+# A deployment has a handful of admins; past this many, the most recently active are told
+# (the admin endpoints list everything anyway).
+MAX_ADMINS_TOLD = 50
 
 
 async def tell_admins(session: AsyncSession, kind: str, title: str, body: str, *,
                       target_type: str = "", target_id: int | None = None,
                       extra: dict[str, Any] | None = None) -> int:
-    """A system notification to each active admin; returns how many were told. Call it last
-    in the transaction (notify locks each recipient's settings row). Caller commits."""
-    admin_ids = list((await session.execute(
+    """A system notification to each active admin (the MAX_ADMINS_TOLD most recently logged
+    in); returns how many were told. Call it last in the transaction (notify locks each
+    recipient's settings row). Caller commits."""
+    admin_ids = sorted((await session.execute(
         select(User.id).where(User.role == "admin", User.status == "active")
-        .order_by(User.id).limit(MAX_ADMINS_TOLD))).scalars())
+        .order_by(User.last_login_at.desc(), User.id.desc())
+        .limit(MAX_ADMINS_TOLD))).scalars())
     for admin_id in admin_ids:  # in id order: concurrent callers lock recipients alike
         await notifications.notify(session, admin_id, "system", kind, target_type=target_type,
                                    target_id=target_id,
