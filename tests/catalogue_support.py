@@ -18,7 +18,6 @@ from pawhome.moderation import product_reviews
 from tests.helpers import Session
 from tests.media_helpers import worker_variants
 
-
 # One admin per test run serves every catalogue test: each admin made is told of payment
 # alarms (pawhome/payments/alerts.py tells the first few by id), and a run that made
 # dozens would push the admins of other tests out of that list.
