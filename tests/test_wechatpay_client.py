@@ -62,11 +62,11 @@ def new_no(prefix: str = "T") -> str:
 
 
 async def prepay(client: WeChatPayClient, out_trade_no: str | None = None, amount: int = 1234,
-                 **extra) -> tuple[str, str]:
+                 description: str = "猫粮 2kg", **extra) -> tuple[str, str]:
     out_trade_no = out_trade_no or new_no()
     prepay_id = await client.jsapi_prepay(
-        out_trade_no=out_trade_no, description="猫粮 2kg", amount=amount, payer_openid=OPENID,
-        time_expire=datetime.now(UTC) + timedelta(minutes=30), **extra)
+        out_trade_no=out_trade_no, description=description, amount=amount,
+        payer_openid=OPENID, time_expire=datetime.now(UTC) + timedelta(minutes=30), **extra)
     return out_trade_no, prepay_id
 
 
@@ -721,3 +721,81 @@ async def test_simulated_provider_refuses_what_wechat_refuses(simulated):
         await client.refund(out_refund_no=new_no("R"), out_trade_no=out_trade_no, amount=1,
                             total=1234)
     assert caught.value.code == "RESOURCE_NOT_EXISTS"
+
+
+# -- a notify over HTTP, as the notify endpoint will receive it ---------------------------------
+
+@pytest.mark.gen_test
+async def test_a_notify_posted_by_the_fake_passes_through_a_tornado_handler(resources,
+                                                                          wechatpay):
+    """The shape the notify endpoint takes: read the raw body and headers, verify, answer
+    204 — or a non-2xx FAIL so WeChat retries."""
+    import tornado.httpserver
+    import tornado.web
+
+    from tests.services import free_port
+
+    client = client_for(resources)
+    received = []
+
+    class Notify(tornado.web.RequestHandler):
+        async def post(self) -> None:
+            try:
+                note = await client.receive_notification(self.request.headers, self.request.body)
+            except NotifyRejected as rejected:
+                self.set_status(401)
+                self.finish({"code": "FAIL", "message": rejected.reason})
+                return
+            received.append(note)
+            self.set_status(204)
+            self.finish()
+
+    port = free_port()
+    server = tornado.httpserver.HTTPServer(tornado.web.Application([("/notify", Notify)]))
+    server.listen(port, "127.0.0.1")
+    try:
+        out_trade_no, _ = await prepay(make_client(resources))
+        wechatpay.pay(out_trade_no)
+        url = f"http://127.0.0.1:{port}/notify"
+        reply = await wechatpay.deliver(url, *wechatpay.payment_notification(out_trade_no))
+        assert reply.status_code == 204
+        assert received[0].resource["out_trade_no"] == out_trade_no
+        assert out_trade_no in repr(received[0]) and OPENID not in repr(received[0])
+        forged = await wechatpay.deliver(url, *wechatpay.payment_notification(
+            out_trade_no, variant="bad_signature"))
+        assert forged.status_code == 401 and forged.json() == {"code": "FAIL",
+                                                               "message": "bad_signature"}
+        assert len(received) == 1
+    finally:
+        server.stop()
+
+
+@pytest.mark.gen_test
+async def test_long_texts_are_cut_to_wechat_byte_limits(resources, wechatpay):
+    await prepay(client_for(resources), description="猫" * 100)  # 300 bytes
+    sent = wechatpay.requests_to("/v3/pay/transactions/jsapi")[-1].body["description"]
+    assert sent == "猫" * 42 and len(sent.encode()) <= 127
+
+
+@pytest.mark.gen_test
+async def test_a_failed_certificate_download_is_not_retried_at_once(resources, wechatpay):
+    client = client_for(resources)
+    wechatpay.fail_next("/v3/certificates", 503, {"code": "SYSTEM_ERROR", "message": "x"})
+    with pytest.raises(WeChatPayError) as caught:
+        await prepay(client)
+    assert caught.value.transient
+    with pytest.raises(WeChatPayError) as caught:
+        await client.refresh_certificates(unknown_serial=True)
+    assert caught.value.code == "NO_CERTIFICATE"
+    assert len(wechatpay.requests_to("/v3/certificates")) == 1
+
+
+@pytest.mark.gen_test
+async def test_an_expired_simulated_transaction_cannot_be_paid(simulated):
+    client = client_for(simulated)
+    out_trade_no = new_no()
+    await client.jsapi_prepay(out_trade_no=out_trade_no, description="x", amount=1,
+                              payer_openid=OPENID,
+                              time_expire=datetime.now(UTC) - timedelta(seconds=1))
+    with pytest.raises(ValueError, match="expired"):
+        await client.simulator.build_payment_notification(out_trade_no)

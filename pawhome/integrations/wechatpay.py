@@ -82,6 +82,11 @@ class Notification:
     create_time: str
     resource: dict[str, Any]
 
+    def __repr__(self) -> str:
+        # The resource holds the payer's openid: keep it out of any log that prints this.
+        number = self.resource.get("out_refund_no") or self.resource.get("out_trade_no")
+        return f"Notification(id={self.id!r}, event_type={self.event_type!r}, for={number!r})"
+
 
 @dataclass(frozen=True)
 class PlatformCertificate:
@@ -109,6 +114,7 @@ class WeChatPayClient:
         self._certificates: dict[int, PlatformCertificate] = {}
         self._certs_fetched_at: float | None = None  # monotonic time of the last download
         self._certs_retried_at = -math.inf  # last download asked for by an unknown serial
+        self._certs_failed_at = -math.inf  # last download that failed
         self._certs_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -121,7 +127,7 @@ class WeChatPayClient:
         if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
             raise ValueError("amount must be a positive number of fen")
         body: dict[str, Any] = {
-            "appid": self.appid, "mchid": self.mchid, "description": description[:127],
+            "appid": self.appid, "mchid": self.mchid, "description": _cut(description, 127),
             "out_trade_no": out_trade_no, "time_expire": rfc3339(time_expire),
             "notify_url": notify_url or self.settings.wechatpay_notify_url,
             "amount": {"total": amount, "currency": "CNY"},
@@ -185,7 +191,7 @@ class WeChatPayClient:
             "amount": {"refund": amount, "total": total, "currency": "CNY"},
         }
         if reason:
-            body["reason"] = reason[:80]
+            body["reason"] = _cut(reason, 80)
         reply = await self._json("POST", "/v3/refund/domestic/refunds", body=body)
         if reply.get("out_refund_no") != out_refund_no:
             raise WeChatPayError("WeChat Pay answered about another refund", code="BAD_REPLY")
@@ -228,11 +234,9 @@ class WeChatPayClient:
         path = target.path + (f"?{target.query}" if target.query else "")
         # Bill files are not signed: WeChat's documentation has them checked by their hash.
         response = await self._call("GET", path, verify_reply=False)
-        if hashlib.sha1(response.content, usedforsecurity=False).hexdigest() \
-                != hash_value.lower():
-            raise WeChatPayError("the downloaded bill does not match its SHA1",
-                                 code="BILL_HASH_MISMATCH", transient=True)
-        return parse_trade_bill(response.content.decode("utf-8-sig"))
+        # A busy day's bill is megabytes (100,000 rows parse in about a second): hash and
+        # parse it off the event loop.
+        return await asyncio.to_thread(_checked_bill, response.content, hash_value)
 
     # -- notifies --------------------------------------------------------------------------
     def parse_notification(self, headers: Mapping[str, str], body: bytes, *,
@@ -325,8 +329,18 @@ class WeChatPayClient:
             if not due and unknown_serial:
                 due = now - self._certs_retried_at >= self.settings.wechatpay_cert_retry_seconds
                 self._certs_retried_at = now if due else self._certs_retried_at
+            # After a failed download wait a little before the next try: notifies naming
+            # made-up serials must not turn into a stream of downloads while WeChat is down.
+            backoff = min(5.0, self.settings.wechatpay_cert_retry_seconds)
+            if due and now - self._certs_failed_at < backoff:
+                raise WeChatPayError("platform certificates are unavailable (recent download "
+                                     "failed)", code="NO_CERTIFICATE", transient=True)
             if due:
-                await self._download_certificates()
+                try:
+                    await self._download_certificates()
+                except WeChatPayError:
+                    self._certs_failed_at = time.monotonic()
+                    raise
 
     async def _download_certificates(self) -> None:
         response = await self._call("GET", "/v3/certificates", verify_reply=False)
@@ -504,6 +518,11 @@ def _is_cert_serial(serial: str) -> bool:
         crypto.serial_int(serial) is not None and len(serial) <= 64
 
 
+def _cut(text: str, limit: int) -> str:
+    """At most `limit` UTF-8 bytes (WeChat's lengths count bytes), never half a character."""
+    return text.encode()[:limit].decode(errors="ignore")
+
+
 def _segment(value: str) -> str:
     return quote(value, safe="")
 
@@ -573,6 +592,17 @@ BILL_FEN_COLUMNS = frozenset({"settlement_amount", "coupon_amount", "refund_amou
 BILL_REQUIRED = ("trade_time", "transaction_id", "out_trade_no", "trade_state", "amount",
                  "refund_amount", "out_refund_no")
 SUMMARY_FIRST_COLUMN = "总交易单数"
+
+
+def _checked_bill(content: bytes, sha1: str) -> list[dict[str, Any]]:
+    if hashlib.sha1(content, usedforsecurity=False).hexdigest() != sha1.lower():
+        raise WeChatPayError("the downloaded bill does not match its SHA1",
+                             code="BILL_HASH_MISMATCH", transient=True)
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise WeChatPayError("the trade bill is not UTF-8", code="BAD_BILL") from error
+    return parse_trade_bill(text)
 
 
 def parse_trade_bill(text: str) -> list[dict[str, Any]]:

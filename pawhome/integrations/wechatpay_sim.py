@@ -176,6 +176,9 @@ class WeChatPaySimulator:
             raise LookupError(f"no simulated transaction {out_trade_no}")
         if trade["trade_state"] == "NOTPAY":
             now = time.time()
+            expire = trade["params"].get("time_expire")
+            if expire and datetime.fromisoformat(str(expire)).timestamp() < now:
+                raise ValueError(f"simulated transaction {out_trade_no} has expired")
             trade.update(trade_state="SUCCESS", trade_state_desc="支付成功",
                          transaction_id=_transaction_id(now), success_time=china_time(now),
                          bank_type="OTHERS")
