@@ -77,7 +77,9 @@ class PetFields(BaseModel):
 
 
 class PetCreate(PetFields):
-    name: str = Field(min_length=1, max_length=32)
+    # The same pattern as PetFields.name: without it the document allowed a name of only
+    # whitespace (e.g. U+0085) that the not-blank check then refused (the fuzz gate found it).
+    name: str = Field(min_length=1, max_length=32, pattern=NOT_BLANK)
     species: Species
 
 
