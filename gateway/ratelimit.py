@@ -56,6 +56,10 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "likes.comment": (Rule("user", 240, 60),),
     "comments.post": (Rule("user", 120, 60),),  # reading and writing share the window
     "favorites.post": (Rule("user", 120, 60),),
+    # -- mall (docs/mall.md) --
+    "orders.pay": (Rule("user", 5, 60),),  # seed 003: payments 5/min per user
+    "orders.list": (Rule("user", 60, 60),),
+    "orders.preview": (Rule("user", 120, 60),),
     "shares.post": (Rule("user", 30, 60),),
     "follows.follow": (Rule("user", 60, 60),),
     "health.healthz": (),

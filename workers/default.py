@@ -1,6 +1,7 @@
-"""Tasks of the default queue: the outbox safety-net relay, housekeeping, and the community's
-periodic jobs (post views, hot scores, feed-cache drops, counter reconciliation), and the
-mall's product footprints.
+"""Tasks of the default queue: the outbox safety-net relay, housekeeping, the community's
+periodic jobs (post views, hot scores, feed-cache drops, counter reconciliation) and the
+mall's (product footprints, unpaid orders cancelled at their deadline, the order sweep,
+product cache drops).
 
 Every job here is run by beat (workers/schedule.py) or enqueued through the outbox; each is
 small and idempotent, so a late or doubled run is harmless. The community jobs' logic is in
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.base import utcnow
 from pawhome.community import feed_cache, feeds
 from pawhome.community.counters import reconcile_all
-from pawhome.mall import product_favorites
+from pawhome.mall import orders, product_favorites, products
 from pawhome.platform import deadletters, housekeeping
 from pawhome.platform.outbox import OutboxRelay
 from pawhome.platform.resources import Resources
@@ -147,3 +148,35 @@ def reconcile_counters() -> dict[str, dict[str, int]]:
 def flush_product_footprints() -> int:
     """Write the product footprints buffered in Redis to product_views; returns how many."""
     return runtime.run(product_favorites.flush_all_footprints(runtime.resources()))
+# -- mall -------------------------------------------------------------------------------------
+
+
+@shared_task(name="default.cancel_unpaid_order")
+def cancel_unpaid_order(order_id: int) -> bool:
+    """Queued with every order, due at its payment deadline: cancel it if still unpaid
+    (a paid or already cancelled order is left alone). True if this cancelled it."""
+    return runtime.run(orders.cancel_if_overdue(runtime.resources(), order_id))
+
+
+@shared_task(name="default.sweep_orders", **PERIODIC)
+def sweep_orders() -> dict[str, int]:
+    """Beat: cancel unpaid orders past their deadline whose task was lost, and complete
+    shipped orders nobody confirmed in time."""
+
+    async def sweep() -> dict[str, int]:
+        resources = runtime.resources()
+        return {"cancelled": await orders.cancel_overdue(resources),
+                "completed": await orders.complete_overdue(resources)}
+
+    return runtime.run(sweep())
+
+
+@shared_task(name="default.forget_products")
+def forget_products(product_ids: list[int]) -> int:
+    """Drop the cached pages of products whose stock moved in a worker's transaction."""
+
+    async def forget() -> int:
+        await products.forget_products(runtime.resources(), product_ids)
+        return len(product_ids)
+
+    return runtime.run(forget())

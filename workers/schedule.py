@@ -33,6 +33,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
                                 "schedule": settings.feed_hot_recompute_seconds},
         "reconcile-counters": {"task": "default.reconcile_counters",
                                "schedule": settings.counter_reconcile_seconds},
+        # The net under each order's own timeout task (docs/mall.md "Auto-cancel").
+        "sweep-orders": {"task": "default.sweep_orders",
+                         "schedule": settings.order_sweep_seconds},
         "purge-abandoned-uploads": {"task": "media.purge_abandoned_uploads",
                                     "schedule": crontab(minute=37)},
         "expire-media-checks": {"task": "moderation.expire_media_checks",
