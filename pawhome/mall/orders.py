@@ -204,13 +204,14 @@ async def _count_sales(session: AsyncSession, items: Iterable[OrderItem]) -> Non
     for item in items:
         by_sku[item.sku_id] = by_sku.get(item.sku_id, 0) + item.quantity
         by_product[item.product_id] = by_product.get(item.product_id, 0) + item.quantity
-    for sku_id in sorted(by_sku):
-        await session.execute(update(Sku).where(Sku.id == sku_id)
-                              .values(sales_count=Sku.sales_count + by_sku[sku_id])
-                              .execution_options(synchronize_session=False))
+    # Products before SKUs, each in id order: the order the catalogue's writes lock them.
     for product_id in sorted(by_product):
         await session.execute(update(Product).where(Product.id == product_id)
                               .values(sales_count=Product.sales_count + by_product[product_id])
+                              .execution_options(synchronize_session=False))
+    for sku_id in sorted(by_sku):
+        await session.execute(update(Sku).where(Sku.id == sku_id)
+                              .values(sales_count=Sku.sales_count + by_sku[sku_id])
                               .execution_options(synchronize_session=False))
 
 
@@ -229,14 +230,14 @@ async def mark_paid(session: AsyncSession, order_id: int, amount: int) -> bool:
         order.pickup_code = f"{secrets.randbelow(10**6):06d}"
     await _count_sales(session, await items_of(session, order.id))
     yuan = f"{order.payable_amount / 100:.2f}"
-    await notifications.notify(session, order.merchant_id, "order", "order_paid",
-                               target_type="order", target_id=order.id,
-                               payload={"title": "新订单", "order_no": order.order_no,
-                                        "text": f"订单 {order.order_no} 已付款 ¥{yuan}"})
-    await notifications.notify(session, order.user_id, "order", "order_paid",
-                               target_type="order", target_id=order.id,
-                               payload={"title": "支付成功", "order_no": order.order_no,
-                                        "text": f"订单 {order.order_no} 支付成功 ¥{yuan}"})
+    told = {order.merchant_id: {"title": "新订单",
+                                "text": f"订单 {order.order_no} 已付款 ¥{yuan}"},
+            order.user_id: {"title": "支付成功",
+                            "text": f"订单 {order.order_no} 支付成功 ¥{yuan}"}}
+    for user_id in sorted(told):  # notify() locks each recipient: one order for everyone
+        await notifications.notify(session, user_id, "order", "order_paid",
+                                   target_type="order", target_id=order.id,
+                                   payload={**told[user_id], "order_no": order.order_no})
     return True
 
 
