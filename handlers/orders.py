@@ -13,6 +13,7 @@ from gateway.handler import ApiHandler, endpoint
 from pawhome.mall import checkout, order_payments, order_views, orders
 from pawhome.platform.errors import (
     Conflict,
+    NotFound,
     NotPurchasable,
     OrderStateConflict,
     OutOfStock,
@@ -55,7 +56,7 @@ class SellerHandler(ApiHandler):
 
 
 class CheckoutPreviewHandler(ApiHandler):
-    @endpoint(body=checkout.CheckoutBody, tags=TAGS, errors=(ValidationFailed,),
+    @endpoint(body=checkout.CheckoutBody, tags=TAGS, errors=(ValidationFailed, NotFound),
               summary="Price a checkout (cart selection or buy-now) without ordering",
               refuses={"address_id": "one of the caller's addresses",
                        "items": "on-sale SKUs of active shops"})
@@ -70,7 +71,7 @@ class OrdersHandler(ApiHandler):
         self.ok(await order_views.list_my_orders(self.r, self.user_id, self.query))
 
     @endpoint(body=checkout.CheckoutBody, tags=TAGS, idempotent=True, status=201,
-              errors=(NotPurchasable, OutOfStock, ValidationFailed),
+              errors=(NotPurchasable, OutOfStock, ValidationFailed, NotFound),
               summary="Place the orders of a checkout (one per merchant), stock reserved",
               refuses={"address_id": "one of the caller's addresses",
                        "items": "on-sale SKUs of active shops, within stock and limits"})
