@@ -24,7 +24,19 @@ from pawhome.community import (  # noqa: F401
 )
 from pawhome.identity import auth, sms, tokens, user_search, users  # noqa: F401
 from pawhome.integrations import storage, wechat  # noqa: F401
-from pawhome.mall import categories, product_favorites, product_search, product_views, products  # noqa: F401
+from pawhome.mall import (  # noqa: F401  # noqa: F401
+    categories,
+    checkout,
+    order_payments,
+    order_states,
+    order_views,
+    orders,
+    product_favorites,
+    product_search,
+    product_views,
+    products,
+    refunds,
+)
 from pawhome.media import files, processing, uploads  # noqa: F401
 from pawhome.messaging import chat, chat_writer, notifications, subscribe_messages  # noqa: F401
 from pawhome.moderation import decisions, product_reviews, reports, reviews  # noqa: F401

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select, update
 
+from models.base import utcnow
 from models.mall import CartItem, Order, OrderEvent, StockMovement
 from models.platform import OutboxMessage
 from pawhome.mall import checkout, orders
@@ -58,7 +59,7 @@ async def test_buy_now_prices_on_the_server_and_takes_the_stock(api, resources):
     assert [(b["kind"], b["amount"]) for b in part["price_breakdown"]] == [
         ("goods", 9100), ("delivery", 800)]
 
-    placed = (await buy(api, buyer, [(sku, 2)], address_id, key="k-1")).ok()
+    placed = (await buy(api, buyer, [(sku, 2)], address_id, key="k-1")).ok(201)
     assert placed["payable_amount"] == 9900 and len(placed["orders"]) == 1
     order_id = placed["orders"][0]["id"]
     assert await stock_of(resources, sku) == 8
@@ -69,7 +70,7 @@ async def test_buy_now_prices_on_the_server_and_takes_the_stock(api, resources):
     assert [t["action"] for t in detail["timeline"]] == ["place"]
     assert len(detail["order_no"]) == 18 and detail["order_no"].isdigit()
 
-    again = (await buy(api, buyer, [(sku, 2)], address_id, key="k-1")).ok()
+    again = (await buy(api, buyer, [(sku, 2)], address_id, key="k-1")).ok(201)
     assert again == placed  # the same Idempotency-Key: the same orders, no second take
     assert await stock_of(resources, sku) == 8
 
@@ -104,7 +105,7 @@ async def test_cart_checkout_makes_one_order_per_merchant_and_empties_those_line
     placed = (await api.post("/v1/orders", token=buyer.token, json={
         "address_id": address_id,
         "shipments": [{"merchant_id": shop_a.user_id, "fulfilment": "pickup",
-                       "pickup_point_id": point_a, "remark": "下午来拿"}]})).ok()
+                       "pickup_point_id": point_a, "remark": "下午来拿"}]})).ok(201)
     by_merchant = {o["merchant_id"]: o for o in placed["orders"]}
     assert by_merchant[shop_a.user_id]["payable_amount"] == 2000  # pick-up: no fee
     assert by_merchant[shop_b.user_id]["payable_amount"] == 7000  # 6000 + 1000 express
@@ -201,7 +202,7 @@ async def test_cancel_gives_the_stock_back_exactly_once(api, resources):
     _, (sku,) = await make_product(resources, merchant.user_id, [{"price": 500, "stock": 3}])
     buyer, stranger = await make_member(resources), await make_member(resources)
     address_id = await make_address(resources, buyer.user_id)
-    order_id = (await buy(api, buyer, [(sku, 2)], address_id)).ok()["orders"][0]["id"]
+    order_id = (await buy(api, buyer, [(sku, 2)], address_id)).ok(201)["orders"][0]["id"]
     assert await stock_of(resources, sku) == 1
     (await api.post(f"/v1/orders/{order_id}/cancel", token=stranger.token, json={})).error(404)
     replies = await asyncio.gather(*[api.post(f"/v1/orders/{order_id}/cancel",
@@ -225,13 +226,13 @@ async def test_the_sweep_cancels_unpaid_orders_whose_timeout_task_was_lost(api, 
     _, (sku,) = await make_product(resources, merchant.user_id, [{"price": 500, "stock": 5}])
     buyer = await make_member(resources)
     address_id = await make_address(resources, buyer.user_id)
-    order_id = (await buy(api, buyer, [(sku, 1)], address_id)).ok()["orders"][0]["id"]
+    order_id = (await buy(api, buyer, [(sku, 1)], address_id)).ok(201)["orders"][0]["id"]
     async with resources.db.session() as session, session.begin():
         # The broker lost the timeout task, and the deadline has passed.
         await session.execute(OutboxMessage.__table__.delete().where(
             OutboxMessage.name == orders.CANCEL_TASK))
         await session.execute(update(Order).where(Order.id == order_id).values(
-            pay_deadline=Order.pay_deadline - dt.timedelta(hours=1)))
+            pay_deadline=utcnow() - dt.timedelta(minutes=1)))
     assert await orders.cancel_overdue(resources) == 1
     assert await orders.cancel_overdue(resources) == 0  # a second sweep: nothing to do
     assert await orders.cancel_if_overdue(resources, order_id) is False  # the late task
@@ -246,11 +247,11 @@ async def test_a_paid_order_is_not_cancelled_by_its_timeout(api, resources):
     _, (sku,) = await make_product(resources, merchant.user_id, [{"price": 500, "stock": 5}])
     buyer = await make_member(resources)
     address_id = await make_address(resources, buyer.user_id)
-    order_id = (await buy(api, buyer, [(sku, 1)], address_id)).ok()["orders"][0]["id"]
+    order_id = (await buy(api, buyer, [(sku, 1)], address_id)).ok(201)["orders"][0]["id"]
     await paid(resources, order_id)
     async with resources.db.session() as session, session.begin():
         await session.execute(update(Order).where(Order.id == order_id).values(
-            pay_deadline=Order.pay_deadline - dt.timedelta(hours=1)))
+            pay_deadline=utcnow() - dt.timedelta(minutes=1)))
     assert await orders.cancel_if_overdue(resources, order_id) is False
     assert await orders.cancel_overdue(resources) == 0
     assert (await api.get(f"/v1/orders/{order_id}", token=buyer.token)).ok()["status"] == "paid"
@@ -264,10 +265,10 @@ async def test_shipping_receipt_and_pick_up_with_live_events(api, app, resources
     _, (sku,) = await make_product(resources, merchant.user_id, [{"price": 1500, "stock": 9}])
     buyer = await make_member(resources)
     address_id = await make_address(resources, buyer.user_id)
-    shipped_id = (await buy(api, buyer, [(sku, 1)], address_id)).ok()["orders"][0]["id"]
+    shipped_id = (await buy(api, buyer, [(sku, 1)], address_id)).ok(201)["orders"][0]["id"]
     pickup_id = (await buy(api, buyer, [(sku, 1)], address_id, shipments=[
         {"merchant_id": merchant.user_id, "fulfilment": "pickup",
-         "pickup_point_id": point}])).ok()["orders"][0]["id"]
+         "pickup_point_id": point}])).ok(201)["orders"][0]["id"]
     ship = {"carrier": "顺丰", "tracking_no": "SF1234567890"}
     (await api.post(f"/v1/merchant/orders/{shipped_id}/ship", token=merchant.token,
                     json=ship)).error(409, code=40910)  # not paid yet
@@ -312,14 +313,14 @@ async def test_shipped_orders_complete_by_themselves_after_the_window(api, resou
     _, (sku,) = await make_product(resources, merchant.user_id, [{"price": 1500, "stock": 9}])
     buyer = await make_member(resources)
     address_id = await make_address(resources, buyer.user_id)
-    order_id = (await buy(api, buyer, [(sku, 1)], address_id)).ok()["orders"][0]["id"]
+    order_id = (await buy(api, buyer, [(sku, 1)], address_id)).ok(201)["orders"][0]["id"]
     await paid(resources, order_id)
     (await api.post(f"/v1/merchant/orders/{order_id}/ship", token=merchant.token,
                     json={"carrier": "中通", "tracking_no": "ZT1"})).ok()
     assert await orders.complete_overdue(resources) == 0
     async with resources.db.session() as session, session.begin():
         await session.execute(update(Order).where(Order.id == order_id).values(
-            auto_complete_at=Order.auto_complete_at - dt.timedelta(days=11)))
+            auto_complete_at=utcnow() - dt.timedelta(minutes=1)))
     assert await orders.complete_overdue(resources) == 1
     detail = (await api.get(f"/v1/orders/{order_id}", token=buyer.token)).ok()
     assert detail["status"] == "completed"
@@ -332,7 +333,7 @@ async def test_lists_count_per_status_and_show_only_ones_own(api, resources):
     _, (sku,) = await make_product(resources, merchant.user_id, [{"price": 100, "stock": 50}])
     buyer, stranger = await make_member(resources), await make_member(resources)
     address_id = await make_address(resources, buyer.user_id)
-    ids = [(await buy(api, buyer, [(sku, 1)], address_id)).ok()["orders"][0]["id"]
+    ids = [(await buy(api, buyer, [(sku, 1)], address_id)).ok(201)["orders"][0]["id"]
            for _ in range(3)]
     await paid(resources, ids[0])
     (await api.post(f"/v1/orders/{ids[1]}/cancel", token=buyer.token, json={})).ok()
@@ -363,7 +364,7 @@ async def test_every_transition_is_on_the_timeline_with_its_actor(resources, api
     _, (sku,) = await make_product(resources, merchant.user_id, [{"price": 100, "stock": 5}])
     buyer = await make_member(resources)
     address_id = await make_address(resources, buyer.user_id)
-    order_id = (await buy(api, buyer, [(sku, 1)], address_id)).ok()["orders"][0]["id"]
+    order_id = (await buy(api, buyer, [(sku, 1)], address_id)).ok(201)["orders"][0]["id"]
     await paid(resources, order_id)
     async with resources.db.session() as session:
         rows = list((await session.execute(select(OrderEvent).where(

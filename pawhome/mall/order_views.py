@@ -104,7 +104,7 @@ async def _views(session: AsyncSession, orders: Sequence[Order], *,
                                        .order_by(OrderItem.id))).scalars():
         items[item.order_id].append(item)
     names = dict((await session.execute(select(Merchant.user_id, Merchant.name).where(
-        Merchant.user_id.in_({o.merchant_id for o in orders})))).tuples().all())
+        Merchant.user_id.in_({o.merchant_id for o in orders})))).all())
     return [order_view(o, items[o.id], names.get(o.merchant_id, ""), for_buyer=for_buyer)
             for o in orders]
 
@@ -124,7 +124,7 @@ async def _page(session: AsyncSession, conditions: list[ColumnElement[bool]],
 
 async def _counts(session: AsyncSession, condition: ColumnElement[bool]) -> dict[str, int]:
     found = dict((await session.execute(select(Order.status, func.count()).where(condition)
-                                        .group_by(Order.status))).tuples().all())
+                                        .group_by(Order.status))).all())
     return {status: int(found.get(status, 0)) for status in ORDER_STATES}
 
 
@@ -209,6 +209,8 @@ async def sales_by_day(resources: Resources, merchant_id: int | None,
         rows = (await session.execute(select(Order.paid_at, Order.paid_amount,
                                              Order.refunded_amount).where(*conditions))).all()
     for paid_at, paid_amount, refunded_amount in rows:
+        if paid_at is None:
+            continue
         day = paid_at.replace(tzinfo=dt.UTC).astimezone(SHANGHAI).date()
         if day in totals:
             totals[day]["orders"] += 1

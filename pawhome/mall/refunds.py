@@ -211,10 +211,10 @@ async def decide(resources: Resources, refund_id: int, *, approve: bool, reason:
         request.decision_reason = reason[:255]
         if approve:
             request.status = "refunding"
-            payments.refund_later(session, payable_type=orders.PAYABLE_TYPE,
-                                  payable_id=order.id, out_refund_no=request.refund_no,
-                                  amount=request.amount, reason=request.reason[:80],
-                                  source_type=SOURCE_TYPE, source_id=request.id)
+            await payments.refund_later(session, payable_type=orders.PAYABLE_TYPE,
+                                        payable_id=order.id, out_refund_no=request.refund_no,
+                                        amount=request.amount, reason=request.reason[:80],
+                                        source_type=SOURCE_TYPE, source_id=request.id)
         else:
             request.status = "rejected"
             order_states.transition(session, order, "refund_closed", actor_type=actor_type,
