@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.mall import ORDER_STATES, Merchant, Order, OrderEvent, OrderItem
 from pawhome.platform import topics
 from pawhome.platform.errors import NotFound, ValidationFailed, field_error
+from pawhome.platform.fields import QueryDate
 from pawhome.platform.pagination import MAX_LIMIT, PageQuery, page_result
 from pawhome.platform.resources import Resources
 
@@ -40,14 +41,14 @@ class AdminOrderQuery(OrderListQuery):
     order_no: str | None = Field(None, min_length=1, max_length=32)
     user_id: int | None = Field(None, ge=1, le=2**53)
     merchant_id: int | None = Field(None, ge=1, le=2**53)
-    date_from: dt.date | None = None  # created on or after (Asia/Shanghai)
-    date_to: dt.date | None = None  # created on or before (Asia/Shanghai)
+    date_from: QueryDate | None = None  # created on or after (Asia/Shanghai)
+    date_to: QueryDate | None = None  # created on or before (Asia/Shanghai)
 
 
 class SalesQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    date_from: dt.date
-    date_to: dt.date
+    date_from: QueryDate
+    date_to: QueryDate
 
 
 def _utc(day: dt.date) -> dt.datetime:

@@ -2,10 +2,12 @@
 from the models states exactly what the code accepts (tests/test_fuzz.py holds them to it)."""
 from __future__ import annotations
 
+import datetime as dt
+import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 MAX_ID = 2**63 - 1
 
@@ -46,3 +48,17 @@ def distinct(description: str = "") -> dict[str, Any]:
     if description:
         extra["description"] = description
     return extra
+
+
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def iso_date_text(value: object) -> object:
+    """BeforeValidator of a date query parameter: YYYY-MM-DD only (pydantic alone would also
+    take "0" or "1700000000" as a date, which no client means)."""
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("must be a date, YYYY-MM-DD")
+    return value
+
+
+QueryDate = Annotated[dt.date, BeforeValidator(iso_date_text)]
