@@ -59,7 +59,9 @@ class CheckoutPreviewHandler(ApiHandler):
     @endpoint(body=checkout.CheckoutBody, tags=TAGS, errors=(ValidationFailed, NotFound),
               summary="Price a checkout (cart selection or buy-now) without ordering",
               refuses={"address_id": "one of the caller's addresses",
-                       "items": "on-sale SKUs of active shops"})
+                       "items": "on-sale SKUs of active shops; without items, a cart with "
+                                "selected lines",
+                       "shipments": "one per merchant of the checkout, a mode it offers"})
     async def post(self) -> None:
         self.ok(await checkout.preview(self.r, self.user_id, self.body))
 
@@ -74,7 +76,9 @@ class OrdersHandler(ApiHandler):
               errors=(NotPurchasable, OutOfStock, ValidationFailed, NotFound),
               summary="Place the orders of a checkout (one per merchant), stock reserved",
               refuses={"address_id": "one of the caller's addresses",
-                       "items": "on-sale SKUs of active shops, within stock and limits"})
+                       "items": "on-sale SKUs of active shops, within stock and limits; "
+                                "without items, a cart with selected lines",
+                       "shipments": "one per merchant of the checkout, a mode it offers"})
     async def post(self) -> None:
         key = self.request.headers.get("Idempotency-Key", "")[:64]
         self.ok(await orders.place_orders(self.r, self.user_id, self.body, key), status=201)

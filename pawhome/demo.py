@@ -16,7 +16,7 @@ import pawhome.domains  # noqa: F401  (every domain wired: the seeding runs thei
 from models.users import User
 from pawhome.community import boards
 from pawhome.identity import users
-from pawhome.mall import addresses, delivery
+from pawhome.mall import addresses, delivery, demo_catalogue
 from pawhome.platform.resources import Resources
 from settings import Settings, get_settings
 
@@ -25,6 +25,7 @@ DEMO_USERS = [
     ("demo-user-1", "豆豆妈 🐶", "user", "两只柯基的铲屎官 🐾"),
     ("demo-user-2", "Mochi's human", "user", "One grumpy cat, many opinions."),
     ("demo-merchant", "萌宠小铺", "merchant", "宠物用品小店，欢迎光临"),
+    ("demo-merchant-2", "汪喵百货", "merchant", "玩具洗护，一站购齐"),
     ("demo-admin", "Admin", "admin", ""),
 ]
 
@@ -53,11 +54,22 @@ async def seed_delivery(session: AsyncSession) -> int:
     return created
 
 
+async def seed_catalogue(session: AsyncSession) -> int:
+    """Categories and ~20 products with SKUs in the demo shops (pawhome/mall/demo_catalogue)."""
+    shops = []
+    for openid, _, role, _ in DEMO_USERS:
+        if role == "merchant":
+            user, _ = await users.get_or_create_by_openid(session, openid)
+            shops.append(user.id)
+    return await demo_catalogue.seed_demo_catalogue(session, shops)
+
+
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
     ("boards", boards.seed_boards),
     ("delivery", seed_delivery),
+    ("catalogue", seed_catalogue),
 ]
 
 

@@ -33,11 +33,14 @@ class EmbeddedGateway:
         self.base = f"http://127.0.0.1:{self.port}"
         self.stdout_path = workdir / "stdout.log"
         self.stderr_path = workdir / "stderr.log"
+        # As `make run` starts it: nothing of the test run's services, WeChat Pay included.
         self.env = {name: value for name, value in os.environ.items()
-                    if name not in ("REDIS_PREFIX", "TASK_QUEUE_PREFIX", "RESULT_BACKEND_URL")}
+                    if name not in ("REDIS_PREFIX", "TASK_QUEUE_PREFIX", "RESULT_BACKEND_URL",
+                                    "PAYMENT_PROVIDER")
+                    and not name.startswith("WECHATPAY_")}
         self.env.update(MODE="embedded", DATABASE_URL=self.database_url, REDIS_URL="memory://",
                         BROKER_URL="", LOG_LEVEL="INFO", OUTBOX_POLL_SECONDS="0.2",
-                        PYTHONUNBUFFERED="1")
+                        PYTHONUNBUFFERED="1", WECHATPAY_SIM_DIR=str(workdir / "wechatpay-sim"))
         self.proc: subprocess.Popen | None = None
 
     def migrate(self) -> None:
@@ -252,6 +255,65 @@ def test_first_direct_message_and_notification_reach_plain_sockets_within_200_ms
     assert notified < 0.2, f"the notification took {notified * 1000:.0f} ms (request included)"
 
 
+def test_a_newcomer_shops_two_demo_shops_and_pays_in_make_run(embedded):
+    """`make run` seeds the demo shops; a buyer searches, fills the cart from both shops,
+    checks out one by pick-up and one by local delivery, pays with the simulated WeChat Pay
+    (the real notify path), and the merchant ships while the buyer watches."""
+    subprocess.run([sys.executable, "-m", "pawhome.demo"], cwd=ROOT, env=embedded.env,
+                   check=True, capture_output=True, timeout=120)
+    buyer = dev_login(embedded, "demo-user-1")["access_token"]
+    seller = dev_login(embedded, "demo-merchant-2")["access_token"]
+    auth = {"Authorization": f"Bearer {buyer}"}
+
+    def call(method: str, path: str, token: str = buyer, key: str = "", **kw) -> dict:
+        headers = {"Authorization": f"Bearer {token}"}
+        if key:
+            headers["Idempotency-Key"] = key
+        reply = httpx.request(method, embedded.base + path, timeout=15, headers=headers, **kw)
+        assert reply.status_code in (200, 201), (path, reply.text)
+        return reply.json()["data"]
+
+    deadline = time.monotonic() + 10
+    while True:  # the demo products are indexed by in-process tasks
+        found = httpx.get(embedded.base + "/v1/products/search", params={"q": "猫粮"},
+                          headers=auth, timeout=10).json()["data"]
+        if found["items"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert found["items"], "the demo catalogue is not searchable"
+    listed = call("GET", "/v1/products", params={"limit": 50})
+    assert listed["total"] >= 20
+    shops: dict[int, dict] = {}
+    for card in listed["items"]:
+        shops.setdefault(card["merchant"]["id"] if "merchant" in card
+                         else card["merchant_id"], card)
+    assert len(shops) == 2
+    for card in shops.values():
+        detail = call("GET", f"/v1/products/{card['id']}")
+        call("POST", "/v1/cart/items", json={"sku_id": detail["skus"][0]["id"], "quantity": 1})
+    address = call("GET", "/v1/addresses")["items"][0]
+    first, second = sorted(shops)
+    points = call("GET", f"/v1/merchants/{first}")["pickup_points"]
+    body = {"address_id": address["id"], "shipments": [
+        {"merchant_id": first, "fulfilment": "pickup", "pickup_point_id": points[0]["id"]}]}
+    preview = call("POST", "/v1/orders/preview", json=body)
+    assert preview["purchasable"], preview["problems"]
+    placed = call("POST", "/v1/orders", json=body, key="run-1")
+    assert len(placed["orders"]) == 2
+    for order in placed["orders"]:
+        assert call("POST", f"/v1/orders/{order['id']}/pay")["package"].startswith("prepay_id=")
+        confirmed = call("POST", f"/v1/payments/simulated/{order['order_no']}/confirm")
+        assert confirmed["payment"]["status"] == "paid"
+        assert call("GET", f"/v1/orders/{order['id']}")["status"] == "paid"
+    shipped = next(o for o in placed["orders"] if o["merchant_id"] == second)
+    call("POST", f"/v1/merchant/orders/{shipped['id']}/ship", token=seller,
+         json={"carrier": "闪送", "tracking_no": "SS1"})
+    call("POST", f"/v1/orders/{shipped['id']}/confirm-receipt")
+    mine = call("GET", "/v1/orders")
+    assert mine["counts"]["completed"] == 1 and mine["counts"]["paid"] == 1
+
+
 def test_embedded_gateway_stops_cleanly_on_sigterm(embedded):
     assert embedded.stop() == 0
     assert any(line["msg"] == "gateway stopping" for line in embedded.log_lines())
+

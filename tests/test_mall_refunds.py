@@ -85,7 +85,7 @@ async def test_line_refunds_add_up_to_what_was_paid_and_no_more(api, resources, 
     foreign = await api.post(f"/v1/orders/{order['id']}/refunds", token=buyer.token,
                              json={"lines": [{"item_id": item_id + 10_000, "quantity": 1}],
                                    "reason": "坏了"})
-    foreign.error(422, field="lines[0].item_id")
+    foreign.error(422, field="lines.0.item_id")
     stranger = await make_member(resources)
     (await api.post(f"/v1/orders/{order['id']}/refunds", token=stranger.token,
                     json={"reason": "坏了"})).error(404)

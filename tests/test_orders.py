@@ -134,8 +134,8 @@ async def test_what_cannot_be_bought_is_refused_with_reasons_and_nothing_written
     reply = await buy(api, buyer, [(on_sale, 1), (draft, 1), (limited, 3)], address_id)
     body = reply.error(422, code=42220)
     fields = {e["field"]: e["message"] for e in body["errors"]}
-    assert fields == {"items[1].sku_id": "this product is not on sale",
-                      "items[2].sku_id": "at most 2 per order"}
+    assert fields == {"items.1.sku_id": "this product is not on sale",
+                      "items.2.sku_id": "at most 2 per order"}
     (await buy(api, merchant, [(on_sale, 1)], address_id)).error(404)  # not the caller's
     own = await make_address(resources, merchant.user_id)
     reply = await buy(api, merchant, [(on_sale, 1)], own)

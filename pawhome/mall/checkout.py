@@ -210,11 +210,11 @@ async def plan_checkout(session: AsyncSession, settings: Settings, user_id: int,
                            quantity=quantity)
         line.problem = _line_problem(settings, user_id, sku, product, merchant, quantity)
         if line.problem:
-            problems.append(field_error(f"items[{index}].sku_id", line.problem))
+            problems.append(field_error(f"items.{index}.sku_id", line.problem))
         else:
             line.problem = _stock_problem(sku, quantity)
             if line.problem:
-                stock_problems.append(field_error(f"items[{index}].quantity", line.problem))
+                stock_problems.append(field_error(f"items.{index}.quantity", line.problem))
         if sku is None or product is None or merchant is None:
             continue
         line.name, line.spec_text = product.name, sku.spec_text
@@ -255,7 +255,7 @@ async def _plan_delivery(session: AsyncSession, order: PlannedOrder, address: Ad
         if chosen is None:
             reasons = "; ".join(o.reason for o in order.options if o.reason) or \
                 "this shop offers no delivery for this address"
-            order.problems.append(field_error(f"shipments[{order.merchant_id}]", reasons))
+            order.problems.append(field_error(f"shipments.{order.merchant_id}", reasons))
             return
         fulfilment = chosen.fulfilment
         pickup_point_id = int(chosen.pickup_points[0]["id"]) \
@@ -272,7 +272,7 @@ async def _plan_delivery(session: AsyncSession, order: PlannedOrder, address: Ad
     except ValidationFailed as refused:
         for error in refused.errors or [field_error("fulfilment", refused.message)]:
             order.problems.append(field_error(
-                f"shipments[{order.merchant_id}].{error['field']}", error["message"]))
+                f"shipments.{order.merchant_id}.{error['field']}", error["message"]))
         return
     order.fulfilment, order.delivery_fee = quote.fulfilment, quote.fee
     order.address, order.pickup_point = quote.address, quote.pickup_point

@@ -59,7 +59,7 @@ async def items_of(session: AsyncSession, order_id: int) -> list[OrderItem]:
 
 def _shortage_errors(plan: checkout.Plan, shortages: list[stock.Shortage]) -> list[dict[str, str]]:
     position = {sku_id: index for index, sku_id in enumerate(plan.sku_ids())}
-    return [field_error(f"items[{position.get(s.sku_id, 0)}].quantity",
+    return [field_error(f"items.{position.get(s.sku_id, 0)}.quantity",
                         f"out of stock: {s.available} left" if s.available else "out of stock")
             for s in shortages]
 

@@ -101,7 +101,7 @@ async def _lines_and_amount(session: AsyncSession, order: Order,
     else:
         for index, line in enumerate(body.lines):
             if line.item_id not in items:
-                raise ValidationFailed(errors=[field_error(f"lines[{index}].item_id",
+                raise ValidationFailed(errors=[field_error(f"lines.{index}.item_id",
                                                            "not a line of this order")])
             asked[line.item_id] = asked.get(line.item_id, 0) + line.quantity
     problems = [field_error("lines", f"line {item_id}: only "
