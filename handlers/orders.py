@@ -27,7 +27,7 @@ ADMIN = ("admin",)
 SELLERS = ("merchant", "admin")
 
 
-class CancelBody(BaseModel):
+class OptionalReasonBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field("", max_length=255)
 
@@ -91,7 +91,7 @@ class OrderHandler(ApiHandler):
 
 
 class OrderCancelHandler(ApiHandler):
-    @endpoint(body=CancelBody, tags=TAGS, errors=(OrderStateConflict,),
+    @endpoint(body=OptionalReasonBody, tags=TAGS, errors=(OrderStateConflict,),
               summary="Cancel one of the caller's unpaid orders (its stock goes back)")
     async def post(self, order_id: int) -> None:
         self.ok(await orders.cancel_order(self.r, order_id, actor_type="buyer",

@@ -5,26 +5,14 @@ Thin: each calls one function of pawhome/mall/refunds.py; docs/mall.md "After-sa
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from gateway.handler import ApiHandler, endpoint
+from handlers.orders import OptionalReasonBody, ReasonBody
 from pawhome.mall import refunds
 from pawhome.platform.errors import Conflict, OrderStateConflict, ValidationFailed
-from pawhome.platform.fields import NOT_BLANK
 
 TAGS = ("orders",)
 SELLERS = ("merchant", "admin")
 ADMIN = ("admin",)
-
-
-class DecisionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field("", max_length=255)
-
-
-class RejectBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=255, pattern=NOT_BLANK)
 
 
 class OrderRefundsHandler(ApiHandler):
@@ -66,7 +54,7 @@ class SellerRefundsHandler(ApiHandler):
 
 
 class RefundApproveHandler(ApiHandler):
-    @endpoint(roles=SELLERS, body=DecisionBody, tags=("merchant",), idempotent=True,
+    @endpoint(roles=SELLERS, body=OptionalReasonBody, tags=("merchant",), idempotent=True,
               errors=(Conflict, OrderStateConflict, ValidationFailed),
               summary="Approve a refund: the money goes back through WeChat Pay "
                       "(admins may also approve one a merchant rejected)")
@@ -78,7 +66,7 @@ class RefundApproveHandler(ApiHandler):
 
 
 class RefundRejectHandler(ApiHandler):
-    @endpoint(roles=SELLERS, body=RejectBody, tags=("merchant",), errors=(Conflict,),
+    @endpoint(roles=SELLERS, body=ReasonBody, tags=("merchant",), errors=(Conflict,),
               summary="Reject a refund request with a reason (the buyer is told)")
     async def post(self, refund_id: int) -> None:
         scope = None if self.caller.role == "admin" else self.user_id
@@ -88,7 +76,7 @@ class RefundRejectHandler(ApiHandler):
 
 
 class AdminOrderCancelHandler(ApiHandler):
-    @endpoint(roles=ADMIN, body=RejectBody, tags=("admin",), idempotent=True,
+    @endpoint(roles=ADMIN, body=ReasonBody, tags=("admin",), idempotent=True,
               errors=(Conflict, OrderStateConflict, ValidationFailed),
               summary="Force-cancel an order: unpaid, cancelled; paid, refunded in full")
     async def post(self, order_id: int) -> None:
