@@ -78,7 +78,8 @@ async def seed_demo_catalogue(session: AsyncSession, shop_ids: list[int]) -> int
     for shop, category, name, subtitle, brand, pets, attrs, base in PRODUCTS:
         product = Product(merchant_id=shop_ids[shop % len(shop_ids)],
                           category_id=categories[category], name=name, subtitle=subtitle,
-                          description=f"{name}：{subtitle}。演示商品。", brand=brand, tags=[category],
+                          description=f"{name}，{subtitle}。演示商品。", brand=brand,
+                          tags=[category],
                           pet_types=pets, media_ids=[],
                           spec_attrs=[{"name": a, "values": v} for a, v in attrs],
                           status="on_sale", on_sale_at=now, price_min=base, price_max=base)
