@@ -48,7 +48,10 @@ async def run(url: str, connections: int, seconds: float, tokens: list[str]) -> 
     latencies: list[float] = []
     counts = {"non_2xx": 0, "socket_errors": 0}
     started = time.perf_counter()
-    await asyncio.gather(*(connection(parts.hostname, parts.port, parts.path or "/", tokens, n,
+    # The query string is part of the request target (without it /v1/posts?sort=hot would
+    # measure the default sort).
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    await asyncio.gather(*(connection(parts.hostname, parts.port, target, tokens, n,
                                       started + seconds, latencies, counts)
                            for n in range(connections)))
     elapsed = time.perf_counter() - started
