@@ -1,0 +1,80 @@
+"""A load client for prepared requests (bench_mall.py): each stream is one keep-alive HTTP/1.1
+connection sending its own list of requests one after another (POSTs with bodies and
+headers, every request different), all streams at once. Raw asyncio streams (uvloop when
+available), like bench/load_driver.py.
+
+    python bench/request_load.py SPEC.json
+
+SPEC: {"host", "port", "streams": [[{"method", "path", "headers": {...}, "body": "..."}]]}.
+Prints one line "RESULT {json}": elapsed seconds (first request sent to last answer), and per
+request [stream, index, status, latency in microseconds], plus up to 20 bodies of non-2xx
+answers (to tell why).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+
+def encode(host: str, request: dict) -> bytes:
+    body = request.get("body", "").encode()
+    head = [f"{request['method']} {request['path']} HTTP/1.1", f"Host: {host}"]
+    head += [f"{name}: {value}" for name, value in (request.get("headers") or {}).items()]
+    if body or request["method"] in ("POST", "PUT", "PATCH"):
+        head.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def stream(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], number: int,
+                 requests: list[bytes], records: list, failures: list) -> None:
+    reader, writer = connection
+    try:
+        for index, raw in enumerate(requests):
+            sent = time.perf_counter()
+            writer.write(raw)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            body = await reader.readexactly(length)
+            latency = time.perf_counter() - sent
+            status = int(head[9:12])
+            records.append([number, index, status, int(latency * 1e6)])
+            if status >= 300 and len(failures) < 20:
+                failures.append({"status": status, "body": body[:500].decode(errors="replace")})
+    except (OSError, asyncio.IncompleteReadError) as error:
+        failures.append({"status": 0, "body": f"stream {number}: {error!r}"})
+    finally:
+        writer.close()
+
+
+async def run(spec: dict) -> dict:
+    host, port = spec["host"], spec["port"]
+    streams = [[encode(host, r) for r in requests] for requests in spec["streams"]]
+    records: list = []
+    failures: list = []
+    # Every connection is open before the first request is sent.
+    connections = await asyncio.gather(*(asyncio.open_connection(host, port) for _ in streams))
+    started = time.perf_counter()
+    await asyncio.gather(*(stream(connection, n, requests, records, failures)
+                           for n, (connection, requests) in enumerate(zip(connections, streams,
+                                                                          strict=True))))
+    return {"elapsed": time.perf_counter() - started, "records": records, "failures": failures}
+
+
+def main() -> None:
+    with open(sys.argv[1]) as handle:
+        spec = json.load(handle)
+    try:
+        import uvloop
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    print("RESULT " + json.dumps(runner(run(spec))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
