@@ -356,6 +356,14 @@ async def test_lists_count_per_status_and_show_only_ones_own(api, resources):
     assert sales["orders"] == 1 and sales["paid_amount"] == 100 + 800
     (await api.get(f"/v1/merchant/sales?date_from={today}&date_to=2020-01-01",
                    token=merchant.token)).error(422, field="date_to")
+    for low, high in (("0001-01-01", "0001-01-02"), ("9999-12-30", "9999-12-31")):
+        far = (await api.get(f"/v1/merchant/sales?date_from={low}&date_to={high}",
+                             token=merchant.token)).ok()
+        assert far["orders"] == 0 and len(far["items"]) == 2
+    admin = await make_member(resources, "admin")
+    edge = (await api.get("/v1/admin/orders?date_from=0001-01-01&date_to=9999-12-31",
+                          token=admin.token)).ok()
+    assert edge["total"] >= 3
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -52,7 +52,10 @@ class SalesQuery(BaseModel):
 
 
 def _utc(day: dt.date) -> dt.datetime:
-    """Midnight of an Asia/Shanghai day as the naive UTC the tables store."""
+    """Midnight of an Asia/Shanghai day as the naive UTC the tables store. Days at the ends
+    of the calendar (0001-01-01) are moved in by one, so the conversion cannot overflow;
+    no stored row is that old or that far ahead."""
+    day = min(max(day, dt.date.min + dt.timedelta(days=1)), dt.date.max - dt.timedelta(days=1))
     local = dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI)
     return local.astimezone(dt.UTC).replace(tzinfo=None)
 
@@ -184,7 +187,7 @@ async def admin_search(resources: Resources, query: AdminOrderQuery) -> dict[str
     if query.date_from:
         conditions.append(Order.created_at >= _utc(query.date_from))
     if query.date_to:
-        conditions.append(Order.created_at < _utc(query.date_to + dt.timedelta(days=1)))
+        conditions.append(Order.created_at < _utc(query.date_to) + dt.timedelta(days=1))
     async with resources.db.session() as session:
         return await _page(session, conditions, query, for_buyer=True)
 
@@ -200,7 +203,7 @@ async def sales_by_day(resources: Resources, merchant_id: int | None,
         raise ValidationFailed(errors=[field_error("date_to",
                                                    f"at most {SALES_MAX_DAYS} days")])
     conditions = [Order.paid_at >= _utc(query.date_from),
-                  Order.paid_at < _utc(query.date_to + dt.timedelta(days=1))]
+                  Order.paid_at < _utc(query.date_to) + dt.timedelta(days=1)]
     if merchant_id is not None:
         conditions.append(Order.merchant_id == merchant_id)
     totals = {query.date_from + dt.timedelta(days=n): {"orders": 0, "paid_amount": 0,
