@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.mall import Address, Merchant, Product, Sku
 from models.media import Media
 from pawhome.integrations.storage import storage_for
-from pawhome.mall import cart, delivery
+from pawhome.mall import cart, delivery, order_hooks
 from pawhome.media.uploads import jpeg_variant
 from pawhome.platform.errors import NotPurchasable, ValidationFailed, field_error
 from pawhome.platform.resources import Resources
@@ -86,6 +86,11 @@ class PlannedOrder:
     breakdown: list[dict[str, Any]] = field(default_factory=list)
     payable: int = 0
     problems: list[dict[str, str]] = field(default_factory=list)
+    # What checkout adjusters decided for this order (pawhome/mall/order_hooks.py): the
+    # coupon taken, the points spent... read back by their order_placed hooks.
+    adjustments: dict[str, Any] = field(default_factory=dict)
+    # What the preview shows of them for this order (e.g. "coupons": chosen and alternatives).
+    offers: dict[str, Any] = field(default_factory=dict)
 
     @property
     def discount_amount(self) -> int:
@@ -101,6 +106,8 @@ class Plan:
     # Not enough stock as of the plan: shown by the preview; an order is still attempted
     # (stock may come back) and the stock take then decides (409 OutOfStock).
     stock_problems: list[dict[str, str]] = field(default_factory=list)
+    # Checkout-wide offers from the adjusters, shown by the preview (e.g. "points").
+    offers: dict[str, Any] = field(default_factory=dict)
 
     @property
     def payable(self) -> int:
@@ -237,13 +244,24 @@ async def plan_checkout(session: AsyncSession, settings: Settings, user_id: int,
             {"kind": "goods", "code": "goods", "label": "商品金额", "amount": order.goods_amount},
             {"kind": "delivery", "code": "delivery", "label": "运费", "amount": order.delivery_fee},
         ]
-        shares = allocate(order.discount_amount, [line.line_total for line in order.lines])
+        order.payable = _payable(order)
+    plan = Plan(user_id=user_id, from_cart=from_cart, orders=list(by_merchant.values()),
+                problems=problems, stock_problems=stock_problems)
+    for adjuster in order_hooks.adjusters():
+        await adjuster(session, settings, plan, body)
+    for order in plan.orders:
+        order.payable = _payable(order)
+        shares = allocate(min(order.discount_amount, order.goods_amount),
+                          [line.line_total for line in order.lines])
         for line, share in zip(order.lines, shares, strict=True):
             line.discount_share = share
-        order.payable = max(0, sum(int(line["amount"]) for line in order.breakdown))
-        problems.extend(order.problems)
-    return Plan(user_id=user_id, from_cart=from_cart, orders=list(by_merchant.values()),
-                problems=problems, stock_problems=stock_problems)
+        plan.problems.extend(order.problems)
+    return plan
+
+
+def _payable(order: PlannedOrder) -> int:
+    """The sum of the breakdown's signed lines; discounts never take it below zero."""
+    return max(0, sum(int(line["amount"]) for line in order.breakdown))
 
 
 async def _plan_delivery(session: AsyncSession, order: PlannedOrder, address: Address | None,
@@ -299,6 +317,7 @@ def render_plan(plan: Plan) -> dict[str, Any]:
             "delivery_window": order.delivery_window,
             "goods_amount": order.goods_amount, "discount_amount": order.discount_amount,
             "price_breakdown": order.breakdown, "payable_amount": order.payable,
+            **order.offers,
         } for order in plan.orders],
         "goods_amount": sum(o.goods_amount for o in plan.orders),
         "delivery_fee": sum(o.delivery_fee for o in plan.orders),
@@ -306,6 +325,7 @@ def render_plan(plan: Plan) -> dict[str, Any]:
         "payable_amount": plan.payable,
         "purchasable": not plan.problems and not plan.stock_problems,
         "problems": plan.problems + plan.stock_problems,
+        **plan.offers,
     }
 
 

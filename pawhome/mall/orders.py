@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.mall import Order, OrderItem, Product, Sku
-from pawhome.mall import cart, checkout, order_states, products, stock
+from pawhome.mall import cart, checkout, order_hooks, order_states, products, stock
 from pawhome.mall.order_states import ActorType
 from pawhome.messaging import notifications
 from pawhome.payments import payments
@@ -108,8 +108,12 @@ async def place_orders(resources: Resources, user_id: int, body: checkout.Checko
                 reason="order_placed", ref_type="order", ref_id=order.id, actor_id=user_id)
             if shortages:
                 raise OutOfStock(errors=_shortage_errors(plan, shortages))
-            outbox.enqueue_task(session, CANCEL_TASK, order.id,
-                                countdown=settings.order_unpaid_timeout_seconds + 1)
+            await order_hooks.order_placed.run(session, order, planned, plan, body)
+            if order.payable_amount == 0:  # covered by points or discounts: nothing to pay
+                await mark_paid(session, order.id, 0)
+            else:
+                outbox.enqueue_task(session, CANCEL_TASK, order.id,
+                                    countdown=settings.order_unpaid_timeout_seconds + 1)
             written.append(order.id)
         if plan.from_cart:
             await cart.remove_lines(session, user_id, plan.sku_ids())
@@ -146,6 +150,7 @@ async def cancel_in_session(session: AsyncSession, order: Order, *, actor_type: 
                             reason=reason)
     order.cancelled_at, order.cancel_reason = order.updated_at, reason[:255]
     product_ids = await _release_stock(session, order, actor_id, "order_cancelled")
+    await order_hooks.order_cancelled.run(session, order)
     payments.close_later(session, payable_type=PAYABLE_TYPE, payable_id=order.id)
     return product_ids
 
@@ -229,6 +234,7 @@ async def mark_paid(session: AsyncSession, order_id: int, amount: int) -> bool:
     if order.fulfilment == "pickup":
         order.pickup_code = f"{secrets.randbelow(10**6):06d}"
     await _count_sales(session, await items_of(session, order.id))
+    await order_hooks.order_paid.run(session, order)
     yuan = f"{order.payable_amount / 100:.2f}"
     told = {order.merchant_id: {"title": "新订单",
                                 "text": f"订单 {order.order_no} 已付款 ¥{yuan}"},
@@ -303,7 +309,7 @@ async def pick_up(resources: Resources, order_id: int, *, merchant_id: int | Non
             raise ValidationFailed(errors=[field_error("pickup_code", "wrong pick-up code")])
         order_states.transition(session, order, "pick_up", actor_type="merchant",
                                 actor_id=actor_id)
-        order.completed_at = order.updated_at
+        await completed(session, order)
         _audit(session, actor_id, actor_role, "order.pick_up", order, {})
         return {"id": order.id, "status": order.status}
 
@@ -315,8 +321,15 @@ async def confirm_receipt(resources: Resources, user_id: int, order_id: int) -> 
             raise NotFound("No such order")
         order_states.transition(session, order, "confirm_receipt", actor_type="buyer",
                                 actor_id=user_id)
-        order.completed_at = order.updated_at
+        await completed(session, order)
         return {"id": order.id, "status": order.status}
+
+
+async def completed(session: AsyncSession, order: Order) -> None:
+    """After a transition into `completed`: the time, and the domains' order_completed
+    hook (points for the purchase). Caller commits."""
+    order.completed_at = order.updated_at
+    await order_hooks.order_completed.run(session, order)
 
 
 async def complete_overdue(resources: Resources, limit: int = SWEEP_BATCH) -> int:
@@ -334,7 +347,7 @@ async def complete_overdue(resources: Resources, limit: int = SWEEP_BATCH) -> in
                 continue
             order_states.transition(session, order, "auto_complete", actor_type="system",
                                     actor_id=None, reason="not confirmed in time")
-            order.completed_at = order.updated_at
+            await completed(session, order)
             done += 1
     return done
 

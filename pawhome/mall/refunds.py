@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.base import utcnow
 from models.mall import Order, OrderItem, RefundRequest
 from models.payments import PaymentRefund
-from pawhome.mall import order_states, orders, stock
+from pawhome.mall import order_hooks, order_states, orders, stock
 from pawhome.mall.order_states import ActorType
 from pawhome.media.uploads import require_ready
 from pawhome.messaging import notifications
@@ -272,6 +272,7 @@ async def settle(session: AsyncSession, refund: PaymentRefund) -> None:
     order_states.transition(session, order, "refunded" if whole else "partially_refunded",
                             actor_type="system", actor_id=None,
                             reason=f"refunded ¥{request.amount / 100:.2f}")
+    await order_hooks.order_refunded.run(session, order, request, whole)
     await _tell_buyer(session, order, request, "退款成功", f"¥{request.amount / 100:.2f} 已退回")
 
 
