@@ -216,6 +216,17 @@ class Settings(BaseSettings):
     feed_following_limit: int = 2000  # followees read by the following feed (fan-out on read)
     topic_heat_window_hours: int = 168  # posts younger than this heat their topics
 
+    # --- recommendations (pawhome/recommend/, docs/recommendations.md)
+    # -----------------------------------------
+    recommend_pool_seconds: float = 30.0  # TTL of the shared candidate pool (hot + latest)
+    recommend_hot_candidates: int = 500  # top of the hot set taken into the pool
+    recommend_new_candidates: int = 300  # newest public posts taken into the pool
+    recommend_profile_seconds: float = 300.0  # TTL of a viewer's cached signals
+    recommend_session_seconds: int = 1800  # a feed session remembers what it served this long
+    recommend_explore_share: float = 0.2  # share of each page given to new, unproven posts
+    recommend_new_hours: int = 24  # a post this young with little engagement is "new"
+    recommend_products_seconds: float = 300.0  # TTL of a user's ranked product ids
+
     # --- media (pawhome/media/uploads.py, pawhome/integrations/storage.py, docs/media.md)
     # -----------------------
     # local: files under MEDIA_ROOT, uploaded to and served by the gateway (embedded, tests);
