@@ -306,6 +306,15 @@ class Settings(BaseSettings):
     order_sweep_seconds: float = 60.0  # beat: unpaid orders past their deadline, due completions
     order_max_lines: int = 50  # lines in one checkout
 
+    # --- points (pawhome/points/, docs/points.md) -------------------------------------------
+    # The rules themselves (earning, caps, the payment rule, expiry) are data admins edit
+    # (PUT /v1/admin/points/rules); these are the mechanics around them.
+    points_balance_cache_seconds: int = 3600  # seed 004: 1 h, dropped after every change
+    points_expiring_window_days: int = 30  # "expiring soon" looks this far ahead
+    points_reconcile_hour: int = 3  # nightly reconciliation (Asia/Shanghai)
+    points_reconcile_minute: int = 40
+    points_reconcile_batch: int = 1000  # accounts compared per query
+
     # --- WeChat Pay v3 (pawhome/integrations/wechatpay.py, pawhome/payments/, docs/payments.md)
     # ----------------------------
     # "simulated": embedded mode's local payment (same notify path); production: "wechat".

@@ -3,7 +3,9 @@ stock ledger, product favorites and footprints, addresses, the cart, orders with
 and their event trail, and after-sale (refund) requests. docs/mall.md.
 
 Money is integer fen (BigInteger) everywhere; a SKU's stock never goes below zero (a CHECK
-constraint backs the conditional UPDATE that decrements it).
+constraint backs the conditional UPDATE that decrements it), except -1, which means unlimited
+(virtual goods: pawhome/mall/stock.py never decrements it). A SKU may carry a points price
+(docs/points.md).
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import MYSQL_TABLE_ARGS, Base, BigId, UTCDateTime, utcnow
 
+PRODUCT_KINDS = ("physical", "virtual_pet_food", "virtual_pet_toy", "virtual_pet_accessory")
+VIRTUAL_KINDS = PRODUCT_KINDS[1:]
 PRODUCT_STATES = ("draft", "reviewing", "on_sale", "off_sale", "rejected")
 FULFILMENTS = ("express", "local", "pickup")
 ORDER_STATES = ("pending_payment", "paid", "shipped", "ready_for_pickup", "completed",
@@ -125,7 +129,9 @@ class Product(Base):
     merchant_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("merchants.user_id", ondelete="CASCADE"))
     category_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("categories.id"))
-    kind: Mapped[str] = mapped_column(String(16), default="physical")
+    # physical, or a virtual kind (VIRTUAL_KINDS): bought with points, delivered at once
+    # into the buyer's inventory (pawhome/points/inventory.py), never shipped.
+    kind: Mapped[str] = mapped_column(String(32), default="physical")
     name: Mapped[str] = mapped_column(String(60))
     subtitle: Mapped[str] = mapped_column(String(120), default="")
     description: Mapped[str] = mapped_column(Text)
@@ -156,8 +162,9 @@ class Sku(Base):
     __tablename__ = "skus"
     __table_args__ = (
         UniqueConstraint("product_id", "spec_key"),
-        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("stock >= -1", name="stock_valid"),  # -1: unlimited
         CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("points_price >= 0", name="points_price_not_negative"),
         MYSQL_TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -167,6 +174,9 @@ class Sku(Base):
     spec_text: Mapped[str] = mapped_column(String(255), default="")  # "口味:鸡肉; 规格:1kg"
     price: Mapped[int] = mapped_column(BigInteger)  # fen
     original_price: Mapped[int] = mapped_column(BigInteger, default=0)  # fen
+    # Points that buy one instead of the cash price (0: not for points). With price 0, the
+    # SKU is sold for points only (docs/points.md "Points payment").
+    points_price: Mapped[int] = mapped_column(BigInteger, default=0)
     stock: Mapped[int] = mapped_column(Integer, default=0)
     weight_g: Mapped[int] = mapped_column(Integer, default=0)
     image_media_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -279,7 +289,7 @@ class Order(Base):
     # The Idempotency-Key of the checkout that made it (one checkout: one order per merchant).
     checkout_key: Mapped[str] = mapped_column(String(64), default="")
     status: Mapped[str] = mapped_column(String(24), default="pending_payment")  # ORDER_STATES
-    fulfilment: Mapped[str] = mapped_column(String(16))  # FULFILMENTS
+    fulfilment: Mapped[str] = mapped_column(String(16))  # FULFILMENTS, or "virtual"
     address: Mapped[dict | None] = mapped_column(JSON)  # snapshot (express, local)
     pickup_point: Mapped[dict | None] = mapped_column(JSON)  # snapshot (pickup)
     delivery_window: Mapped[str] = mapped_column(String(32), default="")  # local delivery

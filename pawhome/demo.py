@@ -18,6 +18,7 @@ from pawhome.community import boards
 from pawhome.identity import users
 from pawhome.mall import addresses, delivery, demo_catalogue
 from pawhome.platform.resources import Resources
+from pawhome.points import demo_goods
 from settings import Settings, get_settings
 
 # openid (the dev-login key), nickname, role, bio
@@ -64,12 +65,26 @@ async def seed_catalogue(session: AsyncSession) -> int:
     return await demo_catalogue.seed_demo_catalogue(session, shops)
 
 
+async def seed_points(session: AsyncSession) -> int:
+    """A welcome points balance for the demo buyers and the points mall's goods (virtual pet
+    items, a gift for points only) in the first demo shop (pawhome/points/demo_goods.py)."""
+    buyers: list[int] = []
+    shops: list[int] = []
+    for openid, _, role, _ in DEMO_USERS:
+        user, _ = await users.get_or_create_by_openid(session, openid)
+        if role in ("user", "merchant"):
+            (buyers if role == "user" else shops).append(user.id)
+    return (await demo_goods.seed_welcome_points(session, buyers)
+            + await demo_goods.seed_points_goods(session, shops[0]))
+
+
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
     ("boards", boards.seed_boards),
     ("delivery", seed_delivery),
     ("catalogue", seed_catalogue),
+    ("points", seed_points),
 ]
 
 

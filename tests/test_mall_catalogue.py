@@ -205,7 +205,7 @@ async def test_sku_sets_that_do_not_fit_the_attributes_or_prices_are_refused(api
     await refused({"skus": [one_sku(price=19.9)]}, "skus.0.price")
     await refused({"skus": [one_sku(price="1990")]}, "skus.0.price")
     await refused({"skus": [one_sku(price=1990, original_price=1000)]}, "skus.0.original_price")
-    await refused({"skus": [one_sku(stock=-1)]}, "skus.0.stock")
+    await refused({"skus": [one_sku(stock=-2)]}, "skus.0.stock")  # -1: unlimited
     await refused({"skus": [one_sku(discount=5)]}, "skus.0.discount")
     await refused({"skus": []}, "skus")
     other = await make_seller(resources)

@@ -1,7 +1,7 @@
 """Tasks of the default queue: the outbox safety-net relay, housekeeping, the community's
 periodic jobs (post views, hot scores, feed-cache drops, counter reconciliation) and the
 mall's (product footprints, unpaid orders cancelled at their deadline, the order sweep,
-product cache drops).
+product cache drops) and the nightly points reconciliation.
 
 Every job here is run by beat (workers/schedule.py) or enqueued through the outbox; each is
 small and idempotent, so a late or doubled run is harmless. The community jobs' logic is in
@@ -24,6 +24,7 @@ from pawhome.mall import orders, product_favorites, products
 from pawhome.platform import deadletters, housekeeping
 from pawhome.platform.outbox import OutboxRelay
 from pawhome.platform.resources import Resources
+from pawhome.points import reconciliation as points_reconciliation
 from workers import runtime
 from workers.base import PERIODIC
 
@@ -180,3 +181,12 @@ def forget_products(product_ids: list[int]) -> int:
         return len(product_ids)
 
     return runtime.run(forget())
+
+
+@shared_task(name="default.reconcile_points", **PERIODIC)
+def reconcile_points() -> dict[str, int]:
+    """Beat, nightly: every points balance against the sum of its ledger; the drift is
+    reported (pawhome/points/reconciliation.py), never corrected silently."""
+    report = runtime.run(points_reconciliation.reconcile(runtime.resources()))
+    return {"id": report["id"], "accounts_checked": report["accounts_checked"],
+            "drift_count": report["drift_count"]}

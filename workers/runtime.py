@@ -15,6 +15,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from pawhome.platform import cache
 from pawhome.platform.resources import Resources
 from settings import get_settings
 
@@ -45,8 +46,13 @@ def _current() -> _Runtime:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` to completion on this process's (and thread's) event loop."""
-    return _current().loop.run_until_complete(coro)
+    """Run `coro` to completion on this process's (and thread's) event loop, then the cache
+    drops its commits scheduled (pawhome/platform/cache.py), so none waits for the next
+    task to run the loop again."""
+    loop = _current().loop
+    result = loop.run_until_complete(coro)
+    loop.run_until_complete(cache.forgotten())
+    return result
 
 
 def resources() -> Resources:

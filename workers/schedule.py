@@ -65,6 +65,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "payments.query_stuck_refunds",
             "schedule": settings.payment_query_sweep_seconds,
             "options": {"expires": settings.payment_query_sweep_seconds}},
+        # Points (pawhome/points/reconciliation.py): balances against their ledger, nightly.
+        "points-reconcile": {"task": "default.reconcile_points",
+                             "schedule": crontab(hour=settings.points_reconcile_hour,
+                                                 minute=settings.points_reconcile_minute)},
         "payments-reconcile-yesterday": {
             "task": "payments.reconcile_yesterday",
             "schedule": crontab(hour=settings.payment_reconcile_hour,

@@ -237,7 +237,7 @@ def _check_quantity(settings: Settings, sku: Sku, quantity: int, held: int,
         detail = f" (the cart has {held})" if held else ""
         raise ValidationFailed(f"At most {cap} of this item{detail}", errors=[
             field_error(field, f"at most {cap}{detail}")], data={"max_quantity": cap})
-    if quantity > held and quantity > sku.stock:
+    if quantity > held and 0 <= sku.stock < quantity:  # stock -1: unlimited
         message = f"only {sku.stock} in stock" if sku.stock > 0 else "out of stock"
         raise ValidationFailed(message[0].upper() + message[1:], errors=[
             field_error(field, message + (f" (the cart has {held})" if held else ""))],
@@ -359,7 +359,7 @@ def _line_view(settings: Settings, line: CartItem, sku: Sku, product: Product,
                merchant: Merchant, image_url: str) -> dict[str, Any]:
     off_sale = product.status != "on_sale" or merchant.status != "active"
     sku_deleted = sku.deleted_at is not None or product.deleted_at is not None
-    out_of_stock = not sku_deleted and sku.stock < line.quantity
+    out_of_stock = not sku_deleted and 0 <= sku.stock < line.quantity  # -1: unlimited
     cap = max_quantity(settings, sku)
     over_limit = line.quantity > cap
     price_changed = sku.price != line.price_when_added

@@ -18,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.mall import Address, Merchant, Product, Sku
+from models.mall import VIRTUAL_KINDS, Address, Merchant, Product, Sku
 from models.media import Media
 from pawhome.integrations.storage import storage_for
 from pawhome.mall import cart, delivery, order_hooks
 from pawhome.media.uploads import jpeg_variant
 from pawhome.platform.errors import NotPurchasable, ValidationFailed, field_error
+from pawhome.platform.fields import Id
 from pawhome.platform.resources import Resources
 from settings import Settings
 
@@ -54,6 +55,13 @@ class CheckoutBody(BaseModel):
     items: list[CheckoutItem] | None = Field(None, min_length=1, max_length=50)
     address_id: int | None = Field(None, ge=1, le=2**53)
     shipments: list[Shipment] = Field(default_factory=list, max_length=50)
+    # Points payment (pawhome/points/payment.py, docs/points.md "Points payment").
+    points: int = Field(0, ge=0, le=10**9, description="points to spend on what is left to "
+                        "pay (N points = 1 yuan, within the rules' share of the payable)")
+    redeem_sku_ids: list[Id] = Field(
+        default_factory=list, max_length=50,
+        description="SKUs of this checkout, with a points price, bought with points instead "
+                    "of cash (SKUs sold for points only always are)")
 
 
 @dataclass
@@ -64,6 +72,8 @@ class PlannedLine:
     name: str = ""
     image_url: str = ""
     spec_text: str = ""
+    kind: str = "physical"  # the product's kind (models.mall.PRODUCT_KINDS)
+    points_price: int = 0  # the SKU's points price (0: not for points)
     unit_price: int = 0
     line_total: int = 0
     discount_share: int = 0
@@ -163,7 +173,7 @@ def _line_problem(settings: Settings, user_id: int, sku: Sku | None, product: Pr
 
 
 def _stock_problem(sku: Sku | None, quantity: int) -> str:
-    if sku is None or sku.stock >= quantity:
+    if sku is None or sku.stock < 0 or sku.stock >= quantity:  # stock -1: unlimited
         return ""
     return f"out of stock: {sku.stock} left" if sku.stock else "out of stock"
 
@@ -225,6 +235,7 @@ async def plan_checkout(session: AsyncSession, settings: Settings, user_id: int,
         if sku is None or product is None or merchant is None:
             continue
         line.name, line.spec_text = product.name, sku.spec_text
+        line.kind, line.points_price = product.kind, sku.points_price
         line.unit_price, line.line_total = sku.price, sku.price * quantity
         image_id = sku.image_media_id or (int(product.media_ids[0])
                                           if product.media_ids else None)
@@ -238,8 +249,11 @@ async def plan_checkout(session: AsyncSession, settings: Settings, user_id: int,
                     for merchant_id in shipments if merchant_id not in by_merchant)
     for order in by_merchant.values():
         order.goods_amount = sum(line.line_total for line in order.lines)
-        await _plan_delivery(session, order, address, shipments.get(order.merchant_id),
-                             body.address_id)
+        if all(line.kind in VIRTUAL_KINDS for line in order.lines):
+            order.fulfilment = "virtual"  # into the buyer's inventory: no address, no fee
+        else:
+            await _plan_delivery(session, order, address, shipments.get(order.merchant_id),
+                                 body.address_id)
         order.breakdown = [
             {"kind": "goods", "code": "goods", "label": "商品金额", "amount": order.goods_amount},
             {"kind": "delivery", "code": "delivery", "label": "运费", "amount": order.delivery_fee},

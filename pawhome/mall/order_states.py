@@ -8,6 +8,8 @@ live `order.status` events to the buyer, the merchant and the `order:<id>` topic
                                └─request_refund─▶ refunding ──refunded──▶ refunded
     (paid, shipped, ready_for_pickup) ⇄ refunding: a rejected, withdrawn or failed refund, or
     a partial one, goes back to the status the order had before (status_before_refund).
+    paid ──deliver_virtual──▶ completed: an order of virtual goods only, delivered into the
+    buyer's inventory the moment it is paid (pawhome/points/inventory.py).
 
 An action not allowed from the current status raises OrderStateConflict (409) naming it.
 """
@@ -42,6 +44,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "refund_closed": (frozenset({"refunding"}), "back"),  # rejected, withdrawn, failed
     "partially_refunded": (frozenset({"refunding"}), "back"),
     "refunded": (frozenset({"refunding"}), "refunded"),
+    "deliver_virtual": (frozenset({"paid"}), "completed"),
 }
 assert all(target in ORDER_STATES or target == "back" for _, target in TRANSITIONS.values())
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.community import SPECIES
+from models.mall import PRODUCT_KINDS
 from pawhome.platform import codec
 from pawhome.platform.errors import ValidationFailed, field_error
 from pawhome.platform.fields import NOT_BLANK, Id, distinct, no_null_default
@@ -29,9 +30,12 @@ MAX_SKUS = 200
 MAX_SPEC_ATTRS = 3
 MAX_SPEC_VALUES = 30
 MAX_STOCK_DELTA = 1_000_000
+MAX_POINTS_PRICE = 100_000_000
 
 Species = Literal["dog", "cat", "rabbit", "bird", "other"]
 assert set(Species.__args__) == set(SPECIES)  # type: ignore[attr-defined]
+Kind = Literal["physical", "virtual_pet_food", "virtual_pet_toy", "virtual_pet_accessory"]
+assert Kind.__args__ == PRODUCT_KINDS  # type: ignore[attr-defined]
 
 Tag = Annotated[str, Field(min_length=1, max_length=16, pattern=NOT_BLANK)]
 SpecText = Annotated[str, Field(min_length=1, max_length=20, pattern=NOT_BLANK)]
@@ -75,6 +79,8 @@ class ProductBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=60, pattern=NOT_BLANK)
+    kind: Kind = Field("physical", description="a virtual kind is delivered into the buyer's "
+                                               "inventory when paid, never shipped")
     subtitle: str = Field("", max_length=120)
     description: str = Field("", max_length=MAX_DESCRIPTION)
     media_ids: list[Id] = Field(default_factory=list, max_length=MAX_IMAGES,
@@ -169,10 +175,14 @@ class SkuItem(BaseModel):
 
     spec_values: list[SpecText] = Field(default_factory=list, max_length=MAX_SPEC_ATTRS,
                                         description="one value of each attribute, in order")
-    price: int = Field(ge=1, le=MAX_PRICE_FEN, description="fen")
+    price: int = Field(ge=0, le=MAX_PRICE_FEN,
+                       description="fen; 0 only with a points price (sold for points only)")
     original_price: int = Field(0, ge=0, le=MAX_PRICE_FEN,
                                 description="fen; 0: none (else at least the price)")
-    stock: int = Field(0, ge=0, le=MAX_STOCK, description="initial stock of a new SKU")
+    stock: int = Field(0, ge=-1, le=MAX_STOCK,
+                       description="initial stock of a new SKU; -1: unlimited (virtual goods)")
+    points_price: int = Field(0, ge=0, le=MAX_POINTS_PRICE,
+                              description="points that buy one instead of the price; 0: none")
     weight_g: int = Field(0, ge=0, le=MAX_WEIGHT_G)
     image_media_id: Id | None = None
     code: str = Field("", max_length=64, description="the merchant's own SKU code")
@@ -260,6 +270,9 @@ def check_sku_set(body: SkuSetBody) -> tuple[list[dict[str, Any]], list[CheckedS
         if key in seen:
             problems.append(field_error(f"{where}.spec_values", "the same SKU twice"))
         seen.add(key)
+        if item.price == 0 and item.points_price == 0:
+            problems.append(field_error(f"{where}.price", "at least 1 fen, unless the SKU has "
+                                                          "a points price"))
         if item.original_price and item.original_price < item.price:
             problems.append(field_error(f"{where}.original_price",
                                         "0, or at least the price"))

@@ -90,6 +90,7 @@ def card(settings: Settings, product: Product, media: dict[int, Media]) -> dict[
             "cover_url": _variant_url(settings, cover, CARD_WIDTH)
             if cover is not None and cover.status == "ready" else "",
             "price_min": product.price_min, "price_max": product.price_max,
+            "kind": product.kind,
             "sales_count": product.sales_count, "merchant_id": product.merchant_id,
             "category_id": product.category_id, "brand": product.brand,
             "pet_types": list(product.pet_types or []), "tags": list(product.tags or []),
@@ -106,6 +107,7 @@ def _sku_public(settings: Settings, sku: Sku, media: dict[int, Media]) -> dict[s
     image = image_view(settings, media.get(sku.image_media_id)) if sku.image_media_id else None
     return {"id": sku.id, "spec_values": list(sku.spec_values or []), "spec_text": sku.spec_text,
             "price": sku.price, "original_price": sku.original_price, "stock": sku.stock,
+            "points_price": sku.points_price,
             "purchase_limit": sku.purchase_limit,
             "image_url": image["url"] if image else ""}
 
@@ -190,7 +192,10 @@ async def merchant_view(session: AsyncSession, settings: Settings,
         "spec_attrs": list(product.spec_attrs or []),
         "skus": [_sku_merchant(settings, s, media) for s in skus],
         "price_min": product.price_min, "price_max": product.price_max,
-        "stock_total": sum(s.stock for s in skus), "sales_count": product.sales_count,
+        "kind": product.kind,
+        # -1: some SKU has unlimited stock
+        "stock_total": -1 if any(s.stock < 0 for s in skus) else sum(s.stock for s in skus),
+        "sales_count": product.sales_count,
         "favorite_count": product.favorite_count, "rating": rating_view(product),
         "on_sale_at": product.on_sale_at, "created_at": product.created_at,
         "updated_at": product.updated_at,

@@ -325,15 +325,18 @@ async def put_skus(resources: Resources, actor: Actor, product_id: int,
         for entry in checked:
             item, row = entry.item, rows.get(entry.key)
             if row is None:
-                row = Sku(product_id=product.id, spec_key=entry.key, stock=0)
+                # Stock -1: unlimited (virtual goods), set once when the SKU is made.
+                row = Sku(product_id=product.id, spec_key=entry.key,
+                          stock=stock.UNLIMITED if item.stock == stock.UNLIMITED else 0)
                 session.add(row)
                 rows[entry.key] = row
-                initial.append((row, item.stock))
+                initial.append((row, max(0, item.stock)))
             elif row.deleted_at is not None:  # a retired SKU comes back: as a new one
                 row.deleted_at = None
                 initial.append((row, item.stock - row.stock))
             row.spec_values, row.spec_text = entry.values, entry.text
             row.price, row.original_price = item.price, item.original_price
+            row.points_price = item.points_price
             row.weight_g, row.image_media_id = item.weight_g, item.image_media_id
             row.code, row.purchase_limit = item.code, item.purchase_limit
             row.updated_at = now

@@ -6,18 +6,22 @@ constraint backs this up). Several SKUs are always locked in ascending id order,
 checkouts of the same SKUs in opposite order queue behind each other instead of deadlocking.
 Every function here is a building block: Caller commits, and after the commit drops the
 cached product pages (pawhome/mall/products.py) since the stock they show changed.
+
+Stock -1 means unlimited (virtual goods): taking or giving back leaves it at -1 and writes no
+ledger row (nothing moved); only a merchant's adjustment to a number ends it.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.mall import Sku, StockMovement
 
 REASONS = ("initial", "adjust", "order_placed", "order_cancelled", "refund_restock")
+UNLIMITED = -1
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,9 @@ async def take(session: AsyncSession, moves: Iterable[StockMove], *, reason: str
     for move in _merged(moves):
         result = await session.execute(
             update(Sku).where(Sku.id == move.sku_id, Sku.deleted_at.is_(None),
-                              Sku.stock >= move.quantity)
-            .values(stock=Sku.stock - move.quantity)
+                              or_(Sku.stock == UNLIMITED, Sku.stock >= move.quantity))
+            .values(stock=case((Sku.stock == UNLIMITED, UNLIMITED),
+                               else_=Sku.stock - move.quantity))
             .execution_options(synchronize_session=False))
         if result.rowcount == 1:  # type: ignore[attr-defined]
             taken.append((move.sku_id, move.quantity))
@@ -79,8 +84,9 @@ async def take(session: AsyncSession, moves: Iterable[StockMove], *, reason: str
     if shortages:
         return shortages
     for sku_id, quantity in taken:
-        _ledger(session, sku_id, -quantity, await _stock_of(session, sku_id), reason, ref_type,
-                ref_id, actor_id, note)
+        after = await _stock_of(session, sku_id)
+        if after != UNLIMITED:
+            _ledger(session, sku_id, -quantity, after, reason, ref_type, ref_id, actor_id, note)
     return []
 
 
@@ -92,21 +98,23 @@ async def give_back(session: AsyncSession, moves: Iterable[StockMove], *, reason
     stock. A deleted SKU gets its stock back too (harmless; it cannot be bought). Caller
     commits."""
     for move in _merged(moves):
-        await session.execute(
-            update(Sku).where(Sku.id == move.sku_id).values(stock=Sku.stock + move.quantity)
+        result = await session.execute(
+            update(Sku).where(Sku.id == move.sku_id, Sku.stock != UNLIMITED)
+            .values(stock=Sku.stock + move.quantity)
             .execution_options(synchronize_session=False))
-        _ledger(session, move.sku_id, move.quantity, await _stock_of(session, move.sku_id),
-                reason, ref_type, ref_id, actor_id, note)
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            _ledger(session, move.sku_id, move.quantity, await _stock_of(session, move.sku_id),
+                    reason, ref_type, ref_id, actor_id, note)
 
 
 async def adjust(session: AsyncSession, sku_id: int, delta: int, *, actor_id: int | None,
                  note: str, reason: str = "adjust") -> int | None:
     """A merchant's correction (a count, damaged goods, a restock): moves stock by `delta`
-    unless that would take it below zero. Returns the new stock, or None when refused.
-    Caller commits."""
+    unless that would take it below zero. Returns the new stock, or None when refused (and
+    always for unlimited stock, which has nothing to adjust). Caller commits."""
     if delta == 0:
         return await _stock_of(session, sku_id)
-    condition = [Sku.id == sku_id]
+    condition = [Sku.id == sku_id, Sku.stock != UNLIMITED]
     if delta < 0:
         condition.append(Sku.stock >= -delta)
     result = await session.execute(update(Sku).where(*condition)

@@ -7,11 +7,16 @@ With REDIS_URL=memory:// (embedded mode) an in-process fakeredis server stands i
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 from redis.commands.core import AsyncScript
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pawhome.platform.redis_pipeline import Pipeline
 from settings import Settings
@@ -19,6 +24,8 @@ from settings import Settings
 # Errors that mean Redis is not reachable right now (as opposed to a bad command).
 UNAVAILABLE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError,
                       redis_errors.BusyLoadingError, ConnectionError, OSError)
+
+log = logging.getLogger("pawhome.cache")
 
 _fake_servers: dict[str, Any] = {}
 
@@ -90,3 +97,81 @@ class Cache:
         if self.pipeline is not None:
             await self.pipeline.aclose()
         await self.redis.aclose()
+
+
+# -- cached values dropped after a commit ---------------------------------------------------------
+# A building block that changes what a cached key shows (a points balance moved inside the
+# mall's checkout) does not own the transaction, so it cannot drop the key after the commit
+# itself. It names the key here instead; every session carries its process's Cache
+# (Resources configures the session makers) and this listener drops the keys once the
+# transaction has committed — and again a moment later, so a reader that loaded the old
+# value just before the commit cannot keep it cached (the delayed second delete).
+_FORGET = "cache_forget_after_commit"
+SECOND_DELETE_SECONDS = 0.5
+_pending: set[asyncio.Task[None]] = set()
+_timers: set[asyncio.TimerHandle] = set()
+
+
+def forget_after_commit(session: AsyncSession | Session, *parts: object) -> None:
+    """Drop the key `parts` (as for Cache.key) once this session's transaction commits."""
+    session.info.setdefault(_FORGET, set()).add(tuple(parts))
+
+
+async def _delete(cache: Cache, keys: list[str]) -> None:
+    try:
+        await cache.redis.delete(*keys)
+    except Exception as error:  # the value then lives until its TTL: log, never raise
+        log.warning("dropping %s cached key(s) after commit failed: %r", len(keys), error)
+
+
+def _spawn(loop: asyncio.AbstractEventLoop, cache: Cache, keys: list[str]) -> None:
+    if loop.is_closed():
+        return
+    task = loop.create_task(_delete(cache, keys))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _forget_after_commit(session: Session) -> None:
+    parts = session.info.pop(_FORGET, None)
+    cache = session.info.get("cache")
+    if not parts or not isinstance(cache, Cache):
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    keys = sorted(cache.key(*p) for p in parts)
+    _spawn(loop, cache, keys)
+
+    def again() -> None:
+        _timers.discard(timer)
+        _spawn(loop, cache, keys)
+
+    timer = loop.call_later(SECOND_DELETE_SECONDS, again)
+    _timers.add(timer)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _keep_after_rollback(session: Session) -> None:
+    session.info.pop(_FORGET, None)
+
+
+async def forgotten() -> None:
+    """Wait for the after-commit drops in flight, second deletes included (tests, and a
+    worker after each task)."""
+    loop = asyncio.get_running_loop()
+    for timer in [t for t in _timers if t.cancelled()]:
+        _timers.discard(timer)
+    while True:
+        timers = [t for t in _timers if getattr(t, "_loop", None) is loop]
+        if timers:
+            await asyncio.sleep(max(0.0, max(t.when() for t in timers) - loop.time()) + 0.001)
+            continue
+        tasks = [task for task in _pending if task.get_loop() is loop]
+        if not tasks:
+            break
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in [task for task in _pending if task.get_loop().is_closed()]:
+        _pending.discard(task)  # a loop that ended (a test's) will never run it

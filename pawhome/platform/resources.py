@@ -39,6 +39,9 @@ class Resources:
         self.settings = settings
         self.db = Database(settings)
         self.cache = Cache(settings)
+        # Sessions carry the cache, for keys dropped after a commit (cache.forget_after_commit).
+        for maker in (self.db.sessionmaker, self.db.read_committed_sessionmaker):
+            maker.configure(info={"cache": self.cache})
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.wechat_timeout,
                                   connect=min(3.0, settings.wechat_timeout)),
