@@ -46,6 +46,7 @@ class AdminPointsRulesHandler(ApiHandler):
         self.ok(await rules.get_rules(self.r))
 
     @endpoint(roles=ADMIN, body=rules.Rules, tags=ADMIN_TAGS,
+              refuses={"streak_bonuses": "each streak length (days) at most once"},
               summary="Replace the points rules (earning, caps, payment rule, expiry; audited)")
     async def put(self) -> None:
         self.ok(await rules.put_rules(self.r, self.body, admin_id=self.user_id))

@@ -18,6 +18,7 @@ from models.platform import AuditEntry
 from models.points import PointsAccount, PointsEntry
 from pawhome.platform import cache
 from pawhome.platform.errors import InsufficientPoints, PointsKeyReused
+from pawhome.platform.pagination import PageQuery
 from pawhome.points import earning, ledger, reconciliation
 from tests.mall_support import make_address, make_member, make_product, make_shop
 from tests.points_support import (
@@ -331,3 +332,32 @@ async def test_the_reconciliation_reports_planted_drift_and_admins_read_it(api, 
     ran = (await api.post("/v1/admin/points/reconciliations", token=admin.token)).ok(201)
     assert tampered.user_id not in {d["user_id"] for d in ran["drifts"]}
     assert ran["finished_at"] and utcnow().year >= 2026
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_the_nightly_job_on_the_real_worker_reports_planted_drift(
+        celery_worker_process, resources):
+    from tests.fixtures_worker import wait_until
+    from workers.celery_app import celery_app
+    from workers.schedule import beat_schedule
+
+    entry = beat_schedule(resources.settings)["points-reconcile"]
+    assert entry["task"] == "default.reconcile_points"
+    tampered = await make_member(resources)
+    await give_points(resources, tampered.user_id, 5)
+    async with resources.db.session() as session, session.begin():
+        await session.execute(update(PointsAccount).where(
+            PointsAccount.user_id == tampered.user_id).values(balance=4))
+    before = (await reconciliation.list_reports(resources, PageQuery()))["total"]
+    celery_app.send_task(entry["task"])
+
+    async def reported():
+        page = await reconciliation.list_reports(resources, PageQuery())
+        return page["total"] > before and page["items"][0]
+
+    report = await wait_until(reported, timeout=30, what="the reconciliation report")
+    assert {"user_id": tampered.user_id, "balance": 4, "ledger_sum": 5, "drift": -1} \
+        in report["drifts"]
+    async with resources.db.session() as session, session.begin():
+        await session.execute(update(PointsAccount).where(
+            PointsAccount.user_id == tampered.user_id).values(balance=5))

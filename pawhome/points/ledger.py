@@ -39,6 +39,7 @@ from pawhome.platform.errors import (
     ValidationFailed,
     field_error,
 )
+from pawhome.platform.fields import NOT_BLANK
 from pawhome.platform.pagination import MAX_LIMIT, cursor_result, decode_cursor
 from pawhome.platform.resources import Resources
 from pawhome.points import rules as points_rules
@@ -291,7 +292,7 @@ class AdjustBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     delta: int = Field(ge=-MAX_ADJUST, le=MAX_ADJUST,
                        description="points added (> 0) or taken (< 0); not 0")
-    reason: str = Field(min_length=1, max_length=200, pattern=r"\S",
+    reason: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK,
                         description="why (shown in the user's ledger)")
 
 
