@@ -314,6 +314,9 @@ class Settings(BaseSettings):
     points_reconcile_hour: int = 3  # nightly reconciliation (Asia/Shanghai)
     points_reconcile_minute: int = 40
     points_reconcile_batch: int = 1000  # accounts compared per query
+    points_expire_hour: int = 0  # nightly: points whose expiry passed leave the balance
+    points_expire_minute: int = 20
+    points_expire_lookback_days: int = 3  # earnings lapsed this recently are looked at
 
     # --- WeChat Pay v3 (pawhome/integrations/wechatpay.py, pawhome/payments/, docs/payments.md)
     # ----------------------------

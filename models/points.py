@@ -51,6 +51,7 @@ class PointsEntry(Base):
     __table_args__ = (UniqueConstraint("user_id", "idem_key"),
                       Index("ix_points_ledger_user_id", "user_id", "id"),
                       Index("ix_points_ledger_ref", "ref_type", "ref_id"),
+                      Index("ix_points_ledger_expires_at", "expires_at"),
                       MYSQL_TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

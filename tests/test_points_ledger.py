@@ -19,7 +19,7 @@ from models.points import PointsAccount, PointsEntry
 from pawhome.platform import cache
 from pawhome.platform.errors import InsufficientPoints, PointsKeyReused
 from pawhome.platform.pagination import PageQuery
-from pawhome.points import earning, ledger, reconciliation
+from pawhome.points import earning, expiry, ledger, reconciliation
 from tests.mall_support import make_address, make_member, make_product, make_shop
 from tests.points_support import (
     assert_balance_matches_ledger,
@@ -361,3 +361,25 @@ async def test_the_nightly_job_on_the_real_worker_reports_planted_drift(
     async with resources.db.session() as session, session.begin():
         await session.execute(update(PointsAccount).where(
             PointsAccount.user_id == tampered.user_id).values(balance=5))
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_lapsed_points_leave_the_balance_once_oldest_first(resources):
+    buyer = await make_member(resources)
+    now = utcnow()
+    for points, days in ((30, -2), (40, -1), (50, 5)):  # two lots lapsed, one still good
+        async with resources.db.session() as session, session.begin():
+            await ledger.change(session, buyer.user_id, points, reason="checkin",
+                                key=f"lot:{points}", expires_at=now + dt.timedelta(days=days))
+    await give_points(resources, buyer.user_id, 10, reason="points_mall_refund")  # never lapses
+    assert await spend(resources, buyer.user_id, 45)  # takes the 30 lot and 15 of the 40 lot
+    done = await expiry.expire_due(resources, now)
+    assert done["users"] >= 1
+    async with resources.db.session() as session:
+        last = (await session.execute(select(PointsEntry).where(
+            PointsEntry.user_id == buyer.user_id).order_by(PointsEntry.id.desc()))).scalar()
+    assert (last.reason, last.delta, last.balance_after) == ("expired", -25, 60)
+    again = await expiry.expire_due(resources, now)  # a second run: nothing more lapsed
+    assert await balance_and_ledger(resources, buyer.user_id) == (60, 60, 6)
+    assert again == {"users": 0, "points": 0}
+    await assert_balance_matches_ledger(resources, buyer.user_id)

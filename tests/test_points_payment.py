@@ -241,3 +241,26 @@ async def test_merchants_set_points_prices_kinds_and_unlimited_stock_through_the
     assert product["stock_total"] == -1
     (await api.post("/v1/merchant/products", json={"name": "x", "kind": "spaceship"},
                     token=merchant.token)).error(422, field="kind")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_points_mall_is_the_product_list_filtered_to_points_goods_and_virtual_kinds(
+        api, resources):
+    merchant, _ = await make_shop(resources)
+    _, toy = await make_points_product(resources, merchant.user_id, price=0, points_price=200,
+                                       stock=-1, kind="virtual_pet_toy", name="毛线球")
+    _, gift = await make_points_product(resources, merchant.user_id, price=0, points_price=900,
+                                        name="定制名牌")
+    cash, _ = await make_product(resources, merchant.user_id, name="普通猫粮")
+    base = f"/v1/products?merchant_id={merchant.user_id}&limit=50"
+    mall = (await api.get(base + "&points=true")).ok()["items"]
+    assert {p["name"] for p in mall} == {"毛线球", "定制名牌"}
+    virtual = (await api.get(base + "&kind=virtual_pet_toy")).ok()["items"]
+    assert [(p["name"], p["kind"]) for p in virtual] == [("毛线球", "virtual_pet_toy")]
+    plain = (await api.get(base + "&points=false")).ok()["items"]
+    assert [p["id"] for p in plain] == [cash]
+    page = (await api.get(f"/v1/products/{virtual[0]['id']}")).ok()
+    assert page["kind"] == "virtual_pet_toy" and page["skus"][0]["points_price"] == 200
+    assert page["skus"][0]["stock"] == -1
+    (await api.get(base + "&kind=spaceship")).error(422, field="kind")
+    assert toy and gift

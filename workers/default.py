@@ -1,7 +1,7 @@
 """Tasks of the default queue: the outbox safety-net relay, housekeeping, the community's
 periodic jobs (post views, hot scores, feed-cache drops, counter reconciliation) and the
 mall's (product footprints, unpaid orders cancelled at their deadline, the order sweep,
-product cache drops) and the nightly points reconciliation.
+product cache drops) and the nightly points jobs (reconciliation, expiry).
 
 Every job here is run by beat (workers/schedule.py) or enqueued through the outbox; each is
 small and idempotent, so a late or doubled run is harmless. The community jobs' logic is in
@@ -24,6 +24,7 @@ from pawhome.mall import orders, product_favorites, products
 from pawhome.platform import deadletters, housekeeping
 from pawhome.platform.outbox import OutboxRelay
 from pawhome.platform.resources import Resources
+from pawhome.points import expiry as points_expiry
 from pawhome.points import reconciliation as points_reconciliation
 from workers import runtime
 from workers.base import PERIODIC
@@ -190,3 +191,10 @@ def reconcile_points() -> dict[str, int]:
     report = runtime.run(points_reconciliation.reconcile(runtime.resources()))
     return {"id": report["id"], "accounts_checked": report["accounts_checked"],
             "drift_count": report["drift_count"]}
+
+
+@shared_task(name="default.expire_points", **PERIODIC)
+def expire_points() -> dict[str, int]:
+    """Beat, nightly: points whose expiry passed leave their balances as `expired` rows
+    (pawhome/points/expiry.py); a second run finds nothing more."""
+    return runtime.run(points_expiry.expire_due(runtime.resources()))

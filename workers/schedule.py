@@ -66,6 +66,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": settings.payment_query_sweep_seconds,
             "options": {"expires": settings.payment_query_sweep_seconds}},
         # Points (pawhome/points/reconciliation.py): balances against their ledger, nightly.
+        "points-expire": {"task": "default.expire_points",
+                          "schedule": crontab(hour=settings.points_expire_hour,
+                                              minute=settings.points_expire_minute)},
         "points-reconcile": {"task": "default.reconcile_points",
                              "schedule": crontab(hour=settings.points_reconcile_hour,
                                                  minute=settings.points_reconcile_minute)},

@@ -141,6 +141,7 @@ async def public_detail(session: AsyncSession, settings: Settings,
                                         *(s.image_media_id for s in skus)])
     return {
         "id": product.id, "name": product.name, "subtitle": product.subtitle,
+        "kind": product.kind,
         "description": product.description, "images": _images(settings, product, media),
         "video": video_view(settings, media.get(product.video_media_id))
         if product.video_media_id else None,

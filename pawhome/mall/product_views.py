@@ -14,13 +14,13 @@ import asyncio
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import String, func, select, type_coerce
+from sqlalchemy import String, exists, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
-from models.mall import Product
+from models.mall import Product, Sku
 from pawhome.mall import catalogue_cache, categories, product_favorites
-from pawhome.mall.product_forms import MAX_PRICE_FEN, Species
+from pawhome.mall.product_forms import MAX_PRICE_FEN, Kind, Species
 from pawhome.mall.product_rendering import cards, public_detail
 from pawhome.platform import codec
 from pawhome.platform.errors import NotFound
@@ -44,6 +44,10 @@ class ProductFilters(BaseModel):
     price_max: int | None = Field(None, ge=0, le=MAX_PRICE_FEN,
                                   description="fen; on the product's lowest SKU price")
     merchant_id: Id | None = None
+    kind: Kind | None = Field(None, description="physical, or a virtual kind (virtual pet "
+                                                "items, bought in the points mall)")
+    points: bool | None = Field(None, description="true: only products with a SKU sold for "
+                                                  "points (the points mall)")
     page: int = Field(1, ge=1, le=MAX_LIST_PAGE)
     limit: int = Field(10, ge=1, le=MAX_LIMIT)
 
@@ -58,7 +62,8 @@ class ProductListQuery(ProductFilters):
     def canonical(self) -> str:
         return ":".join(str(v if v is not None else "") for v in (
             self.category_id, self.pet_type, self.price_min, self.price_max,
-            self.merchant_id, self.sort, self.page, self.limit))
+            self.merchant_id, self.sort, self.page, self.limit, self.kind,
+            "" if self.points is None else int(self.points)))
 
 
 async def public_conditions(session: AsyncSession,
@@ -78,6 +83,12 @@ async def public_conditions(session: AsyncSession,
         conditions.append(Product.price_min <= filters.price_max)
     if filters.merchant_id is not None:
         conditions.append(Product.merchant_id == filters.merchant_id)
+    if filters.kind is not None:
+        conditions.append(Product.kind == filters.kind)
+    if filters.points is not None:
+        redeemable = exists().where(Sku.product_id == Product.id, Sku.points_price > 0,
+                                    Sku.deleted_at.is_(None))
+        conditions.append(redeemable if filters.points else ~redeemable)
     return conditions
 
 

@@ -76,7 +76,7 @@ def day_start(now: dt.datetime) -> dt.datetime:
     return midnight.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-async def _lock_account(session: AsyncSession, user_id: int, now: dt.datetime) -> PointsAccount:
+async def lock_account(session: AsyncSession, user_id: int, now: dt.datetime) -> PointsAccount:
     """Create the balance row on first use and take its lock (the lock every change of this
     user queues on). ON DUPLICATE KEY UPDATE takes the exclusive lock straight away, where
     INSERT IGNORE then SELECT ... FOR UPDATE would upgrade a shared one and deadlock."""
@@ -109,7 +109,8 @@ async def earned_today(session: AsyncSession, user_id: int, reasons: tuple[str, 
     return int((await session.execute(
         select(func.coalesce(func.sum(PointsEntry.delta), 0)).where(
             PointsEntry.user_id == user_id, PointsEntry.reason.in_(reasons),
-            PointsEntry.created_at >= day_start(now or utcnow())))).scalar_one())
+            PointsEntry.created_at >= day_start(now or utcnow()))
+        .with_for_update())).scalar_one())
 
 
 async def change(session: AsyncSession, user_id: int, delta: int, *, reason: str, key: str,
@@ -135,7 +136,7 @@ async def change(session: AsyncSession, user_id: int, delta: int, *, reason: str
     if delta == 0 and not daily_cap:
         raise ValueError("a points change moves at least one point")
     now = utcnow()
-    account = await _lock_account(session, user_id, now)
+    account = await lock_account(session, user_id, now)
     existing = (await session.execute(
         select(PointsEntry).where(PointsEntry.user_id == user_id, PointsEntry.idem_key == key)
         .with_for_update())).scalar_one_or_none()
