@@ -11,7 +11,7 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from models.mall import Order, OrderEvent, RefundRequest
+from models.mall import Order, OrderEvent, OrderItem, RefundRequest
 from models.points import InventoryMovement, PointsEntry
 from pawhome.platform.errors import InsufficientInventory
 from pawhome.points import inventory, payment
@@ -118,7 +118,7 @@ async def test_goods_for_points_only_are_paid_at_once_and_a_redeemed_sku_leaves_
     order = placed["orders"][0]
     assert order["payable_amount"] == 0 and order["status"] == "paid"  # nothing left to pay
     assert sorted(await ledger_rows(resources, buyer.user_id)) == sorted([
-        ("activity", 5000), ("points_mall", -3100)])
+        ("activity", 5000), ("points_mall", -1600), ("points_mall", -1500)])  # a row a line
     detail = (await api.get(f"/v1/orders/{order['id']}", token=buyer.token)).ok()
     assert {"kind": "discount", "code": "points_redeem", "label": "积分兑换", "amount": -2000,
             "points": 3100} in detail["price_breakdown"]
@@ -188,38 +188,82 @@ async def test_a_doubled_points_checkout_with_one_key_makes_one_order_and_takes_
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_refund_gives_the_points_of_an_order_back_in_proportion(api, resources,
-                                                                        default_rules):
+async def test_a_refund_gives_the_points_payment_back_in_proportion_to_the_cash(
+        api, resources, default_rules):
     merchant, _ = await make_shop(resources, express_fee=0, free_over=None)
     _, (sku,) = await make_product(resources, merchant.user_id, [{"price": 4000, "stock": 9}])
     buyer = await make_member(resources)
     address_id = await make_address(resources, buyer.user_id)
     await give_points(resources, buyer.user_id, 4000)
-    placed = (await checkout(api, buyer, [(sku, 2)], address_id=address_id,
+    placed = (await checkout(api, buyer, [(sku, 4)], address_id=address_id,
                              points=4000)).ok(201)
     order_id = placed["orders"][0]["id"]
-    assert placed["payable_amount"] == 4000  # 4000 points paid ¥40.00 of ¥80.00
+    assert placed["payable_amount"] == 12000  # 4000 points paid ¥40.00 of ¥160.00
     async with resources.db.session() as session, session.begin():
         order = await session.get(Order, order_id)
         order.paid_amount = order.payable_amount  # as a payment leaves it
     assert await balance_and_ledger(resources, buyer.user_id) == (0, 0, 2)
 
-    async def settle(request_id: int, amount: int, whole: bool) -> None:
+    async def settle(request_id: int, quantity: int, amount: int) -> None:
+        """What refunds.settle does before the hook: lines and amounts counted refunded."""
         async with resources.db.session() as session, session.begin():
             order = await session.get(Order, order_id)
+            (item,) = (await session.execute(select(OrderItem).where(
+                OrderItem.order_id == order_id))).scalars()
+            item.refunded_quantity += quantity
             order.refunded_amount += amount
-            await payment.give_back_on_refund(
-                session, order, RefundRequest(id=request_id, refund_no=f"R{request_id}",
-                                              amount=amount), whole)
+            request = RefundRequest(id=request_id, refund_no=f"R{request_id}", amount=amount,
+                                    lines=[{"item_id": item.id, "quantity": quantity,
+                                            "amount": amount}])
+            await payment.give_back_on_refund(session, order, request, quantity == 3)
 
-    await settle(10**9 + order_id, 1000, False)  # a quarter of the cash back
+    await settle(10**9 + order_id, 1, 3000)  # a quarter of the cash back
     assert (await balance_and_ledger(resources, buyer.user_id))[0] == 1000
-    await settle(10**9 + order_id + 1, 3000, True)  # the rest
-    await settle(10**9 + order_id + 1, 0, True)  # settled twice: nothing more
+    await settle(10**9 + order_id + 1, 3, 9000)  # the rest
+    await settle(10**9 + order_id + 1, 0, 0)  # settled twice: nothing more
     assert await ledger_rows(resources, buyer.user_id) == [
         ("activity", 4000), ("points_payment", -4000), ("points_payment_refund", 1000),
         ("points_payment_refund", 3000)]
     assert await assert_balance_matches_ledger(resources, buyer.user_id) == 4000
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_goods_paid_with_points_only_are_refunded_at_once_line_by_line(
+        api, resources, default_rules):
+    merchant, _ = await make_shop(resources, express_fee=0, free_over=None)
+    _, tag = await make_points_product(resources, merchant.user_id, price=0, points_price=700,
+                                       stock=10, name="定制名牌")
+    _, bowl = await make_points_product(resources, merchant.user_id, price=0,
+                                        points_price=1000, stock=10, name="饮水碗")
+    buyer = await make_member(resources)
+    address_id = await make_address(resources, buyer.user_id)
+    await give_points(resources, buyer.user_id, 3000)
+    order = (await checkout(api, buyer, [(tag, 2), (bowl, 1)], address_id=address_id,
+                            key="gifts")).ok(201)["orders"][0]
+    assert order["status"] == "paid" and await stock_of(resources, tag) == 8
+    assert (await balance_and_ledger(resources, buyer.user_id))[0] == 600
+    items = {i["sku_id"]: i["id"] for i in
+             (await api.get(f"/v1/orders/{order['id']}", token=buyer.token)).ok()["items"]}
+
+    asked = (await api.post(f"/v1/orders/{order['id']}/refunds", token=buyer.token, json={
+        "lines": [{"item_id": items[tag], "quantity": 1}], "reason": "刻错字"})).ok(201)
+    assert asked["amount"] == 0
+    done = (await api.post(f"/v1/merchant/refunds/{asked['id']}/approve", token=merchant.token,
+                           json={}, headers={"Idempotency-Key": "ok-1"})).ok()
+    assert done["status"] == "refunded"  # nothing to send to WeChat Pay
+    assert (await balance_and_ledger(resources, buyer.user_id))[0] == 1300  # one tag: 700
+    assert await stock_of(resources, tag) == 9  # never shipped: back on the shelf
+
+    rest = (await api.post(f"/v1/orders/{order['id']}/refunds", token=buyer.token,
+                           json={"reason": "不要了"})).ok(201)
+    (await api.post(f"/v1/merchant/refunds/{rest['id']}/approve", token=merchant.token,
+                    json={}, headers={"Idempotency-Key": "ok-2"})).ok()
+    detail = (await api.get(f"/v1/orders/{order['id']}", token=buyer.token)).ok()
+    assert detail["status"] == "refunded"
+    assert await assert_balance_matches_ledger(resources, buyer.user_id) == 3000
+    assert [r for r in await ledger_rows(resources, buyer.user_id)
+            if r[0] == "points_mall_refund"] == [("points_mall_refund", 700),
+                                                 ("points_mall_refund", 1700)]
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -12,7 +12,9 @@ the order on.
 What a line refunds is what was paid for it: its total less its share of the order's
 discounts, in proportion to the quantity; the last units of a line take the remainder so a
 line never refunds more or less than was paid. Refunding everything before shipping also
-returns the delivery fee.
+returns the delivery fee. A request that returns no money (lines paid entirely with points)
+has nothing to send to WeChat Pay: approving it settles it at once, and the points come back
+through the `order_refunded` hook like any refund's.
 """
 from __future__ import annotations
 
@@ -211,10 +213,14 @@ async def decide(resources: Resources, refund_id: int, *, approve: bool, reason:
         request.decision_reason = reason[:255]
         if approve:
             request.status = "refunding"
-            await payments.refund_later(session, payable_type=orders.PAYABLE_TYPE,
-                                        payable_id=order.id, out_refund_no=request.refund_no,
-                                        amount=request.amount, reason=request.reason[:80],
-                                        source_type=SOURCE_TYPE, source_id=request.id)
+            if request.amount == 0:  # paid with points only: no money to send back
+                await _refunded(session, order, request)
+            else:
+                await payments.refund_later(session, payable_type=orders.PAYABLE_TYPE,
+                                            payable_id=order.id,
+                                            out_refund_no=request.refund_no,
+                                            amount=request.amount, reason=request.reason[:80],
+                                            source_type=SOURCE_TYPE, source_id=request.id)
         else:
             request.status = "rejected"
             order_states.transition(session, order, "refund_closed", actor_type=actor_type,
@@ -252,6 +258,13 @@ async def settle(session: AsyncSession, refund: PaymentRefund) -> None:
                                 actor_id=None, reason=f"refund {refund.status}")
         await _tell_buyer(session, order, request, "退款失败", "退款未成功，请联系商家")
         return
+    await _refunded(session, order, request)
+
+
+async def _refunded(session: AsyncSession, order: Order, request: RefundRequest) -> None:
+    """The money of a `refunding` request went back (or there was none): lines refunded,
+    stock back when the goods never left, the order moved on, the hooks run. Caller
+    commits."""
     request.status, request.refunded_at = "refunded", utcnow()
     items = {i.id: i for i in await orders.items_of(session, order.id)}
     moves = []

@@ -188,6 +188,13 @@ async def ledger_total(session: AsyncSession, user_id: int, *, ref_type: str, re
             PointsEntry.ref_id == str(ref_id), PointsEntry.reason.in_(reasons)))).scalar_one())
 
 
+async def delta_of_key(session: AsyncSession, user_id: int, key: str) -> int:
+    """The delta of the change made under `key` (0: none). Caller commits."""
+    found = (await session.execute(select(PointsEntry.delta).where(
+        PointsEntry.user_id == user_id, PointsEntry.idem_key == key))).scalar_one_or_none()
+    return int(found or 0)
+
+
 # -- reading --------------------------------------------------------------------------------------
 
 

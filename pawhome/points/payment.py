@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.mall import Order, RefundRequest
-from pawhome.mall import order_hooks
+from pawhome.mall import order_hooks, orders
 from pawhome.mall.checkout import CheckoutBody, Plan, PlannedOrder
 from pawhome.platform.errors import field_error
 from pawhome.points import earning, ledger
@@ -34,14 +34,19 @@ SPENT = ("points_payment", "points_mall")
 GIVEN_BACK = {"points_payment": "points_payment_refund", "points_mall": "points_mall_refund"}
 
 
-def _redeem(order: PlannedOrder, wanted: set[int]) -> tuple[int, int]:
-    """(points, cash fen) of the order's lines bought with points."""
-    points = cash = 0
+def _redeem(order: PlannedOrder, wanted: set[int]) -> tuple[dict[int, int], int]:
+    """The points of each of the order's lines bought with points (by SKU), and their cash."""
+    points: dict[int, int] = {}
+    cash = 0
     for line in order.lines:
         if line.points_price and (line.unit_price == 0 or line.sku_id in wanted):
-            points += line.points_price * line.quantity
+            points[line.sku_id] = line.points_price * line.quantity
             cash += line.line_total
     return points, cash
+
+
+def _line_key(order_id: int, sku_id: int) -> str:
+    return f"points_mall:{order_id}:{sku_id}"
 
 
 async def plan_points(session: AsyncSession, settings: Settings, plan: Plan,
@@ -65,7 +70,8 @@ async def plan_points(session: AsyncSession, settings: Settings, plan: Plan,
                 plan.problems.append(field_error("items", f"SKU {line.sku_id}: {line.problem}"))
     left, redeem_total, pay_total, max_usable = body.points, 0, 0, 0
     for order in sorted(plan.orders, key=lambda o: o.merchant_id):
-        redeem_points, redeem_cash = _redeem(order, wanted)
+        by_line, redeem_cash = _redeem(order, wanted)
+        redeem_points = sum(by_line.values())
         if redeem_cash:
             order.breakdown.append({"kind": "discount", "code": "points_redeem",
                                     "label": "积分兑换", "amount": -redeem_cash,
@@ -82,7 +88,7 @@ async def plan_points(session: AsyncSession, settings: Settings, plan: Plan,
         pay_total += using
         max_usable += cap
         order.adjustments["points"] = {"payment": using, "value": value,
-                                       "redeem": redeem_points}
+                                       "redeem": redeem_points, "lines": by_line}
         order.offers["points"] = {"using": using, "value": value, "redeem": redeem_points}
     if redeem_total + pay_total > balance:
         plan.problems.append(field_error(
@@ -102,15 +108,18 @@ order_hooks.register_adjuster(order_hooks.STAGE_POINTS, plan_points)
 @order_hooks.order_placed.connect
 async def spend_points(session: AsyncSession, order: Order, planned: PlannedOrder, plan: Plan,
                        body: CheckoutBody) -> None:
-    """Take the order's points in the checkout's transaction: redeemed goods (points_mall)
-    and the points payment (points_payment). InsufficientPoints (422) refuses the checkout."""
+    """Take the order's points in the checkout's transaction: each line bought with points
+    (points_mall, one row a line so a refund of a line returns its own points) and the
+    points payment (points_payment). InsufficientPoints (422) refuses the checkout."""
     decided: dict[str, Any] = planned.adjustments.get("points") or {}
-    for reason, points in (("points_mall", int(decided.get("redeem", 0))),
-                           ("points_payment", int(decided.get("payment", 0)))):
-        if points > 0:
-            await ledger.change(session, order.user_id, -points, reason=reason,
-                                key=f"{reason}:{order.id}", ref_type=ORDER_REF,
-                                ref_id=order.id, note=order.order_no)
+    for sku_id, points in sorted((decided.get("lines") or {}).items()):
+        await ledger.change(session, order.user_id, -int(points), reason="points_mall",
+                            key=_line_key(order.id, sku_id), ref_type=ORDER_REF,
+                            ref_id=order.id, note=f"{order.order_no} SKU {sku_id}")
+    if int(decided.get("payment", 0)) > 0:
+        await ledger.change(session, order.user_id, -int(decided["payment"]),
+                            reason="points_payment", key=f"points_payment:{order.id}",
+                            ref_type=ORDER_REF, ref_id=order.id, note=order.order_no)
 
 
 async def _spent(session: AsyncSession, order: Order) -> dict[str, int]:
@@ -138,20 +147,31 @@ async def give_back_on_cancel(session: AsyncSession, order: Order) -> None:
 @order_hooks.order_refunded.connect
 async def give_back_on_refund(session: AsyncSession, order: Order, request: RefundRequest,
                               whole: bool) -> None:
-    """A refund was paid back: the order's points come back in proportion to the money
-    refunded (of the cash paid), everything still held on a whole refund."""
-    before = order.refunded_amount - request.amount
-    for reason in SPENT:
-        spent = -await ledger.ledger_total(session, order.user_id, ref_type=ORDER_REF,
-                                           ref_id=order.id, reasons=(reason,))
-        if spent <= 0:
-            continue
-        if whole:
-            back = spent - await ledger.ledger_total(
-                session, order.user_id, ref_type=ORDER_REF, ref_id=order.id,
-                reasons=(GIVEN_BACK[reason],))
-        else:
-            back = earning.proportional(spent, before, order.refunded_amount, order.paid_amount)
+    """A refund was settled (its lines are counted refunded already): each refunded line
+    bought with points returns its points in proportion to the units refunded; the points
+    payment returns in proportion to the cash refunded (to the goods refunded when points
+    paid everything). Exact over several partial refunds; once per refund."""
+    items = {item.id: item for item in await orders.items_of(session, order.id)}
+    asked = {int(line["item_id"]): int(line["quantity"]) for line in request.lines}
+    goods_back = 0
+    for item_id, quantity in asked.items():
+        item = items[item_id]
+        spent = -await ledger.delta_of_key(session, order.user_id,
+                                           _line_key(order.id, item.sku_id))
+        goods_back += earning.proportional(spent, item.refunded_quantity - quantity,
+                                           item.refunded_quantity, item.quantity)
+    paid = -await ledger.ledger_total(session, order.user_id, ref_type=ORDER_REF,
+                                      ref_id=order.id, reasons=("points_payment",))
+    if order.paid_amount > 0:
+        payment_back = earning.proportional(paid, order.refunded_amount - request.amount,
+                                            order.refunded_amount, order.paid_amount)
+    else:
+        value = sum(i.line_total for i in items.values())
+        after = sum(i.line_total * i.refunded_quantity // i.quantity for i in items.values())
+        before = sum(i.line_total * (i.refunded_quantity - asked.get(i.id, 0)) // i.quantity
+                     for i in items.values())
+        payment_back = earning.proportional(paid, before, after, value)
+    for reason, back in (("points_mall", goods_back), ("points_payment", payment_back)):
         if back > 0:
             await ledger.change(session, order.user_id, back, reason=GIVEN_BACK[reason],
                                 key=f"{GIVEN_BACK[reason]}:refund:{request.id}",
