@@ -53,6 +53,11 @@ class AdminPointsRulesHandler(ApiHandler):
 
 
 class AdminUserPointsHandler(ApiHandler):
+    @endpoint(roles=ADMIN, query=ledger.LedgerQuery, tags=ADMIN_TAGS, refuses=CURSOR_RULE,
+              summary="A user's points balance and ledger (newest first, cursor)")
+    async def get(self, user_id: int) -> None:
+        self.ok(await ledger.admin_view(self.r, user_id, self.query))
+
     @endpoint(roles=ADMIN, body=ledger.AdjustBody, tags=ADMIN_TAGS, idempotent=True,
               errors=(ValidationFailed, NotFound, PointsKeyReused),
               summary="Add or take a user's points with a reason (audited)",

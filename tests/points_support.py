@@ -53,6 +53,7 @@ def default_rules(resources, io_loop):
     async def reset() -> None:
         async with resources.db.session() as session, session.begin():
             await session.execute(delete(PointsRules))
+        await resources.cache.redis.delete(resources.cache.key("points", "rules"))
 
     io_loop.run_sync(reset)
     yield

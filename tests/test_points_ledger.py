@@ -133,6 +133,19 @@ async def test_the_balance_is_cached_and_dropped_after_every_change(api, resourc
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_rule_change_shows_in_the_balance_reply_at_once(api, resources, default_rules):
+    admin, buyer = await make_member(resources, "admin"), await make_member(resources)
+    assert (await api.get("/v1/points", token=buyer.token)).ok()["payment"] == {
+        "points_per_yuan": 100, "max_percent": 50}
+    rules = (await api.get("/v1/admin/points/rules", token=admin.token)).ok()
+    (await api.put("/v1/admin/points/rules", token=admin.token,
+                   json={**rules, "payment_max_percent": 30, "expiry_days": 365})).ok()
+    await cache.forgotten()
+    shown = (await api.get("/v1/points", token=buyer.token)).ok()
+    assert shown["payment"]["max_percent"] == 30 and shown["expires"] is True
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_the_ledger_pages_by_cursor_newest_first_and_filters_earned_and_spent(
         api, resources):
     buyer, other = await make_member(resources), await make_member(resources)
@@ -179,6 +192,10 @@ async def test_an_admin_adjusts_points_with_a_reason_once_per_key_and_it_is_audi
     (await api.post("/v1/admin/users/999999999/points", json=body, token=admin.token,
                     headers={"Idempotency-Key": "ghost"})).error(404)
     assert await balance_and_ledger(resources, buyer.user_id) == (200, 200, 1)
+    seen = (await api.get(path, token=admin.token)).ok()
+    assert seen["points"]["balance"] == 200 and len(seen["ledger"]["items"]) == 1
+    (await api.get(path, token=buyer.token)).error(403)
+    (await api.get("/v1/admin/users/999999999/points", token=admin.token)).error(404)
     entries = (await api.get("/v1/points/ledger", token=buyer.token)).ok()["items"]
     assert [(e["reason"], e["note"]) for e in entries] == [("admin_adjust", "活动补偿")]
     async with resources.db.session() as session:

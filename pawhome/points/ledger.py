@@ -227,31 +227,33 @@ async def _expiring(session: AsyncSession, user_id: int, until: dt.datetime) -> 
 
 
 async def get_points(resources: Resources, user_id: int) -> dict[str, Any]:
-    """GET /v1/points: the balance (cached), and what expires soon when points expire."""
+    """GET /v1/points: the balance and what expires soon (cached per user, dropped after
+    every change), with the payment rule (the rules' own cache). One Redis round trip when
+    both are warm."""
     settings = resources.settings
     key = resources.cache.key(*balance_key(user_id))
-    cached = await resources.cache.redis.get(key)
-    if cached is not None:
-        view: dict[str, Any] = codec.loads(cached)
-        return view
-    async with resources.db.session() as session:
-        rules = await points_rules.load(session)
-        account = await session.get(PointsAccount, user_id)
-        balance = account.balance if account else 0
-        view = {"balance": balance,
-                "earned_total": account.earned_total if account else 0,
-                "spent_total": account.spent_total if account else 0,
-                "expires": bool(rules.expiry_days), "expiring_soon": 0,
-                "expiring_before": None,
-                "payment": {"points_per_yuan": rules.payment_points_per_yuan,
-                            "max_percent": rules.payment_max_percent}}
-        if rules.expiry_days and balance:
-            until = utcnow() + dt.timedelta(days=settings.points_expiring_window_days)
-            view["expiring_soon"] = await _expiring(session, user_id, until)
-            view["expiring_before"] = until.isoformat() + "Z"
-    await resources.cache.redis.set(key, codec.dumps(view),
-                                    ex=settings.points_balance_cache_seconds)
-    return view
+    raw_balance, raw_rules = await resources.cache.redis.mget(
+        key, resources.cache.key(*points_rules.CACHE_KEY))
+    rules = await points_rules.cached(resources, raw_rules)
+    if raw_balance is not None:
+        view: dict[str, Any] = codec.loads(raw_balance)
+    else:
+        async with resources.db.session() as session:
+            account = await session.get(PointsAccount, user_id)
+            balance = account.balance if account else 0
+            view = {"balance": balance,
+                    "earned_total": account.earned_total if account else 0,
+                    "spent_total": account.spent_total if account else 0,
+                    "expiring_soon": 0, "expiring_before": None}
+            if rules.expiry_days and balance:
+                until = utcnow() + dt.timedelta(days=settings.points_expiring_window_days)
+                view["expiring_soon"] = await _expiring(session, user_id, until)
+                view["expiring_before"] = until.isoformat() + "Z"
+        await resources.cache.redis.set(key, codec.dumps(view),
+                                        ex=settings.points_balance_cache_seconds)
+    return {**view, "expires": bool(rules.expiry_days),
+            "payment": {"points_per_yuan": rules.payment_points_per_yuan,
+                        "max_percent": rules.payment_max_percent}}
 
 
 class LedgerQuery(BaseModel):
@@ -291,6 +293,15 @@ async def list_ledger(resources: Resources, user_id: int, query: LedgerQuery) ->
     rows = rows[:query.limit]
     return cursor_result([entry_view(e) for e in rows],
                          {"before": rows[-1].id} if more and rows else None)
+
+
+async def admin_view(resources: Resources, user_id: int, query: LedgerQuery) -> dict[str, Any]:
+    """A user's balance and ledger as an admin sees them (support, disputes)."""
+    async with resources.db.session() as session:
+        if await session.get(User, user_id) is None:
+            raise NotFound("No such user")
+    return {"user_id": user_id, "points": await get_points(resources, user_id),
+            "ledger": await list_ledger(resources, user_id, query)}
 
 
 # -- admin ----------------------------------------------------------------------------------------

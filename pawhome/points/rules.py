@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.points import PointsRules
-from pawhome.platform import audit
+from pawhome.platform import audit, cache, codec
 from pawhome.platform.resources import Resources
 
 RULES_ROW = 1
+CACHE_KEY = ("points", "rules")
 
 
 class StreakBonus(BaseModel):
@@ -81,6 +82,19 @@ async def load(session: AsyncSession) -> Rules:
     return Rules.model_validate(stored or {})
 
 
+async def cached(resources: Resources, raw: bytes | str | None = None) -> Rules:
+    """The rules through Redis (`raw`: the cached value when the caller read it already),
+    dropped after every change of them."""
+    if raw is not None:
+        return Rules.model_validate(codec.loads(raw))
+    async with resources.db.session() as session:
+        rules = await load(session)
+    await resources.cache.redis.set(resources.cache.key(*CACHE_KEY),
+                                    codec.dumps(rules.model_dump()),
+                                    ex=resources.settings.points_balance_cache_seconds)
+    return rules
+
+
 async def get_rules(resources: Resources) -> dict[str, Any]:
     async with resources.db.session() as session:
         return (await load(session)).model_dump()
@@ -97,6 +111,7 @@ async def put_rules(resources: Resources, rules: Rules, *, admin_id: int) -> dic
             session.add(PointsRules(id=RULES_ROW, rules=after, updated_by=admin_id))
         else:
             row.rules, row.updated_by, row.updated_at = after, admin_id, utcnow()
+        cache.forget_after_commit(session, *CACHE_KEY)
         audit.record(session, actor_id=admin_id, actor_role="admin", action="points.rules",
                      target_type="points_rules", target_id=RULES_ROW, before=before,
                      after=after)
