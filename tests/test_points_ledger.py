@@ -95,6 +95,34 @@ async def test_the_same_key_twice_changes_nothing_and_returns_the_first_change(r
     assert await balance_and_ledger(resources, buyer.user_id) == (35, 35, 2)
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_new_users_first_changes_at_once_do_not_deadlock(resources):
+    members = [await make_member(resources) for _ in range(30)]  # no ledger rows yet
+
+    async def first_and_second(user_id: int) -> tuple[int, int]:
+        one = await give_points(resources, user_id, 10)
+        two = await give_points(resources, user_id, 5)
+        return one, two
+
+    results = await asyncio.gather(*[first_and_second(m.user_id) for m in members])
+    assert all(sorted(r) == [10, 15] for r in results)
+    for member in members:
+        assert await assert_balance_matches_ledger(resources, member.user_id) == 15
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_retry_racing_its_first_attempt_past_the_snapshot_is_a_replay(resources):
+    buyer = await make_member(resources)
+    await give_points(resources, buyer.user_id, 1)
+    async with resources.db.session() as session, session.begin():
+        await session.execute(select(PointsEntry.id).limit(1))  # this snapshot begins now
+        first = await give_once(resources, buyer.user_id)  # commits after the snapshot
+        again = await ledger.change(session, buyer.user_id, 5, reason="activity",
+                                    key="double-tap")
+        assert again.replayed and again.entry_id == first.entry_id
+    assert await balance_and_ledger(resources, buyer.user_id) == (6, 6, 2)
+
+
 async def give_once(resources, user_id: int) -> ledger.Movement:
     async with resources.db.session() as session, session.begin():
         return await ledger.change(session, user_id, 5, reason="activity", key="double-tap")

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
@@ -55,18 +56,42 @@ async def _locked(session: AsyncSession, user_id: int, sku_id: int) -> Inventory
         .with_for_update().execution_options(populate_existing=True))).scalar_one_or_none()
 
 
-async def _replay(session: AsyncSession, user_id: int, key: str, sku_id: int,
-                  delta: int) -> InventoryChange | None:
-    """The change made before under `key` (a locking read: sees the latest commit)."""
-    done = (await session.execute(
-        select(InventoryMovement).where(InventoryMovement.user_id == user_id,
-                                        InventoryMovement.idem_key == key)
-        .with_for_update())).scalar_one_or_none()
-    if done is None:
-        return None
+def _check_replay(done: InventoryMovement, sku_id: int, delta: int) -> InventoryChange:
     if done.sku_id != sku_id or done.delta != delta:
         raise PointsKeyReused(errors=[field_error("key", "used for another inventory change")])
     return InventoryChange(sku_id, delta, done.quantity_after, replayed=True)
+
+
+async def _done(session: AsyncSession, user_id: int, key: str,
+                locking: bool = False) -> InventoryMovement | None:
+    statement = select(InventoryMovement).where(InventoryMovement.user_id == user_id,
+                                                InventoryMovement.idem_key == key)
+    if locking:
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def _move(session: AsyncSession, item: InventoryItem, user_id: int, sku_id: int,
+                delta: int, *, key: str, reason: str, ref_type: str,
+                ref_id: object) -> InventoryChange:
+    """Write the movement (the unique key decides a racing retry, as in the points ledger),
+    then the held quantity. The item row is locked by the caller."""
+    after = item.quantity + delta
+    try:
+        async with session.begin_nested():
+            session.add(InventoryMovement(user_id=user_id, sku_id=sku_id, delta=delta,
+                                          quantity_after=after, reason=reason,
+                                          ref_type=ref_type, ref_id=str(ref_id)[:64],
+                                          idem_key=key))
+            await session.flush()
+    except IntegrityError:
+        done = await _done(session, user_id, key, locking=True)
+        if done is None:
+            raise
+        return _check_replay(done, sku_id, delta)
+    item.quantity = after
+    await session.flush()
+    return InventoryChange(sku_id, delta, after)
 
 
 async def grant(session: AsyncSession, user_id: int, goods: Goods, quantity: int, *, key: str,
@@ -89,16 +114,12 @@ async def grant(session: AsyncSession, user_id: int, goods: Goods, quantity: int
                               .on_duplicate_key_update(updated_at=now))
     item = await _locked(session, user_id, goods.sku_id)
     assert item is not None
-    replay = await _replay(session, user_id, key, goods.sku_id, quantity)
-    if replay is not None:
-        return replay
-    item.quantity += quantity
+    done = await _done(session, user_id, key)
+    if done is not None:
+        return _check_replay(done, goods.sku_id, quantity)
     item.name, item.image_url = goods.name, goods.image_url or item.image_url
-    session.add(InventoryMovement(user_id=user_id, sku_id=goods.sku_id, delta=quantity,
-                                  quantity_after=item.quantity, reason=reason,
-                                  ref_type=ref_type, ref_id=str(ref_id)[:64], idem_key=key))
-    await session.flush()
-    return InventoryChange(goods.sku_id, quantity, item.quantity)
+    return await _move(session, item, user_id, goods.sku_id, quantity, key=key, reason=reason,
+                       ref_type=ref_type, ref_id=ref_id)
 
 
 async def consume(session: AsyncSession, user_id: int, sku_id: int, quantity: int = 1, *,
@@ -110,19 +131,15 @@ async def consume(session: AsyncSession, user_id: int, sku_id: int, quantity: in
     if quantity <= 0:
         raise ValueError("a use takes at least one item")
     item = await _locked(session, user_id, sku_id)
-    replay = await _replay(session, user_id, key, sku_id, -quantity)
-    if replay is not None:
-        return replay
+    done = await _done(session, user_id, key)
+    if done is not None:
+        return _check_replay(done, sku_id, -quantity)
     held = item.quantity if item else 0
     if item is None or held < quantity:
         raise InsufficientInventory(errors=[field_error(
             "quantity", f"needs {quantity}, {held} held")])
-    item.quantity -= quantity
-    session.add(InventoryMovement(user_id=user_id, sku_id=sku_id, delta=-quantity,
-                                  quantity_after=item.quantity, reason=reason,
-                                  ref_type=ref_type, ref_id=str(ref_id)[:64], idem_key=key))
-    await session.flush()
-    return InventoryChange(sku_id, -quantity, item.quantity)
+    return await _move(session, item, user_id, sku_id, -quantity, key=key, reason=reason,
+                       ref_type=ref_type, ref_id=ref_id)
 
 
 async def held(session: AsyncSession, user_id: int, sku_id: int) -> int:

@@ -8,9 +8,11 @@ not at all. Every change:
   row on first use and locks it), so the changes of one user run one after another and the
   balance can be checked, then written: it never goes below zero under any concurrency (and a
   CHECK constraint backs that up);
-- looks up its idempotency key under that lock (a locking read sees the latest commit): the
-  same key twice changes nothing and returns the first change (the same key for a different
-  delta or reason is refused, 409);
+- looks up its idempotency key under that lock: the same key twice changes nothing and
+  returns the first change (the same key for a different delta or reason is refused, 409).
+  The unique (user, key) index decides the rare retry that raced the first attempt: its
+  insert fails inside a savepoint and the first row is returned. (A locking read of a
+  missing key would gap-lock the index, and two new users' first changes would deadlock.)
 - writes one ledger row with the balance after it, and drops the cached balance once the
   caller's transaction commits (pawhome/platform/cache.py `forget_after_commit`).
 
@@ -26,6 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
@@ -94,6 +97,14 @@ async def lock_account(session: AsyncSession, user_id: int, now: dt.datetime) ->
         .execution_options(populate_existing=True))).scalar_one()
 
 
+def _replay(existing: PointsEntry, delta: int, reason: str, adjustable: bool) -> Movement:
+    """The first change made under a key, unless the key now names another change (409).
+    `adjustable`: a floored or capped change, whose delta may differ from the one asked."""
+    if existing.reason != reason or (existing.delta != delta and not adjustable):
+        raise PointsKeyReused(errors=[field_error("key", "used for another change")])
+    return _movement(existing, replayed=True)
+
+
 def _movement(entry: PointsEntry, replayed: bool = False) -> Movement:
     shortfall = 0
     if entry.note.startswith("shortfall "):
@@ -137,13 +148,10 @@ async def change(session: AsyncSession, user_id: int, delta: int, *, reason: str
         raise ValueError("a points change moves at least one point")
     now = utcnow()
     account = await lock_account(session, user_id, now)
-    existing = (await session.execute(
-        select(PointsEntry).where(PointsEntry.user_id == user_id, PointsEntry.idem_key == key)
-        .with_for_update())).scalar_one_or_none()
+    existing = (await session.execute(select(PointsEntry).where(
+        PointsEntry.user_id == user_id, PointsEntry.idem_key == key))).scalar_one_or_none()
     if existing is not None:
-        if existing.reason != reason or (existing.delta != delta and not (floor or daily_cap)):
-            raise PointsKeyReused(errors=[field_error("key", "used for another change")])
-        return _movement(existing, replayed=True)
+        return _replay(existing, delta, reason, floor or bool(daily_cap))
     wanted, shortfall = delta, 0
     if daily_cap and delta > 0:
         room = max(0, daily_cap - await earned_today(session, user_id, (reason,), now))
@@ -157,17 +165,28 @@ async def change(session: AsyncSession, user_id: int, delta: int, *, reason: str
         delta, shortfall = -account.balance, -wanted - account.balance
         note = f"shortfall {shortfall}"
     balance = account.balance + delta
+    entry = PointsEntry(user_id=user_id, delta=delta, balance_after=balance, reason=reason,
+                        ref_type=ref_type, ref_id=str(ref_id)[:64], idem_key=key,
+                        note=note[:255], actor_id=actor_id,
+                        expires_at=expires_at if delta > 0 else None, created_at=now)
+    try:
+        async with session.begin_nested():
+            session.add(entry)
+            await session.flush()
+    except IntegrityError:
+        # The key's row committed after this transaction's snapshot began (a retry racing
+        # the first attempt): now it exists, a locking read sees it.
+        existing = (await session.execute(select(PointsEntry).where(
+            PointsEntry.user_id == user_id, PointsEntry.idem_key == key)
+            .with_for_update())).scalar_one_or_none()
+        if existing is None:
+            raise
+        return _replay(existing, wanted, reason, floor or bool(daily_cap))
     await session.execute(
         update(PointsAccount).where(PointsAccount.user_id == user_id)
         .values(balance=balance, earned_total=PointsAccount.earned_total + max(delta, 0),
                 spent_total=PointsAccount.spent_total + max(-delta, 0), updated_at=now)
         .execution_options(synchronize_session=False))
-    entry = PointsEntry(user_id=user_id, delta=delta, balance_after=balance, reason=reason,
-                        ref_type=ref_type, ref_id=str(ref_id)[:64], idem_key=key,
-                        note=note[:255], actor_id=actor_id,
-                        expires_at=expires_at if delta > 0 else None, created_at=now)
-    session.add(entry)
-    await session.flush()
     cache.forget_after_commit(session, *balance_key(user_id))
     return Movement(entry.id, user_id, delta, balance, reason, False, shortfall)
 
