@@ -308,3 +308,25 @@ async def test_the_points_mall_is_the_product_list_filtered_to_points_goods_and_
     assert page["skus"][0]["stock"] == -1
     (await api.get(base + "&kind=spaceship")).error(422, field="kind")
     assert toy and gift
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_buyers_racing_for_the_last_limited_virtual_items_never_oversell_or_lose_points(
+        api, resources, default_rules):
+    merchant, _ = await make_shop(resources)
+    _, crown = await make_points_product(resources, merchant.user_id, price=0,
+                                         points_price=500, stock=5,
+                                         kind="virtual_pet_accessory", name="限量皇冠")
+    buyers = [await make_member(resources) for _ in range(20)]
+    for buyer in buyers:
+        await give_points(resources, buyer.user_id, 600)
+    replies = await asyncio.gather(*[checkout(api, b, [(crown, 1)], key="crown")
+                                     for b in buyers])
+    won = [b for b, r in zip(buyers, replies, strict=True) if r.status == 201]
+    assert len(won) == 5 and {r.status for r in replies} <= {201, 409, 422}
+    assert await stock_of(resources, crown) == 0
+    for buyer in buyers:
+        balance = await assert_balance_matches_ledger(resources, buyer.user_id)
+        assert balance == (100 if buyer in won else 600)  # a refused checkout took nothing
+        held = (await api.get("/v1/inventory", token=buyer.token)).ok()["items"]
+        assert [i["quantity"] for i in held] == ([1] if buyer in won else [])
