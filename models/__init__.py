@@ -2,7 +2,7 @@
 
 Each module holds one domain's tables; Alembic (migrations/) reads `Base.metadata`.
 """
-from models import community, mall, media, payments, platform, points, realtime, users  # noqa: F401  (register tables)
+from models import community, mall, media, payments, platform, points, realtime, reviews, users  # noqa: F401  (register tables)
 from models.base import Base
 
 __all__ = ["Base"]

@@ -37,9 +37,10 @@ from pawhome.mall import (  # noqa: F401  # noqa: F401
     products,
     refunds,
 )
+from pawhome.mall import reviews as mall_reviews  # noqa: F401
 from pawhome.media import files, processing, uploads  # noqa: F401
 from pawhome.messaging import chat, chat_writer, notifications, subscribe_messages  # noqa: F401
-from pawhome.moderation import decisions, product_reviews, reports, reviews  # noqa: F401
+from pawhome.moderation import buyer_reviews, decisions, product_reviews, reports, reviews  # noqa: F401
 from pawhome.payments import alerts, jobs, notifies, payables, payments, reconciliation, settlement  # noqa: F401
 from pawhome.points import earning, expiry, inventory, ledger, payment  # noqa: F401
 from pawhome.points import reconciliation as points_reconciliation  # noqa: F401

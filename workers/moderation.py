@@ -1,5 +1,6 @@
 """Tasks of the moderation queue: review a post, a comment or an image
-(pawhome/moderation/reviews.py), or a mall product (pawhome/moderation/product_reviews.py).
+(pawhome/moderation/reviews.py), a mall product (pawhome/moderation/product_reviews.py) or a
+buyer's product review (pawhome/moderation/buyer_reviews.py).
 
 Each takes an id and is idempotent: content that is no longer pending is left alone and a
 verdict on the same text is reused, so redelivery and retries cost no WeChat quota. WeChat
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from pawhome.moderation import product_reviews
+from pawhome.moderation import buyer_reviews, product_reviews
 from pawhome.moderation import reviews as moderation
 from workers import runtime
 from workers.base import PERIODIC
@@ -49,3 +50,9 @@ def review_product(product_id: int) -> str:
 def forget_product(product_id: int) -> None:
     """Drop the cached pages of a product an image verdict took off sale."""
     runtime.run(product_reviews.forget_product(runtime.resources(), product_id))
+
+
+@shared_task(name="moderation.review_product_review")
+def review_product_review(review_id: int) -> str:
+    """Decide a buyer's pending product review from its text and photos; returns its status."""
+    return runtime.run(buyer_reviews.review_product_review(runtime.resources(), review_id))
