@@ -60,6 +60,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "orders.pay": (Rule("user", 5, 60),),  # seed 003: payments 5/min per user
     "orders.list": (Rule("user", 60, 60),),
     "orders.preview": (Rule("user", 120, 60),),
+    "coupons.claim": (Rule("user", 30, 60),),
+    "coupons.claim_code": (Rule("user", 10, 60),),  # codes are not to be guessed
     "shares.post": (Rule("user", 30, 60),),
     "follows.follow": (Rule("user", 60, 60),),
     "health.healthz": (),

@@ -13,6 +13,7 @@ from gateway.handler import ApiHandler, endpoint
 from pawhome.mall import checkout, order_payments, order_views, orders
 from pawhome.platform.errors import (
     Conflict,
+    CouponTaken,
     NotFound,
     NotPurchasable,
     OrderStateConflict,
@@ -73,9 +74,11 @@ class OrdersHandler(ApiHandler):
         self.ok(await order_views.list_my_orders(self.r, self.user_id, self.query))
 
     @endpoint(body=checkout.CheckoutBody, tags=TAGS, idempotent=True, status=201,
-              errors=(NotPurchasable, OutOfStock, ValidationFailed, NotFound),
+              errors=(NotPurchasable, OutOfStock, CouponTaken, ValidationFailed, NotFound),
               summary="Place the orders of a checkout (one per merchant), stock reserved",
               refuses={"address_id": "one of the caller's addresses",
+                       "coupon_ids": "the caller's unused, valid coupons, each fitting a "
+                                     "different shop's order and its threshold",
                        "items": "on-sale SKUs of active shops, within stock and limits; "
                                 "without items, a cart with selected lines",
                        "shipments": "one per merchant of the checkout, a mode it offers"})

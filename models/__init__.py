@@ -2,7 +2,18 @@
 
 Each module holds one domain's tables; Alembic (migrations/) reads `Base.metadata`.
 """
-from models import community, mall, media, payments, platform, points, realtime, reviews, users  # noqa: F401  (register tables)
+from models import (  # noqa: F401  (register tables)
+    community,
+    coupons,
+    mall,
+    media,
+    payments,
+    platform,
+    points,
+    realtime,
+    reviews,
+    users,
+)
 from models.base import Base
 
 __all__ = ["Base"]

@@ -62,6 +62,10 @@ class CheckoutBody(BaseModel):
         default_factory=list, max_length=50,
         description="SKUs of this checkout, with a points price, bought with points instead "
                     "of cash (SKUs sold for points only always are)")
+    # Coupons (docs/promotions.md): left out, the best applicable are picked.
+    coupon_ids: list[Id] | None = Field(
+        None, max_length=10, description="wallet coupons to use; left out: the best "
+                                         "applicable ones are picked; []: none")
 
 
 @dataclass
