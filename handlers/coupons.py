@@ -13,6 +13,7 @@ from pawhome.platform.errors import (
     CouponSoldOut,
     CouponTemplateLocked,
     CouponTermsInvalid,
+    NotFound,
 )
 from pawhome.promotions import coupons
 from pawhome.promotions.coupons_terms import TEMPLATE_RULES, TemplateBody, TemplatePatch
@@ -30,7 +31,7 @@ class _CouponHandler(ApiHandler):
 
 
 class AvailableCouponsHandler(ApiHandler):
-    @endpoint(query=coupons.AvailableQuery, tags=TAGS,
+    @endpoint(query=coupons.AvailableQuery, tags=TAGS, errors=(NotFound,),
               summary="Coupons to claim and the caller's usable ones, for a product or the "
                       "cart (each with what it saves there), or all of them")
     async def get(self) -> None:

@@ -19,6 +19,7 @@ from pawhome.identity import users
 from pawhome.mall import addresses, delivery, demo_catalogue
 from pawhome.platform.resources import Resources
 from pawhome.points import demo_goods
+from pawhome.promotions import coupons_demo
 from settings import Settings, get_settings
 
 # openid (the dev-login key), nickname, role, bio
@@ -78,6 +79,15 @@ async def seed_points(session: AsyncSession) -> int:
             + await demo_goods.seed_points_goods(session, shops[0]))
 
 
+async def seed_coupons(session: AsyncSession) -> int:
+    """Coupons to claim: platform ones (one for new users, one by the code PAWHOME) and one
+    of the first demo shop (pawhome/promotions/coupons_demo.py)."""
+    ids = {openid: (await users.get_or_create_by_openid(session, openid))[0].id
+           for openid, _, _, _ in DEMO_USERS}
+    return await coupons_demo.seed_demo_coupons(session, ids["demo-admin"],
+                                                ids["demo-merchant"])
+
+
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
@@ -85,6 +95,7 @@ SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("delivery", seed_delivery),
     ("catalogue", seed_catalogue),
     ("points", seed_points),
+    ("coupons", seed_coupons),
 ]
 
 

@@ -156,7 +156,6 @@ async def test_new_user_coupons_go_only_to_users_who_never_paid(api, resources):
     admin = await make_member(resources, "admin")
     made = await make_template(api, admin, new_users_only=True)
     shop, _ = await make_shop(resources)
-    _, (sku,) = await make_product(resources, shop.user_id)
     veteran, newcomer = await make_member(resources), await make_member(resources)
     async with resources.db.session() as session, session.begin():
         now = utcnow()
@@ -208,3 +207,15 @@ async def test_the_wallet_shows_expired_coupons_and_products_show_what_covers_th
     assert [c["id"] for c in owned] == [kept["id"]]
     assert (await coupon_row(resources, kept["id"])).status == "unused"
     assert await trail(resources, kept["id"]) == [("claim", "", "unused")]
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_claims_of_many_templates_at_once_all_succeed(api, resources):
+    admin = await make_member(resources, "admin")
+    made = [await make_template(api, admin) for _ in range(5)]
+    users = [await make_member(resources) for _ in range(30)]
+    replies = await asyncio.gather(*[claim(api, u, t["id"], key=uuid.uuid4().hex)
+                                     for u in users for t in made])
+    assert [r.status for r in replies] == [201] * 150
+    for template in made:
+        assert (await template_row(resources, template["id"])).issued_count == 30

@@ -313,6 +313,38 @@ def test_a_newcomer_shops_two_demo_shops_and_pays_in_make_run(embedded):
     assert mine["counts"]["completed"] == 1 and mine["counts"]["paid"] == 1
 
 
+def test_a_newcomer_claims_a_demo_coupon_and_checkout_picks_it_in_make_run(embedded):
+    """The demo coupons on SQLite: a new user claims the new-user coupon and the code
+    coupon, and the checkout preview takes the better one off by itself."""
+    subprocess.run([sys.executable, "-m", "pawhome.demo"], cwd=ROOT, env=embedded.env,
+                   check=True, capture_output=True, timeout=120)
+    buyer = dev_login(embedded, "demo-newcomer-" + uuid.uuid4().hex[:8])["access_token"]
+
+    def call(method: str, path: str, status: int = 200, **kw) -> dict:
+        reply = httpx.request(method, embedded.base + path, timeout=15, headers={
+            "Authorization": f"Bearer {buyer}", "Idempotency-Key": uuid.uuid4().hex}, **kw)
+        assert reply.status_code == status, (path, reply.text)
+        return reply.json()["data"]
+
+    offered = call("GET", "/v1/coupons/available")["claimable"]
+    welcome = next(t for t in offered if t["new_users_only"])
+    claimed = call("POST", f"/v1/coupons/{welcome['id']}/claim", 201)
+    call("POST", "/v1/coupons/claim-code", 201, json={"code": "pawhome"})
+    wallet = call("GET", "/v1/coupons/wallet")
+    assert wallet["total"] == 2
+    product = call("GET", "/v1/products", params={"limit": 50})["items"][0]
+    sku = call("GET", f"/v1/products/{product['id']}")["skus"][0]
+    address = call("POST", "/v1/addresses", 201, json={
+        "contact_name": "新人", "phone": "13912345678", "province": "广东省", "city": "深圳市",
+        "district": "南山区", "detail": "科技园南路 88 号"})
+    preview = call("POST", "/v1/orders/preview", json={
+        "items": [{"sku_id": sku["id"], "quantity": 1}], "address_id": address["id"]})
+    chosen = preview["orders"][0]["coupon"]
+    assert chosen is not None and chosen["saving"] >= 500, preview["orders"][0]
+    assert {o["id"] for o in preview["orders"][0]["coupon_options"]} >= {chosen["id"]}
+    assert claimed["id"] in {o["id"] for o in preview["orders"][0]["coupon_options"]}
+
+
 def test_embedded_gateway_stops_cleanly_on_sigterm(embedded):
     assert embedded.stop() == 0
     assert any(line["msg"] == "gateway stopping" for line in embedded.log_lines())

@@ -4,9 +4,10 @@ wallet, and which coupons a product or the cart can use. The one module that wri
 `coupon_templates` and creates `user_coupons`; what orders do to a held coupon (lock, use,
 release, return) is in coupons_checkout.py. docs/promotions.md ("Coupons").
 
-Claims of one template are serialised on its row (SELECT ... FOR UPDATE): under the lock
-the quantity left, the claimer's count and the retried Idempotency-Key are read as they are,
-so 300 users racing for 100 coupons get exactly 100 and a double claim cannot pass a limit.
+Claims of one template are serialised on its row (SELECT ... FOR UPDATE, the transaction's
+first statement): the reads after it see every claim committed before, so the quantity
+left, the claimer's count and a retried Idempotency-Key are read as they are, 300 users
+racing for 100 coupons get exactly 100 and a double claim cannot pass a limit.
 """
 from __future__ import annotations
 
@@ -263,10 +264,12 @@ async def _claim(session: AsyncSession, user_id: int, template_id: int, key: str
     if template is None:
         raise NotFound("No such coupon")
     now = utcnow()
+    # Plain reads from here: this transaction's snapshot starts now, after the template lock,
+    # so it sees every earlier claim of the template. (Locking reads of missing keys would
+    # gap-lock the indexes and make claims of different templates deadlock each other.)
     if key:
         again = (await session.execute(select(UserCoupon).where(
-            UserCoupon.user_id == user_id, UserCoupon.claim_key == key)
-            .with_for_update())).scalar_one_or_none()
+            UserCoupon.user_id == user_id, UserCoupon.claim_key == key))).scalar_one_or_none()
         if again is not None and again.template_id == template.id:
             return terms.coupon_view(again, template, now)
     if template.claim_method == "code" and not by_code:
@@ -275,8 +278,7 @@ async def _claim(session: AsyncSession, user_id: int, template_id: int, key: str
     if problem:
         raise CouponNotClaimable(problem)
     held = int((await session.execute(select(func.count(UserCoupon.id)).where(
-        UserCoupon.template_id == template.id, UserCoupon.user_id == user_id)
-        .with_for_update())).scalar_one())
+        UserCoupon.template_id == template.id, UserCoupon.user_id == user_id))).scalar_one())
     if held >= template.per_user_limit:
         raise CouponLimitReached(f"at most {template.per_user_limit} per person")
     if template.issued_count >= template.total_quantity:
@@ -371,7 +373,8 @@ async def _goods_for(session: AsyncSession, user_id: int,
     if query.product_id is not None:
         product = await session.get(Product, query.product_id)
         if product is None or product.deleted_at is not None or product.status != "on_sale":
-            raise NotFound("No such product")
+            raise NotFound("No such product", errors=[field_error("product_id",
+                                                                  "no product on sale")])
         return [terms.Goods(product.id, product.merchant_id, product.category_id,
                             product.price_min)]
     if query.cart:

@@ -179,10 +179,18 @@ order_hooks.register_adjuster(order_hooks.STAGE_COUPON, apply_coupons)
 
 async def _locked_coupons(session: AsyncSession, order_id: int,
                           status: str) -> list[UserCoupon]:
-    return list((await session.execute(
-        select(UserCoupon).where(UserCoupon.order_id == order_id, UserCoupon.status == status)
-        .order_by(UserCoupon.id).with_for_update()
-        .execution_options(populate_existing=True))).scalars())
+    """The order's coupons in `status`, row-locked. Found by a plain read first: most orders
+    have none, and a locking read that finds nothing would gap-lock the order index against
+    every checkout locking a coupon meanwhile. The order itself is locked by the caller, so
+    no other step of its life moves them in between."""
+    ids = list((await session.execute(select(UserCoupon.id).where(
+        UserCoupon.order_id == order_id))).scalars())
+    if not ids:
+        return []
+    rows = (await session.execute(
+        select(UserCoupon).where(UserCoupon.id.in_(ids)).order_by(UserCoupon.id)
+        .with_for_update().execution_options(populate_existing=True))).scalars()
+    return [c for c in rows if c.order_id == order_id and c.status == status]
 
 
 @order_hooks.order_placed.connect
