@@ -17,6 +17,11 @@ from models.coupons import UserCoupon
 from models.mall import Order
 from tests.coupon_support import claim, coupon_row, make_template, trail
 from tests.mall_support import make_address, make_member, make_product, make_shop, stock_of
+from tests.points_support import (
+    assert_balance_matches_ledger,
+    default_rules,  # noqa: F401  (fixture)
+    give_points,
+)
 from tests.test_mall_e2e import pay
 from tests.test_mall_refunds import settle
 from tests.test_orders import paid
@@ -213,3 +218,26 @@ async def test_a_full_refund_gives_the_coupon_back(api, resources, wechatpay,
     assert (await trail(resources, coupon))[-1] == ("return", "used", "unused")
     wallet = (await api.get("/v1/coupons/wallet", token=buyer.token)).ok()["items"]
     assert [(c["id"], c["state"]) for c in wallet] == [(coupon, "unused")]
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_points_pay_part_of_what_the_coupon_leaves_and_cancel_returns_both(
+        api, resources, default_rules):
+    admin = await make_member(resources, "admin")
+    _, _, sku = await shop_with(resources, 6000)  # + 5.00 delivery
+    buyer = await make_member(resources)
+    address = await make_address(resources, buyer.user_id)
+    await give_points(resources, buyer.user_id, 10_000)
+    template = await make_template(api, admin)
+    coupon = (await claim(api, buyer, template["id"])).ok(201)["id"]
+    body = {"items": [{"sku_id": sku, "quantity": 1}], "address_id": address, "points": 10_000}
+    placed = (await api.post("/v1/orders", token=buyer.token, json=body)).ok(201)["orders"][0]
+    detail = (await api.get(f"/v1/orders/{placed['id']}", token=buyer.token)).ok()
+    codes = [(b["code"], b["amount"]) for b in detail["price_breakdown"]]
+    # 65.00 - 10.00 coupon = 55.00; points pay at most half of that (the default rule).
+    assert codes[:3] == [("goods", 6000), ("delivery", 500), ("coupon", -1000)]
+    assert codes[3][0] == "points" and placed["payable_amount"] == 5500 + codes[3][1] > 0
+    assert (await coupon_row(resources, coupon)).status == "locked"
+    (await api.post(f"/v1/orders/{placed['id']}/cancel", token=buyer.token, json={})).ok()
+    assert (await coupon_row(resources, coupon)).status == "unused"
+    assert await assert_balance_matches_ledger(resources, buyer.user_id) == 10_000
