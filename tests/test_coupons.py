@@ -14,6 +14,8 @@ from sqlalchemy import func, select, update
 from models.base import utcnow
 from models.coupons import UserCoupon
 from models.mall import Order
+from pawhome.platform.errors import IdempotencyMismatch
+from pawhome.promotions import coupons
 from tests.coupon_support import claim, coupon_row, make_template, template_row, terms, trail
 from tests.mall_support import make_category, make_member, make_product, make_shop
 
@@ -219,3 +221,17 @@ async def test_claims_of_many_templates_at_once_all_succeed(api, resources):
     assert [r.status for r in replies] == [201] * 150
     for template in made:
         assert (await template_row(resources, template["id"])).issued_count == 30
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_claim_key_names_one_claim_even_after_the_gateway_forgot_it(api, resources):
+    admin = await make_member(resources, "admin")
+    first, second = await make_template(api, admin), await make_template(api, admin)
+    buyer = await make_member(resources)
+    made = await coupons.claim(resources, buyer.user_id, first["id"], key="k-once")
+    again = await coupons.claim(resources, buyer.user_id, first["id"], key="k-once")
+    assert again["id"] == made["id"]
+    with pytest.raises(IdempotencyMismatch):
+        await coupons.claim(resources, buyer.user_id, second["id"], key="k-once")
+    assert (await template_row(resources, second["id"])).issued_count == 0
+    (await claim(api, buyer, second["id"], key="k-once")).error(422, code=42201)

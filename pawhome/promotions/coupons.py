@@ -31,6 +31,7 @@ from pawhome.platform.errors import (
     CouponSoldOut,
     CouponTemplateLocked,
     CouponTermsInvalid,
+    IdempotencyMismatch,
     NotFound,
     field_error,
 )
@@ -272,6 +273,9 @@ async def _claim(session: AsyncSession, user_id: int, template_id: int, key: str
             UserCoupon.user_id == user_id, UserCoupon.claim_key == key))).scalar_one_or_none()
         if again is not None and again.template_id == template.id:
             return terms.coupon_view(again, template, now)
+        if again is not None:
+            raise IdempotencyMismatch(errors=[field_error(
+                "Idempotency-Key", "this key claimed another coupon")])
     if template.claim_method == "code" and not by_code:
         raise NotFound("No such coupon")  # a code coupon is found by its code only
     problem = _claimable_problem(template, now)

@@ -86,12 +86,21 @@ async def _held(session: AsyncSession, plan: Plan, named: list[int],
     out = []
     for coupon, template in rows:
         tree = trees.get(template.id, frozenset())
-        eligible = [terms.eligible_amount(template, order_goods, tree) for order_goods in goods]
+        eligible = [_net(order, terms.eligible_amount(template, order_goods, tree))
+                    for order_goods, order in zip(goods, plan.orders, strict=True)]
         savings = [min(terms.discount(template, amount),
                        max(0, order.goods_amount - order.discount_amount))
                    for amount, order in zip(eligible, plan.orders, strict=True)]
         out.append(Held(coupon, template, savings, eligible))
     return out
+
+
+def _net(order: PlannedOrder, amount: int) -> int:
+    """Covered goods at what the order charges for them: earlier discounts (a group-buy
+    price) shrink every line alike, so a threshold is met by the price actually paid."""
+    if not order.goods_amount or not order.discount_amount:
+        return amount
+    return amount * max(0, order.goods_amount - order.discount_amount) // order.goods_amount
 
 
 def _why_not(held: Held) -> str:
