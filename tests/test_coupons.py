@@ -17,7 +17,7 @@ from models.mall import Order
 from pawhome.platform.errors import IdempotencyMismatch
 from pawhome.promotions import coupons
 from tests.coupon_support import claim, coupon_row, make_template, template_row, terms, trail
-from tests.mall_support import make_category, make_member, make_product, make_shop
+from tests.mall_support import make_category, make_member, make_product, make_shop, put_in_cart
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -235,3 +235,26 @@ async def test_a_claim_key_names_one_claim_even_after_the_gateway_forgot_it(api,
         await coupons.claim(resources, buyer.user_id, second["id"], key="k-once")
     assert (await template_row(resources, second["id"])).issued_count == 0
     (await claim(api, buyer, second["id"], key="k-once")).error(422, code=42201)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_cart_shows_the_coupons_its_selected_lines_can_use(api, resources):
+    shop, _ = await make_shop(resources)
+    rival, _ = await make_shop(resources)
+    _, (food,) = await make_product(resources, shop.user_id, [{"price": 3000, "stock": 9}])
+    _, (toy,) = await make_product(resources, rival.user_id, [{"price": 9000, "stock": 9}])
+    own = await make_template(api, shop, min_spend=5000)  # 满50减10 of the first shop
+    theirs = await make_template(api, rival, min_spend=5000)
+    buyer = await make_member(resources)
+    await put_in_cart(resources, buyer.user_id, food, 2)
+    await put_in_cart(resources, buyer.user_id, toy, 1, selected=False)
+    listed = (await api.get("/v1/coupons/available?cart=true", token=buyer.token)).ok()
+    offered = {t["id"]: t["saving"] for t in listed["claimable"]}
+    assert offered[own["id"]] == 1000  # 2 x 30.00 covered: 满50减10
+    assert theirs["id"] not in [t["id"] for t in listed["claimable"]]  # its line unselected
+    everything = (await api.get("/v1/coupons/available", token=buyer.token)).ok()
+    assert {own["id"], theirs["id"]} <= {t["id"] for t in everything["claimable"]}
+    for template in (own, theirs):
+        (await claim(api, buyer, template["id"])).ok(201)
+    page = (await api.get("/v1/coupons/wallet?limit=1&page=2", token=buyer.token)).ok()
+    assert (page["total"], page["totalPages"], len(page["items"])) == (2, 2, 1)
