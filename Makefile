@@ -39,8 +39,12 @@ RUN_MODE = $(or $(MODE),$(if $(DATABASE_URL)$(REDIS_URL)$(BROKER_URL),developmen
 run: seed
 	MODE=$(RUN_MODE) $(BIN)/python run_gateway.py --port $(PORT)
 
+# The suite runs in parallel (pytest-xdist): each worker has its own database, Redis prefix,
+# task queues and Celery worker (tests/conftest.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
+
 test: install-dev check
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The house's rules (docs/architecture.md): layer contracts (import-linter), lint (ruff), types (mypy,
 # strict for the platform; the rest against mypy-baseline.txt, which only shrinks). All

@@ -92,15 +92,24 @@ async def _drop_database_and_keys() -> None:
     await client.aclose()
 
 
+def _is_xdist_controller(config) -> bool:
+    """Under pytest-xdist the controller only hands out tests: the workers (each importing
+    this file, so each with a RUN_ID, database and Redis prefix of its own) run them."""
+    return getattr(config.option, "numprocesses", None) not in (None, 0) \
+        and not os.environ.get("PYTEST_XDIST_WORKER")
+
+
 def pytest_sessionstart(session) -> None:
     from pawhome.platform import migrate
 
+    if _is_xdist_controller(session.config):
+        return
     asyncio.run(_create_database())
     migrate.upgrade(os.environ["DATABASE_URL"])
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    if os.environ.get("TEST_KEEP_DATABASE"):
+    if os.environ.get("TEST_KEEP_DATABASE") or _is_xdist_controller(session.config):
         return
     asyncio.run(_drop_database_and_keys())
 
