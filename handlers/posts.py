@@ -8,7 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.handler import ApiHandler, endpoint
 from pawhome.community import boards, feeds, posts
-from pawhome.platform.errors import AttachmentRefused, NotFound, SensitiveContent, ValidationFailed
+from pawhome.platform.errors import (
+    AnonymousNotAllowed,
+    AttachmentRefused,
+    NotFound,
+    SensitiveContent,
+    TooManyMentions,
+    ValidationFailed,
+)
 from pawhome.platform.fields import NOT_BLANK
 from pawhome.platform.pagination import CURSOR_RULE, CursorQuery
 
@@ -20,7 +27,9 @@ POST_RULES = {"board": "the name of a board (GET /v1/boards)",
               "topics": "each 1-32 letters, digits, _ or CJK characters once normalised "
                         "(NFKC, lower case, # and spaces stripped); at most 10 with those "
                         "#tagged in the text",
-              "location_name": "no word of the sensitive-word list"}
+              "location_name": "no word of the sensitive-word list",
+              "anonymous": "only on a board that allows anonymous posts, for a public post",
+              "mentions": "at most 10 people in one post, its edits included"}
 
 
 class ReasonBody(BaseModel):
@@ -39,7 +48,9 @@ class PostsHandler(ApiHandler):
         self.finish(b'{"code":0,"message":"ok","data":' + raw + b"}")
 
     @endpoint(body=posts.PostBody, tags=("posts",), status=201, idempotent=True,
-              links={"post_id": "/id"}, errors=(NotFound, SensitiveContent, AttachmentRefused),
+              links={"post_id": "/id"},
+              errors=(NotFound, SensitiveContent, AttachmentRefused, AnonymousNotAllowed,
+                      TooManyMentions),
               refuses=POST_RULES,
               summary="Publish a post (pending until moderation passes it)")
     async def post(self) -> None:
@@ -48,12 +59,15 @@ class PostsHandler(ApiHandler):
 
 class PostHandler(ApiHandler):
     @endpoint(auth=False, viewer=True, tags=("posts",),
-              summary="One post, if the caller may see it")
+              summary="One post, if the caller may see it (an anonymous post names its "
+                      "author to admins only)")
     async def get(self, post_id: int) -> None:
-        self.ok(await posts.view_post(self.r, self.viewer_id, post_id))
+        is_admin = self.auth is not None and self.auth.role == "admin"
+        self.ok(await posts.view_post(self.r, self.viewer_id, post_id, reveal_author=is_admin))
 
     @endpoint(body=posts.PostBody, tags=("posts",), refuses=POST_RULES,
-              errors=(SensitiveContent, AttachmentRefused),
+              errors=(SensitiveContent, AttachmentRefused, AnonymousNotAllowed,
+                      TooManyMentions),
               summary="Replace a post's content (author); it is moderated again")
     async def put(self, post_id: int) -> None:
         self.ok(await posts.edit_post(self.r, self.user_id, post_id, self.body))

@@ -60,6 +60,8 @@ class Board(Base):
     name: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(String(255), default="")
     sort: Mapped[int] = mapped_column(Integer, default=0)
+    # Posts on this board may hide their author from everyone but admins (seed 003).
+    allow_anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -96,6 +98,8 @@ class Post(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     status_reason: Mapped[str] = mapped_column(String(255), default="")
     pinned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The author is shown to nobody but admins (a board that allows it; docs/community.md).
+    is_anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     like_count: Mapped[int] = mapped_column(Integer, default=0)
     comment_count: Mapped[int] = mapped_column(Integer, default=0)
     favorite_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -140,6 +144,23 @@ class Comment(Base):
     reply_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Mention(Base):
+    """A user @mentioned in a post or comment: one row per source and user, so an edit that
+    keeps a mention notifies nobody again. `notified_at` is set once the mention was decided
+    (notified, or refused by blocks and privacy) when its source became visible."""
+    __tablename__ = "mentions"
+    __table_args__ = (Index("ix_mentions_user_created", "user_id", "created_at"),
+                      MYSQL_TABLE_ARGS)
+
+    source_type: Mapped[str] = mapped_column(String(16), primary_key=True)  # post | comment
+    source_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    author_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Like(Base):

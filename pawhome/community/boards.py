@@ -16,12 +16,12 @@ from models.base import utcnow
 from models.community import Board
 from pawhome.platform.resources import Resources
 
-# slug, name, description, sort
+# slug, name, description, sort, allow_anonymous (owners may ask for help without signing)
 BOARDS = [
-    ("help", "求助", "Questions about health, food and behaviour", 10),
-    ("show", "晒宠", "Show off your pets", 20),
-    ("adopt", "领养", "Pets looking for a home", 30),
-    ("experience", "经验", "Experience and guides from other owners", 40),
+    ("help", "求助", "Questions about health, food and behaviour", 10, True),
+    ("show", "晒宠", "Show off your pets", 20, False),
+    ("adopt", "领养", "Pets looking for a home", 30, False),
+    ("experience", "经验", "Experience and guides from other owners", 40, False),
 ]
 STANDARD_SLUGS = {slug for slug, *_ in BOARDS}
 
@@ -33,11 +33,11 @@ async def ensure_boards(session: AsyncSession) -> int:
     existing = set((await session.execute(select(Board.slug))).scalars())
     created = 0
     is_sqlite = session.get_bind().dialect.name == "sqlite"
-    for slug, name, description, sort in BOARDS:
+    for slug, name, description, sort, allow_anonymous in BOARDS:
         if slug in existing:
             continue
         values = {"slug": slug, "name": name, "description": description, "sort": sort,
-                  "created_at": utcnow()}
+                  "allow_anonymous": allow_anonymous, "created_at": utcnow()}
         statement: Insert
         if is_sqlite:
             statement = sqlite.insert(Board).values(**values).on_conflict_do_nothing()
@@ -61,7 +61,8 @@ async def list_boards(resources: Resources) -> list[dict[str, Any]]:
         if not rows:  # a fresh database that was never seeded
             await ensure_boards(session)
             rows = list((await session.execute(query)).scalars())
-        return [{"slug": b.slug, "name": b.name, "description": b.description} for b in rows]
+        return [{"slug": b.slug, "name": b.name, "description": b.description,
+                 "allow_anonymous": b.allow_anonymous} for b in rows]
 
 
 async def board_by_slug(session: AsyncSession, slug: str) -> Board | None:

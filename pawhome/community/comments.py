@@ -20,11 +20,13 @@ from sqlalchemy.sql import ColumnElement
 from models.base import utcnow
 from models.community import CONTENT_STATES, Comment, Post
 from models.users import User, UserBlock
-from pawhome.community import counters, posts
+from pawhome.community import counters, mentions, posts
+from pawhome.community.post_rendering import excerpt
+from pawhome.identity import users
 from pawhome.messaging import notifications
 from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import Forbidden, NotFound, ValidationFailed, field_error
-from pawhome.platform.fields import NOT_BLANK
+from pawhome.platform.fields import NOT_BLANK, Id, distinct
 from pawhome.platform.hooks import Hook
 from pawhome.platform.resources import Resources
 from pawhome.platform.wordfilter import screen_text
@@ -35,7 +37,6 @@ from settings import get_settings
 _settings = get_settings()
 
 MAX_ID = 2**63 - 1
-EXCERPT_CHARS = 60
 
 # Run in the transaction that created a comment, with (session, comment_id): moderation
 # connects its review (pawhome/moderation/reviews.py).
@@ -46,6 +47,17 @@ class CommentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=_settings.comment_max_length, pattern=NOT_BLANK)
     reply_to_comment_id: int | None = Field(None, ge=1, le=MAX_ID)
+    mentions: list[Id] = Field(default_factory=list, max_length=mentions.MAX_MENTIONS,
+                               json_schema_extra=distinct(),
+                               description="ids of the people @mentioned (the text keeps "
+                                           "@nickname for display)")
+
+    @field_validator("mentions")
+    @classmethod
+    def _distinct_mentions(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("ids must not repeat")
+        return value
 
     @field_validator("text")
     @classmethod
@@ -54,12 +66,6 @@ class CommentBody(BaseModel):
         if not value:
             raise ValueError("must not be blank")
         return value
-
-
-def excerpt(text: str, chars: int = EXCERPT_CHARS) -> str:
-    """The first line of a text, cut to `chars` characters (notifications, share cards)."""
-    line = next((part.strip() for part in (text or "").splitlines() if part.strip()), "")
-    return line if len(line) <= chars else line[:chars - 1] + "…"
 
 
 # -- who sees what ----------------------------------------------------------------------------
@@ -166,15 +172,35 @@ async def create_comment(resources: Resources, user_id: int, post_id: int,
         await session.flush()
         if counts(row.status, None):
             await _move_counters(session, row, +1)
+        await mentions.record(session, "comment", row.id, user_id, body.mentions)
         await comment_submitted.run(session, row.id)
         if row.status == "visible":
             await _notify_new_comment(session, row, post)
+            await _notify_mentions(session, row, post)
         return (await render(session, [row], liked=set()))[0]  # nobody liked it yet
 
     view = await run_transaction(resources.db, work)
     if view["status"] == "visible":
         await counters.publish_post_counters(resources, post_id)
     return view
+
+
+def by_anonymous_author(row: Comment, post: Post) -> bool:
+    """Is this the anonymous post's author commenting on it? Then they stay anonymous."""
+    return bool(post.is_anonymous) and row.author_id == post.author_id
+
+
+async def _notify_mentions(session: AsyncSession, row: Comment, post: Post) -> None:
+    async def may_see(user_id: int) -> bool:
+        try:
+            await get_visible_comment(session, user_id, row.id)
+        except NotFound:
+            return False
+        return True
+
+    await mentions.notify_pending(session, "comment", row.id, may_see, post_id=post.id,
+                                  text=excerpt(row.text),
+                                  anonymous=by_anonymous_author(row, post))
 
 
 async def _notify_new_comment(session: AsyncSession, row: Comment, post: Post) -> None:
@@ -189,7 +215,8 @@ async def _notify_new_comment(session: AsyncSession, row: Comment, post: Post) -
             await may_see_post(session, recipient, post.id):
         await notifications.notify(session, recipient, "reply", "comment_replied",
                                    actor_id=row.author_id, target_type="comment",
-                                   target_id=row.parent_id, payload=payload)
+                                   target_id=row.parent_id, payload=payload,
+                                   anonymous_actor=by_anonymous_author(row, post))
 
 
 async def delete_comment(resources: Resources, user_id: int, comment_id: int,
@@ -257,6 +284,10 @@ async def set_status(session: AsyncSession, comment_id: int, status: str) -> Com
     after = counts(row.status, row.deleted_at)
     if before != after:
         await _move_counters(session, row, +1 if after else -1)
+    if status == "visible" and row.deleted_at is None:
+        post = await session.get(Post, row.post_id)
+        if post is not None:
+            await _notify_mentions(session, row, post)  # last: notify locks recipients
     return row
 
 
@@ -273,16 +304,25 @@ async def render(session: AsyncSession, rows: list[Comment],
                                                  if r.reply_to_user_id}
     people = {u.id: u for u in (await session.execute(
         select(User).where(User.id.in_(people_ids)))).scalars()}
-    def person(user_id: int | None) -> dict[str, Any] | None:
+    # The author of an anonymous post stays anonymous in its comments (theirs, and replies
+    # to them).
+    hidden_author = {post_id: author_id for post_id, author_id in await session.execute(
+        select(Post.id, Post.author_id).where(Post.id.in_({r.post_id for r in rows}),
+                                              Post.is_anonymous.is_(True)))}
+
+    def person(user_id: int | None, post_id: int) -> dict[str, Any] | None:
         if user_id is None:
             return None
+        if hidden_author.get(post_id) == user_id:
+            return dict(users.ANONYMOUS_PERSON)
         user = people.get(user_id)
         return {"id": user_id, "nickname": user.nickname if user else "",
                 "avatar_url": user.avatar_url if user else ""}
 
     return [{
         "id": r.id, "post_id": r.post_id, "parent_id": r.parent_id,
-        "author": person(r.author_id), "reply_to_user": person(r.reply_to_user_id),
+        "author": person(r.author_id, r.post_id),
+        "reply_to_user": person(r.reply_to_user_id, r.post_id),
         "text": r.text, "status": r.status, "like_count": r.like_count,
         "reply_count": r.reply_count, "liked": r.id in liked, "created_at": r.created_at,
     } for r in rows]

@@ -18,6 +18,7 @@ from models.community import Favorite, Post
 from models.media import Media
 from models.users import User
 from pawhome.community import comments, counters, posts
+from pawhome.community.post_rendering import author_view
 from pawhome.integrations.storage import storage_for
 from pawhome.media.uploads import jpeg_variant
 from pawhome.messaging import chat
@@ -123,9 +124,7 @@ async def share_card(session: AsyncSession, settings: Settings, post: Post) -> d
     author = await session.get(User, post.author_id)
     return {"post_id": post.id, "title": comments.excerpt(post.text, TITLE_CHARS),
             "cover": await _cover(session, settings, post),
-            "author": {"id": post.author_id,
-                       "nickname": author.nickname if author else "",
-                       "avatar_url": author.avatar_url if author else ""}}
+            "author": author_view(post, author)}
 
 
 async def share_post(resources: Resources, user_id: int, post_id: int) -> dict[str, Any]:

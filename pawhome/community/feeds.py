@@ -177,11 +177,14 @@ async def list_posts(session: Executor, settings: Settings, viewer_id: int | Non
         conditions.append(type_coerce(Post.pet_types, String).like(f'%"{query.pet_type}"%'))
     if query.author:
         conditions.append(Post.author_id == query.author)
+        if query.author != viewer_id:  # an author's list would name them
+            conditions.append(Post.is_anonymous.is_(False))
     if query.following:
         followees = await followee_ids(session, viewer_id, settings.feed_following_limit)
         if not followees:
             return cursor_result([], None)
         conditions.append(Post.author_id.in_(followees))
+        conditions.append(Post.is_anonymous.is_(False))  # following them would name them
 
     position = _cursor_fields(query.cursor, query.sort)
     after = _hot_after(position) if query.sort == "hot" else _latest_after(position)
@@ -302,8 +305,16 @@ async def first_page_bytes(db: Database, cache: Cache, settings: Settings,
         if not await users.has_any_block(session, cache, viewer_id, flag):
             return raw
         hidden = await blocked_either_way(session, viewer_id)
-    page = codec.loads(raw)
-    page["items"] = [p for p in page["items"] if p["author"]["id"] not in hidden]
+        page = codec.loads(raw)
+        # The page names no author of an anonymous post: look those up (the rule holds for
+        # them too, without the page telling anyone who wrote them).
+        anonymous = [p["id"] for p in page["items"] if p.get("anonymous")]
+        hidden_posts: set[int] = set()
+        if anonymous and hidden:
+            hidden_posts = set((await session.execute(select(Post.id).where(
+                Post.id.in_(anonymous), Post.author_id.in_(hidden)))).scalars())
+    page["items"] = [p for p in page["items"] if p["author"]["id"] not in hidden
+                     and p["id"] not in hidden_posts]
     return codec.dumps(page)
 
 

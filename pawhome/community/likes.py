@@ -45,14 +45,18 @@ async def _notify_like(session: AsyncSession, user_id: int, author_id: int,
                        target_type: TargetType, target_id: int, post_id: int,
                        text: str) -> None:
     """Coalescing per target: a burst of likes is one "A and 99 others liked your post"."""
-    if target_type == "comment" and not await comments.may_see_post(session, author_id,
-                                                                      post_id):
-        return
+    anonymous = False
+    if target_type == "comment":
+        if not await comments.may_see_post(session, author_id, post_id):
+            return
+        # The author of an anonymous post liking a comment on it stays anonymous.
+        post = await session.get(Post, post_id)
+        anonymous = post is not None and post.is_anonymous and post.author_id == user_id
     await notifications.notify(
         session, author_id, "like", f"{target_type}_liked", actor_id=user_id,
         target_type=target_type, target_id=target_id,
         payload={"post_id": post_id, "text": comments.excerpt(text)},
-        group_key=f"like:{target_type}:{target_id}")
+        group_key=f"like:{target_type}:{target_id}", anonymous_actor=anonymous)
 
 
 async def set_like(resources: Resources, user_id: int, target_type: TargetType, target_id: int,

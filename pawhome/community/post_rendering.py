@@ -14,8 +14,21 @@ from sqlalchemy.sql import ColumnElement
 
 from models.community import Board, Post, PostTopic, Topic
 from models.users import User
+from pawhome.identity.users import ANONYMOUS_PERSON
 from pawhome.platform import codec
 from pawhome.platform.db import Executor, Prepared
+
+# Who an anonymous post's author is shown as, everywhere but to admins.
+ANONYMOUS_AUTHOR = ANONYMOUS_PERSON
+
+EXCERPT_CHARS = 60
+
+
+def excerpt(text: str, chars: int = EXCERPT_CHARS) -> str:
+    """The first line of a text, cut to `chars` characters (notifications, share cards)."""
+    line = next((part.strip() for part in (text or "").splitlines() if part.strip()), "")
+    return line if len(line) <= chars else line[:chars - 1] + "…"
+
 
 _TOPICS_OF = Prepared(
     select(PostTopic.__table__.c.post_id, Topic.__table__.c.name)
@@ -31,8 +44,10 @@ async def _topics_of(session: Executor, post_ids: list[int]) -> dict[int, list[s
     return topics
 
 
-async def render_posts(session: AsyncSession, posts: list[Post]) -> list[dict[str, Any]]:
-    """Posts as the API shows them, with author, board and topic names loaded in batches."""
+async def render_posts(session: AsyncSession, posts: list[Post],
+                       reveal_author: bool = False) -> list[dict[str, Any]]:
+    """Posts as the API shows them, with author, board and topic names loaded in batches.
+    `reveal_author` (admins only) names the author of an anonymous post."""
     if not posts:
         return []
     author_ids = {p.author_id for p in posts}
@@ -44,11 +59,12 @@ async def render_posts(session: AsyncSession, posts: list[Post]) -> list[dict[st
     topics = await _topics_of(session, [p.id for p in posts])
     return [post_view(p, authors.get(p.author_id),
                       boards.get(p.board_id) if p.board_id is not None else None,
-                      topics.get(p.id, [])) for p in posts]
+                      topics.get(p.id, []), reveal_author) for p in posts]
 
 
-async def render_post(session: AsyncSession, post: Post) -> dict[str, Any]:
-    return (await render_posts(session, [post]))[0]
+async def render_post(session: AsyncSession, post: Post,
+                      reveal_author: bool = False) -> dict[str, Any]:
+    return (await render_posts(session, [post], reveal_author))[0]
 
 
 # Lists (the feeds) read rows, not entities: the columns a post shows with its author's and
@@ -59,7 +75,8 @@ _POSTS, _USERS, _BOARDS = Post.__table__, User.__table__, Board.__table__
 LIST_COLUMNS = (
     *(_POSTS.c[name] for name in (
         "id", "author_id", "text", "media_kind", "media_ids", "pet_types", "pet_ids",
-        "location_name", "visibility", "status", "status_reason", "pinned_at", "like_count",
+        "location_name", "visibility", "status", "status_reason", "pinned_at", "is_anonymous",
+        "like_count",
         "comment_count", "favorite_count", "share_count", "view_count", "hot_score",
         "created_at", "edited_at")),
     _USERS.c.nickname.label("author_nickname"), _USERS.c.avatar_url.label("author_avatar_url"),
@@ -93,17 +110,22 @@ def _list(value: Any) -> Any:
     return value if isinstance(value, codec.Raw) else list(value)
 
 
-def _row_view(row: Any, topic_names: list[str]) -> dict[str, Any]:
+def _row_view(row: Any, topic_names: list[str],
+              reveal_author: bool = False) -> dict[str, Any]:
     (post_id, author_id, text, media_kind, media_ids, pet_types, pet_ids, location_name,
-     visibility, status, status_reason, pinned_at, like_count, comment_count, favorite_count,
-     share_count, view_count, _hot, created_at, edited_at, nickname, avatar_url,
-     board_slug) = row  # unpacking: a Row's attribute lookups cost more than the rest
+     visibility, status, status_reason, pinned_at, is_anonymous, like_count, comment_count,
+     favorite_count, share_count, view_count, _hot, created_at, edited_at, nickname,
+     avatar_url, board_slug) = row  # unpacking: a Row's attribute lookups cost more
+    hide = bool(is_anonymous) and not reveal_author
     return {
         "id": post_id,
-        "author": {"id": author_id, "nickname": nickname or "", "avatar_url": avatar_url or ""},
+        # An anonymous post names nobody (not even its pet cards, which lead to the owner).
+        "author": dict(ANONYMOUS_AUTHOR) if hide else
+        {"id": author_id, "nickname": nickname or "", "avatar_url": avatar_url or ""},
+        "anonymous": bool(is_anonymous),
         "text": text, "media_kind": media_kind, "media_ids": _list(media_ids),
         "topics": topic_names, "board": board_slug,
-        "pet_types": _list(pet_types), "pet_ids": _list(pet_ids),
+        "pet_types": _list(pet_types), "pet_ids": [] if hide else _list(pet_ids),
         "location_name": location_name, "visibility": visibility, "status": status,
         "status_reason": status_reason if status != "visible" else "",
         "pinned": pinned_at is not None,
@@ -114,8 +136,18 @@ def _row_view(row: Any, topic_names: list[str]) -> dict[str, Any]:
 
 
 def post_view(post: Post, author: User | None, board: Board | None,
-              topic_names: list[str]) -> dict[str, Any]:
+              topic_names: list[str], reveal_author: bool = False) -> dict[str, Any]:
     row = (*(getattr(post, name) for name in _POST_FIELDS),
            author.nickname if author else "", author.avatar_url if author else "",
            board.slug if board else None)
-    return _row_view(row, topic_names)
+    return _row_view(row, topic_names, reveal_author)
+
+
+def author_view(post: Post, author: User | None,
+                reveal_author: bool = False) -> dict[str, Any]:
+    """The `author` of a post as every surface shows it (lists, search, share cards): the
+    anonymous placeholder for an anonymous post unless revealed (admins)."""
+    if post.is_anonymous and not reveal_author:
+        return dict(ANONYMOUS_AUTHOR)
+    return {"id": post.author_id, "nickname": author.nickname if author else "",
+            "avatar_url": author.avatar_url if author else ""}

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.community import Board, Post, PostTopic, Topic
 from models.users import User
+from pawhome.community.post_rendering import author_view
 from pawhome.identity.users import hidden_from
 from pawhome.platform.resources import Resources
 from pawhome.search import index as search
@@ -87,8 +88,8 @@ async def search_posts(session: AsyncSession, settings: Any, viewer_id: int | No
     width = settings.search_snippet_chars
     items = [{
         "id": post.id,
-        "author": {"id": author.id, "nickname": author.nickname,
-                   "avatar_url": author.avatar_url},
+        "author": author_view(post, author),
+        "anonymous": bool(post.is_anonymous),
         "snippet": highlight(post.text, query.words, width),
         "topics": topic_names.get(post.id, []),
         "board_id": post.board_id,

@@ -23,9 +23,9 @@ from sqlalchemy.sql import ColumnElement
 from models.base import utcnow
 from models.community import BrowseHistory, Post
 from models.users import UserBlock, UserFollow
-from pawhome.community import counters, feed_cache, pets
+from pawhome.community import counters, feed_cache, mentions, pets
 from pawhome.community.boards import board_by_slug
-from pawhome.community.post_rendering import render_post
+from pawhome.community.post_rendering import excerpt, render_post
 from pawhome.community.post_topics import (
     MAX_TOPICS,
     count_post_topics,
@@ -37,7 +37,7 @@ from pawhome.identity.users import is_blocked, is_following
 from pawhome.media import uploads as media
 from pawhome.platform import events, outbox, topics
 from pawhome.platform.cache import UNAVAILABLE_ERRORS, Cache
-from pawhome.platform.errors import NotFound, ValidationFailed, field_error
+from pawhome.platform.errors import AnonymousNotAllowed, NotFound, ValidationFailed, field_error
 from pawhome.platform.fields import NOT_BLANK, Id, distinct
 from pawhome.platform.hooks import Hook
 from pawhome.platform.resources import Resources
@@ -78,6 +78,12 @@ class PostBody(BaseModel):
                               json_schema_extra=distinct())
     location_name: str = Field("", max_length=64)
     visibility: Literal["public", "followers", "private"] = "public"
+    anonymous: bool = Field(False, description="hide the author from everyone but admins: "
+                            "only on a board that allows it, and only for a public post")
+    mentions: list[Id] = Field(default_factory=list, max_length=mentions.MAX_MENTIONS,
+                               json_schema_extra=distinct(),
+                               description="ids of the people @mentioned (the text keeps "
+                                           "@nickname for display)")
 
     @field_validator("text")
     @classmethod
@@ -86,7 +92,7 @@ class PostBody(BaseModel):
             raise ValueError("must not be blank")
         return value
 
-    @field_validator("media_ids", "pet_ids")
+    @field_validator("media_ids", "pet_ids", "mentions")
     @classmethod
     def _distinct_ids(cls, value: list[int]) -> list[int]:
         if any(v < 1 or v > 2**63 - 1 for v in value):
@@ -195,11 +201,19 @@ async def _apply_body(session: AsyncSession, post: Post, body: PostBody) -> list
     for name in names:
         screen_text(name, "topics")
     board_id = None
+    board = None
     if body.board:
         board = await board_by_slug(session, body.board)
         if board is None:
             raise ValidationFailed(errors=[field_error("board", "no such board")])
         board_id = board.id
+    if body.anonymous:
+        if board is None or not board.allow_anonymous:
+            raise AnonymousNotAllowed(errors=[field_error(
+                "anonymous", "only on a board that allows anonymous posts")])
+        if body.visibility != "public":
+            raise AnonymousNotAllowed(errors=[field_error(
+                "anonymous", "an anonymous post is public")])
     await pets.require_own_pets(session, post.author_id, body.pet_ids)
     post.media_kind = await _check_media(session, post.author_id, body.media_ids)
     post.text = body.text
@@ -209,6 +223,7 @@ async def _apply_body(session: AsyncSession, post: Post, body: PostBody) -> list
     post.pet_ids = list(body.pet_ids)
     post.location_name = body.location_name
     post.visibility = body.visibility
+    post.is_anonymous = body.anonymous
     return names
 
 
@@ -228,6 +243,7 @@ async def _create_post(session: AsyncSession, author_id: int, body: PostBody) ->
     session.add(post)
     await session.flush()
     await set_post_topics(session, post, names, counted=True)
+    await mentions.record(session, "post", post.id, author_id, body.mentions)
     await counters.bump(session, author_id, posts=+1)
     await _after_content_change(session, post)
     return post
@@ -238,6 +254,7 @@ async def _edit_post(session: AsyncSession, author_id: int, post_id: int,
     post = await get_own_post(session, author_id, post_id, lock=True)
     names = await _apply_body(session, post, body)
     await set_post_topics(session, post, names, counted=counts_in_topics(post))
+    await mentions.record(session, "post", post.id, author_id, body.mentions)
     if post.status != "removed":
         post.status, post.status_reason = "pending", ""
     post.edited_at = post.updated_at = utcnow()
@@ -285,6 +302,13 @@ async def set_status(session: AsyncSession, post_id: int, status: str,
     events.emit_to_user(session, post.author_id, "post.status",
                         {"post_id": post.id, "status": status, "reason": post.status_reason})
     search.index_later(session, "post", post.id)
+    if status == "visible":
+        # Last: notify locks the recipients. Mentions are decided once, when first visible.
+        async def may_see(user_id: int) -> bool:
+            return await can_view(session, user_id, post)
+
+        await mentions.notify_pending(session, "post", post.id, may_see, post_id=post.id,
+                                      text=excerpt(post.text), anonymous=post.is_anonymous)
     return post
 
 
@@ -352,14 +376,15 @@ async def create_post(resources: Resources, author_id: int, body: PostBody) -> d
 
 
 async def view_post(resources: Resources, viewer_id: int | None,
-                    post_id: int) -> dict[str, Any]:
+                    post_id: int, reveal_author: bool = False) -> dict[str, Any]:
     """One post as shown, if the viewer may see it (404 otherwise). A logged-in viewer's
-    browse history notes it; the view is counted in Redis after the commit (best effort)."""
+    browse history notes it; the view is counted in Redis after the commit (best effort).
+    `reveal_author` (an admin asking) names the author of an anonymous post."""
     async with resources.db.session() as session, session.begin():
         post = await get_visible_post(session, viewer_id, post_id)
         if viewer_id is not None:
             await record_history(session, viewer_id, post.id)
-        data = await render_post(session, post)
+        data = await render_post(session, post, reveal_author)
     try:
         await count_view(resources.cache, post_id)
     except UNAVAILABLE_ERRORS as error:  # a lost view is better than a failed page

@@ -216,6 +216,12 @@ def apply_wechat_profile(settings: Settings, user: User, data: dict[str, Any]) -
         user.gender = data["gender"]
 
 
+# How a person who chose not to be named (an anonymous post's author) is shown, wherever
+# they would be: posts, comments, notifications, share cards.
+ANONYMOUS_NAME = "匿名用户"
+ANONYMOUS_PERSON: dict[str, Any] = {"id": None, "nickname": ANONYMOUS_NAME, "avatar_url": ""}
+
+
 # -- settings ---------------------------------------------------------------------------------
 
 
@@ -237,6 +243,8 @@ class PrivacyPrefs(BaseModel):
     show_bio: bool = True
     allow_messages_from: Literal["everyone", "following", "nobody"] = "everyone"
     show_online: bool = True
+    # Who may @mention the user (pawhome/community/mentions.py): following = people they follow.
+    allow_mentions_from: Literal["everyone", "following", "nobody"] = "everyone"
 
 
 class NotificationPrefsPatch(BaseModel):
@@ -257,6 +265,7 @@ class PrivacyPrefsPatch(BaseModel):
     show_bio: bool | None = None
     allow_messages_from: Literal["everyone", "following", "nobody"] | None = None
     show_online: bool | None = None
+    allow_mentions_from: Literal["everyone", "following", "nobody"] | None = None
 
 
 class SettingsUpdate(BaseModel):

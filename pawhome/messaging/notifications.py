@@ -52,7 +52,7 @@ class _EventData(BaseModel):
 
 
 class ActorView(_EventData):
-    id: int
+    id: int | None  # None: an anonymous author
     nickname: str
     avatar_url: str
 
@@ -126,7 +126,8 @@ async def notify(session: AsyncSession, user_id: int, category: str, kind: str,
                  actor_id: int | None = None, target_type: str = "",
                  target_id: int | None = None, payload: dict[str, Any] | None = None,
                  group_key: str | None = None, *,
-                 coalesce_seconds: int | None = None) -> Notification | None:
+                 coalesce_seconds: int | None = None,
+                 anonymous_actor: bool = False) -> Notification | None:
     """Tell `user_id` about something; returns the new or coalesced row, or None when nothing
     is due (own action, a block between the two users).
 
@@ -137,6 +138,10 @@ async def notify(session: AsyncSession, user_id: int, category: str, kind: str,
     `alert: false` and no WeChat subscribe message is sent for it.
     Holds a lock on the recipient's settings row until the caller's transaction ends: call it
     last in that transaction.
+
+    `anonymous_actor`: the actor is an anonymous post's author acting on it (a reply, a
+    mention): blocks are checked against the real actor, but the row names nobody
+    (`payload.anonymous_actor`, no actor ids) and never coalesces with named actors.
     """
     if category not in CATEGORIES:
         raise ValueError(f"unknown notification category {category!r}")
@@ -145,6 +150,9 @@ async def notify(session: AsyncSession, user_id: int, category: str, kind: str,
     settings_row = await _lock_recipient(session, user_id)
     if actor_id is not None and await _blocked_either_way(session, user_id, actor_id):
         return None
+    if anonymous_actor:
+        group_key = None
+        payload = {**(payload or {}), "anonymous_actor": True}
     prefs = users.notification_prefs_of_row(settings_row)
     alert = bool(getattr(prefs, PREF_OF_CATEGORY[category]))
     now = utcnow()
@@ -173,7 +181,7 @@ async def notify(session: AsyncSession, user_id: int, category: str, kind: str,
     else:
         row = Notification(
             user_id=user_id, category=category, kind=kind, group_key=group_key or None,
-            actor_ids=[actor_id] if actor_id is not None else [],
+            actor_ids=[actor_id] if actor_id is not None and not anonymous_actor else [],
             actor_count=1 if actor_id is not None else 0, target_type=target_type or "",
             target_id=target_id, payload=dict(payload or {}), created_at=now, updated_at=now)
         session.add(row)
@@ -232,6 +240,8 @@ async def public_shapes(session: AsyncSession,
     for row in rows:
         actors = [people[int(a)] for a in (row.actor_ids or []) if int(a) in people]
         payload = dict(row.payload or {})
+        if payload.get("anonymous_actor"):
+            actors = [dict(users.ANONYMOUS_PERSON)]
         shapes.append({
             "id": row.id, "category": row.category, "kind": row.kind, "actors": actors,
             "actor_count": row.actor_count, "target_type": row.target_type,

@@ -102,6 +102,9 @@ class CouponTemplateLocked(Conflict): ...
 class CouponTaken(Conflict): ...
 class CouponTermsInvalid(ValidationFailed): ...
 class CouponCodeUnknown(ValidationFailed): ...
+# -- community: anonymous posts and mentions (docs/community.md) --
+class AnonymousNotAllowed(ValidationFailed): ...
+class TooManyMentions(ValidationFailed): ...
 
 
 # class, HTTP status, business code, default message. The only place codes are assigned.
@@ -169,6 +172,9 @@ ERROR_TABLE: list[tuple[type[AppError], int, int, str]] = [
     (CouponTaken, 409, 40944, "A coupon of this checkout was used by another order meanwhile"),
     (CouponTermsInvalid, 422, 42240, "These coupon terms are not allowed"),
     (CouponCodeUnknown, 422, 42241, "No coupon has this code"),
+    # community: anonymous posts and mentions
+    (AnonymousNotAllowed, 422, 42270, "This post cannot be anonymous"),
+    (TooManyMentions, 422, 42271, "Too many people mentioned"),
 ]
 
 for _cls, _status, _code, _message in ERROR_TABLE:

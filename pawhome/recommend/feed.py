@@ -81,10 +81,11 @@ def epoch(moment: dt.datetime) -> float:
 # -- candidates ----------------------------------------------------------------------------------
 
 # A candidate is a small dict (JSON in Redis): i id, a author id, t created (epoch seconds),
-# h hot score, p pet types, c topic ids, e engagement (likes + comments + favorites + shares).
+# h hot score, p pet types, c topic ids, e engagement (likes + comments + favorites + shares),
+# n anonymous (its author earns it nothing: ranking by who wrote it would hint at who did).
 _CANDIDATE_COLUMNS = (Post.id, Post.author_id, Post.created_at, Post.hot_score, Post.pet_types,
                       Post.like_count, Post.comment_count, Post.favorite_count,
-                      Post.share_count)
+                      Post.share_count, Post.is_anonymous)
 
 
 async def _candidates(session: AsyncSession, ids: list[int]) -> list[dict[str, Any]]:
@@ -102,7 +103,8 @@ async def _candidates(session: AsyncSession, ids: list[int]) -> list[dict[str, A
              "t": epoch(r[2]),
              "h": float(r[3] or 0.0), "p": [p for p in (r[4] or []) if isinstance(p, str)],
              "c": topics.get(int(r[0]), []),
-             "e": int(r[5] or 0) + int(r[6] or 0) + int(r[7] or 0) + int(r[8] or 0)}
+             "e": int(r[5] or 0) + int(r[6] or 0) + int(r[7] or 0) + int(r[8] or 0),
+             "n": bool(r[9])}
             for r in rows]
 
 
@@ -210,7 +212,7 @@ def score(candidate: dict[str, Any], profile: dict[str, Any], now: float,
     """(score, reason): the weighted sum of the parts, and the part that weighed most."""
     pets = profile["pets"]
     topics = profile["topics"]
-    author = candidate["a"]
+    author = None if candidate.get("n") else candidate["a"]
     age_hours = max(0.0, (now - candidate["t"]) / 3600)
     parts = {
         "pet_type": max((pets.get(p, 0.0) for p in candidate["p"]), default=0.0),
