@@ -318,6 +318,11 @@ class Settings(BaseSettings):
     points_expire_minute: int = 20
     points_expire_lookback_days: int = 3  # earnings lapsed this recently are looked at
 
+    # --- home slots (pawhome/promotions/home.py, docs/promotions.md "Home slots") ---------
+    home_mall_cache_seconds: int = 3600  # seed 004: the shared home 1 h (dropped on change)
+    home_slot_size: int = 10  # products per slot (recommended, hot, group-buy, for you)
+    home_new_user_days: int = 7  # a "new users only" pop-up: accounts younger than this
+
     # --- WeChat Pay v3 (pawhome/integrations/wechatpay.py, pawhome/payments/, docs/payments.md)
     # ----------------------------
     # "simulated": embedded mode's local payment (same notify path); production: "wechat".

@@ -16,6 +16,7 @@ from handlers import (
     coupons,
     favorites,
     follows,
+    home,
     likes,
     mall_catalogue,
     mall_shops,
@@ -265,6 +266,15 @@ ROUTES = [
     route("/v1/admin/orders/{order_id:int}", orders.AdminOrderHandler, "admin.order"),
     route("/v1/admin/orders/{order_id:int}/cancel", refunds.AdminOrderCancelHandler,
           "admin.order_cancel"),
+    # -- mall home (docs/promotions.md "Home slots") --
+    route("/v1/home/mall", home.MallHomeHandler, "home.mall"),
+    route("/v1/home/popups/{popup_id:int}/seen", home.PopupSeenHandler, "home.popup_seen"),
+    route("/v1/admin/home/banners", home.AdminBannersHandler, "admin.home_banners"),
+    route("/v1/admin/home/banners/{banner_id:int}", home.AdminBannerHandler,
+          "admin.home_banner"),
+    route("/v1/admin/home/popups", home.AdminPopupsHandler, "admin.home_popups"),
+    route("/v1/admin/home/popups/{popup_id:int}", home.AdminPopupHandler, "admin.home_popup"),
+    route("/v1/admin/home/slots/{slot}", home.AdminSlotHandler, "admin.home_slot"),
     # -- mall: product reviews (docs/mall.md "Reviews") --
     route("/v1/orders/{order_id:int}/reviews", product_reviews.OrderReviewsHandler,
           "reviews.submit"),

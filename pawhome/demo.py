@@ -16,10 +16,10 @@ import pawhome.domains  # noqa: F401  (every domain wired: the seeding runs thei
 from models.users import User
 from pawhome.community import boards
 from pawhome.identity import users
-from pawhome.mall import addresses, delivery, demo_catalogue
+from pawhome.mall import addresses, delivery, demo_catalogue, demo_reviews
 from pawhome.platform.resources import Resources
 from pawhome.points import demo_goods
-from pawhome.promotions import coupons_demo
+from pawhome.promotions import coupons_demo, demo_home
 from settings import Settings, get_settings
 
 # openid (the dev-login key), nickname, role, bio
@@ -88,6 +88,14 @@ async def seed_coupons(session: AsyncSession) -> int:
                                                 ids["demo-merchant"])
 
 
+async def seed_reviews(session: AsyncSession) -> int:
+    """A completed order of the first demo buyer in the first demo shop, reviewed (5 stars,
+    published) and replied to (pawhome/mall/demo_reviews.py)."""
+    buyer, _ = await users.get_or_create_by_openid(session, "demo-user-1")
+    shop, _ = await users.get_or_create_by_openid(session, "demo-merchant")
+    return await demo_reviews.seed_demo_review(session, buyer.id, shop.id)
+
+
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
@@ -96,6 +104,8 @@ SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("catalogue", seed_catalogue),
     ("points", seed_points),
     ("coupons", seed_coupons),
+    ("reviews", seed_reviews),
+    ("home", demo_home.seed_demo_home),
 ]
 
 
