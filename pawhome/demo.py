@@ -89,9 +89,9 @@ async def seed_coupons(session: AsyncSession) -> int:
 
 
 async def seed_reviews(session: AsyncSession) -> int:
-    """A completed order of the first demo buyer in the first demo shop, reviewed (5 stars,
+    """A completed order of the second demo buyer in the first demo shop, reviewed (5 stars,
     published) and replied to (pawhome/mall/demo_reviews.py)."""
-    buyer, _ = await users.get_or_create_by_openid(session, "demo-user-1")
+    buyer, _ = await users.get_or_create_by_openid(session, "demo-user-2")
     shop, _ = await users.get_or_create_by_openid(session, "demo-merchant")
     return await demo_reviews.seed_demo_review(session, buyer.id, shop.id)
 

@@ -61,9 +61,9 @@ async def seed_demo_review(session: AsyncSession, buyer_id: int, shop_id: int) -
     review = ProductReview(order_item_id=item.id, order_id=order.id, product_id=product.id,
                            sku_id=sku.id, merchant_id=shop_id, user_id=buyer_id,
                            spec_text=sku.spec_text, rating=5,
-                           text="两只柯基抢着吃，颗粒大小合适，物流也快，回购！", media_ids=[],
+                           text="Mochi 挑食也爱吃，颗粒大小合适，物流也快，回购！", media_ids=[],
                            has_images=False, anonymous=False, status="pending",
-                           reply_text="谢谢豆豆妈的支持，柯基宝宝吃得开心就好 🐶",
+                           reply_text="谢谢支持，Mochi 吃得开心就好 🐱",
                            reply_by=shop_id, replied_at=now)
     session.add(review)
     await session.flush()

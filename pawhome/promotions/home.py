@@ -31,6 +31,7 @@ from pawhome.mall.product_rendering import cards
 from pawhome.platform import audit, codec
 from pawhome.platform.cache import UNAVAILABLE_ERRORS
 from pawhome.platform.errors import NotFound, ValidationFailed, field_error
+from pawhome.platform.fields import CONTROL_CHARACTERS
 from pawhome.platform.resources import Resources
 from pawhome.recommend.products import recommended_products
 
@@ -69,7 +70,8 @@ def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
 class _ContentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str = Field("", max_length=64)
-    image_url: str = Field(min_length=9, max_length=512, pattern=r"^https://[^\s]+$")
+    image_url: str = Field(min_length=9, max_length=512,
+                           pattern=rf"^https://[^\s{CONTROL_CHARACTERS}]+$")
     link_type: LinkType = "none"
     link_value: str = Field("", max_length=512, description="a product or category id, a "
                                                             "mini-program page path or an "
