@@ -56,13 +56,24 @@ class SellerHandler(ApiHandler):
         return None if self.caller.role == "admin" else self.user_id
 
 
+# What a checkout's points and coupons are refused for beyond the schema (the balance, the
+# points mall, the wallet), declared alike on the preview and the order.
+POINTS_AND_COUPON_REFUSALS = {
+    "coupon_ids": "the caller's unused, valid coupons, each fitting a different shop's order "
+                  "and its threshold",
+    "points": "at most the caller's balance",
+    "redeem_sku_ids": "SKUs of this checkout with a points price, within the caller's balance",
+}
+
+
 class CheckoutPreviewHandler(ApiHandler):
     @endpoint(body=checkout.CheckoutBody, tags=TAGS, errors=(ValidationFailed, NotFound),
               summary="Price a checkout (cart selection or buy-now) without ordering",
               refuses={"address_id": "one of the caller's addresses",
                        "items": "on-sale SKUs of active shops; without items, a cart with "
                                 "selected lines",
-                       "shipments": "one per merchant of the checkout, a mode it offers"})
+                       "shipments": "one per merchant of the checkout, a mode it offers",
+                       **POINTS_AND_COUPON_REFUSALS})
     async def post(self) -> None:
         self.ok(await checkout.preview(self.r, self.user_id, self.body))
 
@@ -77,11 +88,10 @@ class OrdersHandler(ApiHandler):
               errors=(NotPurchasable, OutOfStock, CouponTaken, ValidationFailed, NotFound),
               summary="Place the orders of a checkout (one per merchant), stock reserved",
               refuses={"address_id": "one of the caller's addresses",
-                       "coupon_ids": "the caller's unused, valid coupons, each fitting a "
-                                     "different shop's order and its threshold",
                        "items": "on-sale SKUs of active shops, within stock and limits; "
                                 "without items, a cart with selected lines",
-                       "shipments": "one per merchant of the checkout, a mode it offers"})
+                       "shipments": "one per merchant of the checkout, a mode it offers",
+                       **POINTS_AND_COUPON_REFUSALS})
     async def post(self) -> None:
         key = self.request.headers.get("Idempotency-Key", "")[:64]
         self.ok(await orders.place_orders(self.r, self.user_id, self.body, key), status=201)

@@ -4,6 +4,7 @@ everything a hostile or careless caller might send."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -41,13 +42,15 @@ async def audit_actions(api, admin, target_type: str, target_id: int) -> list[di
 async def test_category_tree_nests_children_hides_disabled_and_is_dropped_on_every_write(
         api, resources):
     admin = await make_seller(resources, "admin")
-    food = await make_category(api, admin, "主粮", sort=1)
-    toys = await make_category(api, admin, "玩具", sort=0)
+    # Names of their own: other tests of this worker's database make root categories too.
+    tag = uuid.uuid4().hex[:6]
+    food = await make_category(api, admin, "主粮" + tag, sort=1)
+    toys = await make_category(api, admin, "玩具" + tag, sort=0)
     cat_food = await make_category(api, admin, "猫粮", parent_id=food["id"])
     hidden = await make_category(api, admin, "下架类目", parent_id=food["id"], enabled=False)
     tree = (await api.get("/v1/categories")).ok()["items"]
     mine = [c for c in tree if c["id"] in (food["id"], toys["id"])]
-    assert [c["name"] for c in mine] == ["玩具", "主粮"]  # by sort
+    assert [c["name"] for c in mine] == ["玩具" + tag, "主粮" + tag]  # by sort
     food_node = next(c for c in mine if c["id"] == food["id"])
     assert [c["id"] for c in food_node["children"]] == [cat_food["id"]]  # disabled hidden
     # The tree is cached; a write drops it at once.
