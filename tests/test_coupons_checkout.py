@@ -195,6 +195,30 @@ async def test_two_checkouts_racing_for_one_coupon_make_one_order(api, resources
     assert (await coupon_row(resources, coupon)).status == "unused"
 
 
+@pytest.mark.gen_test(timeout=120)
+async def test_checkouts_racing_for_the_automatic_coupon_all_succeed(api, resources):
+    """Left to the server, a coupon taken by the buyer's other checkout is not a refusal:
+    the loser is planned again and takes the next free coupon, then none."""
+    admin = await make_member(resources, "admin")
+    _, _, sku = await shop_with(resources, 6000)
+    buyer = await make_member(resources)
+    address = await make_address(resources, buyer.user_id)
+    template = await make_template(api, admin, per_user_limit=2)
+    coupons = [(await claim(api, buyer, template["id"], key=f"c{n}")).ok(201)["id"]
+               for n in range(2)]
+    replies = await asyncio.gather(*[checkout(api, buyer, [(sku, 1)], address)
+                                     for _ in range(4)])
+    assert sorted(r.status for r in replies) == [201] * 4, [r.json for r in replies]
+    orders = [r.json["data"]["orders"][0]["id"] for r in replies]
+    async with resources.db.session() as session:
+        discounts = sorted((await session.execute(select(Order.discount_amount).where(
+            Order.id.in_(orders)))).scalars())
+    assert discounts == [0, 0, 1000, 1000]
+    rows = [await coupon_row(resources, c) for c in coupons]
+    assert {r.status for r in rows} == {"locked"}
+    assert {r.order_id for r in rows} < set(orders) and rows[0].order_id != rows[1].order_id
+
+
 @pytest.mark.gen_test(timeout=180)
 async def test_a_full_refund_gives_the_coupon_back(api, resources, wechatpay,
                                                    celery_worker_process):

@@ -253,8 +253,12 @@ async def test_recommended_products_follow_pets_and_categories(api, resources):
     cats, dogs = lists[cat_owner.user_id], lists[dog_owner.user_id]
     assert ranks_before(cats, cat_food, dog_food)
     assert ranks_before(dogs, dog_food, cat_food)
-    # Taken off sale: gone at once, although the ranking is cached.
-    await set_product(resources, cat_food, status="off_sale")
+    # Taken off sale by its merchant: gone at once, although the ranking and the cards are
+    # cached.
+    assert cat_food in [p["id"] for p in await products.recommended_products(
+        resources, cat_owner.user_id, 50)]
+    (await api.post(f"/v1/merchant/products/{cat_food}/off-sale", token=merchant.token,
+                    json={})).ok()
     again = await products.recommended_products(resources, cat_owner.user_id, 50)
     assert cat_food not in [p["id"] for p in again]
 

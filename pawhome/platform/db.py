@@ -267,19 +267,35 @@ def _raw_json(value: str | bytes) -> codec.Raw:
 _RETRY_ERRNOS = {1213, 1205}
 
 
+class Overtaken(Exception):
+    """Raised by a unit of work whose plan a concurrent commit overtook in a way a fresh run
+    decides differently (a coupon chosen automatically was locked by the buyer's other
+    checkout meanwhile: a rerun chooses another or none). run_transaction reruns the work;
+    after its last attempt it raises `error`, the refusal the caller would see."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 async def run_transaction(db: Database, work: Callable[[AsyncSession], Awaitable[T]],
                           attempts: int = 5) -> T:
     """Run `work(session)` in a transaction, rerun when it collided with a concurrent one.
 
     For find-or-create and other "check, then insert" units of work: two requests that both
     found nothing both insert, one gets a duplicate key (IntegrityError) or an InnoDB deadlock,
-    and its rerun's fresh snapshot finds the other's row. `work` must therefore be safe to run
-    again from the start (no side effects outside the session).
+    and its rerun's fresh snapshot finds the other's row; likewise work that raised Overtaken.
+    `work` must therefore be safe to run again from the start (no side effects outside the
+    session).
     """
     for attempt in range(attempts):
         try:
             async with db.session() as session, session.begin():
                 return await work(session)
+        except Overtaken as overtaken:
+            if attempt == attempts - 1:
+                raise overtaken.error from None
+            await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
         except (exc.IntegrityError, exc.OperationalError) as error:
             errno = getattr(error.orig, "args", (None,))[0]
             retriable = isinstance(error, exc.IntegrityError) or errno in _RETRY_ERRNOS

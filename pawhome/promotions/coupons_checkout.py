@@ -29,6 +29,7 @@ from models.coupons import CouponTemplate, UserCoupon
 from models.mall import Order, RefundRequest
 from pawhome.mall import order_hooks
 from pawhome.mall.checkout import CheckoutBody, Plan, PlannedOrder
+from pawhome.platform.db import Overtaken
 from pawhome.platform.errors import CouponTaken, field_error
 from pawhome.promotions import coupons
 from pawhome.promotions import coupons_terms as terms
@@ -205,8 +206,10 @@ async def _locked_coupons(session: AsyncSession, order_id: int,
 @order_hooks.order_placed.connect
 async def lock_for_order(session: AsyncSession, order: Order, planned: PlannedOrder,
                          plan: Plan, body: CheckoutBody) -> None:
-    """Lock the chosen coupon for the new order; one used or locked meanwhile refuses the
-    whole checkout (409 CouponTaken), nothing written."""
+    """Lock the chosen coupon for the new order. One the buyer named that was used or locked
+    meanwhile refuses the whole checkout (409 CouponTaken), nothing written; one chosen
+    automatically makes the checkout run again from a fresh snapshot (Overtaken), where it
+    chooses among the coupons still free: the buyer's two checkouts at once both succeed."""
     choice = planned.adjustments.get("coupon")
     if not choice:
         return
@@ -216,7 +219,8 @@ async def lock_for_order(session: AsyncSession, order: Order, planned: PlannedOr
     problem = "this coupon is gone" if coupon is None else \
         _problem(coupon, order.user_id, utcnow())
     if problem or coupon is None:
-        raise CouponTaken(errors=[field_error("coupon_ids", problem)])
+        taken = CouponTaken(errors=[field_error("coupon_ids", problem)])
+        raise Overtaken(taken) if body.coupon_ids is None else taken
     coupon.status, coupon.order_id = "locked", order.id
     coupon.locked_at, coupon.discount_amount = utcnow(), int(choice["discount"])
     coupons.record_event(session, coupon, "lock", "unused", order.id)

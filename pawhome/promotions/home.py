@@ -239,12 +239,26 @@ def _in_window(item: dict[str, Any], now: dt.datetime) -> bool:
     return (starts is None or starts <= now) and (ends is None or ends > now)
 
 
-async def _is_new_user(resources: Resources, user_id: int) -> bool:
-    async with resources.db.session() as session:
-        created = (await session.execute(select(User.created_at).where(
-            User.id == user_id))).scalar_one_or_none()
-    age = dt.timedelta(days=resources.settings.home_new_user_days)
-    return created is not None and created > utcnow() - age
+NEW_UNTIL = "new_until"  # a field of the viewer's record beside the pop-up ids
+
+
+async def _is_new_user(resources: Resources, user_id: int, seen: dict[str, str]) -> bool:
+    """Whether the account is younger than HOME_NEW_USER_DAYS. The moment it stops being new
+    is kept in the viewer's record (read with it), so only the first look reads the user."""
+    until = seen.get(NEW_UNTIL)
+    if until is None:
+        async with resources.db.session() as session:
+            created = (await session.execute(select(User.created_at).where(
+                User.id == user_id))).scalar_one_or_none()
+        if created is None:
+            return False
+        until = (created + dt.timedelta(days=resources.settings.home_new_user_days)).isoformat()
+        key = seen_key(resources, user_id)
+        async with resources.cache.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, NEW_UNTIL, until)
+            pipe.expire(key, SEEN_RECORD_SECONDS)
+            await pipe.execute()
+    return dt.datetime.fromisoformat(until) > utcnow()
 
 
 async def _popups_for(resources: Resources, viewer_id: int | None,
@@ -268,7 +282,7 @@ async def _popups_for(resources: Resources, viewer_id: int | None,
             continue
         if popup["rule"] == "new_users":
             if new_user is None:
-                new_user = await _is_new_user(resources, viewer_id)
+                new_user = await _is_new_user(resources, viewer_id, seen)
             if not new_user:
                 continue
         shown.append(popup)

@@ -2,17 +2,18 @@
 signals as the post feed (the pet types of their pets and of posts they liked) and from what
 they did in the mall (favorites, browse footprints, purchases: a category affinity).
 
-The ranking (ids only) is cached per user for RECOMMEND_PRODUCTS_SECONDS; the cards are read
-fresh on every call with the public catalogue's rule (on sale, not deleted), so a product
-taken off sale disappears at once. Cards are the mall's (`product_rendering.cards`), the same
-shape as the product list. docs/recommendations.md.
+The ranking (ids only) is cached per user for RECOMMEND_PRODUCTS_SECONDS; the cards made
+from it are read with the public catalogue's rule (on sale, not deleted) and cached as long,
+under the catalogue's list generation, so a product taken off sale disappears at once.
+Cards are the mall's (`product_rendering.cards`), the same shape as the product list.
+docs/recommendations.md.
 """
 from __future__ import annotations
 
 import datetime as dt
 import math
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.mall import Order, OrderItem, Product, ProductFavorite, ProductView
+from pawhome.mall import catalogue_cache
 from pawhome.mall.product_rendering import cards
 from pawhome.platform import codec
 from pawhome.platform.cache import Cache
@@ -141,11 +143,26 @@ async def _ranking(resources: Resources, user_id: int | None) -> list[int]:
     return ids
 
 
+def cards_key(cache: Cache, user_id: int | None, limit: int) -> str:
+    return cache.key("recommend", "cards", int(user_id or 0), int(limit))
+
+
 async def recommended_products(resources: Resources, user_id: int | None,
                                limit: int) -> list[dict[str, Any]]:
     """Up to `limit` products on sale for this user, as the product list's cards (what
-    GET /v1/products/recommended and the mall home's `for_you` section show)."""
+    GET /v1/products/recommended and the mall home's `for_you` section show).
+
+    The cards are cached per user for as long as the ranking, under the catalogue's list
+    generation (pawhome/mall/catalogue_cache.py): a product put off sale, deleted or
+    changed bumps it, so what is no longer on sale leaves at once; a warm request is one
+    MGET."""
     limit = max(1, min(int(limit), MAX_RECOMMENDED))
+    cache = resources.cache
+    key = cards_key(cache, user_id, limit)
+    generation, payload = await catalogue_cache.read(
+        cache, catalogue_cache.list_generation_key(cache), key)
+    if payload is not None:
+        return cast(list[dict[str, Any]], codec.loads(payload))
     ids = await _ranking(resources, user_id)
     if not ids:
         return []
@@ -154,11 +171,17 @@ async def recommended_products(resources: Resources, user_id: int | None,
         live = {p.id: p for p in (await session.execute(
             select(Product).where(Product.id.in_(ids), *_on_sale()))).scalars()}
         chosen = [live[i] for i in ids if i in live][:limit]
-        return await cards(session, resources.settings, chosen)
+        shown = await cards(session, resources.settings, chosen)
+    await catalogue_cache.fill(cache, key, generation, codec.dumps(shown),
+                               int(resources.settings.recommend_products_seconds))
+    return shown
 
 
 async def forget_ranking(resources: Resources, user_id: int | None) -> None:
-    await resources.cache.redis.delete(ranking_key(resources.cache, user_id))
+    """Drop the user's cached ranking and the cards made from it."""
+    cache = resources.cache
+    cards_keys = [cards_key(cache, user_id, n) for n in range(1, MAX_RECOMMENDED + 1)]
+    await cache.redis.delete(ranking_key(cache, user_id), *cards_keys)
 
 
 async def recommended_page(resources: Resources, user_id: int | None,
