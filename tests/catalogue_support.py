@@ -7,13 +7,17 @@ category and a product put on sale through the API, its review run in the test.
 """
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Any
 
 from models.base import utcnow
+from models.mall import Product
 from models.media import Media
 from models.users import User, UserSettings
 from pawhome.identity import tokens
+from pawhome.mall import catalogue_cache
 from pawhome.moderation import product_reviews
 from tests.helpers import Session
 from tests.media_helpers import worker_variants
@@ -89,8 +93,25 @@ async def make_product(api: Any, resources: Any, merchant: Session, category_id:
 
 
 async def review(resources: Any, product_id: int) -> str:
-    """What the moderation task does for a product in review (run here, not by a worker)."""
-    return await product_reviews.review_product(resources, product_id)
+    """What the moderation task does for a product in review (run here, not by a worker).
+
+    A test worker running in this process may take the same queued task and decide first:
+    then this call finds the verdict and returns, while that worker's cache drop (after its
+    commit) may still be on its way. So a verdict this call did not see being made waits for
+    the list generation to move — which also fails, after 10 s, if no drop ever comes."""
+    cache = resources.cache
+    generation_key = catalogue_cache.list_generation_key(cache)
+    before = await cache.redis.get(generation_key)
+    async with resources.db.session() as session:
+        product = await session.get(Product, product_id)
+        was_reviewing = product is not None and product.status == "reviewing"
+    status = await product_reviews.review_product(resources, product_id)
+    if was_reviewing and status != "reviewing":
+        deadline = time.monotonic() + 10
+        while await cache.redis.get(generation_key) == before:
+            assert time.monotonic() < deadline, "the verdict dropped no cached list"
+            await asyncio.sleep(0.02)
+    return status
 
 
 async def product_on_sale(api: Any, resources: Any, merchant: Session,

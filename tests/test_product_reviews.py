@@ -94,6 +94,15 @@ async def test_a_review_shows_on_the_product_once_moderation_passes_it(api, reso
                                  "stars": {"1": 0, "2": 0, "3": 0, "4": 1, "5": 0}}
     page = (await api.get(f"/v1/products/{product_id}")).ok()  # the cached page was dropped
     assert page["rating"] == {"count": 1, "average": 4.0}
+    # Signed in: the author and a stranger see it; someone the author blocked does not.
+    stranger, blocked = await api.login(), await api.login()
+    for who in (buyer, stranger):
+        seen = (await api.get(f"/v1/products/{product_id}/reviews", token=who.token)).ok()
+        assert [r["id"] for r in seen["items"]] == [review["id"]]
+    (await api.post("/v1/users/me/blocks", json={"user_id": blocked.user_id},
+                    token=buyer.token)).ok()
+    seen = (await api.get(f"/v1/products/{product_id}/reviews", token=blocked.token)).ok()
+    assert seen["items"] == []
     told = await notifications_of(resources, merchant.user_id, "review_received")
     assert [n.target_id for n in told] == [review["id"]]
 

@@ -294,7 +294,7 @@ async def product_reviews(resources: Resources, viewer_id: int | None, product_i
             conditions.append(ProductReview.has_images.is_(True))
         hidden = users.hidden_from(viewer_id, ProductReview.user_id)
         if hidden is not None:
-            conditions.append(hidden)
+            conditions.append(~hidden)
         total = int((await session.execute(select(func.count()).select_from(ProductReview)
                                            .where(*conditions))).scalar_one())
         rows = list((await session.execute(
