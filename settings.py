@@ -304,6 +304,7 @@ class Settings(BaseSettings):
     order_unpaid_timeout_seconds: int = 1800  # unpaid orders are cancelled after this
     order_auto_complete_days: int = 10  # shipped orders complete by themselves after this
     order_sweep_seconds: float = 60.0  # beat: unpaid orders past their deadline, due completions
+    group_buy_sweep_seconds: float = 60.0  # beat: group-buys past their time to fill
     order_max_lines: int = 50  # lines in one checkout
 
     # --- points (pawhome/points/, docs/points.md) -------------------------------------------

@@ -16,6 +16,7 @@ from handlers import (
     coupons,
     favorites,
     follows,
+    groupbuy,
     home,
     likes,
     mall_catalogue,
@@ -224,6 +225,13 @@ ROUTES = [
           "merchant.coupon_template"),
     route("/v1/merchant/coupon-templates/{template_id:int}/stop", coupons.TemplateStopHandler,
           "merchant.coupon_template_stop"),
+    # -- group-buy (docs/promotions.md) --
+    route("/v1/group-buys", groupbuy.ProductGroupsHandler, "group_buys.of_product"),
+    route("/v1/group-buys/mine", groupbuy.MyGroupsHandler, "group_buys.mine"),
+    route("/v1/group-buys/{group_id:int}", groupbuy.GroupHandler, "group_buys.get"),
+    route("/v1/merchant/group-buy-rules", groupbuy.RulesHandler, "merchant.group_buy_rules"),
+    route("/v1/merchant/group-buy-rules/{rule_id:int}", groupbuy.RuleHandler,
+          "merchant.group_buy_rule"),
     # -- mall: checkout, orders, after-sale (docs/mall.md) --
     route("/v1/orders/preview", orders.CheckoutPreviewHandler, "orders.preview"),
     route("/v1/orders", orders.OrdersHandler, "orders.list"),

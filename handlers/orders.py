@@ -14,6 +14,12 @@ from pawhome.mall import checkout, order_payments, order_views, orders
 from pawhome.platform.errors import (
     Conflict,
     CouponTaken,
+    GroupAlreadyJoined,
+    GroupBuyInvalid,
+    GroupBuyLimitReached,
+    GroupBuyUnavailable,
+    GroupClosed,
+    GroupFull,
     NotFound,
     NotPurchasable,
     OrderStateConflict,
@@ -63,11 +69,18 @@ POINTS_AND_COUPON_REFUSALS = {
                   "and its threshold",
     "points": "at most the caller's balance",
     "redeem_sku_ids": "SKUs of this checkout with a points price, within the caller's balance",
+    "group_buy": "a SKU with an active group-buy rule, bought alone (items: that one SKU), "
+                 "within the per-buyer limit; group_id: an open group with a free seat, not "
+                 "the caller's",
 }
+# A group-buy checkout's refusals (docs/promotions.md "Group-buy").
+GROUP_BUY_ERRORS = (GroupFull, GroupClosed, GroupAlreadyJoined, GroupBuyLimitReached,
+                    GroupBuyUnavailable, GroupBuyInvalid)
 
 
 class CheckoutPreviewHandler(ApiHandler):
-    @endpoint(body=checkout.CheckoutBody, tags=TAGS, errors=(ValidationFailed, NotFound),
+    @endpoint(body=checkout.CheckoutBody, tags=TAGS,
+              errors=(ValidationFailed, NotFound, *GROUP_BUY_ERRORS),
               summary="Price a checkout (cart selection or buy-now) without ordering",
               refuses={"address_id": "one of the caller's addresses",
                        "items": "on-sale SKUs of active shops; without items, a cart with "
@@ -85,7 +98,8 @@ class OrdersHandler(ApiHandler):
         self.ok(await order_views.list_my_orders(self.r, self.user_id, self.query))
 
     @endpoint(body=checkout.CheckoutBody, tags=TAGS, idempotent=True, status=201,
-              errors=(NotPurchasable, OutOfStock, CouponTaken, ValidationFailed, NotFound),
+              errors=(NotPurchasable, OutOfStock, CouponTaken, ValidationFailed, NotFound,
+                      *GROUP_BUY_ERRORS),
               summary="Place the orders of a checkout (one per merchant), stock reserved",
               refuses={"address_id": "one of the caller's addresses",
                        "items": "on-sale SKUs of active shops, within stock and limits; "

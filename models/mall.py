@@ -31,8 +31,8 @@ PRODUCT_KINDS = ("physical", "virtual_pet_food", "virtual_pet_toy", "virtual_pet
 VIRTUAL_KINDS = PRODUCT_KINDS[1:]
 PRODUCT_STATES = ("draft", "reviewing", "on_sale", "off_sale", "rejected")
 FULFILMENTS = ("express", "local", "pickup")
-ORDER_STATES = ("pending_payment", "paid", "shipped", "ready_for_pickup", "completed",
-                "cancelled", "refunding", "refunded")
+ORDER_STATES = ("pending_payment", "paid", "paid_waiting_group", "shipped",
+                "ready_for_pickup", "completed", "cancelled", "refunding", "refunded")
 REFUND_STATES = ("requested", "approved", "rejected", "refunding", "refunded", "failed",
                  "withdrawn")
 

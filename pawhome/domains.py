@@ -45,5 +45,5 @@ from pawhome.payments import alerts, jobs, notifies, payables, payments, reconci
 from pawhome.points import earning, expiry, inventory, ledger, payment  # noqa: F401
 from pawhome.points import reconciliation as points_reconciliation  # noqa: F401
 from pawhome.points import rules as points_rules  # noqa: F401
-from pawhome.promotions import coupons, coupons_checkout  # noqa: F401
+from pawhome.promotions import coupons, coupons_checkout, groupbuy, groupbuy_checkout  # noqa: F401
 from pawhome.search import index  # noqa: F401

@@ -1,7 +1,7 @@
 """Tasks of the default queue: the outbox safety-net relay, housekeeping, the community's
 periodic jobs (post views, hot scores, feed-cache drops, counter reconciliation) and the
 mall's (product footprints, unpaid orders cancelled at their deadline, the order sweep,
-product cache drops) and the nightly points jobs (reconciliation, expiry).
+product cache drops), the nightly points jobs (reconciliation, expiry) and group-buy expiry.
 
 Every job here is run by beat (workers/schedule.py) or enqueued through the outbox; each is
 small and idempotent, so a late or doubled run is harmless. The community jobs' logic is in
@@ -26,6 +26,7 @@ from pawhome.platform.outbox import OutboxRelay
 from pawhome.platform.resources import Resources
 from pawhome.points import expiry as points_expiry
 from pawhome.points import reconciliation as points_reconciliation
+from pawhome.promotions import groupbuy
 from workers import runtime
 from workers.base import PERIODIC
 
@@ -171,6 +172,20 @@ def sweep_orders() -> dict[str, int]:
                 "completed": await orders.complete_overdue(resources)}
 
     return runtime.run(sweep())
+
+
+@shared_task(name="default.expire_group_buy")
+def expire_group_buy(group_id: int) -> dict[str, int]:
+    """Queued when a group opens, due when its time runs out: expire it if it did not fill,
+    refund its paid members and cancel its unpaid ones (a filled group is left alone)."""
+    return runtime.run(groupbuy.expire_group(runtime.resources(), group_id))
+
+
+@shared_task(name="default.sweep_group_buys", **PERIODIC)
+def sweep_group_buys() -> int:
+    """Beat: groups past their time whose task was lost, and closed groups with members
+    still to settle. Returns how many groups were settled."""
+    return runtime.run(groupbuy.expire_due(runtime.resources()))
 
 
 @shared_task(name="default.forget_products")

@@ -36,6 +36,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         # The net under each order's own timeout task (docs/mall.md "Auto-cancel").
         "sweep-orders": {"task": "default.sweep_orders",
                          "schedule": settings.order_sweep_seconds},
+        # The net under each group's own expiry task (docs/promotions.md "Group-buy").
+        "sweep-group-buys": {"task": "default.sweep_group_buys",
+                             "schedule": settings.group_buy_sweep_seconds},
         "purge-abandoned-uploads": {"task": "media.purge_abandoned_uploads",
                                     "schedule": crontab(minute=37)},
         "expire-media-checks": {"task": "moderation.expire_media_checks",

@@ -48,6 +48,14 @@ class Shipment(BaseModel):
     remark: str = Field("", max_length=200)
 
 
+class GroupBuyChoice(BaseModel):
+    """Buy `sku_id` at its group-buy price: `group_id` null opens a new group, an id joins
+    that group (docs/promotions.md "Group-buy")."""
+    model_config = ConfigDict(extra="forbid")
+    sku_id: int = Field(ge=1, le=2**53)
+    group_id: int | None = Field(None, ge=1, le=2**53)
+
+
 class CheckoutBody(BaseModel):
     """`items` buys those SKUs now; without it, the cart's selected lines are bought (and
     leave the cart once ordered)."""
@@ -66,6 +74,10 @@ class CheckoutBody(BaseModel):
     coupon_ids: list[Id] | None = Field(
         None, max_length=10, description="wallet coupons to use; left out: the best "
                                          "applicable ones are picked; []: none")
+    # Group-buy (pawhome/promotions/groupbuy_checkout.py): a buy-now of that one SKU.
+    group_buy: GroupBuyChoice | None = Field(
+        None, description="open a group (group_id null) or join one, at the group price; "
+                          "`items` must be that one SKU")
 
 
 @dataclass

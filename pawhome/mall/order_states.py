@@ -10,6 +10,10 @@ live `order.status` events to the buyer, the merchant and the `order:<id>` topic
     a partial one, goes back to the status the order had before (status_before_refund).
     paid ──deliver_virtual──▶ completed: an order of virtual goods only, delivered into the
     buyer's inventory the moment it is paid (pawhome/points/inventory.py).
+    paid ──wait_for_group──▶ paid_waiting_group ──group_filled──▶ paid: a group-buy member's
+    order, paid, waits for its group to fill (pawhome/promotions/groupbuy.py); nothing ships
+    while it waits. The group expires unfilled: request_refund (by the system only) takes
+    it to refunding and on to refunded, its stock back.
 
 An action not allowed from the current status raises OrderStateConflict (409) naming it.
 """
@@ -27,8 +31,8 @@ from pawhome.platform.channels import topic_channel
 from pawhome.platform.errors import OrderStateConflict
 
 ActorType = Literal["buyer", "merchant", "admin", "system"]
-OrderStatus = Literal["pending_payment", "paid", "shipped", "ready_for_pickup", "completed",
-                      "cancelled", "refunding", "refunded"]
+OrderStatus = Literal["pending_payment", "paid", "paid_waiting_group", "shipped",
+                      "ready_for_pickup", "completed", "cancelled", "refunding", "refunded"]
 
 # action -> (statuses it may start from, status it leads to). "back" leads to the status the
 # order had before its refund started.
@@ -40,7 +44,10 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "confirm_receipt": (frozenset({"shipped"}), "completed"),
     "auto_complete": (frozenset({"shipped"}), "completed"),
     "pick_up": (frozenset({"ready_for_pickup"}), "completed"),
-    "request_refund": (frozenset({"paid", "shipped", "ready_for_pickup"}), "refunding"),
+    "wait_for_group": (frozenset({"paid"}), "paid_waiting_group"),
+    "group_filled": (frozenset({"paid_waiting_group"}), "paid"),
+    "request_refund": (frozenset({"paid", "paid_waiting_group", "shipped", "ready_for_pickup"}),
+                       "refunding"),
     "refund_closed": (frozenset({"refunding"}), "back"),  # rejected, withdrawn, failed
     "partially_refunded": (frozenset({"refunding"}), "back"),
     "refunded": (frozenset({"refunding"}), "refunded"),
@@ -48,7 +55,10 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 }
 assert all(target in ORDER_STATES or target == "back" for _, target in TRANSITIONS.values())
 
-ACTIVE = ("pending_payment", "paid", "shipped", "ready_for_pickup", "refunding")
+ACTIVE = ("pending_payment", "paid", "paid_waiting_group", "shipped", "ready_for_pickup",
+          "refunding")
+# Paid, the goods not sent: a refund of everything returns the delivery fee and the stock.
+NOT_SENT = ("paid", "paid_waiting_group", "ready_for_pickup")
 FINAL = ("completed", "cancelled", "refunded")
 
 

@@ -22,8 +22,9 @@ from pawhome.platform.resources import Resources
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SALES_MAX_DAYS = 92
-OrderStatusFilter = Literal["pending_payment", "paid", "shipped", "ready_for_pickup",
-                            "completed", "cancelled", "refunding", "refunded"]
+OrderStatusFilter = Literal["pending_payment", "paid", "paid_waiting_group", "shipped",
+                            "ready_for_pickup", "completed", "cancelled", "refunding",
+                            "refunded"]
 
 
 class OrderListQuery(BaseModel):

@@ -34,7 +34,13 @@ from pawhome.media.uploads import require_ready
 from pawhome.messaging import notifications
 from pawhome.payments import payments
 from pawhome.platform import audit, outbox
-from pawhome.platform.errors import Conflict, NotFound, ValidationFailed, field_error
+from pawhome.platform.errors import (
+    Conflict,
+    NotFound,
+    OrderStateConflict,
+    ValidationFailed,
+    field_error,
+)
 from pawhome.platform.fields import NOT_BLANK
 from pawhome.platform.pagination import MAX_LIMIT, PageQuery, page_result
 from pawhome.platform.resources import Resources
@@ -120,13 +126,13 @@ async def _lines_and_amount(session: AsyncSession, order: Order,
     amount = sum(line["amount"] for line in lines)
     everything = all(items[i].refunded_quantity + asked.get(i, 0) == items[i].quantity
                      for i in items)
-    if everything and order.status in ("paid", "ready_for_pickup"):
+    if everything and order.status in order_states.NOT_SENT:
         amount = order.paid_amount - order.refunded_amount  # the delivery fee goes back too
     return lines, amount
 
 
 async def _open_request(session: AsyncSession, order: Order, body: RefundBody, *,
-                        actor_type: ActorType, actor_id: int) -> RefundRequest:
+                        actor_type: ActorType, actor_id: int | None) -> RefundRequest:
     """A refund request for a locked order, which turns `refunding`. Caller commits."""
     order_states.check(order, "request_refund")
     lines, amount = await _lines_and_amount(session, order, body)
@@ -134,7 +140,7 @@ async def _open_request(session: AsyncSession, order: Order, body: RefundBody, *
                             merchant_id=order.merchant_id, reason=body.reason,
                             description=body.description, media_ids=body.media_ids,
                             lines=lines, amount=amount,
-                            restock=order.status in ("paid", "ready_for_pickup"))
+                            restock=order.status in order_states.NOT_SENT)
     session.add(request)
     await session.flush()
     order_states.transition(session, order, "request_refund", actor_type=actor_type,
@@ -150,6 +156,10 @@ async def request_refund(resources: Resources, user_id: int, order_id: int,
         order = await orders.lock_order(session, order_id)
         if order.user_id != user_id:
             raise NotFound("No such order")
+        if order.status == "paid_waiting_group":
+            raise OrderStateConflict(
+                "This order waits for its group: it is refunded automatically if the group "
+                "does not fill", errors=[field_error("status", order.status)])
         order_states.check(order, "request_refund")
         await require_ready(session, user_id, body.media_ids, kind="image")
         request = await _open_request(session, order, body, actor_type="buyer",
@@ -314,6 +324,25 @@ async def force_cancel(resources: Resources, order_id: int, *, admin_id: int,
     decided = await decide(resources, refund_id, approve=True, reason=reason,
                            actor_id=admin_id, actor_role="admin", merchant_id=None)
     return {"id": order_id, "status": "refunding", "refund": decided}
+
+
+async def refund_in_full(session: AsyncSession, order: Order, *, reason: str) -> RefundRequest:
+    """The system gives back everything not yet refunded of a locked, paid order that never
+    left (a group-buy whose group expired): a refund request opened and approved at once,
+    the money through payments.refund_later (settled like any refund: lines refunded, stock
+    back, the order `refunded`). Caller commits."""
+    request = await _open_request(session, order, RefundBody(reason=reason[:64]),
+                                  actor_type="system", actor_id=None)
+    request.status, request.decided_at = "refunding", utcnow()
+    request.decision_reason = reason[:255]
+    if request.amount == 0:  # paid with points only: no money to send back
+        await _refunded(session, order, request)
+    else:
+        await payments.refund_later(session, payable_type=orders.PAYABLE_TYPE,
+                                    payable_id=order.id, out_refund_no=request.refund_no,
+                                    amount=request.amount, reason=request.reason[:80],
+                                    source_type=SOURCE_TYPE, source_id=request.id)
+    return request
 
 
 # -- reading --------------------------------------------------------------------------------------
