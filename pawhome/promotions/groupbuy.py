@@ -226,20 +226,27 @@ async def active_rule(session: AsyncSession, sku_id: int, *,
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def units_held(session: AsyncSession, user_id: int, rule_id: int) -> int:
-    """Units the user holds under a rule in live memberships (pending or paid)."""
-    return int((await session.execute(select(func.coalesce(func.sum(GroupBuyMember.quantity), 0))
-                                      .where(GroupBuyMember.user_id == user_id,
-                                             GroupBuyMember.rule_id == rule_id,
-                                             GroupBuyMember.status.in_(LIVE_MEMBERS))))
-               .scalar_one())
+async def units_held(session: AsyncSession, user_id: int, rule_id: int, *,
+                     lock: bool = False) -> int:
+    """Units the user holds under a rule in live memberships (pending or paid). `lock`: a
+    locking read, which sees what committed after this transaction's snapshot."""
+    statement = select(GroupBuyMember.quantity).where(
+        GroupBuyMember.user_id == user_id, GroupBuyMember.rule_id == rule_id,
+        GroupBuyMember.status.in_(LIVE_MEMBERS))
+    if lock:
+        statement = statement.with_for_update()
+    return sum((await session.execute(statement)).scalars())
 
 
-async def member_in_group(session: AsyncSession, group_id: int, user_id: int) -> bool:
+async def member_in_group(session: AsyncSession, group_id: int, user_id: int, *,
+                          lock: bool = False) -> bool:
     """Whether the user holds a seat (pending or paid) in the group."""
-    return (await session.execute(select(GroupBuyMember.id).where(
+    statement = select(GroupBuyMember.id).where(
         GroupBuyMember.group_id == group_id, GroupBuyMember.user_id == user_id,
-        GroupBuyMember.status.in_(LIVE_MEMBERS)).limit(1))).first() is not None
+        GroupBuyMember.status.in_(LIVE_MEMBERS))
+    if lock:
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).first() is not None
 
 
 async def product_ids_with_active_rules(session: AsyncSession, limit: int) -> list[int]:
@@ -329,10 +336,14 @@ async def _tell(session: AsyncSession, user_id: int, group: GroupBuy, order_id: 
 
 
 async def _members(session: AsyncSession, group_id: int, *statuses: str) -> list[GroupBuyMember]:
+    """The group's members in `statuses`, by a locking read: under the group's lock it sees
+    every member move committed meanwhile (a plain read would see this transaction's older
+    snapshot, missing a member paid just before)."""
     return list((await session.execute(
         select(GroupBuyMember).where(GroupBuyMember.group_id == group_id,
                                      GroupBuyMember.status.in_(statuses))
-        .order_by(GroupBuyMember.order_id))).scalars())
+        .order_by(GroupBuyMember.order_id).with_for_update()
+        .execution_options(populate_existing=True))).scalars())
 
 
 async def member_paid(session: AsyncSession, order: Order) -> None:

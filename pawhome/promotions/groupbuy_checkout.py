@@ -37,14 +37,14 @@ FIELD = "group_buy.group_id"
 
 
 async def _refuse_join(session: AsyncSession, group: GroupBuy | None, rule: GroupBuyRule,
-                       user_id: int) -> None:
+                       user_id: int, *, lock: bool = False) -> None:
     """Raise why `user_id` cannot take a seat in `group` now (nothing when they can)."""
     if group is None or group.status == "opening" or group.rule_id != rule.id:
         raise NotFound("No such group", errors=[field_error(FIELD, "no such group")])
     if group.status != "open" or group.expires_at is None or group.expires_at <= utcnow():
         raise GroupClosed(errors=[field_error(FIELD, f"this group is {group.status}" if
                                               group.status != "open" else "time is up")])
-    joined = await groupbuy.member_in_group(session, group.id, user_id)
+    joined = await groupbuy.member_in_group(session, group.id, user_id, lock=lock)
     if joined:
         raise GroupAlreadyJoined(errors=[field_error(
             FIELD, "you opened this group" if group.opener_id == user_id
@@ -54,8 +54,8 @@ async def _refuse_join(session: AsyncSession, group: GroupBuy | None, rule: Grou
 
 
 async def _refuse_limit(session: AsyncSession, rule: GroupBuyRule, user_id: int,
-                        quantity: int) -> None:
-    held = await groupbuy.units_held(session, user_id, rule.id)
+                        quantity: int, *, lock: bool = False) -> None:
+    held = await groupbuy.units_held(session, user_id, rule.id, lock=lock)
     if held + quantity > rule.limit_per_user:
         raise GroupBuyLimitReached(errors=[field_error(
             "items.0.quantity", f"at most {rule.limit_per_user} per person at the group "
@@ -122,10 +122,10 @@ async def take_seat(session: AsyncSession, order: Order, planned: PlannedOrder, 
         await session.flush()
     else:
         found = await groupbuy.lock_group(session, int(choice["group_id"]))
-        await _refuse_join(session, found, rule, order.user_id)
+        await _refuse_join(session, found, rule, order.user_id, lock=True)
         assert found is not None
         group = found
-    await _refuse_limit(session, rule, order.user_id, quantity)
+    await _refuse_limit(session, rule, order.user_id, quantity, lock=True)
     member = GroupBuyMember(group_id=group.id, rule_id=rule.id, user_id=order.user_id,
                             order_id=order.id, quantity=quantity,
                             is_opener=choice["group_id"] is None, status="", joined_at=now)
