@@ -6,11 +6,13 @@ limit per buyer. Real MariaDB and Redis, payments through the fake WeChat Pay's 
 notifies."""
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import func, select
+import uuid
 
-from models.groupbuy import GroupBuyEvent, GroupBuyMember
-from models.mall import Order
+import pytest
+from sqlalchemy import func, select, update
+
+from models.groupbuy import GroupBuyEvent, GroupBuyMember, GroupBuyRule
+from models.mall import Order, Product
 from models.realtime import Notification
 from tests.groupbuy_support import (
     FEE,
@@ -31,6 +33,7 @@ from tests.groupbuy_support import (
 from tests.mall_support import (
     assert_stock_matches_ledger,
     make_address,
+    make_member,
     make_product,
     put_in_cart,
     stock_of,
@@ -121,7 +124,7 @@ async def test_a_group_opens_when_paid_fills_with_its_last_seat_and_every_order_
 
 @pytest.mark.gen_test(timeout=120)
 async def test_refused_group_buys_name_the_reason_and_change_nothing(api, resources, wechatpay):
-    shop, product, sku, rule = await group_shop(api, resources, size=2, stock=20, limit=1)
+    shop, _product, sku, rule = await group_shop(api, resources, size=2, stock=20, limit=1)
     _, (plain_sku,) = await make_product(resources, shop.user_id,
                                          [{"price": 1000, "stock": 5}], name="无拼团")
     buyer, address = await buyer_with_address(resources)
@@ -140,7 +143,7 @@ async def test_refused_group_buys_name_the_reason_and_change_nothing(api, resour
     # A group that does not exist.
     (await group_order(api, buyer, sku, address, 2**40)).error(404)
 
-    opener, opener_order, group_id = await open_group(api, resources, wechatpay, sku)
+    opener, _opener_order, group_id = await open_group(api, resources, wechatpay, sku)
     # Your own group twice; and opening another beyond your limit.
     opener_address_id = await make_address(resources, opener.user_id)
     (await group_order(api, opener, sku, opener_address_id, group_id)).error(409, code=40952)
@@ -184,3 +187,46 @@ async def test_refused_group_buys_name_the_reason_and_change_nothing(api, resour
                                  json={"status": "stopped"})).ok()
     assert stopped["status"] == "stopped"
     (await group_order(api, buyer, sku, address)).error(422, code=42250)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_homes_group_buy_slot_falls_back_to_products_with_active_rules(
+        api, resources):
+    admin = await make_member(resources, "admin")
+    _, product, _, rule = await group_shop(api, resources)
+    async with resources.db.session() as session, session.begin():  # first among the rest
+        await session.execute(update(Product).where(Product.id == product)
+                              .values(sales_count=10**9))
+    (await api.put("/v1/admin/home/slots/group_buy", token=admin.token,
+                   json={"product_ids": []})).ok()
+    slot = (await api.get("/v1/admin/home/slots/group_buy", token=admin.token)).ok()
+    assert slot["fallback"] == "products with an active group-buy rule"
+    assert slot["shown"][0]["id"] == product
+    page = (await api.get("/v1/home/mall")).ok()
+    assert page["slots"]["group_buy"][0]["id"] == product
+    async with resources.db.session() as session, session.begin():
+        await session.execute(update(GroupBuyRule).where(GroupBuyRule.id == rule["id"])
+                              .values(status="stopped"))
+    slot = (await api.get("/v1/admin/home/slots/group_buy", token=admin.token)).ok()
+    assert product not in [c["id"] for c in slot["shown"]]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_group_is_shared_in_a_dm_as_a_card_inviting_to_join(api, resources, wechatpay):
+    _, _, sku, _ = await group_shop(api, resources, size=3)
+    opener, _, group_id = await open_group(api, resources, wechatpay, sku)
+    friend = await make_member(resources)
+    conversation = (await api.post("/v1/conversations", json={"to_user_id": friend.user_id},
+                                   token=opener.token)).ok()["id"]
+    path = f"/v1/conversations/{conversation}/messages"
+    (await api.post(path, token=opener.token, json={
+        "client_msg_id": uuid.uuid4().hex, "kind": "share",
+        "card": {"kind": "group_buy", "id": group_id}})).ok()
+    [message] = (await api.get(path, token=friend.token)).ok()["items"]
+    card = message["content"]["card"]
+    assert (card["kind"], card["id"], card["group_id"]) == ("group_buy", group_id, group_id)
+    assert (card["group_price"], card["seats_left"], card["status"]) == (GROUP_PRICE, 2, "open")
+    missing = await api.post(path, token=opener.token, json={
+        "client_msg_id": uuid.uuid4().hex, "kind": "share",
+        "card": {"kind": "group_buy", "id": 2**40}})
+    missing.error(404)

@@ -18,7 +18,6 @@ from pawhome.promotions import groupbuy
 from tests.fixtures_worker import wait_until
 from tests.groupbuy_support import (
     buyer_with_address,
-    group_of_order,
     group_order,
     group_shop,
     join_group,
@@ -26,7 +25,6 @@ from tests.groupbuy_support import (
     notify_paid,
     open_group,
     order_status,
-    pay,
     prepay,
     run_out_of_time,
 )

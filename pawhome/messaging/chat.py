@@ -59,7 +59,7 @@ from pawhome.platform.errors import (  # noqa: F401
 )
 from pawhome.platform.resources import Resources
 
-CARD_KINDS = ("post", "product", "pet", "service")
+CARD_KINDS = ("post", "product", "pet", "service", "group_buy")
 ATTACHMENT_KINDS = ("image", *CARD_KINDS)
 
 # -- attachment checks ------------------------------------------------------------------------
@@ -76,7 +76,8 @@ _attachment_checks: dict[str, AttachmentCheck] = {}
 
 
 def register_attachment_check(kind: str, check: AttachmentCheck) -> None:
-    """Let messages carry `kind` ("image", "post", "product", "pet", "service")."""
+    """Let messages carry `kind` ("image", "post", "product", "pet", "service",
+    "group_buy")."""
     if kind not in ATTACHMENT_KINDS:
         raise ValueError(f"unknown attachment kind {kind!r}; one of {ATTACHMENT_KINDS}")
     _attachment_checks[kind] = check

@@ -62,7 +62,7 @@ MAX_ID = 2**63 - 1
 
 class ShareCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["post", "product", "pet", "service"]
+    kind: Literal["post", "product", "pet", "service", "group_buy"]
     id: int = Field(ge=1, le=MAX_ID)
 
 

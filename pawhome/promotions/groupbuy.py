@@ -34,18 +34,14 @@ from models.groupbuy import GroupBuy, GroupBuyEvent, GroupBuyMember, GroupBuyRul
 from models.mall import Order, Product, Sku
 from models.users import User
 from pawhome.mall import order_states, orders, refunds
-from pawhome.messaging import notifications
+from pawhome.messaging import chat, notifications
 from pawhome.platform import audit, events, outbox, topics
 from pawhome.platform.channels import topic_channel
-from pawhome.platform.errors import (
-    GroupBuyRuleExists,
-    GroupBuyTermsInvalid,
-    NotFound,
-    field_error,
-)
+from pawhome.platform.errors import GroupBuyRuleExists, GroupBuyTermsInvalid, NotFound, field_error
 from pawhome.platform.fields import Id
 from pawhome.platform.pagination import MAX_LIMIT, PageQuery, page_result
 from pawhome.platform.resources import Resources
+from pawhome.promotions import home
 
 EXPIRE_TASK = "default.expire_group_buy"
 SWEEP_BATCH = 200
@@ -170,7 +166,9 @@ async def create_rule(resources: Resources, user_id: int, role: str,
         audit.record(session, actor_id=user_id, actor_role=role, action="group_buy_rule.create",
                      target_type="group_buy_rule", target_id=rule.id, before=None,
                      after=body.model_dump())
-        return rule_view(rule)
+        view = rule_view(rule)
+    await home.forget_home(resources)  # the home's group-buy slot may fall back to it
+    return view
 
 
 async def _own_rule(session: AsyncSession, user_id: int, role: str,
@@ -200,7 +198,9 @@ async def update_rule(resources: Resources, user_id: int, role: str, rule_id: in
         audit.record(session, actor_id=user_id, actor_role=role, action="group_buy_rule.update",
                      target_type="group_buy_rule", target_id=rule.id,
                      before={k: before[k] for k in changes}, after=changes)
-        return rule_view(rule)
+        view = rule_view(rule)
+    await home.forget_home(resources)
+    return view
 
 
 async def list_rules(resources: Resources, user_id: int, role: str,
@@ -247,19 +247,6 @@ async def member_in_group(session: AsyncSession, group_id: int, user_id: int, *,
     if lock:
         statement = statement.with_for_update()
     return (await session.execute(statement)).first() is not None
-
-
-async def product_ids_with_active_rules(session: AsyncSession, limit: int) -> list[int]:
-    """Products having an active rule on an on-sale SKU, newest rule first (the mall home's
-    group-buy slot when no admin picked any)."""
-    rows = (await session.execute(
-        select(GroupBuyRule.product_id, func.max(GroupBuyRule.id).label("newest"))
-        .join(Product, Product.id == GroupBuyRule.product_id)
-        .where(GroupBuyRule.status == "active", Product.status == "on_sale",
-               Product.deleted_at.is_(None))
-        .group_by(GroupBuyRule.product_id).order_by(func.max(GroupBuyRule.id).desc())
-        .limit(limit))).all()
-    return [int(row[0]) for row in rows]
 
 
 # -- the state machine ------------------------------------------------------------------------
@@ -590,11 +577,13 @@ async def my_groups(resources: Resources, user_id: int, query: RuleListQuery) ->
                              "group": views[m.group_id]} for m in members], total, paging)
 
 
-async def share_card(session: AsyncSession, group_id: int) -> dict[str, Any] | None:
-    """What a DM's group-buy card shows (None: no such group to share)."""
+async def check_chat_group_card(session: AsyncSession, sender_id: int, recipient_id: int,
+                                group_id: int) -> dict[str, Any]:
+    """A group shared in a DM (the invitation to join) carries its card: the product, the
+    group price, the seats left and the time left, as of sending."""
     group = await session.get(GroupBuy, group_id)
     if group is None or group.status == "opening":
-        return None
+        raise NotFound("No such group")
     product = await session.get(Product, group.product_id)
     return {"group_id": group.id, "product_id": group.product_id,
             "name": product.name if product else "", "group_price": group.group_price,
@@ -617,3 +606,4 @@ async def _may_watch_group(resources: Resources, user_id: int, topic_id: str) ->
 
 
 topics.register_topic_kind("group", _may_watch_group)
+chat.register_attachment_check("group_buy", check_chat_group_card)

@@ -23,6 +23,7 @@ from sqlalchemy import delete, desc, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
+from models.groupbuy import GroupBuyRule
 from models.home import HomeBanner, HomePopup, HomeSlotItem
 from models.mall import Product
 from models.users import User
@@ -40,6 +41,9 @@ LinkType = Literal["none", "product", "category", "page", "url"]
 PopupRule = Literal["once", "daily", "new_users"]
 Slot = Literal["recommended", "hot", "group_buy"]
 SLOTS: tuple[Slot, ...] = ("recommended", "hot", "group_buy")
+# What a slot shows when no product is picked for it.
+FALLBACKS: dict[str, str] = {"hot": "best sellers",
+                             "group_buy": "products with an active group-buy rule"}
 
 
 def slot_named(name: str) -> Slot:
@@ -182,6 +186,11 @@ async def _slot_products(session: AsyncSession, resources: Resources,
             select(Product).where(*on_sale).order_by(desc(Product.sales_count),
                                                      desc(Product.id))
             .limit(size))).scalars())
+    if not picked and slot == "group_buy":  # nothing picked: products with active rules
+        picked = list((await session.execute(
+            select(Product).where(*on_sale, Product.id.in_(
+                select(GroupBuyRule.product_id).where(GroupBuyRule.status == "active")))
+            .order_by(desc(Product.sales_count), desc(Product.id)).limit(size))).scalars())
     return await cards(session, resources.settings, picked)
 
 
@@ -390,7 +399,7 @@ async def _slot_view(session: AsyncSession, resources: Resources,
     ids = list((await session.execute(select(HomeSlotItem.product_id).where(
         HomeSlotItem.slot == slot).order_by(HomeSlotItem.sort, HomeSlotItem.id))).scalars())
     return {"slot": slot, "product_ids": ids,
-            "fallback": "best sellers" if slot == "hot" else None,
+            "fallback": FALLBACKS.get(slot),
             "shown": await _slot_products(session, resources, slot)}
 
 
