@@ -19,7 +19,7 @@ from pawhome.identity import users
 from pawhome.mall import addresses, delivery, demo_catalogue, demo_reviews
 from pawhome.platform.resources import Resources
 from pawhome.points import demo_goods
-from pawhome.promotions import coupons_demo, demo_home
+from pawhome.promotions import coupons_demo, demo_home, groupbuy_demo
 from settings import Settings, get_settings
 
 # openid (the dev-login key), nickname, role, bio
@@ -96,6 +96,14 @@ async def seed_reviews(session: AsyncSession) -> int:
     return await demo_reviews.seed_demo_review(session, buyer.id, shop.id)
 
 
+async def seed_group_buy(session: AsyncSession) -> int:
+    """A group-buy rule on a product of the first demo shop and an open group the second
+    demo buyer opened and paid for (pawhome/promotions/groupbuy_demo.py)."""
+    buyer, _ = await users.get_or_create_by_openid(session, "demo-user-2")
+    shop, _ = await users.get_or_create_by_openid(session, "demo-merchant")
+    return await groupbuy_demo.seed_demo_group_buy(session, buyer.id, shop.id)
+
+
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
@@ -105,6 +113,7 @@ SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("points", seed_points),
     ("coupons", seed_coupons),
     ("reviews", seed_reviews),
+    ("group_buy", seed_group_buy),
     ("home", demo_home.seed_demo_home),
 ]
 

@@ -345,7 +345,43 @@ def test_a_newcomer_claims_a_demo_coupon_and_checkout_picks_it_in_make_run(embed
     assert claimed["id"] in {o["id"] for o in preview["orders"][0]["coupon_options"]}
 
 
+def test_a_newcomer_joins_the_demo_group_and_pays_in_make_run(embedded):
+    """The demo group-buy on SQLite: the home's group-buy slot shows the demo product (no
+    product picked: the products with active rules), its open group waits for two more; a
+    newcomer joins at the group price and pays (the simulated WeChat Pay): 2 of 3 paid, the
+    order waits for the group."""
+    subprocess.run([sys.executable, "-m", "pawhome.demo"], cwd=ROOT, env=embedded.env,
+                   check=True, capture_output=True, timeout=120)
+    buyer = dev_login(embedded, "demo-newcomer-" + uuid.uuid4().hex[:8])["access_token"]
+
+    def call(method: str, path: str, status: int = 200, **kw) -> dict:
+        reply = httpx.request(method, embedded.base + path, timeout=15, headers={
+            "Authorization": f"Bearer {buyer}", "Idempotency-Key": uuid.uuid4().hex}, **kw)
+        assert reply.status_code == status, (path, reply.text)
+        return reply.json()["data"]
+
+    home = call("GET", "/v1/home/mall")
+    product_ids = [card["id"] for card in home["slots"]["group_buy"]]
+    offers = [call("GET", "/v1/group-buys", params={"product_id": p}) for p in product_ids]
+    offer = next(o for o in offers if o["groups"])
+    group, rule = offer["groups"][0], offer["rules"][0]
+    assert (group["status"], group["paid_count"], group["size"]) == ("open", 1, 3)
+    address = call("POST", "/v1/addresses", 201, json={
+        "contact_name": "新人", "phone": "13912345678", "province": "广东省", "city": "深圳市",
+        "district": "南山区", "detail": "科技园南路 88 号"})
+    placed = call("POST", "/v1/orders", 201, json={
+        "items": [{"sku_id": rule["sku_id"], "quantity": 1}], "address_id": address["id"],
+        "group_buy": {"sku_id": rule["sku_id"], "group_id": group["id"]}})
+    order = placed["orders"][0]
+    assert call("POST", f"/v1/orders/{order['id']}/pay")["package"].startswith("prepay_id=")
+    call("POST", f"/v1/payments/simulated/{order['order_no']}/confirm")
+    assert call("GET", f"/v1/orders/{order['id']}")["status"] == "paid_waiting_group"
+    page = call("GET", f"/v1/group-buys/{group['id']}")
+    assert (page["status"], page["paid_count"], page["joined"]) == ("open", 2, True)
+
+
 def test_embedded_gateway_stops_cleanly_on_sigterm(embedded):
     assert embedded.stop() == 0
     assert any(line["msg"] == "gateway stopping" for line in embedded.log_lines())
+
 

@@ -1,6 +1,7 @@
 """The mall home's demo content for `make run`: two banners, a pop-up for new users and one
-shown daily, and the product slots (recommended and group-buy picked from the demo
-catalogue; hot left to the best sellers). Idempotent: nothing is added once a banner exists.
+shown daily, and the product slots (recommended picked from the demo catalogue; hot left
+to the best sellers, group-buy to the products with an active group-buy rule — the demo's
+is pawhome/promotions/groupbuy_demo.py). Idempotent: nothing is added once a banner exists.
 """
 from __future__ import annotations
 
@@ -33,8 +34,6 @@ async def seed_demo_home(session: AsyncSession) -> int:
     ]
     rows += [HomeSlotItem(slot="recommended", product_id=p, sort=n)
              for n, p in enumerate(products[:4])]
-    rows += [HomeSlotItem(slot="group_buy", product_id=p, sort=n)
-             for n, p in enumerate(products[4:6])]
     session.add_all(rows)
     await session.flush()
     return len(rows)
