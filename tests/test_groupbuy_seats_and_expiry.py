@@ -7,13 +7,16 @@ payment arriving after the group's time is refunded at once."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from sqlalchemy import select
 
 from models.groupbuy import GroupBuy
-from models.mall import RefundRequest
+from models.mall import Order, RefundRequest
+from models.realtime import Notification
 from models.payments import PaymentRefund
+from pawhome.messaging import subscribe_messages
 from pawhome.promotions import groupbuy
 from tests.fixtures_worker import wait_until
 from tests.groupbuy_support import (
@@ -30,7 +33,10 @@ from tests.groupbuy_support import (
 )
 from tests.mall_support import assert_stock_matches_ledger, stock_of
 from tests.test_mall_refunds import settle
+from tests.test_subscribe_messages import grant
 from workers.celery_app import celery_app
+
+ORDER_TEMPLATE = "dev-tmpl-order"
 
 
 async def refund_no_of(resources, order_id: int) -> str:
@@ -95,7 +101,7 @@ async def expiring_group(api, resources, wechatpay, stock: int = 30):
 
 @pytest.mark.gen_test(timeout=180)
 async def test_an_unfilled_group_expires_its_paid_orders_refunded_and_the_stock_back(
-        api, resources, wechatpay, celery_worker_process):
+        api, resources, wechatpay, wechat, celery_worker_process):
     sku, group_id, paid, unpaid = await expiring_group(api, resources, wechatpay)
     await groupbuy.expire_due(resources)  # the beat sweep, run directly
     assert (await group_row(resources, group_id)).status == "expired"
@@ -104,6 +110,20 @@ async def test_an_unfilled_group_expires_its_paid_orders_refunded_and_the_stock_
         assert await order_status(resources, order["id"]) == "refunding"
     again = await groupbuy.expire_group(resources, group_id)  # a second run does nothing
     assert again == {"refunded": 0, "cancelled": 0}
+    # Each paid member is told, and the notification's subscribe message says why.
+    async with resources.db.session() as session:
+        buyer_id = (await session.execute(select(Order.user_id).where(
+            Order.id == paid[0]["id"]))).scalar_one()
+        told = (await session.execute(select(Notification).where(
+            Notification.user_id == buyer_id, Notification.kind == "group_buy_failed"))
+        ).scalar_one()
+    await grant(resources, buyer_id, ORDER_TEMPLATE, 1)
+    outcome = await subscribe_messages.deliver(resources, buyer_id, "notification:order",
+                                               notification_id=told.id,
+                                               push_id=uuid.uuid4().hex)
+    assert outcome.status == "sent"
+    [sent] = [m for m in wechat.sent_messages if m["template_id"] == ORDER_TEMPLATE]
+    assert sent["data"]["thing1"]["value"] == "拼团失败"
 
     for order in paid:  # the worker sends each refund; WeChat settles it
         await settle(api, wechatpay, await refund_no_of(resources, order["id"]))
