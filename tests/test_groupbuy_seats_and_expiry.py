@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from models.groupbuy import GroupBuy
 from models.mall import Order, RefundRequest
-from models.realtime import Notification
 from models.payments import PaymentRefund
+from models.realtime import Notification
 from pawhome.messaging import subscribe_messages
 from pawhome.promotions import groupbuy
 from tests.fixtures_worker import wait_until
