@@ -2,17 +2,26 @@
 in-process store and tasks, the simulated WeChat Pay), on the demo data: claim a coupon by
 its code, check out with the coupon and part of the payable paid with points, pay, receive
 and review the goods (the review moderated in-process, then shown on the product), and buy
-a virtual item with points that lands in the inventory. Issue 11's "done when"; the
-group-buy part is in tests/test_groupbuy*.py."""
+a virtual item with points that lands in the inventory; two newcomers fill the demo
+group-buy watching it live on their sockets, and another group runs out of time and refunds
+itself. Issue 11's "done when"."""
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import subprocess
 import sys
 import time
 import uuid
 
 import httpx
+from sqlalchemy import update
+from tornado.websocket import websocket_connect
 
+from models.base import utcnow
+from models.groupbuy import GroupBuy
+from models.platform import OutboxMessage
+from pawhome.platform import codec
 from tests.test_embedded import ROOT, EmbeddedGateway, dev_login, embedded  # noqa: F401
 
 
@@ -106,3 +115,97 @@ def test_a_demo_buyer_uses_a_coupon_and_points_reviews_and_redeems_in_make_run(e
     assert buyer("GET", "/v1/points")["balance"] == before - toy_sku["points_price"]
     spent = buyer("GET", "/v1/points/ledger", params={"direction": "spent"})["items"]
     assert {"points_payment", "points_mall"} <= {row["reason"] for row in spent}
+
+
+def test_two_newcomers_fill_the_demo_group_live_and_an_unfilled_one_refunds_itself(embedded):
+    """The demo group (3 seats, its opener paid) filled by two newcomers who watch it on
+    their sockets; then a group a third newcomer opens runs out of time unfilled: its order is
+    refunded through the payments flow (the simulated WeChat settles the refund) and the
+    stock comes back."""
+    subprocess.run([sys.executable, "-m", "pawhome.demo"], cwd=ROOT, env=embedded.env,
+                   check=True, capture_output=True, timeout=120)
+    first, second, third = (Caller(embedded, "demo-newcomer-" + uuid.uuid4().hex[:8])
+                            for _ in range(3))
+    home = first("GET", "/v1/home/mall")
+    offers = [first("GET", "/v1/group-buys", params={"product_id": card["id"]})
+              for card in home["slots"]["group_buy"]]
+    offer = next(o for o in offers if o["groups"])
+    group, rule = offer["groups"][0], offer["rules"][0]
+    assert (group["status"], group["paid_count"], group["size"]) == ("open", 1, 3)
+    addresses = {id(who): who("POST", "/v1/addresses", 201, json={
+        "contact_name": "新人", "phone": "13912345678", "province": "广东省", "city": "深圳市",
+        "district": "南山区", "detail": "科技园南路 88 号"})["id"] for who in (first, second, third)}
+
+    def group_order(who: Caller, group_id: int | None) -> dict:
+        order = who("POST", "/v1/orders", 201, json={
+            "items": [{"sku_id": rule["sku_id"], "quantity": 1}],
+            "address_id": addresses[id(who)],
+            "group_buy": {"sku_id": rule["sku_id"], "group_id": group_id}})["orders"][0]
+        lines = {line["code"]: line["amount"]
+                 for line in who("GET", f"/v1/orders/{order['id']}")["price_breakdown"]}
+        assert lines["goods"] + lines["group_buy"] == rule["group_price"], lines
+        who("POST", f"/v1/orders/{order['id']}/pay")
+        who("POST", f"/v1/payments/simulated/{order['order_no']}/confirm")
+        return order
+
+    async def fill_live() -> list[list[dict]]:
+        base = f"ws://127.0.0.1:{embedded.port}/v1/ws?token="
+        sockets = [await websocket_connect(base + who.token) for who in (first, second)]
+        seen: list[list[dict]] = [[], []]
+
+        async def until_frame(index: int, check) -> dict:
+            while True:
+                frame = codec.loads(await asyncio.wait_for(sockets[index].read_message(), 10))
+                seen[index].append(frame)
+                if check(frame):
+                    return frame
+
+        try:
+            for index, sock in enumerate(sockets):
+                await sock.write_message(codec.dumps(
+                    {"type": "sub", "topic": f"group:{group['id']}"}).decode())
+                await until_frame(index, lambda f: f["type"] == "sub.ok")
+            for who in (first, second):
+                await asyncio.to_thread(group_order, who, group["id"])
+            for index in range(2):
+                await until_frame(index, lambda f: f["type"] == "group.progress"
+                                  and f["data"]["action"] == "fill")
+        finally:
+            for sock in sockets:
+                sock.close()
+        return seen
+
+    seen = asyncio.run(fill_live())
+    for frames in seen:  # both watched every step: each join and payment, then the fill
+        progress = [f["data"] for f in frames if f["type"] == "group.progress"]
+        assert [(p["action"], p["paid_count"]) for p in progress] == [
+            ("member_joined", 1), ("member_paid", 2), ("member_joined", 2), ("fill", 3)]
+        assert progress[-1]["status"] == "filled" and progress[-1]["paid_count"] == 3
+    page = first("GET", f"/v1/group-buys/{group['id']}")
+    assert (page["status"], page["paid_count"]) == ("filled", 3)
+    mine = first("GET", "/v1/orders")["items"]
+    assert [o["status"] for o in mine] == ["paid"]  # out of waiting: it ships like any order
+
+    # Another group runs out of time: its paid member is refunded, the stock comes back.
+    stock_before = next(s["stock"] for s in third("GET", f"/v1/products/{rule['product_id']}")[
+        "skus"] if s["id"] == rule["sku_id"])
+    order = group_order(third, None)
+    assert third("GET", f"/v1/orders/{order['id']}")["status"] == "paid_waiting_group"
+    lonely = third("GET", "/v1/group-buys/mine")["items"][0]["group"]
+
+    async def time_runs_out(session) -> None:
+        now = utcnow()
+        await session.execute(update(GroupBuy).where(GroupBuy.id == lonely["id"]).values(
+            expires_at=now - dt.timedelta(seconds=1)))
+        await session.execute(update(OutboxMessage).where(
+            OutboxMessage.name == "default.expire_group_buy").values(available_at=now))
+
+    embedded.run_in_its_database(time_runs_out)
+    until(lambda: third("GET", f"/v1/orders/{order['id']}")["status"] == "refunded",
+          "the unfilled group's order refunded", timeout=30)
+    assert third("GET", f"/v1/group-buys/{lonely['id']}")["status"] in ("expired", "failed")
+    refunded = third("GET", f"/v1/orders/{order['id']}")
+    assert refunded["refunded_amount"] == refunded["paid_amount"] == order["payable_amount"]
+    stock_after = next(s["stock"] for s in third("GET", f"/v1/products/{rule['product_id']}")[
+        "skus"] if s["id"] == rule["sku_id"])
+    assert stock_after == stock_before
