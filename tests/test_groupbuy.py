@@ -80,6 +80,7 @@ async def test_a_group_opens_when_paid_fills_with_its_last_seat_and_every_order_
     page = (await api.get(f"/v1/group-buys/{group.id}")).ok()
     assert (page["status"], page["paid_count"], page["seats_left"]) == ("open", 1, 2)
     assert page["expires_at"] is not None and page["topic"] == f"group:{group.id}"
+    assert (page["product"]["id"], page["group_price"]) == (product, GROUP_PRICE)
     assert [m["id"] for m in page["members"]] == [opener.user_id]
     assert await order_status(resources, placed["id"]) == "paid_waiting_group"
     offer = (await api.get(f"/v1/group-buys?product_id={product}")).ok()

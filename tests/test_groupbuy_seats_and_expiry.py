@@ -10,11 +10,11 @@ import asyncio
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from models.groupbuy import GroupBuy
 from models.mall import Order, RefundRequest
-from models.payments import PaymentRefund
+from models.payments import Payment, PaymentRefund
 from models.realtime import Notification
 from pawhome.messaging import subscribe_messages
 from pawhome.promotions import groupbuy
@@ -178,3 +178,20 @@ async def test_a_payment_after_the_groups_time_is_refunded_at_once(
     assert await order_status(resources, opener_order["id"]) == "refunded"
     assert await stock_of(resources, sku) == 10
     await assert_stock_matches_ledger(resources, sku)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_members_refused_refund_does_not_hold_up_the_others(api, resources, wechatpay):
+    sku, group_id, paid, unpaid = await expiring_group(api, resources, wechatpay)
+    async with resources.db.session() as session, session.begin():  # its payment is gone
+        await session.execute(delete(Payment).where(Payment.payable_type == "order",
+                                                    Payment.payable_id == paid[0]["id"]))
+    done = await groupbuy.expire_group(resources, group_id)
+    assert done == {"refunded": 1, "cancelled": 1, "failed": 1}
+    assert await order_status(resources, paid[0]["id"]) == "paid_waiting_group"
+    assert await order_status(resources, paid[1]["id"]) == "refunding"
+    states = await member_states(resources, group_id)
+    assert (states[paid[0]["id"]], states[paid[1]["id"]]) == ("paid", "refunding")
+    assert (await group_row(resources, group_id)).status == "expired"
+    assert await order_status(resources, unpaid["id"]) == "cancelled"
+    assert await stock_of(resources, sku) == 30 - 2  # the unpaid seat's unit is back

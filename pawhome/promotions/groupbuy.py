@@ -23,6 +23,7 @@ are all paid already, so nobody holding one waits for the group.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,14 +35,24 @@ from models.groupbuy import GroupBuy, GroupBuyEvent, GroupBuyMember, GroupBuyRul
 from models.mall import Order, Product, Sku
 from models.users import User
 from pawhome.mall import order_states, orders, refunds
+from pawhome.mall.product_rendering import cards
 from pawhome.messaging import chat, notifications
 from pawhome.platform import audit, events, outbox, topics
 from pawhome.platform.channels import topic_channel
-from pawhome.platform.errors import GroupBuyRuleExists, GroupBuyTermsInvalid, NotFound, field_error
+from pawhome.platform.errors import (
+    AppError,
+    GroupBuyRuleExists,
+    GroupBuyTermsInvalid,
+    NotFound,
+    field_error,
+)
 from pawhome.platform.fields import Id
 from pawhome.platform.pagination import MAX_LIMIT, PageQuery, page_result
 from pawhome.platform.resources import Resources
 from pawhome.promotions import home
+from settings import Settings
+
+log = logging.getLogger("pawhome.groupbuy")
 
 EXPIRE_TASK = "default.expire_group_buy"
 SWEEP_BATCH = 200
@@ -362,8 +373,10 @@ async def member_paid(session: AsyncSession, order: Order) -> None:
         await _tell(session, order.user_id, group, order.id, "group_buy_opened", "开团成功",
                     f"还差 {group.size - group.paid_count} 人成团，快分享给好友吧")
         return
-    if group.status != "open" or group.expires_at is None or group.expires_at <= now:
-        # Paid after the group closed: never a member beyond its time or size.
+    if group.status != "open" or group.expires_at is None or group.expires_at <= now \
+            or group.paid_count >= group.size:
+        # Paid after the group closed: never a member beyond its time or size (seats are
+        # taken at placement, so a full group here would be a bug: refunded all the same).
         order_states.transition(session, order, "wait_for_group", actor_type="system",
                                 actor_id=None, reason=f"group {group.id} is {group.status}")
         await refund_member(session, group, member, order, "拼团已结束，自动退款")
@@ -461,15 +474,25 @@ async def expire_group(resources: Resources, group_id: int) -> dict[str, int]:
                                                if_unpaid=True)
             done["cancelled"] += result is not None
             continue
-        async with resources.db.session() as session, session.begin():
-            order = await orders.lock_order(session, order_id)
-            group = await lock_group(session, group_id)
-            member = await member_of_order(session, order_id, lock=True)
-            assert group is not None and member is not None
-            if member.status == "paid" and order.status == "paid_waiting_group":
-                await refund_member(session, group, member, order, "拼团未成功，自动退款")
-                done["refunded"] += 1
+        try:
+            done["refunded"] += await _refund_after_expiry(resources, group_id, order_id)
+        except AppError:  # one member's refund refused: the others still go; the sweep retries
+            log.exception("group %s: refunding order %s failed", group_id, order_id)
+            done["failed"] = done.get("failed", 0) + 1
     return done
+
+
+async def _refund_after_expiry(resources: Resources, group_id: int, order_id: int) -> int:
+    """Refund one paid member of a closed group (1), or nothing if settled meanwhile (0)."""
+    async with resources.db.session() as session, session.begin():
+        order = await orders.lock_order(session, order_id)
+        group = await lock_group(session, group_id)
+        member = await member_of_order(session, order_id, lock=True)
+        assert group is not None and member is not None
+        if member.status != "paid" or order.status != "paid_waiting_group":
+            return 0
+        await refund_member(session, group, member, order, "拼团未成功，自动退款")
+        return 1
 
 
 async def expire_due(resources: Resources, limit: int = SWEEP_BATCH) -> int:
@@ -502,9 +525,15 @@ async def _people(session: AsyncSession, user_ids: set[int]) -> dict[int, dict[s
     return {int(r[0]): {"id": int(r[0]), "nickname": r[1], "avatar_url": r[2]} for r in rows}
 
 
-async def _views(session: AsyncSession, groups: list[GroupBuy],
-                 viewer_id: int | None) -> list[dict[str, Any]]:
+async def _views(session: AsyncSession, groups: list[GroupBuy], viewer_id: int | None,
+                 settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Groups as shown; with `settings`, each with its product's card (name, cover, price)."""
     ids = [g.id for g in groups]
+    products: dict[int, dict[str, Any]] = {}
+    if settings is not None and groups:
+        rows = list((await session.execute(select(Product).where(
+            Product.id.in_({g.product_id for g in groups})))).scalars())
+        products = {c["id"]: c for c in await cards(session, settings, rows)}
     members = list((await session.execute(
         select(GroupBuyMember).where(GroupBuyMember.group_id.in_(ids),
                                      GroupBuyMember.status.in_(LIVE_MEMBERS))
@@ -527,6 +556,7 @@ async def _views(session: AsyncSession, groups: list[GroupBuy],
                          "is_opener": m.is_opener, "paid": m.status == "paid"}
                         for m in mine if m.status == "paid"],
             "joined": viewer_id is not None and any(m.user_id == viewer_id for m in mine),
+            **({"product": products.get(group.product_id)} if settings is not None else {}),
         })
     return out
 
@@ -538,7 +568,7 @@ async def get_group(resources: Resources, viewer_id: int | None,
         group = await session.get(GroupBuy, group_id)
         if group is None or group.status == "opening":
             raise NotFound("No such group")
-        return (await _views(session, [group], viewer_id))[0]
+        return (await _views(session, [group], viewer_id, resources.settings))[0]
 
 
 async def groups_of_product(resources: Resources, viewer_id: int | None,
@@ -571,7 +601,8 @@ async def my_groups(resources: Resources, user_id: int, query: RuleListQuery) ->
                         ).scalars())
         groups = {g.id: g for g in (await session.execute(select(GroupBuy).where(
             GroupBuy.id.in_({m.group_id for m in members})))).scalars()} if members else {}
-        views = {v["id"]: v for v in await _views(session, list(groups.values()), user_id)}
+        views = {v["id"]: v for v in await _views(session, list(groups.values()), user_id,
+                                                  resources.settings)}
         return page_result([{"member_status": m.status, "order_id": m.order_id,
                              "quantity": m.quantity, "is_opener": m.is_opener,
                              "group": views[m.group_id]} for m in members], total, paging)
