@@ -38,6 +38,7 @@ from tests.mall_support import (
     put_in_cart,
     stock_of,
 )
+from tests.test_mall_refunds import settle
 
 
 async def kinds_told(resources, user_id: int) -> list[str]:
@@ -231,3 +232,24 @@ async def test_a_group_is_shared_in_a_dm_as_a_card_inviting_to_join(api, resourc
         "client_msg_id": uuid.uuid4().hex, "kind": "share",
         "card": {"kind": "group_buy", "id": 2**40}})
     missing.error(404)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_waiting_member_refunded_by_an_admin_frees_the_seat(
+        api, resources, wechatpay, celery_worker_process):
+    admin = await make_member(resources, "admin")
+    _, _, sku, _ = await group_shop(api, resources, size=3, stock=10)
+    _, _, group_id = await open_group(api, resources, wechatpay, sku)
+    _, waiting = await join_group(api, resources, wechatpay, sku, group_id)
+    ended = (await api.post(f"/v1/admin/orders/{waiting['id']}/cancel", token=admin.token,
+                            json={"reason": "用户申请取消"})).ok()
+    await settle(api, wechatpay, ended["refund"]["refund_no"])
+    assert await order_status(resources, waiting["id"]) == "refunded"
+    assert (await member_states(resources, group_id))[waiting["id"]] == "refunded"
+    page = (await api.get(f"/v1/group-buys/{group_id}")).ok()
+    assert (page["paid_count"], page["seats_left"]) == (1, 2)  # the seat is free again
+    await join_group(api, resources, wechatpay, sku, group_id)
+    page = (await api.get(f"/v1/group-buys/{group_id}")).ok()
+    assert (page["status"], page["paid_count"]) == ("open", 2)  # not filled by the refunded
+    assert await stock_of(resources, sku) == 10 - 2
+    await assert_stock_matches_ledger(resources, sku)

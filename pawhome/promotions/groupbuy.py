@@ -432,19 +432,28 @@ async def member_cancelled(session: AsyncSession, order: Order) -> None:
 
 
 async def member_refunded(session: AsyncSession, order: Order, whole: bool) -> None:
-    """An order refunded in full: its member, refunding (or paid, a filled group's member
-    refunded after-sale), is refunded and no longer counts to the buyer's limit. Caller
-    commits."""
+    """An order refunded in full: its member (refunding after the group closed, or paid: an
+    admin's refund of a waiting order, a filled group's after-sale) is refunded and no
+    longer counts to the buyer's limit. A member refunded while its group is still open
+    leaves it: the seat is free again, so the group fills only with members who paid and
+    kept their money in. Caller commits."""
     if not whole:
         return
     found = await member_of_order(session, order.id)
-    if found is None or found.status not in ("paid", "refunding"):
+    if found is None:
         return
+    group = await lock_group(session, found.group_id)
     member = await member_of_order(session, order.id, lock=True)
-    group = await session.get(GroupBuy, found.group_id)
     assert member is not None and group is not None
-    if member.status in MEMBER_TRANSITIONS["refunded"][0]:
-        move_member(session, group, member, "refunded")
+    if member.status not in MEMBER_TRANSITIONS["refunded"][0]:
+        return
+    leaves = member.status == "paid" and group.status == "open"
+    move_member(session, group, member, "refunded")
+    if leaves:
+        group.paid_count -= 1
+        group.seats_taken -= 1
+        group.updated_at = utcnow()
+        publish_progress(session, group, "member_left")
 
 
 # -- expiry ---------------------------------------------------------------------------------------
