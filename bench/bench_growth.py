@@ -127,22 +127,6 @@ def set_balances(server: rt.Server, admin_token: str, settings, buyers: list[int
                 {"delta": target - balance, "reason": "bench"}, key=f"{tag}-{buyer}")
 
 
-async def empty_growth_tables(settings) -> None:
-    from sqlalchemy import text
-
-    from pawhome.platform.db import Database
-
-    db = Database(settings)
-    try:
-        async with db.engine.connect() as conn:
-            await conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
-            for table in GROWTH_TABLES:
-                await conn.execute(text(f"TRUNCATE TABLE `{table}`"))
-            await conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
-    finally:
-        await db.close()
-
-
 async def seed_home(settings) -> int:
     """The demo home content (banners, a pop-up, slots), once."""
     from sqlalchemy import func, select
@@ -346,30 +330,6 @@ def checkout_round(gateway: rt.Server, bare: rt.Server, seeded: dict, tokens: di
     return out
 
 
-def home_case(server: rt.Server, path: str, tokens: list[str], config: dict, cores) -> dict:
-    server_core, client_core = cores
-    rt.clear_prefix(bm.PREFIX + "rl:*")
-    gw.load(server.url(path), tokens, config["home_warmup"], client_core)
-    stores0, cpu0, proc0 = bm.ws_load.store_counters({"stores": rt.STORES}), cm.cpu_times(), \
-        cm.process_cpu_seconds(server.pid)
-    started = time.monotonic()
-    figures = gw.load(server.url(path), tokens, config["home_seconds"], client_core)
-    elapsed = time.monotonic() - started
-    stores1, cpu1, proc1 = bm.ws_load.store_counters({"stores": rt.STORES}), cm.cpu_times(), \
-        cm.process_cpu_seconds(server.pid)
-    requests = max(1, figures["requests"])
-    core = f"cpu{server_core}" if server_core is not None else "cpu"
-    other = f"cpu{client_core}" if client_core is not None else "cpu"
-    return {**figures,
-            "sql_per_request": round((stores1[0] - stores0[0]) / requests, 2),
-            "redis_cmds_per_request": round((stores1[1] - stores0[1]) / requests, 2),
-            "server_cpu_percent": round(100 * (proc1 - proc0) / elapsed, 1),
-            "server_core_busy_percent": cm.percent(cpu0[core], cpu1[core]),
-            "load_core_busy_percent": cm.percent(cpu0[other], cpu1[other]),
-            "machine_busy_percent": cm.percent(cpu0["cpu"], cpu1["cpu"]),
-            "machine_busy_before_percent": 0.0}
-
-
 def home_phase(gateway: rt.Server, bare: rt.Server, tokens: list[str], config: dict,
                cores) -> dict:
     runs: dict[str, list] = {"gateway": [], "bare": []}
@@ -377,7 +337,9 @@ def home_phase(gateway: rt.Server, bare: rt.Server, tokens: list[str], config: d
         for label, server, path, who in (
                 ("gateway", gateway, "/v1/home/mall", tokens),
                 ("bare", bare, "/bare/products/cached/home", [])):
-            figures = home_case(server, path, who, config, cores)
+            figures = bm.run_list_case(server, path, {
+                "list_warmup": config["home_warmup"], "list_seconds": config["home_seconds"]},
+                cores, who)
             runs[label].append(figures)
             print(f"  round {round_no + 1} home {label:7} {figures['rps']:>8.1f} req/s  p50 "
                   f"{figures['p50_ms']:.2f} ms  p99 {figures['p99_ms']:.2f} ms  SQL/req "
@@ -528,7 +490,7 @@ def main() -> None:
     samples: dict = {}
     try:
         asyncio.run(bm.empty_run_tables(settings))
-        asyncio.run(empty_growth_tables(settings))
+        asyncio.run(bm.empty_run_tables(settings, GROWTH_TABLES))
         seeded = asyncio.run(bm.seed_catalogue(settings, config["products"]))
         home_rows = asyncio.run(seed_home(settings))
         admin_id = asyncio.run(admin_user(settings))

@@ -343,7 +343,7 @@ async def seed_catalogue(settings, count: int) -> dict:
             "seconds": round(time.monotonic() - started, 1)}
 
 
-async def empty_run_tables(settings) -> None:
+async def empty_run_tables(settings, tables: tuple[str, ...] = RUN_TABLES) -> None:
     from sqlalchemy import text
 
     from pawhome.platform.db import Database
@@ -352,7 +352,7 @@ async def empty_run_tables(settings) -> None:
     try:
         async with db.engine.connect() as conn:
             await conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
-            for table in RUN_TABLES:
+            for table in tables:
                 await conn.execute(text(f"TRUNCATE TABLE `{table}`"))
             await conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
     finally:
@@ -483,16 +483,19 @@ def check_lists(cached_gw: rt.Server, db_gw: rt.Server, bare: rt.Server, paths: 
     return checks
 
 
-def run_list_case(server: rt.Server, path: str, config: dict, cores) -> dict:
-    """One measured load_driver run (after a warm-up): 64 anonymous keep-alive connections."""
+def run_list_case(server: rt.Server, path: str, config: dict, cores,
+                  tokens: list[str] | None = None) -> dict:
+    """One measured load_driver run (after a warm-up): 64 keep-alive connections, anonymous
+    or signed in with `tokens` (taken in turn)."""
     server_core, client_core = cores
+    tokens = tokens or []
     rt.clear_prefix(PREFIX + "rl:*")
-    gw.load(server.url(path), [], config["list_warmup"], client_core)
+    gw.load(server.url(path), tokens, config["list_warmup"], client_core)
     busy_before = rt.machine_busy_percent(0.5)
     stores0, cpu0, proc0 = ws_load.store_counters({"stores": rt.STORES}), cm.cpu_times(), \
         cm.process_cpu_seconds(server.pid)
     started = time.monotonic()
-    figures = gw.load(server.url(path), [], config["list_seconds"], client_core)
+    figures = gw.load(server.url(path), tokens, config["list_seconds"], client_core)
     elapsed = time.monotonic() - started
     stores1, cpu1, proc1 = ws_load.store_counters({"stores": rt.STORES}), cm.cpu_times(), \
         cm.process_cpu_seconds(server.pid)

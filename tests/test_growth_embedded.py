@@ -11,7 +11,6 @@ import asyncio
 import datetime as dt
 import subprocess
 import sys
-import time
 import uuid
 
 import httpx
@@ -23,6 +22,7 @@ from models.groupbuy import GroupBuy
 from models.platform import OutboxMessage
 from pawhome.platform import codec
 from tests.test_embedded import ROOT, EmbeddedGateway, dev_login, embedded  # noqa: F401
+from tests.test_mall_catalogue_embedded import _until as until
 
 
 class Caller:
@@ -35,16 +35,6 @@ class Caller:
             "Authorization": f"Bearer {self.token}", "Idempotency-Key": uuid.uuid4().hex}, **kw)
         assert reply.status_code == status, (method, path, reply.status_code, reply.text)
         return reply.json()["data"]
-
-
-def until(check, what: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not within {timeout}s")
 
 
 def test_a_demo_buyer_uses_a_coupon_and_points_reviews_and_redeems_in_make_run(embedded):
