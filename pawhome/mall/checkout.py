@@ -10,7 +10,7 @@ the order's lines so a partial refund returns what was actually paid for them.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.mall import VIRTUAL_KINDS, Address, Merchant, Product, Sku
 from models.media import Media
 from pawhome.integrations.storage import storage_for
-from pawhome.mall import cart, delivery, order_hooks
+from pawhome.mall import cart, delivery
 from pawhome.media.uploads import jpeg_variant
 from pawhome.platform.errors import NotPurchasable, ValidationFailed, field_error
 from pawhome.platform.fields import Id
@@ -141,6 +141,30 @@ class Plan:
 
     def sku_ids(self) -> list[int]:
         return [line.sku_id for order in self.orders for line in order.lines]
+
+
+# -- checkout adjusters (the growth domains' part of the price: pawhome/mall/order_hooks.py) ---
+# Registered through order_hooks, run by plan_checkout after goods and delivery are priced,
+# in stage order, then in the order registered.
+STAGE_PRICE = 10   # the price itself changes (a group-buy price)
+STAGE_COUPON = 20  # coupons, on the goods after price changes
+STAGE_POINTS = 30  # points payment, on what is left to pay after every cash discount
+
+Adjuster = Callable[[AsyncSession, Settings, Plan, "CheckoutBody"], Awaitable[None]]
+_ADJUSTERS: list[tuple[int, int, Adjuster]] = []
+
+
+def register_adjuster(stage: int, adjuster: Adjuster) -> Adjuster:
+    """Add a checkout adjuster at `stage` (usable as a decorator; registering twice is a
+    no-op)."""
+    if all(existing is not adjuster for _, _, existing in _ADJUSTERS):
+        _ADJUSTERS.append((stage, len(_ADJUSTERS), adjuster))
+        _ADJUSTERS.sort(key=lambda entry: (entry[0], entry[1]))
+    return adjuster
+
+
+def adjusters() -> list[Adjuster]:
+    return [adjuster for _, _, adjuster in _ADJUSTERS]
 
 
 def allocate(amount: int, weights: Sequence[int]) -> list[int]:
@@ -277,7 +301,7 @@ async def plan_checkout(session: AsyncSession, settings: Settings, user_id: int,
         order.payable = _payable(order)
     plan = Plan(user_id=user_id, from_cart=from_cart, orders=list(by_merchant.values()),
                 problems=problems, stock_problems=stock_problems)
-    for adjuster in order_hooks.adjusters():
+    for adjuster in adjusters():
         await adjuster(session, settings, plan, body)
     for order in plan.orders:
         order.payable = _payable(order)

@@ -22,37 +22,20 @@ Stages run in this order; within a stage, in the order the adjusters were regist
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.mall import Order, RefundRequest
+from pawhome.mall import checkout
+from pawhome.mall.checkout import CheckoutBody, Plan, PlannedOrder
 from pawhome.platform.hooks import Hook
-from settings import Settings
 
-if TYPE_CHECKING:
-    from pawhome.mall.checkout import CheckoutBody, Plan, PlannedOrder
-
-STAGE_PRICE = 10   # the price itself changes (a group-buy price)
-STAGE_COUPON = 20  # coupons, on the goods after price changes
-STAGE_POINTS = 30  # points payment, on what is left to pay after every cash discount
-
-Adjuster = Callable[[AsyncSession, Settings, "Plan", "CheckoutBody"], Awaitable[None]]
-_ADJUSTERS: list[tuple[int, int, Adjuster]] = []
-
-
-def register_adjuster(stage: int, adjuster: Adjuster) -> Adjuster:
-    """Add a checkout adjuster at `stage` (usable as a decorator; registering twice is a
-    no-op)."""
-    if all(existing is not adjuster for _, _, existing in _ADJUSTERS):
-        _ADJUSTERS.append((stage, len(_ADJUSTERS), adjuster))
-        _ADJUSTERS.sort(key=lambda entry: (entry[0], entry[1]))
-    return adjuster
-
-
-def adjusters() -> list[Adjuster]:
-    return [adjuster for _, _, adjuster in _ADJUSTERS]
+# The adjusters' registry lives beside the checkout that runs them (the mall's checkout
+# imports nothing of this module); the growth domains register through these names.
+STAGE_PRICE, STAGE_COUPON, STAGE_POINTS = checkout.STAGE_PRICE, checkout.STAGE_COUPON, \
+    checkout.STAGE_POINTS
+Adjuster = checkout.Adjuster
+register_adjuster = checkout.register_adjuster
+adjusters = checkout.adjusters
 
 
 # An order was written, its stock taken, in the checkout's transaction: take what the
