@@ -12,13 +12,13 @@ import datetime as dt
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from wechatpayv3 import WeChatPay, WeChatPayType
 
 from models.base import utcnow
 from models.payments import Payment
 from pawhome.payments import jobs, payables, payments
-from pawhome.platform.errors import PaymentAlreadyPaid, PaymentClosed, ValidationFailed
+from pawhome.platform.errors import Conflict, PaymentAlreadyPaid, PaymentClosed, ValidationFailed
 from tests import payments_support as support
 from tests.fakes.wechatpay import (
     APIV3_KEY,
@@ -142,6 +142,21 @@ async def test_paying_is_refused_without_openid_when_paid_or_closed(resources, w
             resources, payable_type=support.PAYABLE, payable_id=support.new_payable_id(),
             user_id=closed["payer"].user_id, out_trade_no=support.new_trade_no(), amount=100,
             description="过期", time_expire=utcnow() - dt.timedelta(seconds=1))
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_another_payables_number_is_a_conflict_and_writes_nothing(resources, wechatpay):
+    first = await prepaid(resources)
+    other = support.new_payable_id()
+    with pytest.raises(Conflict) as caught:
+        await support.prepare(resources, first["payer"], payable_id=other,
+                              out_trade_no=first["out_trade_no"])
+    assert caught.value.errors == [{"field": "out_trade_no",
+                                    "message": "already used by another payment"}]
+    async with resources.db.session() as session:
+        assert (await session.execute(select(func.count(Payment.id)).where(
+            Payment.payable_id == other))).scalar_one() == 0
+    assert len(wechatpay.requests_to("/v3/pay/transactions/jsapi")) == 1
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -340,7 +340,8 @@ async def _plan_delivery(session: AsyncSession, order: PlannedOrder, address: Ad
     try:
         quote = await delivery.quote(session, order.merchant_id, fulfilment=fulfilment,
                                      address=address, pickup_point_id=pickup_point_id,
-                                     window=window, goods_amount=order.goods_amount)
+                                     window=window, goods_amount=order.goods_amount,
+                                     offered=order.options)
     except ValidationFailed as refused:
         for error in refused.errors or [field_error("fulfilment", refused.message)]:
             order.problems.append(field_error(

@@ -708,14 +708,18 @@ def _refuse(name: str, message: str) -> ValidationFailed:
 
 async def quote(session: AsyncSession, merchant_id: int, *, fulfilment: str,
                 address: Address | None, pickup_point_id: int | None, window: str | None,
-                goods_amount: int) -> DeliveryQuote:
+                goods_amount: int, offered: list[DeliveryOption] | None = None
+                ) -> DeliveryQuote:
     """The delivery of one merchant's order as asked, priced; ValidationFailed naming the
     field at fault (fulfilment, address_id, pickup_point_id or delivery_window) with the
-    reason when the merchant cannot deliver it so. Caller commits."""
+    reason when the merchant cannot deliver it so. `offered`: what options_for returned
+    for the same merchant, address and amount in this transaction (not read again).
+    Caller commits."""
     if fulfilment not in FULFILMENTS:
         raise _refuse("fulfilment", f"unknown fulfilment {fulfilment!r}")
-    options = {o.fulfilment: o for o in await options_for(session, merchant_id, address,
-                                                          goods_amount)}
+    if offered is None:
+        offered = await options_for(session, merchant_id, address, goods_amount)
+    options = {o.fulfilment: o for o in offered}
     option = options.get(fulfilment)
     if option is None:
         names = {"express": "express delivery", "local": "local delivery",

@@ -115,6 +115,11 @@ async def _open_payment(session: AsyncSession, *, payable_type: str, payable_id:
             field_error("openid", "log in with WeChat (wx.login) before paying")])
     payment = await lock_payment_of(session, payable_type, payable_id)
     if payment is None:
+        taken = (await session.execute(select(Payment.id).where(
+            Payment.out_trade_no == out_trade_no))).scalar_one_or_none()
+        if taken is not None:  # another payable's number: a clear refusal, not a key clash
+            raise Conflict("This payment number belongs to another payment", errors=[
+                field_error("out_trade_no", "already used by another payment")])
         payment = Payment(out_trade_no=out_trade_no, payable_type=payable_type,
                           payable_id=payable_id, user_id=user_id, channel=channel,
                           amount=amount, description=description[:DESCRIPTION_CHARS],
