@@ -24,7 +24,7 @@ Kind = Literal["banner", "popup"]
 
 class MallHomeHandler(ApiHandler):
     @endpoint(auth=False, viewer=True, tags=TAGS,
-              read_ahead=lambda h: home.home_reads(h.r),
+              read_ahead=lambda h: home.home_reads(h.r, h.viewer_id),
               summary="The mall home for this viewer: live banners, the pop-ups to show "
                       "(display rules applied), product slots and products for you")
     async def get(self) -> None:

@@ -34,7 +34,7 @@ from pawhome.platform.cache import UNAVAILABLE_ERRORS
 from pawhome.platform.errors import NotFound, ValidationFailed, field_error
 from pawhome.platform.fields import CONTROL_CHARACTERS
 from pawhome.platform.resources import Resources
-from pawhome.recommend.products import recommended_products
+from pawhome.recommend.products import cards_key, recommended_products
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LinkType = Literal["none", "product", "category", "page", "url"]
@@ -160,9 +160,11 @@ def home_key(resources: Resources) -> str:
     return resources.cache.key("home", "mall")
 
 
-def home_reads(resources: Resources) -> list[str]:
-    """The Redis keys the home reads (read ahead by the gateway's admission call)."""
-    return [catalogue_cache.list_generation_key(resources.cache), home_key(resources)]
+def home_reads(resources: Resources, viewer_id: int | None = None) -> list[str]:
+    """The Redis keys the home reads (read ahead by the gateway's admission call): the list
+    generation, the shared part and the viewer's cached `for_you` cards."""
+    return [catalogue_cache.list_generation_key(resources.cache), home_key(resources),
+            cards_key(resources.cache, viewer_id, resources.settings.home_slot_size)]
 
 
 def _live(model: type[HomeBanner] | type[HomePopup], until: dt.datetime) -> list[Any]:
@@ -210,7 +212,7 @@ async def _build_shared(resources: Resources) -> dict[str, Any]:
 
 async def shared_home(resources: Resources, known: dict[str, Any] | None = None) -> dict[str, Any]:
     """The part of the home every viewer shares, from the cache when it is current."""
-    gen_key, key = home_reads(resources)
+    gen_key, key, _ = home_reads(resources)
     generation, payload = await catalogue_cache.read(resources.cache, gen_key, key, known)
     if payload is not None:
         found: dict[str, Any] = codec.loads(payload)
@@ -306,7 +308,7 @@ async def mall_home(resources: Resources, viewer_id: int | None,
     banners = [b for b in shared["banners"] if _in_window(b, now)]
     popups = [p for p in shared["popups"] if _in_window(p, now)]
     for_you = await recommended_products(resources, viewer_id,
-                                         resources.settings.home_slot_size)
+                                         resources.settings.home_slot_size, known)
     return {"banners": banners, "popups": await _popups_for(resources, viewer_id, popups),
             "slots": shared["slots"], "for_you": for_you}
 

@@ -147,20 +147,20 @@ def cards_key(cache: Cache, user_id: int | None, limit: int) -> str:
     return cache.key("recommend", "cards", int(user_id or 0), int(limit))
 
 
-async def recommended_products(resources: Resources, user_id: int | None,
-                               limit: int) -> list[dict[str, Any]]:
+async def recommended_products(resources: Resources, user_id: int | None, limit: int,
+                               known: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Up to `limit` products on sale for this user, as the product list's cards (what
     GET /v1/products/recommended and the mall home's `for_you` section show).
 
     The cards are cached per user for as long as the ranking, under the catalogue's list
     generation (pawhome/mall/catalogue_cache.py): a product put off sale, deleted or
     changed bumps it, so what is no longer on sale leaves at once; a warm request is one
-    MGET."""
+    MGET, or none with `known` (the keys the gateway read ahead, the mall home's)."""
     limit = max(1, min(int(limit), MAX_RECOMMENDED))
     cache = resources.cache
     key = cards_key(cache, user_id, limit)
     generation, payload = await catalogue_cache.read(
-        cache, catalogue_cache.list_generation_key(cache), key)
+        cache, catalogue_cache.list_generation_key(cache), key, known)
     if payload is not None:
         return cast(list[dict[str, Any]], codec.loads(payload))
     ids = await _ranking(resources, user_id)
