@@ -320,6 +320,7 @@ class Settings(BaseSettings):
     points_expire_lookback_days: int = 3  # earnings lapsed this recently are looked at
 
     # --- home slots (pawhome/promotions/home.py, docs/promotions.md "Home slots") ---------
+    booking_reminder_sweep_seconds: float = 60.0  # beat interval of the due-reminder job
     home_mall_cache_seconds: int = 3600  # seed 004: the shared home 1 h (dropped on change)
     home_slot_size: int = 10  # products per slot (recommended, hot, group-buy, for you)
     home_new_user_days: int = 7  # a "new users only" pop-up: accounts younger than this

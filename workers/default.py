@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
+from pawhome.booking import reminders
 from pawhome.community import feed_cache, feeds
 from pawhome.community.counters import reconcile_all
 from pawhome.mall import orders, product_favorites, products
@@ -186,6 +187,13 @@ def sweep_group_buys() -> int:
     """Beat: groups past their time whose task was lost, and closed groups with members
     still to settle. Returns how many groups were settled."""
     return runtime.run(groupbuy.expire_due(runtime.resources()))
+
+
+@shared_task(name="default.send_booking_reminders", **PERIODIC)
+def send_booking_reminders() -> int:
+    """Beat: booking reminders that are due (late ones too, after an outage), each sent once
+    as an `appointment` notification (pawhome/booking/reminders.py). Returns how many."""
+    return runtime.run(reminders.send_due(runtime.resources()))
 
 
 @shared_task(name="default.forget_products")

@@ -39,6 +39,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         # The net under each group's own expiry task (docs/promotions.md "Group-buy").
         "sweep-group-buys": {"task": "default.sweep_group_buys",
                              "schedule": settings.group_buy_sweep_seconds},
+        # Booking reminders that are due (docs/booking.md "Reminders").
+        "send-booking-reminders": {"task": "default.send_booking_reminders",
+                                   "schedule": settings.booking_reminder_sweep_seconds},
         "purge-abandoned-uploads": {"task": "media.purge_abandoned_uploads",
                                     "schedule": crontab(minute=37)},
         "expire-media-checks": {"task": "moderation.expire_media_checks",

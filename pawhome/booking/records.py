@@ -6,7 +6,8 @@ pet's history (GET /v1/pets/{id}/records), nobody else does. docs/booking.md ("S
 records").
 
 The details are checked against the appointment's kind (a grooming cannot carry a vaccine).
-A vaccine's `next_due_on` is kept in its own indexed column: the due-date reminder reads it.
+A vaccine's `next_due_on` is kept in its own column and schedules, in the same transaction,
+the reminder of the next dose (pawhome/booking/reminders.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.booking import Appointment
 from models.booking_records import ServiceRecord
 from models.community import Pet
+from pawhome.booking import reminders
 from pawhome.mall.product_rendering import image_view, media_by_id
 from pawhome.media.uploads import require_ready
 from pawhome.platform.db import run_transaction
@@ -141,6 +143,11 @@ async def write_record(resources: Resources, caller_id: int, caller_role: str,
             next_due_on=getattr(body.details, "next_due_on", None))
         session.add(record)
         await session.flush()
+        if isinstance(body.details, VaccineDetails) and body.details.next_due_on is not None:
+            await reminders.schedule_vaccine_due(
+                session, record_id=record.id, user_id=appointment.user_id,
+                pet_id=appointment.pet_id, vaccine_name=body.details.vaccine_name,
+                next_due_on=body.details.next_due_on)
         return record
 
     # The appointment row lock orders two writers; the unique key settles a race past it.
