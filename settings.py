@@ -307,6 +307,13 @@ class Settings(BaseSettings):
     group_buy_sweep_seconds: float = 60.0  # beat: group-buys past their time to fill
     order_max_lines: int = 50  # lines in one checkout
 
+    # --- booking (pawhome/booking/, docs/booking.md) ------------------------------------
+    booking_hold_seconds: int = 300  # a held slot is kept this long for its confirmation
+    booking_no_show_grace_minutes: int = 15  # no_show may be marked this long after the start
+    booking_sweep_seconds: float = 60.0  # beat: expired holds release their units and nights
+    booking_catalogue_cache_seconds: int = 300  # service lists, provider pages (dropped on change)
+    booking_slots_cache_seconds: int = 60  # a staff-day's free starts (dropped on change)
+
     # --- points (pawhome/points/, docs/points.md) -------------------------------------------
     # The rules themselves (earning, caps, the payment rule, expiry) are data admins edit
     # (PUT /v1/admin/points/rules); these are the mechanics around them.

@@ -18,7 +18,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
-from pawhome.booking import reminders
+from pawhome.booking import holds, reminders
 from pawhome.community import feed_cache, feeds
 from pawhome.community.counters import reconcile_all
 from pawhome.mall import orders, product_favorites, products
@@ -194,6 +194,13 @@ def send_booking_reminders() -> int:
     """Beat: booking reminders that are due (late ones too, after an outage), each sent once
     as an `appointment` notification (pawhome/booking/reminders.py). Returns how many."""
     return runtime.run(reminders.send_due(runtime.resources()))
+
+
+@shared_task(name="default.release_expired_holds", **PERIODIC)
+def release_expired_holds() -> int:
+    """Beat: booking holds past their expiry release their slot units and boarding nights
+    (a colliding hold also reclaims them in its own transaction). Returns how many."""
+    return runtime.run(holds.release_expired_holds(runtime.resources()))
 
 
 @shared_task(name="default.forget_products")

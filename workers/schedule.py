@@ -42,6 +42,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         # Booking reminders that are due (docs/booking.md "Reminders").
         "send-booking-reminders": {"task": "default.send_booking_reminders",
                                    "schedule": settings.booking_reminder_sweep_seconds},
+        # Booking holds past their time free their slots (docs/booking.md).
+        "release-expired-holds": {"task": "default.release_expired_holds",
+                                  "schedule": settings.booking_sweep_seconds},
         "purge-abandoned-uploads": {"task": "media.purge_abandoned_uploads",
                                     "schedule": crontab(minute=37)},
         "expire-media-checks": {"task": "moderation.expire_media_checks",

@@ -1,0 +1,269 @@
+"""Appointments: a hold confirmed into an appointment, the user's lists and detail (with the
+timeline), cancellation, and the provider's lists and actions on its own. Every status
+change goes through pawhome/booking/appointment_states.py. docs/booking.md.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.base import utcnow
+from models.booking import (
+    Appointment,
+    AppointmentEvent,
+    AppointmentHold,
+    Provider,
+    Service,
+    SlotUnit,
+)
+from pawhome.booking import appointment_states, booking_cache, holds, slots
+from pawhome.platform import topics
+from pawhome.platform.errors import (
+    AppointmentStateConflict,
+    BookingInvalid,
+    CancellationClosed,
+    HoldExpired,
+    NotFound,
+    field_error,
+)
+from pawhome.platform.fields import Id
+from pawhome.platform.pagination import MAX_LIMIT, page_result
+from pawhome.platform.resources import Resources
+
+
+class ConfirmBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hold_id: Id
+    remark: str = Field("", max_length=255)
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("", max_length=255)
+
+
+class ProviderActionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["confirm", "check_in", "complete", "cancel", "no_show"]
+    reason: str = Field("", max_length=255, description="required to cancel")
+
+
+class MyAppointmentsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    when: Literal["upcoming", "past", "all"] = "upcoming"
+    pet_id: Id | None = None
+    page: int = Field(1, ge=1, le=100_000)
+    limit: int = Field(10, ge=1, le=MAX_LIMIT)
+
+
+class ProviderAppointmentsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    status: Literal["pending_confirmation", "confirmed", "checked_in", "completed",
+                    "cancelled", "no_show"] | None = None
+    date: dt.date | None = Field(None, description="an Asia/Shanghai day")
+    page: int = Field(1, ge=1, le=100_000)
+    limit: int = Field(20, ge=1, le=MAX_LIMIT)
+
+
+def appointment_view(a: Appointment) -> dict[str, Any]:
+    return {"id": a.id, "user_id": a.user_id, "provider_id": a.provider_id,
+            "service_id": a.service_id, "staff_id": a.staff_id, "pet_id": a.pet_id,
+            "kind": a.kind, "start": slots.iso_local(a.start_at),
+            "end": slots.iso_local(a.end_at), "price": a.price, "remark": a.remark,
+            "status": a.status, "cancel_deadline": slots.iso_local(a.cancel_deadline_at),
+            "created_at": slots.iso_local(a.created_at)}
+
+
+def _event_view(e: AppointmentEvent) -> dict[str, Any]:
+    return {"action": e.action, "from": e.from_status, "to": e.to_status,
+            "actor_type": e.actor_type, "actor_id": e.actor_id, "reason": e.reason,
+            "at": slots.iso_local(e.created_at)}
+
+
+def _resource(hold: AppointmentHold) -> str:
+    return f"s{hold.staff_id}" if hold.staff_id else f"p{hold.provider_id}"
+
+
+async def confirm(resources: Resources, user_id: int, body: ConfirmBody) -> dict[str, Any]:
+    """Turn the caller's live hold into an appointment (confirmed, or pending the provider's
+    confirmation). Someone else's hold → 404; an expired or released one → 409. A hold
+    confirmed already answers with its appointment."""
+    async with resources.db.session() as session, session.begin():
+        hold = (await session.execute(select(AppointmentHold).where(
+            AppointmentHold.id == body.hold_id).with_for_update())).scalar_one_or_none()
+        if hold is None or hold.user_id != user_id:
+            raise NotFound("No such hold")
+        if hold.status == "confirmed" and hold.appointment_id is not None:
+            done = await session.get(Appointment, hold.appointment_id)
+            assert done is not None
+            return appointment_view(done)
+        now = utcnow()
+        if hold.status != "held" or hold.expires_at <= now:
+            raise HoldExpired(errors=[field_error("hold_id", hold.status)])
+        service = await session.get(Service, hold.service_id)
+        provider = await session.get(Provider, hold.provider_id)
+        assert service is not None and provider is not None
+        if service.kind != "boarding":
+            expected = len(slots.unit_starts(hold.start_at, service.duration_minutes,
+                                             service.buffer_before, service.buffer_after))
+            kept: Any = await session.execute(update(SlotUnit).where(
+                SlotUnit.hold_id == hold.id, SlotUnit.expires_at > now).values(
+                expires_at=None))
+            if (kept.rowcount if isinstance(kept, CursorResult) else 0) != expected:
+                raise HoldExpired(errors=[field_error("hold_id", "expired")])
+        appointment = Appointment(
+            user_id=user_id, provider_id=hold.provider_id, owner_id=provider.owner_id,
+            service_id=service.id, staff_id=hold.staff_id, pet_id=hold.pet_id,
+            hold_id=hold.id, kind=service.kind, start_at=hold.start_at, end_at=hold.end_at,
+            price=service.price, remark=body.remark,
+            status="pending_confirmation" if service.needs_confirmation else "confirmed",
+            cancel_deadline_at=hold.start_at - dt.timedelta(
+                hours=service.cancel_deadline_hours),
+            created_at=now, updated_at=now)
+        session.add(appointment)
+        await session.flush()
+        hold.status = "confirmed"
+        hold.appointment_id = appointment.id
+        appointment_states.record_booked(session, appointment, user_id)
+        view = appointment_view(appointment)
+    return view
+
+
+async def _locked(session: AsyncSession, appointment_id: int) -> Appointment | None:
+    return (await session.execute(select(Appointment).where(
+        Appointment.id == appointment_id).with_for_update())).scalar_one_or_none()
+
+
+async def _free(session: AsyncSession, appointment: Appointment) -> str:
+    hold = (await session.execute(select(AppointmentHold).where(
+        AppointmentHold.id == appointment.hold_id).with_for_update())).scalar_one()
+    await holds.free_time(session, hold)
+    hold.status = "released"
+    return _resource(hold)
+
+
+async def cancel_by_user(resources: Resources, user_id: int, appointment_id: int,
+                         body: CancelBody) -> dict[str, Any]:
+    """The user cancels before the service's cancellation deadline; the time is freed."""
+    async with resources.db.session() as session, session.begin():
+        appointment = await _locked(session, appointment_id)
+        if appointment is None or appointment.user_id != user_id:
+            raise NotFound("No such appointment")
+        appointment_states.check(appointment, "cancel")
+        if utcnow() >= appointment.cancel_deadline_at:
+            raise CancellationClosed(errors=[field_error(
+                "status", f"the deadline was {slots.iso_local(appointment.cancel_deadline_at)}")])
+        appointment_states.transition(session, appointment, "cancel", actor_type="user",
+                                      actor_id=user_id, reason=body.reason)
+        resource = await _free(session, appointment)
+        view = appointment_view(appointment)
+    await booking_cache.forget(resources.cache, resources=[resource])
+    return view
+
+
+async def provider_action(resources: Resources, user_id: int, role: str, appointment_id: int,
+                          body: ProviderActionBody) -> dict[str, Any]:
+    """The provider (its owner, or an admin) moves its appointment on: confirm, check in,
+    complete, cancel (with a reason), no-show (after the start and the grace)."""
+    resource = None
+    async with resources.db.session() as session, session.begin():
+        appointment = await _locked(session, appointment_id)
+        if appointment is None or (role != "admin" and appointment.owner_id != user_id):
+            raise NotFound("No such appointment")
+        appointment_states.check(appointment, body.action)
+        if body.action == "cancel" and not body.reason.strip():
+            raise BookingInvalid(errors=[field_error("reason", "required to cancel")])
+        if body.action == "no_show":
+            grace = dt.timedelta(minutes=resources.settings.booking_no_show_grace_minutes)
+            if utcnow() < appointment.start_at + grace:
+                raise AppointmentStateConflict(
+                    "No-show can be marked only after the start and the grace period",
+                    errors=[field_error("action", "too early")])
+        actor: appointment_states.ActorType = \
+            "admin" if role == "admin" and appointment.owner_id != user_id else "provider"
+        appointment_states.transition(session, appointment, body.action, actor_type=actor,
+                                      actor_id=user_id, reason=body.reason)
+        if body.action in appointment_states.FREES_TIME:
+            resource = await _free(session, appointment)
+        view = appointment_view(appointment)
+    if resource:
+        await booking_cache.forget(resources.cache, resources=[resource])
+    return view
+
+
+async def my_appointments(resources: Resources, user_id: int,
+                          query: MyAppointmentsQuery) -> dict[str, Any]:
+    now = utcnow()
+    conditions: list[Any] = [Appointment.user_id == user_id]
+    order: Any = Appointment.start_at
+    if query.when == "upcoming":
+        conditions += [Appointment.end_at > now,
+                       Appointment.status.in_(appointment_states.LIVE)]
+    elif query.when == "past":
+        conditions.append((Appointment.end_at <= now) | Appointment.status.not_in(
+            appointment_states.LIVE))
+        order = Appointment.start_at.desc()
+    if query.pet_id is not None:
+        conditions.append(Appointment.pet_id == query.pet_id)
+    async with resources.db.session() as session:
+        total = (await session.execute(select(func.count()).select_from(Appointment)
+                                       .where(*conditions))).scalar_one()
+        rows = (await session.execute(select(Appointment).where(*conditions).order_by(
+            order, Appointment.id).offset((query.page - 1) * query.limit).limit(query.limit)
+        )).scalars().all()
+    return page_result([appointment_view(a) for a in rows], total, query)  # type: ignore[arg-type]
+
+
+async def get_appointment(resources: Resources, user_id: int, role: str,
+                          appointment_id: int) -> dict[str, Any]:
+    """An appointment with its timeline, for its user, its provider's owner or an admin."""
+    async with resources.db.session() as session:
+        appointment = await session.get(Appointment, appointment_id)
+        if appointment is None or (role != "admin" and user_id not in (
+                appointment.user_id, appointment.owner_id)):
+            raise NotFound("No such appointment")
+        timeline = (await session.execute(select(AppointmentEvent).where(
+            AppointmentEvent.appointment_id == appointment_id).order_by(
+            AppointmentEvent.id))).scalars().all()
+        return {**appointment_view(appointment), "timeline": [_event_view(e) for e in timeline]}
+
+
+async def provider_appointments(resources: Resources, user_id: int, role: str,
+                                provider_id: int,
+                                query: ProviderAppointmentsQuery) -> dict[str, Any]:
+    """A provider's appointments (its owner or an admin), by start."""
+    conditions: list[Any] = [Appointment.provider_id == provider_id]
+    if query.status:
+        conditions.append(Appointment.status == query.status)
+    if query.date:
+        midnight = slots.local_midnight_utc(query.date)
+        conditions += [Appointment.start_at >= midnight,
+                       Appointment.start_at < midnight + dt.timedelta(days=1)]
+    async with resources.db.session() as session:
+        provider = await session.get(Provider, provider_id)
+        if provider is None or (role != "admin" and provider.owner_id != user_id):
+            raise NotFound("No such provider")
+        total = (await session.execute(select(func.count()).select_from(Appointment)
+                                       .where(*conditions))).scalar_one()
+        rows = (await session.execute(select(Appointment).where(*conditions).order_by(
+            Appointment.start_at, Appointment.id).offset((query.page - 1) * query.limit)
+            .limit(query.limit))).scalars().all()
+    return page_result([appointment_view(a) for a in rows], total, query)  # type: ignore[arg-type]
+
+
+async def _may_watch_appointment(resources: Resources, user_id: int, topic_id: str) -> bool:
+    """"appointment:<id>" is watched by its user and its provider's owner."""
+    if not topic_id.isdigit() or len(topic_id) > 18:
+        raise NotFound("Unknown topic")
+    async with resources.db.session() as session:
+        appointment = await session.get(Appointment, int(topic_id))
+    if appointment is None or user_id not in (appointment.user_id, appointment.owner_id):
+        raise NotFound("No such appointment")
+    return True
+
+
+topics.register_topic_kind("appointment", _may_watch_appointment)

@@ -1,0 +1,188 @@
+"""What can be booked: a service's free start times per staff member and for "any staff"
+(GET /v1/services/{id}/slots), a boarding service's rooms left per night, a provider's next
+day with a free slot. Gathers the inputs of the pure computation (pawhome/booking/slots.py):
+the schedule, the occupied units of live holds and appointments. A resource-day's free
+starts are cached under the resource's generation, bumped by every hold, booking and
+schedule change; the notice and horizon are applied on every read (they move with the
+clock). docs/booking.md ("Slots").
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.base import utcnow
+from models.booking import BoardingNight, Provider, Service, SlotUnit, Staff, StaffService
+from pawhome.booking import booking_cache, schedules, slots
+from pawhome.platform import codec
+from pawhome.platform.errors import BookingInvalid, NotFound, field_error
+from pawhome.platform.resources import Resources
+
+MAX_DAYS = 14  # one slots request covers at most this many days
+NEXT_DAY_SCAN = 14  # a provider's next available day is looked for this far ahead
+
+
+class SlotsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    date: dt.date | None = Field(None, description="one Asia/Shanghai day, or")
+    from_: dt.date | None = Field(None, alias="from", description="first day")
+    to: dt.date | None = Field(None, description="last day (at most 14 days)")
+
+
+    def days(self) -> list[dt.date]:
+        if self.date is not None:
+            if self.from_ is not None or self.to is not None:
+                raise BookingInvalid(errors=[field_error("date", "give date, or from and to")])
+            return [self.date]
+        if self.from_ is None or self.to is None:
+            raise BookingInvalid(errors=[field_error("date", "give date, or from and to")])
+        if not self.from_ <= self.to <= self.from_ + dt.timedelta(days=MAX_DAYS - 1):
+            raise BookingInvalid(errors=[field_error("to", f"1 to {MAX_DAYS} days from from")])
+        return [self.from_ + dt.timedelta(days=i) for i in range((self.to - self.from_).days + 1)]
+
+
+def resource_of(service: Service, staff_id: int | None) -> str:
+    """The slot-unit resource a booking of `service` occupies."""
+    return f"s{staff_id}" if service.uses_staff else f"p{service.provider_id}"
+
+
+async def live_service(session: AsyncSession, service_id: int) -> tuple[Service, Provider]:
+    """An active service of an active provider; NotFound otherwise."""
+    service = await session.get(Service, service_id)
+    provider = await session.get(Provider, service.provider_id) if service else None
+    if service is None or provider is None or service.status != "active" \
+            or provider.status != "active":
+        raise NotFound("No such service")
+    return service, provider
+
+
+async def performers(session: AsyncSession, service: Service) -> list[Staff]:
+    """The active staff members performing a staff service."""
+    return list((await session.execute(select(Staff).join(
+        StaffService, StaffService.staff_id == Staff.id).where(
+        StaffService.service_id == service.id, Staff.active.is_(True)).order_by(Staff.id)
+    )).scalars())
+
+
+async def busy_units(session: AsyncSession, resource: str, day: dt.date,
+                     now: dt.datetime) -> tuple[list[dt.datetime], dt.datetime | None]:
+    """The units of `resource` occupied around `day` (a day either side, for buffers), and
+    when the first of the live holds among them expires."""
+    midnight = slots.local_midnight_utc(day)
+    rows = (await session.execute(select(SlotUnit.unit_start, SlotUnit.expires_at).where(
+        SlotUnit.resource == resource,
+        SlotUnit.unit_start >= midnight - dt.timedelta(days=1),
+        SlotUnit.unit_start < midnight + dt.timedelta(days=2),
+        or_(SlotUnit.expires_at.is_(None), SlotUnit.expires_at > now)))).all()
+    expiries = [e for _, e in rows if e is not None]
+    return [u for u, _ in rows], min(expiries) if expiries else None
+
+
+async def _free_starts(resources: Resources, session: AsyncSession, service: Service,
+                       staff_id: int | None, day: dt.date,
+                       now: dt.datetime) -> list[dt.datetime]:
+    """A resource-day's free starts before notice and horizon, from the cache when its
+    generation is current."""
+    cache = resources.cache
+    resource = resource_of(service, staff_id)
+    value_key = booking_cache.slots_key(cache, resource, service.id, day)
+    generation, payload = await booking_cache.read(
+        cache, booking_cache.slots_generation_key(cache, resource), value_key)
+    if payload is not None:
+        return [dt.datetime.fromtimestamp(s, dt.UTC).replace(tzinfo=None)
+                for s in codec.loads(payload)]
+    windows = (await schedules.day_windows(session, service.provider_id,
+                                           staff_id if service.uses_staff else None,
+                                           [day]))[day]
+    units, first_expiry = await busy_units(session, resource, day, now)
+    starts = slots.free_starts(day, windows, slots.busy_from_units(units),
+                               duration=service.duration_minutes,
+                               buffer_before=service.buffer_before,
+                               buffer_after=service.buffer_after)
+    ttl = resources.settings.booking_slots_cache_seconds
+    if first_expiry is not None:  # an expiring hold frees its units: recompute by then
+        ttl = min(ttl, int((first_expiry - now).total_seconds()))
+    await booking_cache.fill(cache, value_key, generation, codec.dumps(
+        [int(s.replace(tzinfo=dt.UTC).timestamp()) for s in starts]), ttl)
+    return starts
+
+
+async def _boarding_nights(session: AsyncSession, service: Service,
+                           days: list[dt.date]) -> list[dict[str, Any]]:
+    rows = {n.night: n for n in (await session.execute(select(BoardingNight).where(
+        BoardingNight.service_id == service.id, BoardingNight.night.in_(days)))).scalars()}
+    out = []
+    for day in days:
+        row = rows.get(day)
+        capacity = row.capacity if row else service.capacity
+        out.append({"night": day.isoformat(), "capacity": capacity,
+                    "left": max(0, capacity - (row.booked if row else 0))})
+    return out
+
+
+async def service_slots(resources: Resources, service_id: int,
+                        query: SlotsQuery) -> dict[str, Any]:
+    """The free start times of a service on each asked day, per staff member and for any
+    staff (the union); a boarding service answers with rooms left per night instead."""
+    now = utcnow()
+    today = slots.local_day(now)
+    async with resources.db.session() as session:
+        service, _provider = await live_service(session, service_id)
+        days = query.days()
+        if service.kind == "boarding":
+            return {"service_id": service.id, "kind": service.kind,
+                    "nights": await _boarding_nights(session, service, days)}
+        staff = await performers(session, service) if service.uses_staff else []
+        people: list[tuple[int | None, str]] = [(s.id, s.name) for s in staff] \
+            if service.uses_staff else [(None, "")]
+        last_day = today + dt.timedelta(days=service.horizon_days)
+        out_days = []
+        for day in days:
+            per_staff = []
+            union: set[dt.datetime] = set()
+            for staff_id, name in people:
+                starts: list[dt.datetime] = []
+                if today <= day <= last_day:
+                    starts = slots.bookable(
+                        await _free_starts(resources, session, service, staff_id, day, now),
+                        now=now, min_notice_minutes=service.min_notice_minutes,
+                        horizon_days=service.horizon_days)
+                union.update(starts)
+                if staff_id is not None:
+                    per_staff.append({"staff_id": staff_id, "name": name,
+                                      "starts": [slots.iso_local(s) for s in starts]})
+            out_days.append({"date": day.isoformat(), "staff": per_staff,
+                             "any": [slots.iso_local(s) for s in sorted(union)]})
+        return {"service_id": service.id, "kind": service.kind,
+                "duration_minutes": service.duration_minutes, "days": out_days}
+
+
+async def next_available_day(resources: Resources, session: AsyncSession,
+                             services: list[Service]) -> str | None:
+    """The first Asia/Shanghai day (within two weeks) any of these slot services has a free
+    start; None if none has."""
+    now = utcnow()
+    today = slots.local_day(now)
+    staff_of = {s.id: (await performers(session, s) if s.uses_staff else [])
+                for s in services if s.kind != "boarding" and s.status == "active"}
+    for offset in range(NEXT_DAY_SCAN):
+        day = today + dt.timedelta(days=offset)
+        for service in services:
+            if service.id not in staff_of or offset > service.horizon_days:
+                continue
+            ids: list[int | None] = [s.id for s in staff_of[service.id]] \
+                if service.uses_staff else [None]
+            for staff_id in ids:
+                starts = await _free_starts(resources, session, service, staff_id, day, now)
+                if slots.bookable(starts, now=now,
+                                  min_notice_minutes=service.min_notice_minutes,
+                                  horizon_days=service.horizon_days):
+                    return day.isoformat()
+    return None
+
+
+SLOTS_REFUSALS = {"date": "date, or from and to", "to": f"within {MAX_DAYS} days of from"}

@@ -1,0 +1,51 @@
+"""The booking's Redis cache: public catalogue reads (service lists, provider pages) under
+one generation, and each resource's free starts per day under that resource's generation.
+A write commits, then bumps the generation it changed (`forget_*`), so values read before
+are never served again. The values, generations and the reads/fills are the mall's
+(pawhome/mall/catalogue_cache.py). docs/booking.md ("Caching").
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+
+from pawhome.mall import catalogue_cache
+from pawhome.platform.cache import UNAVAILABLE_ERRORS, Cache
+
+log = logging.getLogger("pawhome.booking.cache")
+
+read = catalogue_cache.read
+fill = catalogue_cache.fill
+
+
+def catalogue_generation_key(cache: Cache) -> str:
+    return cache.key("booking", "cat", "gen")
+
+
+def catalogue_key(cache: Cache, canonical: str) -> str:
+    return cache.key("booking", "cat", canonical)
+
+
+def slots_generation_key(cache: Cache, resource: str) -> str:
+    return cache.key("booking", "slots", resource, "gen")
+
+
+def slots_key(cache: Cache, resource: str, service_id: int, day: dt.date) -> str:
+    return cache.key("booking", "slots", resource, int(service_id), day.isoformat())
+
+
+async def forget(cache: Cache, *, catalogue: bool = False,
+                 resources: Iterable[str] = ()) -> None:
+    """After a committed change: stop serving the catalogue reads and/or the free starts of
+    `resources` ("s<staff id>", "p<provider id>"). A Redis outage is logged: the TTLs bound
+    the staleness, and a hold is refused by the database anyway."""
+    keys = [slots_generation_key(cache, r) for r in sorted(set(resources))]
+    if catalogue:
+        keys.append(catalogue_generation_key(cache))
+    if not keys:
+        return
+    try:
+        await cache.execute_many(*(("INCR", key) for key in keys))
+    except UNAVAILABLE_ERRORS as error:
+        log.warning("booking cache not dropped: %r", error)
