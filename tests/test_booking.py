@@ -10,7 +10,15 @@ import pytest
 from sqlalchemy import select
 
 from models.booking import AppointmentEvent
+from models.booking_records import BookingReminder
 from tests.booking_support import at, book, hold, make_provider, pet_owner, tomorrow, unique
+
+
+async def reminder_states(resources, appointment_id: int) -> list[str]:
+    async with resources.db.session() as session:
+        return list((await session.execute(select(BookingReminder.status).where(
+            BookingReminder.appointment_id == appointment_id).order_by(
+            BookingReminder.id))).scalars())
 
 
 def key() -> dict[str, str]:
@@ -206,11 +214,13 @@ async def test_cancellation_deadline_is_enforced_and_a_cancel_frees_the_slot(api
     other, their_pet = await pet_owner(resources)
     await book(api, other, their_pet, sid, at(day, "15:00"))
     early = await book(api, user, pet, sid, at(day + dt.timedelta(days=3), "15:00"))
+    assert await reminder_states(resources, early["id"]) == ["pending", "pending"]
     done = (await api.post(f"/v1/appointments/{early['id']}/cancel", json={"reason": "有事"},
                            token=user.token)).ok()
     assert done["status"] == "cancelled"
     (await api.post(f"/v1/appointments/{early['id']}/cancel", json={},
                     token=user.token)).error(409, code=40983)
+    assert await reminder_states(resources, early["id"]) == ["cancelled", "cancelled"]
     async with resources.db.session() as session:
         trail = (await session.execute(select(AppointmentEvent.action, AppointmentEvent.reason)
                                        .where(AppointmentEvent.appointment_id == late["id"])

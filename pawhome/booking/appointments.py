@@ -20,7 +20,7 @@ from models.booking import (
     Service,
     SlotUnit,
 )
-from pawhome.booking import appointment_states, booking_cache, holds, slots
+from pawhome.booking import appointment_states, booking_cache, holds, reminders, slots
 from pawhome.platform import topics
 from pawhome.platform.errors import (
     AppointmentStateConflict,
@@ -129,6 +129,8 @@ async def confirm(resources: Resources, user_id: int, body: ConfirmBody) -> dict
         hold.status = "confirmed"
         hold.appointment_id = appointment.id
         appointment_states.record_booked(session, appointment, user_id)
+        if appointment.status == "confirmed":
+            await reminders.schedule_appointment(session, appointment, service.name)
         view = appointment_view(appointment)
     return view
 
@@ -160,6 +162,7 @@ async def cancel_by_user(resources: Resources, user_id: int, appointment_id: int
         appointment_states.transition(session, appointment, "cancel", actor_type="user",
                                       actor_id=user_id, reason=body.reason)
         resource = await _free(session, appointment)
+        await reminders.cancel_for_appointment(session, appointment.id)
         view = appointment_view(appointment)
     await booking_cache.forget(resources.cache, resources=[resource])
     return view
@@ -189,6 +192,12 @@ async def provider_action(resources: Resources, user_id: int, role: str, appoint
                                       actor_id=user_id, reason=body.reason)
         if body.action in appointment_states.FREES_TIME:
             resource = await _free(session, appointment)
+        if body.action == "confirm":
+            service = await session.get(Service, appointment.service_id)
+            await reminders.schedule_appointment(session, appointment,
+                                                 service.name if service else "")
+        elif body.action in ("cancel", "no_show", "check_in"):
+            await reminders.cancel_for_appointment(session, appointment.id)
         view = appointment_view(appointment)
     if resource:
         await booking_cache.forget(resources.cache, resources=[resource])
