@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import pawhome.domains  # noqa: F401  (every domain wired: the seeding runs their hooks)
 from models.users import User
+from pawhome.booking import demo_booking
 from pawhome.community import boards
 from pawhome.identity import users
 from pawhome.mall import addresses, delivery, demo_catalogue, demo_reviews
@@ -104,6 +105,19 @@ async def seed_group_buy(session: AsyncSession) -> int:
     return await groupbuy_demo.seed_demo_group_buy(session, buyer.id, shop.id)
 
 
+async def seed_booking(session: AsyncSession) -> int:
+    """Two pet-service providers (a grooming shop of the first demo merchant, a clinic with
+    boarding of the second) with staff, services and a week of hours, and a pet for each
+    demo buyer to book for (pawhome/booking/demo_booking.py)."""
+    merchants: list[int] = []
+    buyers: list[int] = []
+    for openid, _, role, _ in DEMO_USERS:
+        user, _ = await users.get_or_create_by_openid(session, openid)
+        if role in ("user", "merchant"):
+            (buyers if role == "user" else merchants).append(user.id)
+    return await demo_booking.seed_demo_booking(session, merchants, buyers)
+
+
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
@@ -115,6 +129,7 @@ SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("reviews", seed_reviews),
     ("group_buy", seed_group_buy),
     ("home", demo_home.seed_demo_home),
+    ("booking", seed_booking),
 ]
 
 
