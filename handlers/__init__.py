@@ -249,6 +249,8 @@ ROUTES = [
           "appointments.detail"),
     route("/v1/appointments/{appointment_id:int}/cancel", booking.AppointmentCancelHandler,
           "appointments.cancel"),
+    route("/v1/appointments/{appointment_id:int}/reschedule",
+          booking.AppointmentRescheduleHandler, "appointments.reschedule"),
     route("/v1/merchant/providers", booking.MerchantProvidersHandler, "merchant.providers"),
     route("/v1/merchant/providers/{provider_id:int}", booking.MerchantProviderHandler,
           "merchant.provider"),

@@ -101,6 +101,17 @@ class AppointmentCancelHandler(ApiHandler):
                                                   self.body))
 
 
+class AppointmentRescheduleHandler(ApiHandler):
+    @endpoint(body=appointments.RescheduleBody, tags=TAGS, idempotent=True,
+              errors=(AppointmentStateConflict, CancellationClosed, SlotTaken, SlotUnavailable,
+                      BookingInvalid),
+              refuses=appointments.RESCHEDULE_REFUSALS,
+              summary="Move your appointment to another free slot (atomic: the old slot is "
+                      "kept if the new one cannot be had)")
+    async def post(self, appointment_id: int) -> None:
+        self.ok(await appointments.reschedule(self.r, self.user_id, appointment_id, self.body))
+
+
 # -- providers -------------------------------------------------------------------------------
 
 

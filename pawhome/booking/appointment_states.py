@@ -9,6 +9,8 @@ provider's owner and the `appointment:<id>` topic, through the outbox).
     pending_confirmation, confirmed ──cancel──▶ cancelled
         (the user before the cancellation deadline; the provider any time, with a reason)
     confirmed ──no_show──▶ no_show   (the provider, once start + grace has passed)
+    pending_confirmation, confirmed ──reschedule──▶ (the same status, a new slot)
+        (the user, before the cancellation deadline of the current slot)
 
 An action not allowed from the current status raises AppointmentStateConflict (409).
 """
@@ -37,6 +39,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "complete": (frozenset({"checked_in"}), "completed"),
     "cancel": (frozenset({"pending_confirmation", "confirmed"}), "cancelled"),
     "no_show": (frozenset({"confirmed"}), "no_show"),
+    # a new slot swapped in atomically (pawhome/booking/appointments.py); the status stays
+    "reschedule": (frozenset({"pending_confirmation", "confirmed"}), "same"),
 }
 PROVIDER_ACTIONS = ("confirm", "check_in", "complete", "cancel", "no_show")
 LIVE = ("pending_confirmation", "confirmed", "checked_in")
@@ -107,7 +111,8 @@ def transition(session: AsyncSession, appointment: Appointment, action: str, *,
     check(appointment, action)
     previous = appointment.status
     now = utcnow()
-    appointment.status = TRANSITIONS[action][1]
+    target = TRANSITIONS[action][1]
+    appointment.status = previous if target == "same" else target
     appointment.updated_at = now
     session.add(AppointmentEvent(appointment_id=appointment.id, from_status=previous,
                                  to_status=appointment.status, action=action,

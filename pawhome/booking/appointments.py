@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,7 @@ from models.booking import (
 )
 from pawhome.booking import appointment_states, booking_cache, holds, reminders, slots
 from pawhome.platform import topics
+from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import (
     AppointmentStateConflict,
     BookingInvalid,
@@ -39,6 +40,17 @@ class ConfirmBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     hold_id: Id
     remark: str = Field("", max_length=255)
+
+
+class RescheduleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: AwareDatetime = Field(description="the new start, ISO 8601 with its offset")
+    staff_id: Id | None = Field(None, description="null: any staff member who is free")
+
+
+RESCHEDULE_REFUSALS = {"start": "a free start of the service (hours, notice, horizon)",
+                       "staff_id": "a staff member performing the service",
+                       "kind": "slot services only (boarding: cancel and book again)"}
 
 
 class CancelBody(BaseModel):
@@ -165,6 +177,50 @@ async def cancel_by_user(resources: Resources, user_id: int, appointment_id: int
         await reminders.cancel_for_appointment(session, appointment.id)
         view = appointment_view(appointment)
     await booking_cache.forget(resources.cache, resources=[resource])
+    return view
+
+
+async def reschedule(resources: Resources, user_id: int, appointment_id: int,
+                     body: RescheduleBody) -> dict[str, Any]:
+    """Move the caller's appointment to a new slot, atomically: in one transaction the old
+    slot's units are freed and the new slot's taken (the new may overlap the old), the
+    appointment moves, its timeline says from where, its reminders are redone. If the new
+    slot cannot be had, nothing changes (409 SlotTaken / 422). Before the cancellation
+    deadline of the current slot only."""
+    async def work(session: AsyncSession) -> tuple[dict[str, Any], list[str]]:
+        appointment = await _locked(session, appointment_id)
+        if appointment is None or appointment.user_id != user_id:
+            raise NotFound("No such appointment")
+        appointment_states.check(appointment, "reschedule")
+        if utcnow() >= appointment.cancel_deadline_at:
+            raise CancellationClosed(errors=[field_error(
+                "status", f"the deadline was {slots.iso_local(appointment.cancel_deadline_at)}")])
+        service = await session.get(Service, appointment.service_id)
+        assert service is not None
+        if service.kind == "boarding":
+            raise BookingInvalid(errors=[field_error("kind", "boarding cannot be moved")])
+        old_resource = await _free(session, appointment)
+        new_hold, new_resource = await holds.slot_hold(
+            session, user_id, service, appointment.pet_id, holds.HoldBody(
+                service_id=service.id, pet_id=appointment.pet_id, staff_id=body.staff_id,
+                start=body.start), ttl=resources.settings.booking_hold_seconds)
+        await session.execute(update(SlotUnit).where(SlotUnit.hold_id == new_hold.id)
+                              .values(expires_at=None))
+        new_hold.status, new_hold.appointment_id = "confirmed", appointment.id
+        moved_from = slots.iso_local(appointment.start_at)
+        appointment.start_at, appointment.end_at = new_hold.start_at, new_hold.end_at
+        appointment.staff_id, appointment.hold_id = new_hold.staff_id, new_hold.id
+        appointment.cancel_deadline_at = new_hold.start_at - dt.timedelta(
+            hours=service.cancel_deadline_hours)
+        appointment_states.transition(session, appointment, "reschedule", actor_type="user",
+                                      actor_id=user_id, reason=f"from {moved_from}")
+        await reminders.cancel_for_appointment(session, appointment.id)
+        if appointment.status == "confirmed":
+            await reminders.schedule_appointment(session, appointment, service.name)
+        return appointment_view(appointment), [old_resource, new_resource]
+
+    view, dropped = await run_transaction(resources.db, work)
+    await booking_cache.forget(resources.cache, resources=dropped)
     return view
 
 

@@ -149,8 +149,10 @@ async def _take_units(session: AsyncSession, resource: str, units: list[dt.datet
     return False
 
 
-async def _slot_hold(session: AsyncSession, user_id: int, service: Service, pet_id: int,
-                     body: HoldBody, ttl: int) -> tuple[AppointmentHold, str]:
+async def slot_hold(session: AsyncSession, user_id: int, service: Service, pet_id: int,
+                    body: HoldBody, ttl: int) -> tuple[AppointmentHold, str]:
+    """A new hold of `body.start` with its units, in the caller's transaction (placing a
+    hold; a reschedule's new slot). SlotUnavailable / SlotTaken when it cannot be had."""
     if body.start is None or body.check_in is not None or body.check_out is not None:
         raise BookingInvalid(errors=[field_error("start", "slot services take start only")])
     now = utcnow()
@@ -286,7 +288,7 @@ async def place_hold(resources: Resources, user_id: int, body: HoldBody) -> dict
         if service.kind == "boarding":
             hold = await _boarding_hold(session, user_id, service, body.pet_id, body, ttl)
             return hold_view(hold), None
-        hold, resource = await _slot_hold(session, user_id, service, body.pet_id, body, ttl)
+        hold, resource = await slot_hold(session, user_id, service, body.pet_id, body, ttl)
         return hold_view(hold), resource
 
     view, resource = await run_transaction(resources.db, work)
