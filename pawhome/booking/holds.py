@@ -21,14 +21,14 @@ from typing import Any, cast
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import CursorResult, and_, insert, select, update
 from sqlalchemy import delete as sql_delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.booking import AppointmentHold, BoardingNight, Service, SlotUnit
 from models.community import Pet
 from pawhome.booking import availability, booking_cache, schedules, slots
-from pawhome.platform.db import run_transaction
+from pawhome.platform.db import Overtaken, run_transaction
 from pawhome.platform.errors import (
     BoardingFull,
     BookingInvalid,
@@ -41,6 +41,7 @@ from pawhome.platform.fields import Id
 from pawhome.platform.resources import Resources
 
 MAX_NIGHTS = 30
+RERUN_ERRNOS = (1213, 1205, 1305)  # deadlock, lock wait timeout, savepoint gone with them
 SWEEP_BATCH = 200
 
 
@@ -140,6 +141,13 @@ async def _take_units(session: AsyncSession, resource: str, units: list[dt.datet
         except IntegrityError:
             if attempt:
                 return False
+        except OperationalError as error:
+            # A deadlock (or lock wait timeout) inside the savepoint rolled the whole
+            # transaction back, the savepoint with it (hence "SAVEPOINT does not exist"):
+            # run_transaction reruns the unit of work from the start.
+            if getattr(error.orig, "args", (None,))[0] in RERUN_ERRNOS:
+                raise Overtaken(SlotTaken(errors=[field_error("start", "taken")])) from error
+            raise
         # A plain read: only rows committed long ago are expired, the snapshot has them.
         expired = list((await session.execute(select(SlotUnit.hold_id).where(
             SlotUnit.resource == resource, SlotUnit.unit_start.in_(units),
