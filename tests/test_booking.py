@@ -226,3 +226,29 @@ async def test_cancellation_deadline_is_enforced_and_a_cancel_frees_the_slot(api
                                        .where(AppointmentEvent.appointment_id == late["id"])
                                        .order_by(AppointmentEvent.id))).all()
     assert [tuple(t) for t in trail] == [("book", ""), ("cancel", "美容师病假")]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_boarding_capacity_changes_reach_the_nights_already_counted(api, resources):
+    setup = await make_provider(api, resources, service={
+        "kind": "boarding", "name": unique("寄养"), "capacity": 1})
+    sid, token = setup["service"]["id"], setup["merchant"].token
+    night = tomorrow()
+    stay = {"service_id": sid, "check_in": night.isoformat(),
+            "check_out": (night + dt.timedelta(days=1)).isoformat()}
+    people = [await pet_owner(resources) for _ in range(3)]
+
+    async def board(person):
+        return await api.post("/v1/appointments/holds", json={**stay, "pet_id": person[1]},
+                              token=person[0].token)
+
+    (await board(people[0])).ok(201)
+    (await board(people[1])).error(409, code=40981)
+    (await api.request("PATCH", f"/v1/merchant/services/{sid}", json={"capacity": 2},
+                       token=token)).ok()
+    (await board(people[1])).ok(201)
+    (await api.request("PATCH", f"/v1/merchant/services/{sid}", json={"capacity": 1},
+                       token=token)).ok()
+    (await board(people[2])).error(409, code=40981)
+    nights = (await api.get(f"/v1/services/{sid}/slots?date={night}")).ok()["nights"]
+    assert (nights[0]["capacity"], nights[0]["left"]) == (2, 0)  # two pets stay, none more

@@ -8,10 +8,10 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.booking import Provider, Service, Staff, StaffService
+from models.booking import BoardingNight, Provider, Service, Staff, StaffService
 from pawhome.booking import booking_cache
 from pawhome.booking.slots import UNIT_MINUTES
 from pawhome.platform.errors import BookingInvalid, NotFound, field_error
@@ -272,6 +272,12 @@ async def update_service(resources: Resources, user_id: int, role: str, service_
         for name, value in body.model_dump(exclude_unset=True).items():
             if value is not None or name == "max_weight_kg":
                 setattr(service, name, value)
+        if body.capacity is not None and service.kind == "boarding":
+            # Nights already counted take the new room count, never below what they hold.
+            await session.execute(update(BoardingNight).where(
+                BoardingNight.service_id == service.id).values(capacity=case(
+                    (BoardingNight.booked > body.capacity, BoardingNight.booked),
+                    else_=body.capacity)))
         await session.flush()
         view = service_view(service)
     await booking_cache.forget(resources.cache, catalogue=True)
