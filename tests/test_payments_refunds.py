@@ -226,8 +226,15 @@ async def test_a_refund_notify_that_does_not_match_fails_and_changes_nothing(
     assert (await api.request("POST", REFUND_NOTIFY, headers=headers, body=body)).status == 404
     headers, body = wechatpay.refund_notification(no, "SUCCESS", variant="bad_signature")
     assert (await api.request("POST", REFUND_NOTIFY, headers=headers, body=body)).status == 401
-    assert (await support.refund_row(resources, no)).status == "processing"
-    assert await support.refund_calls(no) == {}
+    # None of the three changed the refund. (A test worker running in this process may have
+    # sent the queued refund itself meanwhile: WeChat's reply, for the true 300, settles it.)
+    row = await support.refund_row(resources, no)
+    if row.status == "success":
+        assert await support.refund_calls(no) == {"success": 1}
+        assert row.amount == 300
+    else:
+        assert row.status == "processing"
+        assert await support.refund_calls(no) == {}
 
 
 @pytest.mark.gen_test(timeout=90)

@@ -270,11 +270,15 @@ async def test_recommended_products_follow_pets_and_categories(api, resources):
 async def test_visitors_get_best_sellers_and_limits_are_checked(api, resources):
     merchant, _ = await make_shop(resources)
     product, _ = await make_product(resources, merchant.user_id)
-    await set_product(resources, product, sales_count=10**9)
+    # Other tests' products share the database: this one outsells and outrates them all
+    # (ties go to the newest, and it is).
+    await set_product(resources, product, sales_count=2 * 10**9, rating_count=1,
+                      rating_sum=5)
     await products.forget_ranking(resources, None)
     items = (await api.get("/v1/products/recommended?limit=3")).ok()["items"]
     assert items[0]["id"] == product
-    await set_product(resources, product, sales_count=0, on_sale_at=dt.datetime(2020, 1, 1))
+    await set_product(resources, product, sales_count=0, rating_count=0, rating_sum=0,
+                      on_sale_at=dt.datetime(2020, 1, 1))
     await products.forget_ranking(resources, None)
     for bad in ("0", "51", "x"):
         (await api.get(f"/v1/products/recommended?limit={bad}")).error(422, field="limit")
