@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import pickle
 import shutil
@@ -151,8 +152,6 @@ def order_streams(path: str, buyers: list[int], tokens: dict, addresses: dict,
     """Per buyer `streams_per_buyer` connections of `orders_per_stream` buy-now orders each
     (SKUs walked from different starts, quantity 1-3); with `growth`, each asks to pay
     `points_per_order` points and leaves the coupon to the server's choice."""
-    import json
-
     streams = []
     for b, buyer in enumerate(buyers):
         for s in range(config["streams_per_buyer"]):
@@ -238,8 +237,6 @@ async def check_growth(settings, buyers: list[int], template_id: int, sku_ids: l
                 "template_id = :t AND order_id IS NOT NULL"), {"t": template_id})).one()
     finally:
         await db.close()
-    import json
-
     shown_points, with_coupon = 0, 0
     for _, breakdown in orders:
         lines = json.loads(breakdown) if isinstance(breakdown, str) else breakdown

@@ -24,8 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.base import utcnow
 from models.booking import Appointment, AppointmentEvent
 from pawhome.booking import slots
-from pawhome.platform import events, outbox
-from pawhome.platform.channels import topic_channel
+from pawhome.platform import events
 from pawhome.platform.errors import AppointmentStateConflict
 
 ActorType = Literal["user", "provider", "admin", "system"]
@@ -88,11 +87,8 @@ def _announce(session: AsyncSession, appointment: Appointment, previous: str, ac
     if appointment.owner_id != appointment.user_id:
         events.emit_to_user(session, appointment.owner_id, "appointment.status",
                             _data(appointment, previous, action, "provider", reason))
-    topic = f"appointment:{appointment.id}"
-    live = {**events.make_event("appointment.status",
-                                _data(appointment, previous, action, "watcher", reason)),
-            "topic": topic}
-    outbox.publish_event(session, topic_channel(topic), live)
+    events.emit_to_topic(session, f"appointment:{appointment.id}", "appointment.status",
+                         _data(appointment, previous, action, "watcher", reason))
 
 
 def record_booked(session: AsyncSession, appointment: Appointment, actor_id: int) -> None:

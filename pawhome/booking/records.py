@@ -117,7 +117,7 @@ async def write_record(resources: Resources, caller_id: int, caller_role: str,
                        appointment_id: int, body: RecordBody) -> dict[str, Any]:
     """The provider (its merchant account, or an admin) writes the appointment's record."""
 
-    async def work(session: AsyncSession) -> ServiceRecord:
+    async def work(session: AsyncSession) -> dict[str, Any]:
         appointment = (await session.execute(select(Appointment).where(
             Appointment.id == appointment_id).with_for_update())).scalar_one_or_none()
         if appointment is None or (caller_role != "admin"
@@ -148,12 +148,10 @@ async def write_record(resources: Resources, caller_id: int, caller_role: str,
                 session, record_id=record.id, user_id=appointment.user_id,
                 pet_id=appointment.pet_id, vaccine_name=body.details.vaccine_name,
                 next_due_on=body.details.next_due_on)
-        return record
+        return (await _record_view(session, resources, [record]))[0]
 
     # The appointment row lock orders two writers; the unique key settles a race past it.
-    record = await run_transaction(resources.db, work)
-    async with resources.db.session() as session:
-        return (await _record_view(session, resources, [record]))[0]
+    return await run_transaction(resources.db, work)
 
 
 async def pet_records(resources: Resources, owner_id: int, pet_id: int,

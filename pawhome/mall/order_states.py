@@ -26,8 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.mall import ORDER_STATES, Order, OrderEvent
-from pawhome.platform import events, outbox
-from pawhome.platform.channels import topic_channel
+from pawhome.platform import events
 from pawhome.platform.errors import OrderStateConflict
 
 ActorType = Literal["buyer", "merchant", "admin", "system"]
@@ -130,9 +129,6 @@ def transition(session: AsyncSession, order: Order, action: str, *, actor_type: 
     if order.merchant_id != order.user_id:
         events.emit_to_user(session, order.merchant_id, "order.status",
                             _event_data(order, previous, action, "merchant", reason))
-    topic = f"order:{order.id}"
-    live = {**events.make_event("order.status",
-                                _event_data(order, previous, action, "watcher", reason)),
-            "topic": topic}
-    outbox.publish_event(session, topic_channel(topic), live)
+    events.emit_to_topic(session, f"order:{order.id}", "order.status",
+                         _event_data(order, previous, action, "watcher", reason))
     return previous

@@ -91,6 +91,15 @@ async def publish_control(cache: Cache, user_id: int, action: str, **fields: Any
     return int(await cache.redis.publish(user_channel_key(cache, user_id), codec.dumps(message)))
 
 
+def emit_to_topic(session: AsyncSession, topic: str, event_type: str,
+                  data: Any) -> dict[str, Any]:
+    """Deliver an event to whoever watches `topic` ("order:12", "group:3") once `session`'s
+    transaction commits; the event names its topic."""
+    event = {**make_event(event_type, data), "topic": topic}
+    publish_event(session, topic_channel(topic), event)
+    return event
+
+
 def emit_to_user(session: AsyncSession, user_id: int, event_type: str,
                  data: Any) -> dict[str, Any]:
     """Store and deliver an event to the user once `session`'s transaction commits."""

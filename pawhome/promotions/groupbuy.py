@@ -38,7 +38,6 @@ from pawhome.mall import order_states, orders, refunds
 from pawhome.mall.product_rendering import cards
 from pawhome.messaging import chat, notifications
 from pawhome.platform import audit, events, outbox, topics
-from pawhome.platform.channels import topic_channel
 from pawhome.platform.errors import (
     AppError,
     GroupBuyRuleExists,
@@ -306,9 +305,8 @@ def progress_data(group: GroupBuy, action: str) -> dict[str, Any]:
 def publish_progress(session: AsyncSession, group: GroupBuy, action: str) -> None:
     """`group.progress` to whoever watches `group:<id>` (members and viewers of the group
     page), after commit through the outbox."""
-    topic = f"group:{group.id}"
-    outbox.publish_event(session, topic_channel(topic), {
-        **events.make_event("group.progress", progress_data(group, action)), "topic": topic})
+    events.emit_to_topic(session, f"group:{group.id}", "group.progress",
+                         progress_data(group, action))
 
 
 async def lock_group(session: AsyncSession, group_id: int) -> GroupBuy | None:
@@ -344,20 +342,29 @@ async def _members(session: AsyncSession, group_id: int, *statuses: str) -> list
         .execution_options(populate_existing=True))).scalars())
 
 
+async def _locked_member(session: AsyncSession,
+                         order_id: int) -> tuple[GroupBuy, GroupBuyMember] | None:
+    """The group and the member of a group-buy order, both row-locked in the house's order
+    (the group, then the member, read fresh), or None for an order of no group."""
+    found = await member_of_order(session, order_id)
+    if found is None:
+        return None
+    group = await lock_group(session, found.group_id)
+    member = await member_of_order(session, order_id, lock=True)
+    assert group is not None and member is not None
+    return group, member
+
+
 async def member_paid(session: AsyncSession, order: Order) -> None:
     """A member's order took its payment (the order_paid hook; the order is locked and now
     `paid`). In time: the member is paid into the group — its order waits
     (paid_waiting_group), or, paying the last seat, fills the group and every waiting order
     proceeds. Too late (the group expired or failed): the payment goes straight back through
     the refund flow. Caller commits."""
-    found = await member_of_order(session, order.id)
-    if found is None:
+    locked = await _locked_member(session, order.id)
+    if locked is None or locked[1].status != "pending":
         return
-    group = await lock_group(session, found.group_id)
-    member = await member_of_order(session, order.id, lock=True)
-    assert group is not None and member is not None
-    if member.status != "pending":
-        return
+    group, member = locked
     now = utcnow()
     move_member(session, group, member, "pay")
     member.paid_at = now
@@ -414,14 +421,10 @@ async def refund_member(session: AsyncSession, group: GroupBuy, member: GroupBuy
 async def member_cancelled(session: AsyncSession, order: Order) -> None:
     """An unpaid member's order was cancelled (buyer, timeout, admin, the group expired):
     its seat is freed; the opener's cancelled order fails its group. Caller commits."""
-    found = await member_of_order(session, order.id)
-    if found is None:
+    locked = await _locked_member(session, order.id)
+    if locked is None or locked[1].status != "pending":
         return
-    group = await lock_group(session, found.group_id)
-    member = await member_of_order(session, order.id, lock=True)
-    assert group is not None and member is not None
-    if member.status != "pending":
-        return
+    group, member = locked
     move_member(session, group, member, "cancel")
     group.seats_taken -= 1
     group.updated_at = utcnow()
@@ -439,14 +442,10 @@ async def member_refunded(session: AsyncSession, order: Order, whole: bool) -> N
     kept their money in. Caller commits."""
     if not whole:
         return
-    found = await member_of_order(session, order.id)
-    if found is None:
+    locked = await _locked_member(session, order.id)
+    if locked is None or locked[1].status not in MEMBER_TRANSITIONS["refunded"][0]:
         return
-    group = await lock_group(session, found.group_id)
-    member = await member_of_order(session, order.id, lock=True)
-    assert member is not None and group is not None
-    if member.status not in MEMBER_TRANSITIONS["refunded"][0]:
-        return
+    group, member = locked
     leaves = member.status == "paid" and group.status == "open"
     move_member(session, group, member, "refunded")
     if leaves:

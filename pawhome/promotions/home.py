@@ -164,7 +164,7 @@ def home_reads(resources: Resources, viewer_id: int | None = None) -> list[str]:
     """The Redis keys the home reads (read ahead by the gateway's admission call): the list
     generation, the shared part and the viewer's cached `for_you` cards."""
     return [catalogue_cache.list_generation_key(resources.cache), home_key(resources),
-            cards_key(resources.cache, viewer_id, resources.settings.home_slot_size)]
+            cards_key(resources.cache, viewer_id)]
 
 
 def _live(model: type[HomeBanner] | type[HomePopup], until: dt.datetime) -> list[Any]:

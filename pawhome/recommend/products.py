@@ -143,8 +143,9 @@ async def _ranking(resources: Resources, user_id: int | None) -> list[int]:
     return ids
 
 
-def cards_key(cache: Cache, user_id: int | None, limit: int) -> str:
-    return cache.key("recommend", "cards", int(user_id or 0), int(limit))
+def cards_key(cache: Cache, user_id: int | None) -> str:
+    """The user's first MAX_RECOMMENDED cards; every page size is a slice of them."""
+    return cache.key("recommend", "cards", int(user_id or 0))
 
 
 async def recommended_products(resources: Resources, user_id: int | None, limit: int,
@@ -158,11 +159,11 @@ async def recommended_products(resources: Resources, user_id: int | None, limit:
     MGET, or none with `known` (the keys the gateway read ahead, the mall home's)."""
     limit = max(1, min(int(limit), MAX_RECOMMENDED))
     cache = resources.cache
-    key = cards_key(cache, user_id, limit)
+    key = cards_key(cache, user_id)
     generation, payload = await catalogue_cache.read(
         cache, catalogue_cache.list_generation_key(cache), key, known)
     if payload is not None:
-        return cast(list[dict[str, Any]], codec.loads(payload))
+        return cast(list[dict[str, Any]], codec.loads(payload))[:limit]
     ids = await _ranking(resources, user_id)
     if not ids:
         return []
@@ -170,18 +171,17 @@ async def recommended_products(resources: Resources, user_id: int | None, limit:
         # Read fresh: a product taken off sale since the ranking was cached is left out.
         live = {p.id: p for p in (await session.execute(
             select(Product).where(Product.id.in_(ids), *_on_sale()))).scalars()}
-        chosen = [live[i] for i in ids if i in live][:limit]
+        chosen = [live[i] for i in ids if i in live][:MAX_RECOMMENDED]
         shown = await cards(session, resources.settings, chosen)
     await catalogue_cache.fill(cache, key, generation, codec.dumps(shown),
                                int(resources.settings.recommend_products_seconds))
-    return shown
+    return shown[:limit]
 
 
 async def forget_ranking(resources: Resources, user_id: int | None) -> None:
     """Drop the user's cached ranking and the cards made from it."""
     cache = resources.cache
-    cards_keys = [cards_key(cache, user_id, n) for n in range(1, MAX_RECOMMENDED + 1)]
-    await cache.redis.delete(ranking_key(cache, user_id), *cards_keys)
+    await cache.redis.delete(ranking_key(cache, user_id), cards_key(cache, user_id))
 
 
 async def recommended_page(resources: Resources, user_id: int | None,
