@@ -225,6 +225,8 @@ class AppointmentEvent(Base):
     actor_id: Mapped[int | None] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # when its `appointment` notification was written (pawhome/booking/appointment_notices.py)
+    notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class SlotUnit(Base):

@@ -18,7 +18,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
-from pawhome.booking import holds, reminders
+from pawhome.booking import appointment_notices, holds, reminders
 from pawhome.community import feed_cache, feeds
 from pawhome.community.counters import reconcile_all
 from pawhome.mall import orders, product_favorites, products
@@ -194,6 +194,19 @@ def send_booking_reminders() -> int:
     """Beat: booking reminders that are due (late ones too, after an outage), each sent once
     as an `appointment` notification (pawhome/booking/reminders.py). Returns how many."""
     return runtime.run(reminders.send_due(runtime.resources()))
+
+
+@shared_task(name="default.notify_appointment")
+def notify_appointment(appointment_id: int) -> int:
+    """Queued with each appointment transition: the `appointment` notifications of its new
+    timeline entries, each written once (pawhome/booking/appointment_notices.py)."""
+    return runtime.run(appointment_notices.announce(runtime.resources(), appointment_id))
+
+
+@shared_task(name="default.send_overdue_appointment_notices", **PERIODIC)
+def send_overdue_appointment_notices() -> int:
+    """Beat: timeline entries whose notification task was lost or failed."""
+    return runtime.run(appointment_notices.send_overdue(runtime.resources()))
 
 
 @shared_task(name="default.release_expired_holds", **PERIODIC)

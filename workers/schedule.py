@@ -42,6 +42,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         # Booking reminders that are due (docs/booking.md "Reminders").
         "send-booking-reminders": {"task": "default.send_booking_reminders",
                                    "schedule": settings.booking_reminder_sweep_seconds},
+        # Appointment notifications whose task was lost (docs/booking.md "Notifications").
+        "send-overdue-appointment-notices": {
+            "task": "default.send_overdue_appointment_notices",
+            "schedule": settings.booking_reminder_sweep_seconds},
         # Booking holds past their time free their slots (docs/booking.md).
         "release-expired-holds": {"task": "default.release_expired_holds",
                                   "schedule": settings.booking_sweep_seconds},

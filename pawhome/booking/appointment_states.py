@@ -1,7 +1,8 @@
 """The appointment state machine, in one place: which action moves an appointment from which
 status to which, who may take it, and the one function that applies a transition (the row,
 its appointment_events entry, the live `appointment.status` events to the user, the
-provider's owner and the `appointment:<id>` topic, through the outbox).
+provider's owner and the `appointment:<id>` topic, through the outbox, and the task that
+turns the entry into an `appointment` notification: pawhome/booking/appointment_notices.py).
 
     (book) ──needs confirmation──▶ pending_confirmation ──confirm──▶ confirmed
        └──────────────────────────────────────────────────────────▶ confirmed
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.booking import Appointment, AppointmentEvent
-from pawhome.booking import slots
+from pawhome.booking import appointment_notices, slots
 from pawhome.platform import events
 from pawhome.platform.errors import AppointmentStateConflict
 
@@ -89,6 +90,7 @@ def _announce(session: AsyncSession, appointment: Appointment, previous: str, ac
                             _data(appointment, previous, action, "provider", reason))
     events.emit_to_topic(session, f"appointment:{appointment.id}", "appointment.status",
                          _data(appointment, previous, action, "watcher", reason))
+    appointment_notices.queue(session, appointment.id)
 
 
 def record_booked(session: AsyncSession, appointment: Appointment, actor_id: int) -> None:
