@@ -90,6 +90,24 @@ class EmbeddedGateway:
         return asyncio.run(run())
 
 
+    def run_beat_job(self, job):
+        """Run a beat job (`job(resources)`, e.g. reminders.send_due) on the gateway's own
+        SQLite file: embedded mode runs no beat, so a test plays its part."""
+        from types import SimpleNamespace
+
+        from pawhome.platform.db import Database
+        from settings import Settings
+
+        async def run():
+            db = Database(Settings(database_url=self.database_url))
+            try:
+                return await job(SimpleNamespace(db=db))
+            finally:
+                await db.close()
+
+        return asyncio.run(run())
+
+
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
     gateway = EmbeddedGateway(tmp_path_factory.mktemp("embedded"))
