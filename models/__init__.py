@@ -17,6 +17,7 @@ from models import (  # noqa: F401  (register tables)
     realtime,
     reviews,
     users,
+    virtual_pets,
 )
 from models.base import Base
 
