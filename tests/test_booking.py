@@ -101,6 +101,27 @@ async def test_slots_follow_hours_breaks_and_bookings_per_staff_and_any(api, res
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_deactivated_groomer_keeps_their_bookings_listed_as_conflicts(api, resources):
+    setup = await make_provider(api, resources, staff=2)
+    pid, sid, token = setup["provider"]["id"], setup["service"]["id"], setup["merchant"].token
+    a, b = setup["staff"]
+    user, pet = await pet_owner(resources)
+    kept = await book(api, user, pet, sid, at(tomorrow(), "15:00"), b)
+    other = await book(api, user, pet, sid, at(tomorrow(), "15:00"), a)
+    changed = (await api.request("PATCH", f"/v1/merchant/staff/{b}", json={"active": False},
+                                 token=token)).ok()
+    assert changed["active"] is False and changed["upcoming_appointments"] == [kept["id"]]
+    schedule = (await api.get(f"/v1/merchant/providers/{pid}/schedule", token=token)).ok()
+    assert [(c["appointment_id"], c["reason"]) for c in schedule["conflicts"]] == [
+        (kept["id"], "staff_inactive")]
+    assert (await api.get(f"/v1/appointments/{kept['id']}", token=user.token)).ok()[
+        "status"] == "confirmed"  # listed, never dropped
+    starts = (await api.get(f"/v1/services/{sid}/slots?date={tomorrow()}")).ok()["days"][0]
+    assert [s["staff_id"] for s in starts["staff"]] == [a]  # b offers no more slots
+    assert other["staff_id"] == a
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_hold_confirm_and_the_provider_moves_it_to_completed_with_a_timeline(
         api, resources):
     setup = await make_provider(api, resources, service={"needs_confirmation": True})

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.booking import BoardingNight, Provider, Service, Staff, StaffService
+from models.base import utcnow
+from models.booking import Appointment, BoardingNight, Provider, Service, Staff, StaffService
 from pawhome.booking import booking_cache
 from pawhome.booking.slots import UNIT_MINUTES
 from pawhome.platform.errors import BookingInvalid, NotFound, field_error
@@ -243,8 +244,19 @@ async def update_staff(resources: Resources, user_id: int, role: str, staff_id: 
             await _set_services(session, staff, service_ids)
         await session.flush()
         view = staff_view(staff, (await staff_service_ids(session, [staff.id]))[staff.id])
+        if not staff.active:
+            view["upcoming_appointments"] = await _upcoming_of(session, staff.id)
     await booking_cache.forget(resources.cache, catalogue=True, resources=[f"s{staff_id}"])
     return view
+
+
+async def _upcoming_of(session: AsyncSession, staff_id: int) -> list[int]:
+    """The live future appointments an inactive staff member still has: kept, for the
+    provider to move or cancel (also listed in the schedule's `conflicts`)."""
+    return list((await session.execute(select(Appointment.id).where(
+        Appointment.staff_id == staff_id,
+        Appointment.status.in_(("pending_confirmation", "confirmed", "checked_in")),
+        Appointment.end_at > utcnow()).order_by(Appointment.start_at).limit(500))).scalars())
 
 
 async def create_service(resources: Resources, user_id: int, role: str, provider_id: int,

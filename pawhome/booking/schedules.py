@@ -127,17 +127,29 @@ def _covered(windows: list[Window], start: int, end: int) -> bool:
     return any(lo <= start and end <= hi for lo, hi in windows)
 
 
+def _conflict(a: Appointment, reason: str) -> dict[str, Any]:
+    return {"appointment_id": a.id, "staff_id": a.staff_id, "service_id": a.service_id,
+            "status": a.status, "start": slots.iso_local(a.start_at),
+            "end": slots.iso_local(a.end_at), "reason": reason}
+
+
 async def conflicts(session: AsyncSession, provider_id: int) -> list[dict[str, Any]]:
-    """The provider's live future slot appointments its schedule no longer covers."""
+    """The provider's live future slot appointments its schedule no longer covers
+    (`outside_hours`), or whose staff member was deactivated (`staff_inactive`)."""
     booked = (await session.execute(select(Appointment).where(
         Appointment.provider_id == provider_id, Appointment.status.in_(LIVE_STATUSES),
         Appointment.kind != "boarding", Appointment.end_at > utcnow())
         .order_by(Appointment.start_at).limit(2000))).scalars().all()
+    inactive = set((await session.execute(select(Staff.id).where(
+        Staff.provider_id == provider_id, Staff.active.is_(False)))).scalars())
     by_resource: dict[int | None, list[Appointment]] = defaultdict(list)
     for appointment in booked:
         by_resource[appointment.staff_id].append(appointment)
     found = []
     for staff_id, appointments in by_resource.items():
+        if staff_id in inactive:
+            found += [_conflict(a, "staff_inactive") for a in appointments]
+            continue
         days = sorted({slots.local_day(a.start_at) for a in appointments})
         windows = await day_windows(session, provider_id, staff_id, days)
         for a in appointments:
@@ -146,11 +158,8 @@ async def conflicts(session: AsyncSession, provider_id: int) -> list[dict[str, A
             start = int((a.start_at - midnight).total_seconds() // 60)
             end = int((a.end_at - midnight).total_seconds() // 60)
             if not _covered(windows[day], start, end):
-                found.append({"appointment_id": a.id, "staff_id": a.staff_id,
-                              "service_id": a.service_id, "status": a.status,
-                              "start": slots.iso_local(a.start_at),
-                              "end": slots.iso_local(a.end_at)})
-    return found
+                found.append(_conflict(a, "outside_hours"))
+    return sorted(found, key=lambda c: (c["start"], c["appointment_id"]))
 
 
 async def _resources_of(session: AsyncSession, provider_id: int) -> list[str]:
