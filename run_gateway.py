@@ -19,9 +19,10 @@ import workers.celery_app  # noqa: F401  (installs the task dispatcher; every do
 from gateway.app import Gateway
 from gateway.shutdown import stop_signal
 from handlers import ROUTES
-from pawhome.platform.embedded import describe, prepare_embedded
+from pawhome.platform.embedded import EmbeddedBeat, describe, prepare_embedded
 from pawhome.platform.logs import setup_logging
-from settings import get_settings
+from settings import Settings, get_settings
+from workers.schedule import beat_schedule
 
 log = logging.getLogger("pawhome.gateway")
 
@@ -29,9 +30,11 @@ log = logging.getLogger("pawhome.gateway")
 async def serve(port: int, address: str) -> None:
     settings = get_settings()
     gateway = Gateway(settings, ROUTES)
+    beat = EmbeddedBeat(gateway.resources, embedded_beat_jobs(settings))
     if settings.embedded:
         await prepare_embedded(gateway.resources)
     gateway.start(port, address)
+    beat.start()
     tune_gc(settings.ws_gc_thresholds)
     log.info("gateway listening", extra={"fields": {"port": port, "mode": settings.mode}})
     stop = stop_signal()
@@ -39,7 +42,23 @@ async def serve(port: int, address: str) -> None:
         print(startup_banner(settings, f"http://{address}:{port}"), flush=True)
     await stop.wait()
     log.info("gateway stopping", extra={"fields": {"port": port}})
+    await beat.stop()
     await gateway.shutdown()
+
+
+# The gateway relays the outbox itself, and embedded mode has no WeChat to refresh a token of.
+EMBEDDED_BEAT_SKIPS = ("default.relay_outbox", "notify.refresh_wechat_token")
+
+
+def embedded_beat_jobs(settings: Settings) -> dict[str, float]:
+    """The beat's interval jobs the embedded gateway runs itself (task name → seconds): only
+    in embedded mode with in-process tasks (with a broker, run `make beat`)."""
+    if not settings.embedded or settings.broker_url:
+        return {}
+    return {entry["task"]: float(entry["schedule"])
+            for entry in beat_schedule(settings).values()
+            if isinstance(entry["schedule"], int | float)
+            and entry["task"] not in EMBEDDED_BEAT_SKIPS}
 
 
 def tune_gc(thresholds: str) -> None:

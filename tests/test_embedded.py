@@ -40,7 +40,9 @@ class EmbeddedGateway:
                     and not name.startswith("WECHATPAY_")}
         self.env.update(MODE="embedded", DATABASE_URL=self.database_url, REDIS_URL="memory://",
                         BROKER_URL="", LOG_LEVEL="INFO", OUTBOX_POLL_SECONDS="0.2",
-                        PYTHONUNBUFFERED="1", WECHATPAY_SIM_DIR=str(workdir / "wechatpay-sim"))
+                        PYTHONUNBUFFERED="1", WECHATPAY_SIM_DIR=str(workdir / "wechatpay-sim"),
+                        # the gateway's own beat (EmbeddedBeat) sends due reminders at once
+                        BOOKING_REMINDER_SWEEP_SECONDS="1")
         self.proc: subprocess.Popen | None = None
 
     def migrate(self) -> None:
@@ -84,24 +86,6 @@ class EmbeddedGateway:
             try:
                 async with db.session() as session, session.begin():
                     return await work(session)
-            finally:
-                await db.close()
-
-        return asyncio.run(run())
-
-
-    def run_beat_job(self, job):
-        """Run a beat job (`job(resources)`, e.g. reminders.send_due) on the gateway's own
-        SQLite file: embedded mode runs no beat, so a test plays its part."""
-        from types import SimpleNamespace
-
-        from pawhome.platform.db import Database
-        from settings import Settings
-
-        async def run():
-            db = Database(Settings(database_url=self.database_url))
-            try:
-                return await job(SimpleNamespace(db=db))
             finally:
                 await db.close()
 
@@ -403,3 +387,17 @@ def test_embedded_gateway_stops_cleanly_on_sigterm(embedded):
     assert any(line["msg"] == "gateway stopping" for line in embedded.log_lines())
 
 
+
+
+def test_the_embedded_gateway_runs_the_beats_interval_jobs_itself_and_only_there():
+    import run_gateway
+    from settings import Settings
+
+    jobs = run_gateway.embedded_beat_jobs(Settings(mode="embedded", broker_url=""))
+    assert jobs["default.send_booking_reminders"] == 60.0
+    assert jobs["default.release_expired_holds"] > 0 and "payments.query_unpaid" in jobs
+    assert not set(run_gateway.EMBEDDED_BEAT_SKIPS) & set(jobs)  # relayed anyway; no WeChat
+    assert "default.expire_points" not in jobs  # crontab jobs wait for a real beat
+    assert run_gateway.embedded_beat_jobs(
+        Settings(mode="embedded", broker_url="redis://127.0.0.1:6379/1")) == {}
+    assert run_gateway.embedded_beat_jobs(Settings(mode="development", broker_url="")) == {}

@@ -8,14 +8,17 @@ loop (pawhome/platform/outbox.py). Set any of them to a real service and that pa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from pawhome.platform import migrate
+from pawhome.platform import migrate, outbox
 from pawhome.platform.resources import Resources
 from settings import Settings
+
+log = logging.getLogger("pawhome.embedded")
 
 
 def sqlite_path(database_url: str) -> Path | None:
@@ -50,3 +53,44 @@ async def prepare_embedded(resources: Resources) -> None:
 
     await asyncio.get_running_loop().run_in_executor(None, migrate.upgrade,
                                                      settings.database_url)
+
+
+class EmbeddedBeat:
+    """Embedded mode runs no Celery beat, so the gateway plays its part: every interval job
+    of the beat schedule (`jobs`: task name → seconds) is queued through the outbox at its
+    interval, and the relay runs it on its threads like any other task. Reminders go out,
+    expired holds free their slots, overdue sweeps catch up, as they would in production.
+    Crontab jobs (nightly upkeep) are left to a real beat."""
+
+    def __init__(self, resources: Resources, jobs: dict[str, float]) -> None:
+        self.resources = resources
+        self.jobs = {name: max(1.0, float(seconds)) for name, seconds in jobs.items()}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.jobs and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = {name: loop.time() + seconds for name, seconds in self.jobs.items()}
+        while True:
+            now = loop.time()
+            ready = sorted(name for name, at in due.items() if at <= now)
+            if ready:
+                try:
+                    async with self.resources.db.session() as session, session.begin():
+                        for name in ready:
+                            outbox.enqueue_task(session, name)
+                except Exception:  # the database is busy or gone: the next tick tries again
+                    log.exception("embedded beat could not queue %s", ready)
+                for name in ready:
+                    due[name] = now + self.jobs[name]
+            await asyncio.sleep(max(0.05, min(due.values()) - loop.time()))
