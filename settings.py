@@ -314,6 +314,24 @@ class Settings(BaseSettings):
     booking_catalogue_cache_seconds: int = 300  # service lists, provider pages (dropped on change)
     booking_slots_cache_seconds: int = 60  # a staff-day's free starts (dropped on change)
 
+    # --- virtual pet care (pawhome/virtualpet/care.py, docs/virtual-pet.md "Care") -----
+    # Status points (of 100) lost per hour, before the personality's scaling.
+    vpet_fullness_per_hour: float = 4.0
+    vpet_cleanliness_per_hour: float = 2.0
+    vpet_mood_per_hour: float = 3.0
+    vpet_affection_per_hour: float = 0.5
+    vpet_mood_neglect_factor: float = 2.0  # mood falls this much faster while hungry or dirty
+    vpet_neglect_below: int = 30  # fullness / cleanliness under this: hungry / dirty
+    vpet_hungry_threshold: int = 20  # fullness under this: the "pet hungry" reminder
+    # Seconds before the same interaction again (0: none; the benchmark turns them off).
+    vpet_cooldown_feeding_seconds: int = 1800
+    vpet_cooldown_petting_seconds: int = 60
+    vpet_cooldown_playing_seconds: int = 300
+    vpet_cooldown_cleaning_seconds: int = 1800
+    vpet_cooldown_training_seconds: int = 600
+    vpet_detail_cache_seconds: int = 600  # a pet's stored row (dropped after every write)
+    vpet_hungry_sweep_seconds: float = 60.0  # beat: hungry reminders that are due
+
     # --- points (pawhome/points/, docs/points.md) -------------------------------------------
     # The rules themselves (earning, caps, the payment rule, expiry) are data admins edit
     # (PUT /v1/admin/points/rules); these are the mechanics around them.

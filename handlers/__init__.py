@@ -40,6 +40,7 @@ from handlers import (
     subscriptions,
     topics,
     users,
+    virtualpet,
 )
 from handlers import search as search_handlers
 
@@ -66,6 +67,9 @@ ROUTES = [
     route("/v1/pets", pets.MyPetsHandler, "pets.list"),
     route("/v1/pets/{pet_id:int}", pets.MyPetHandler, "pets.detail"),
     route("/v1/pets/{pet_id:int}/records", booking_records.PetRecordsHandler, "pets.records"),
+    route("/v1/virtual-pets", virtualpet.VirtualPetsHandler, "virtual_pets.list"),
+    route("/v1/virtual-pets/{virtual_pet_id:int}", virtualpet.VirtualPetHandler,
+          "virtual_pets.detail"),
     route("/v1/merchant/appointments/{appointment_id:int}/record",
           booking_records.AppointmentRecordHandler, "merchant.appointment_record"),
     route("/v1/boards", posts.BoardsHandler, "posts.boards"),
