@@ -248,6 +248,8 @@ ROUTES = [
     route("/v1/providers/{provider_id:int}/staff", booking.ProviderStaffHandler,
           "booking.provider_staff"),
     route("/v1/appointments/holds", booking.HoldsHandler, "appointments.holds"),
+    route("/v1/appointments/holds/{hold_id:int}/pay", booking.HoldPayHandler,
+          "appointments.hold_pay"),
     route("/v1/appointments", booking.AppointmentsHandler, "appointments.list"),
     route("/v1/appointments/{appointment_id:int}", booking.AppointmentHandler,
           "appointments.detail"),

@@ -7,16 +7,30 @@ Thin: each calls one function of pawhome/booking/; docs/booking.md.
 from __future__ import annotations
 
 from gateway.handler import ApiHandler, endpoint
-from pawhome.booking import appointments, availability, catalogue, catalogue_views, holds, schedules
+from pawhome.booking import (
+    appointments,
+    availability,
+    catalogue,
+    catalogue_views,
+    deposit_payments,
+    holds,
+    schedules,
+)
 from pawhome.platform.errors import (
     AppointmentStateConflict,
     BoardingFull,
     BookingInvalid,
     CancellationClosed,
+    Conflict,
+    DepositInvalid,
+    DepositNotDue,
+    DepositPaid,
+    DepositRequired,
     HoldExpired,
     NotFound,
     SlotTaken,
     SlotUnavailable,
+    ValidationFailed,
 )
 
 TAGS = ("booking",)
@@ -71,6 +85,17 @@ class HoldsHandler(ApiHandler):
         self.ok(await holds.place_hold(self.r, self.user_id, self.body), status=201)
 
 
+class HoldPayHandler(ApiHandler):
+    @endpoint(body=deposit_payments.PayDepositBody, tags=TAGS,
+              errors=(DepositPaid, DepositNotDue, HoldExpired, Conflict, ValidationFailed,
+                      NotFound),
+              refuses=deposit_payments.PAY_REFUSALS,
+              summary="Pay your hold's deposit with WeChat Pay: wx.requestPayment parameters "
+                      "(the payment books the hold; payable until the hold expires)")
+    async def post(self, hold_id: int) -> None:
+        self.ok(await deposit_payments.pay_deposit(self.r, self.user_id, hold_id, self.body))
+
+
 class AppointmentsHandler(ApiHandler):
     @endpoint(query=appointments.MyAppointmentsQuery, tags=TAGS,
               summary="Your appointments: upcoming (soonest first) or past, per pet")
@@ -78,7 +103,7 @@ class AppointmentsHandler(ApiHandler):
         self.ok(await appointments.my_appointments(self.r, self.user_id, self.query))
 
     @endpoint(body=appointments.ConfirmBody, tags=TAGS, status=201, idempotent=True,
-              errors=(HoldExpired, NotFound), links={"appointment_id": "/id"},
+              errors=(HoldExpired, DepositRequired, NotFound), links={"appointment_id": "/id"},
               summary="Confirm your hold into an appointment (watch `appointment:<id>` for "
                       "appointment.status)")
     async def post(self) -> None:
@@ -156,6 +181,7 @@ class MerchantStaffMemberHandler(ApiHandler):
 
 class MerchantServicesHandler(ApiHandler):
     @endpoint(roles=SELLERS, body=catalogue.ServiceBody, tags=SELLER_TAGS, status=201,
+              errors=(DepositInvalid,), refuses=catalogue.SERVICE_REFUSALS,
               links={"service_id": "/id"}, summary="Add a service to your provider")
     async def post(self, provider_id: int) -> None:
         self.ok(await catalogue.create_service(self.r, self.user_id, self.caller.role,
@@ -164,7 +190,8 @@ class MerchantServicesHandler(ApiHandler):
 
 class MerchantServiceHandler(ApiHandler):
     @endpoint(roles=SELLERS, body=catalogue.ServicePatch, tags=SELLER_TAGS,
-              summary="Change a service (price, rules) or stop it")
+              errors=(DepositInvalid,), refuses=catalogue.SERVICE_REFUSALS,
+              summary="Change a service (price, deposit, rules) or stop it")
     async def patch(self, service_id: int) -> None:
         self.ok(await catalogue.update_service(self.r, self.user_id, self.caller.role,
                                                service_id, self.body))

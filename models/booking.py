@@ -33,6 +33,7 @@ OVERRIDE_KINDS = ("extra", "day_off", "holiday")
 HOLD_STATES = ("held", "confirmed", "released", "expired")
 APPOINTMENT_STATES = ("pending_confirmation", "confirmed", "checked_in", "completed",
                       "cancelled", "no_show")
+DEPOSIT_STATES = ("none", "paid", "refunding", "refunded", "refund_failed")
 
 
 class Provider(Base):
@@ -81,6 +82,7 @@ class Service(Base):
         Index("ix_booking_services_provider", "provider_id"),
         CheckConstraint("price >= 0", name="price_not_negative"),
         CheckConstraint("duration_minutes > 0", name="duration_positive"),
+        CheckConstraint("deposit >= 0 AND deposit <= price", name="deposit_within_price"),
         MYSQL_TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -89,6 +91,8 @@ class Service(Base):
     kind: Mapped[str] = mapped_column(String(16))  # SERVICE_KINDS
     duration_minutes: Mapped[int] = mapped_column(Integer, default=60)
     price: Mapped[int] = mapped_column(BigInteger)  # fen
+    # fen paid online when booking (pawhome/booking/deposits.py); 0: all paid at the store
+    deposit: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     pet_types: Mapped[list[str]] = mapped_column(JSON, default=list)  # [] = any
     max_weight_kg: Mapped[int | None] = mapped_column(Integer)
     buffer_before: Mapped[int] = mapped_column(Integer, default=0)  # minutes
@@ -180,6 +184,8 @@ class AppointmentHold(Base):
     status: Mapped[str] = mapped_column(String(16), default="held")  # HOLD_STATES
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     appointment_id: Mapped[int | None] = mapped_column(BigInteger)
+    deposit: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # fen due
+    remark: Mapped[str] = mapped_column(String(255), default="", server_default="")  # paid ones
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -204,6 +210,13 @@ class Appointment(Base):
     start_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     end_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     price: Mapped[int] = mapped_column(BigInteger)  # fen, copied from the service
+    # The deposit paid online (fen) and the hold it was paid on (the payable id; a reschedule
+    # moves hold_id, never this); deposit_status: DEPOSIT_STATES.
+    deposit: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    deposit_hold_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    deposit_status: Mapped[str] = mapped_column(String(16), default="none",
+                                                server_default="none")
+    deposit_refunded: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     remark: Mapped[str] = mapped_column(String(255), default="")
     status: Mapped[str] = mapped_column(String(24))  # APPOINTMENT_STATES
     cancel_deadline_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

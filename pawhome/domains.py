@@ -6,7 +6,7 @@ event schemas, live-topic kinds, chat attachment checks. The composition roots (
 task has the same wiring as the gateway that serves every route. A new domain module that
 registers anything is added here.
 """
-from pawhome.booking import appointment_states, appointments, holds  # noqa: F401
+from pawhome.booking import appointment_states, appointments, deposit_payments, holds  # noqa: F401
 from pawhome.community import (  # noqa: F401
     boards,
     comment_threads,

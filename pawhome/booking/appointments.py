@@ -20,13 +20,14 @@ from models.booking import (
     Service,
     SlotUnit,
 )
-from pawhome.booking import appointment_states, booking_cache, holds, reminders, slots
+from pawhome.booking import appointment_states, booking_cache, deposits, holds, reminders, slots
 from pawhome.platform import topics
 from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import (
     AppointmentStateConflict,
     BookingInvalid,
     CancellationClosed,
+    DepositRequired,
     HoldExpired,
     NotFound,
     field_error,
@@ -86,7 +87,8 @@ def appointment_view(a: Appointment) -> dict[str, Any]:
             "service_id": a.service_id, "staff_id": a.staff_id, "pet_id": a.pet_id,
             "kind": a.kind, "start": slots.iso_local(a.start_at),
             "end": slots.iso_local(a.end_at), "price": a.price, "remark": a.remark,
-            "status": a.status, "cancel_deadline": slots.iso_local(a.cancel_deadline_at),
+            **deposits.deposit_view(a), "status": a.status,
+            "cancel_deadline": slots.iso_local(a.cancel_deadline_at),
             "created_at": slots.iso_local(a.created_at)}
 
 
@@ -102,11 +104,11 @@ def _resource(hold: AppointmentHold) -> str:
 
 async def confirm(resources: Resources, user_id: int, body: ConfirmBody) -> dict[str, Any]:
     """Turn the caller's live hold into an appointment (confirmed, or pending the provider's
-    confirmation). Someone else's hold → 404; an expired or released one → 409. A hold
-    confirmed already answers with its appointment."""
+    confirmation). Someone else's hold → 404; an expired or released one → 409. A hold whose
+    service takes a deposit is booked by paying it (deposit_payments.py): 409 DepositRequired
+    until then. A hold confirmed already answers with its appointment."""
     async with resources.db.session() as session, session.begin():
-        hold = (await session.execute(select(AppointmentHold).where(
-            AppointmentHold.id == body.hold_id).with_for_update())).scalar_one_or_none()
+        hold = await lock_hold(session, body.hold_id)
         if hold is None or hold.user_id != user_id:
             raise NotFound("No such hold")
         if hold.status == "confirmed" and hold.appointment_id is not None:
@@ -116,35 +118,54 @@ async def confirm(resources: Resources, user_id: int, body: ConfirmBody) -> dict
         now = utcnow()
         if hold.status != "held" or hold.expires_at <= now:
             raise HoldExpired(errors=[field_error("hold_id", hold.status)])
-        service = await session.get(Service, hold.service_id)
-        provider = await session.get(Provider, hold.provider_id)
-        assert service is not None and provider is not None
-        if service.kind != "boarding":
-            expected = len(slots.unit_starts(hold.start_at, service.duration_minutes,
-                                             service.buffer_before, service.buffer_after))
-            kept: Any = await session.execute(update(SlotUnit).where(
-                SlotUnit.hold_id == hold.id, SlotUnit.expires_at > now).values(
-                expires_at=None))
-            if (kept.rowcount if isinstance(kept, CursorResult) else 0) != expected:
-                raise HoldExpired(errors=[field_error("hold_id", "expired")])
-        appointment = Appointment(
-            user_id=user_id, provider_id=hold.provider_id, owner_id=provider.owner_id,
-            service_id=service.id, staff_id=hold.staff_id, pet_id=hold.pet_id,
-            hold_id=hold.id, kind=service.kind, start_at=hold.start_at, end_at=hold.end_at,
-            price=service.price, remark=body.remark,
-            status="pending_confirmation" if service.needs_confirmation else "confirmed",
-            cancel_deadline_at=hold.start_at - dt.timedelta(
-                hours=service.cancel_deadline_hours),
-            created_at=now, updated_at=now)
-        session.add(appointment)
-        await session.flush()
-        hold.status = "confirmed"
-        hold.appointment_id = appointment.id
-        appointment_states.record_booked(session, appointment, user_id)
-        if appointment.status == "confirmed":
-            await reminders.schedule_appointment(session, appointment, service.name)
-        view = appointment_view(appointment)
+        if hold.deposit:
+            raise DepositRequired(errors=[field_error(
+                "hold_id", f"pay the deposit of {hold.deposit} fen first")])
+        view = appointment_view(await book_hold(session, hold, remark=body.remark, now=now))
     return view
+
+
+async def lock_hold(session: AsyncSession, hold_id: int) -> AppointmentHold | None:
+    return (await session.execute(select(AppointmentHold).where(
+        AppointmentHold.id == hold_id).with_for_update())).scalar_one_or_none()
+
+
+async def book_hold(session: AsyncSession, hold: AppointmentHold, *, remark: str,
+                    now: dt.datetime, deposit: int = 0) -> Appointment:
+    """The one way a hold becomes an appointment, in the caller's transaction, the hold locked
+    and `held`: its units' expiry cleared (all must still be there, else HoldExpired), the
+    appointment, its timeline, its reminders. `deposit` fen were paid on this hold: then the
+    hold may be past its expiry as long as it is still `held` (releasing a hold frees its
+    units or nights and changes its status under that same lock). Caller commits."""
+    service = await session.get(Service, hold.service_id)
+    provider = await session.get(Provider, hold.provider_id)
+    assert service is not None and provider is not None
+    if service.kind != "boarding":
+        expected = len(slots.unit_starts(hold.start_at, service.duration_minutes,
+                                         service.buffer_before, service.buffer_after))
+        units = update(SlotUnit).where(SlotUnit.hold_id == hold.id)
+        if not deposit:
+            units = units.where(SlotUnit.expires_at > now)
+        kept: Any = await session.execute(units.values(expires_at=None))
+        if (kept.rowcount if isinstance(kept, CursorResult) else 0) != expected:
+            raise HoldExpired(errors=[field_error("hold_id", "expired")])
+    appointment = Appointment(
+        user_id=hold.user_id, provider_id=hold.provider_id, owner_id=provider.owner_id,
+        service_id=service.id, staff_id=hold.staff_id, pet_id=hold.pet_id,
+        hold_id=hold.id, kind=service.kind, start_at=hold.start_at, end_at=hold.end_at,
+        price=service.price, remark=remark,
+        status="pending_confirmation" if service.needs_confirmation else "confirmed",
+        cancel_deadline_at=hold.start_at - dt.timedelta(hours=service.cancel_deadline_hours),
+        deposit=deposit, deposit_hold_id=hold.id if deposit else None,
+        deposit_status="paid" if deposit else "none", created_at=now, updated_at=now)
+    session.add(appointment)
+    await session.flush()
+    hold.status = "confirmed"
+    hold.appointment_id = appointment.id
+    appointment_states.record_booked(session, appointment, hold.user_id)
+    if appointment.status == "confirmed":
+        await reminders.schedule_appointment(session, appointment, service.name)
+    return appointment
 
 
 async def _locked(session: AsyncSession, appointment_id: int) -> Appointment | None:
@@ -174,6 +195,7 @@ async def cancel_by_user(resources: Resources, user_id: int, appointment_id: int
         appointment_states.transition(session, appointment, "cancel", actor_type="user",
                                       actor_id=user_id, reason=body.reason)
         resource = await _free(session, appointment)
+        await deposits.refund_deposit(session, appointment)
         await reminders.cancel_for_appointment(session, appointment.id)
         view = appointment_view(appointment)
     await booking_cache.forget(resources.cache, resources=[resource])
@@ -248,6 +270,7 @@ async def provider_action(resources: Resources, user_id: int, role: str, appoint
                                       actor_id=user_id, reason=body.reason)
         if body.action in appointment_states.FREES_TIME:
             resource = await _free(session, appointment)
+            await deposits.refund_deposit(session, appointment)
         if body.action == "confirm":
             service = await session.get(Service, appointment.service_id)
             await reminders.schedule_appointment(session, appointment,

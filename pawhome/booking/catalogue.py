@@ -15,7 +15,7 @@ from models.base import utcnow
 from models.booking import Appointment, BoardingNight, Provider, Service, Staff, StaffService
 from pawhome.booking import booking_cache
 from pawhome.booking.slots import UNIT_MINUTES
-from pawhome.platform.errors import BookingInvalid, NotFound, field_error
+from pawhome.platform.errors import BookingInvalid, DepositInvalid, NotFound, field_error
 from pawhome.platform.fields import Id
 from pawhome.platform.resources import Resources
 
@@ -72,6 +72,8 @@ class ServiceBody(BaseModel):
     kind: ServiceKind
     duration_minutes: int = Field(60, ge=5, le=720, multiple_of=UNIT_MINUTES)
     price: int = Field(ge=0, le=10**9, description="fen")
+    deposit: int = Field(0, ge=0, le=10**9, description="fen paid online to book, at most the "
+                                                       "price; 0: all paid at the store")
     pet_types: list[PetType] = Field(default_factory=list, description="[] = any pet")
     max_weight_kg: int | None = Field(None, ge=1, le=200)
     buffer_before: int = Field(0, ge=0, le=240, multiple_of=UNIT_MINUTES)
@@ -90,6 +92,7 @@ class ServicePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=64)
     price: int | None = Field(None, ge=0, le=10**9)
+    deposit: int | None = Field(None, ge=0, le=10**9)
     pet_types: list[PetType] | None = None
     max_weight_kg: int | None = Field(None, ge=1, le=200)
     min_notice_minutes: int | None = Field(None, ge=0, le=30 * 1440)
@@ -124,7 +127,8 @@ def staff_view(staff: Staff, service_ids: list[int]) -> dict[str, Any]:
 def service_view(service: Service) -> dict[str, Any]:
     return {"id": service.id, "provider_id": service.provider_id, "name": service.name,
             "kind": service.kind, "duration_minutes": service.duration_minutes,
-            "price": service.price, "pet_types": list(service.pet_types or []),
+            "price": service.price, "deposit": service.deposit,
+            "pet_types": list(service.pet_types or []),
             "max_weight_kg": service.max_weight_kg, "buffer_before": service.buffer_before,
             "buffer_after": service.buffer_after,
             "min_notice_minutes": service.min_notice_minutes,
@@ -267,11 +271,22 @@ async def create_service(resources: Resources, user_id: int, role: str, provider
         if body.kind == "boarding":  # booked by nights against rooms, never by staff
             fields["uses_staff"] = False
         service = Service(provider_id=provider_id, **fields)
+        _check_deposit(service)
         session.add(service)
         await session.flush()
         view = service_view(service)
     await booking_cache.forget(resources.cache, catalogue=True)
     return view
+
+
+SERVICE_REFUSALS = {"deposit": "from 0 to the price (fen)"}
+
+
+def _check_deposit(service: Service) -> None:
+    """The database's CHECK (0 <= deposit <= price) as a field error."""
+    if not 0 <= service.deposit <= service.price:
+        raise DepositInvalid(errors=[field_error(
+            "deposit", f"from 0 to the price, {service.price} fen")])
 
 
 async def update_service(resources: Resources, user_id: int, role: str, service_id: int,
@@ -284,6 +299,7 @@ async def update_service(resources: Resources, user_id: int, role: str, service_
         for name, value in body.model_dump(exclude_unset=True).items():
             if value is not None or name == "max_weight_kg":
                 setattr(service, name, value)
+        _check_deposit(service)
         if body.capacity is not None and service.kind == "boarding":
             # Nights already counted take the new room count, never below what they hold.
             await session.execute(update(BoardingNight).where(

@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.base import utcnow
 from models.booking import AppointmentHold, BoardingNight, Service, SlotUnit
 from models.community import Pet
-from pawhome.booking import availability, booking_cache, schedules, slots
+from pawhome.booking import availability, booking_cache, deposits, schedules, slots
+from pawhome.payments import payments
 from pawhome.platform.db import Overtaken, run_transaction
 from pawhome.platform.errors import (
     BoardingFull,
@@ -69,7 +70,7 @@ def hold_view(hold: AppointmentHold) -> dict[str, Any]:
     return {"id": hold.id, "service_id": hold.service_id, "staff_id": hold.staff_id,
             "pet_id": hold.pet_id, "start": slots.iso_local(hold.start_at),
             "end": slots.iso_local(hold.end_at), "status": hold.status,
-            "expires_at": slots.iso_local(hold.expires_at)}
+            "expires_at": slots.iso_local(hold.expires_at), "deposit": hold.deposit}
 
 
 async def own_pet(session: AsyncSession, user_id: int, pet_id: int) -> Pet:
@@ -120,6 +121,9 @@ async def _expire(session: AsyncSession, hold_ids: list[int], now: dt.datetime) 
             continue
         await free_time(session, hold)
         hold.status = "expired"
+        if hold.deposit:  # its deposit can no longer book it: close the payment, if any
+            payments.close_later(session, payable_type=deposits.PAYABLE_TYPE,
+                                 payable_id=hold.id)
         released += 1
     return released
 
@@ -186,7 +190,7 @@ async def slot_hold(session: AsyncSession, user_id: int, service: Service, pet_i
     end = start + dt.timedelta(minutes=service.duration_minutes)
     hold = AppointmentHold(user_id=user_id, provider_id=service.provider_id,
                            service_id=service.id, pet_id=pet_id, start_at=start, end_at=end,
-                           expires_at=now + dt.timedelta(seconds=ttl))
+                           expires_at=now + dt.timedelta(seconds=ttl), deposit=service.deposit)
     session.add(hold)
     await session.flush()
     units = slots.unit_starts(start, service.duration_minutes, service.buffer_before,
@@ -247,7 +251,7 @@ async def _boarding_hold(session: AsyncSession, user_id: int, service: Service, 
                            service_id=service.id, pet_id=pet_id,
                            start_at=slots.local_midnight_utc(body.check_in),
                            end_at=slots.local_midnight_utc(body.check_out),
-                           expires_at=now + dt.timedelta(seconds=ttl))
+                           expires_at=now + dt.timedelta(seconds=ttl), deposit=service.deposit)
     session.add(hold)
     await session.flush()
     for night in stay:  # date order: the lock order of every stay

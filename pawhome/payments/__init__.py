@@ -1,4 +1,4 @@
-"""Payments (docs/payments.md): what a payable (an order, later a booking deposit) owes and
+"""Payments (docs/payments.md): what a payable (an order, a booking deposit) owes and
 how it was paid through WeChat Pay v3 — prepay, the verified notify applied exactly once,
 the query for missing notifies, closing, refunds and their notifies, and the daily
 reconciliation against WeChat's trade bill.

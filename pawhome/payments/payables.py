@@ -1,5 +1,5 @@
 """The payable registry: what payments may be for, and what a payment or a settled refund
-does to the thing paid for. Payments sits below the mall (and later booking) and knows none
+does to the thing paid for. Payments sits below the mall and booking and knows none
 of them; each registers its payable type here when its module is imported.
 
     payables.register_payable("order", on_paid=apply_payment, on_refund_settled=apply_refund)
