@@ -70,6 +70,8 @@ ROUTES = [
     route("/v1/virtual-pets", virtualpet.VirtualPetsHandler, "virtual_pets.list"),
     route("/v1/virtual-pets/{virtual_pet_id:int}", virtualpet.VirtualPetHandler,
           "virtual_pets.detail"),
+    route("/v1/virtual-pets/{virtual_pet_id:int}/interactions", virtualpet.InteractionsHandler,
+          "virtual_pets.interactions"),
     route("/v1/merchant/appointments/{appointment_id:int}/record",
           booking_records.AppointmentRecordHandler, "merchant.appointment_record"),
     route("/v1/boards", posts.BoardsHandler, "posts.boards"),

@@ -28,6 +28,7 @@ from pawhome.platform.resources import Resources
 from pawhome.points import expiry as points_expiry
 from pawhome.points import reconciliation as points_reconciliation
 from pawhome.promotions import groupbuy
+from pawhome.virtualpet import hunger
 from workers import runtime
 from workers.base import PERIODIC
 
@@ -194,6 +195,13 @@ def send_booking_reminders() -> int:
     """Beat: booking reminders that are due (late ones too, after an outage), each sent once
     as an `appointment` notification (pawhome/booking/reminders.py). Returns how many."""
     return runtime.run(reminders.send_due(runtime.resources()))
+
+
+@shared_task(name="default.send_hungry_pet_reminders", **PERIODIC)
+def send_hungry_pet_reminders() -> int:
+    """Beat: virtual pets whose fullness fell under the threshold, each owner reminded once
+    (at most once a pet a day) by a `system` notification (pawhome/virtualpet/hunger.py)."""
+    return runtime.run(hunger.send_due(runtime.resources()))
 
 
 @shared_task(name="default.notify_appointment")

@@ -46,6 +46,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "send-overdue-appointment-notices": {
             "task": "default.send_overdue_appointment_notices",
             "schedule": settings.booking_reminder_sweep_seconds},
+        # Virtual pets that got hungry (docs/virtual-pet.md "Hungry reminders").
+        "send-hungry-pet-reminders": {"task": "default.send_hungry_pet_reminders",
+                                      "schedule": settings.vpet_hungry_sweep_seconds},
         # Booking holds past their time free their slots (docs/booking.md).
         "release-expired-holds": {"task": "default.release_expired_holds",
                                   "schedule": settings.booking_sweep_seconds},

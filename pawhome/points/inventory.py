@@ -142,6 +142,13 @@ async def consume(session: AsyncSession, user_id: int, sku_id: int, quantity: in
                        ref_type=ref_type, ref_id=ref_id)
 
 
+async def held_kind(session: AsyncSession, user_id: int, sku_id: int) -> tuple[str, int] | None:
+    """(kind, quantity held) of an item the user has had, or None (no lock). Caller commits."""
+    found = (await session.execute(select(InventoryItem.kind, InventoryItem.quantity).where(
+        InventoryItem.user_id == user_id, InventoryItem.sku_id == sku_id))).first()
+    return (str(found[0]), int(found[1])) if found else None
+
+
 async def held(session: AsyncSession, user_id: int, sku_id: int) -> int:
     """How many of an item the user holds (no lock). Caller commits."""
     found = (await session.execute(select(InventoryItem.quantity).where(

@@ -65,7 +65,6 @@ def stored_part(pet: VirtualPet, *, images: Mapping[int, str] | None = None,
         "status_at": _iso(pet.status_at), "exp": int(pet.exp or 0),
         "skills": list(pet.skills or []), "cooldowns": dict(pet.cooldowns or {}),
         "last_interaction_at": _iso(pet.last_interaction_at),
-        "hungry_remind_at": _iso(pet.hungry_remind_at),
         "created_at": _iso(pet.created_at),
     }
 
@@ -86,8 +85,9 @@ def view_of(stored: Mapping[str, Any], now: dt.datetime, *, owner: bool,
             "created_at": stored["created_at"]}
     if not owner:
         return card
-    statuses = care.current(stored["statuses"], _naive(stored["status_at"]), now,
-                            stored["personality"], rules)
+    status_at = _naive(stored["status_at"])
+    statuses = care.current(stored["statuses"], status_at, now, stored["personality"], rules)
+    hungry_at = care.hungry_at(stored["statuses"], status_at, stored["personality"], rules)
     return {**card, **care.progress(int(stored["exp"])),
             "personality": stored["personality"], "params": stored["params"],
             "sprite_url": stored["sprite_url"], "sprite_media_id": stored["sprite_media_id"],
@@ -97,7 +97,7 @@ def view_of(stored: Mapping[str, Any], now: dt.datetime, *, owner: bool,
             "skills": stored["skills"],
             "cooldowns": care.cooldowns_left(stored["cooldowns"], now, rules),
             "last_interaction_at": stored["last_interaction_at"],
-            "hungry_remind_at": stored["hungry_remind_at"]}
+            "hungry_at": _iso(hungry_at)}
 
 
 def pet_view(pet: VirtualPet, now: dt.datetime, *, owner: bool,
