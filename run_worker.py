@@ -1,6 +1,7 @@
 """Start a Celery worker (or beat): `python run_worker.py --queues default,notify --concurrency 2`.
 
-Queue names are the unprefixed workload names (default, media, moderation, search, notify);
+Queue names are the unprefixed workload names (default, media, moderation, search, notify,
+payments, ai);
 TASK_QUEUE_PREFIX is applied from settings. `--beat` runs the beat scheduler instead (exactly
 one per deployment), `--flower` the Flower monitor. All read settings.py; supervisor runs one
 program per queue group (supervisor/supervisord.conf).

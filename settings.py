@@ -405,6 +405,20 @@ class Settings(BaseSettings):
     payment_reconcile_hour: int = 10
     payment_reconcile_minute: int = 30
 
+    # --- virtual pet generation (pawhome/virtualpet/generation*.py, adoption.py,
+    # docs/virtual-pet.md "Generation") ---------------------------------------------------
+    vpet_generations_per_day: int = 10  # per user and Asia/Shanghai day (429 past it)
+    vpet_generation_keep_hours: int = 24  # a result not adopted by then expires
+    vpet_photo_max_pixels: int = 50_000_000  # a photo over this is refused before decoding
+    vpet_pets_per_user: int = 3  # adopted pets a user may have (409 past it)
+    vpet_generation_sweep_seconds: float = 600.0  # beat: unadopted results past their time
+    # An external AI provider (POST <url> with the photo; docs/virtual-pet.md "Adapter"):
+    # empty = the baseline generator alone. Any failure falls back to the baseline.
+    vpet_ai_provider_url: str = ""
+    vpet_ai_provider_token: str = ""  # sent as a bearer token when set
+    vpet_ai_provider_timeout: float = 3.0  # seconds per attempt
+    vpet_ai_provider_retries: int = 1  # further attempts after a failed one
+
     # --- misc ------------------------------------------------------------------------
     nickname_max_length: int = 20
     flower_port: int = 5555

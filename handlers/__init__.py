@@ -41,6 +41,7 @@ from handlers import (
     topics,
     users,
     virtualpet,
+    virtualpet_generation,
 )
 from handlers import search as search_handlers
 
@@ -67,11 +68,16 @@ ROUTES = [
     route("/v1/pets", pets.MyPetsHandler, "pets.list"),
     route("/v1/pets/{pet_id:int}", pets.MyPetHandler, "pets.detail"),
     route("/v1/pets/{pet_id:int}/records", booking_records.PetRecordsHandler, "pets.records"),
-    route("/v1/virtual-pets", virtualpet.VirtualPetsHandler, "virtual_pets.list"),
+    # -- virtual pets (docs/virtual-pet.md) --
+    route("/v1/virtual-pets", virtualpet_generation.VirtualPetsHandler, "virtual_pets.list"),
     route("/v1/virtual-pets/{virtual_pet_id:int}", virtualpet.VirtualPetHandler,
           "virtual_pets.detail"),
     route("/v1/virtual-pets/{virtual_pet_id:int}/interactions", virtualpet.InteractionsHandler,
           "virtual_pets.interactions"),
+    route("/v1/virtual-pets/generations", virtualpet_generation.GenerationsHandler,
+          "virtual_pets.generate"),
+    route("/v1/virtual-pets/generations/{generation_id:int}",
+          virtualpet_generation.GenerationHandler, "virtual_pets.generation"),
     route("/v1/merchant/appointments/{appointment_id:int}/record",
           booking_records.AppointmentRecordHandler, "merchant.appointment_record"),
     route("/v1/boards", posts.BoardsHandler, "posts.boards"),

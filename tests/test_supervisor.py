@@ -26,6 +26,7 @@ from tests.services import free_port
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = {"gateway:gateway-0", "gateway:gateway-1", "workers:workers-default",
             "workers:workers-media", "workers:workers-index", "workers:workers-payments",
+            "workers:workers-ai",
             "beat", "flower"}
 
 

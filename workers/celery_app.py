@@ -1,7 +1,7 @@
 """The one Celery application: broker, queues, routing, serialisation, limits, beat schedule.
 
-Queues by workload (default, media, moderation, search, notify, payments), each with its one task
-module named after it (workers/<queue>.py; the `ai` queue comes with the virtual pet), each
+Queues by workload (default, media, moderation, search, notify, payments, ai), each with its one
+task module named after it (workers/<queue>.py; `ai` is the virtual pet's generation), each
 optionally prefixed by TASK_QUEUE_PREFIX so several environments (or test runs) share a broker
 safely. Routing is by task-name prefix: `media.*` goes to the media queue, and so on. JSON
 only. Broker and result backend are settings: Redis by default, RabbitMQ by changing
@@ -25,13 +25,13 @@ import pawhome.domains  # noqa: F401  (every domain's registrations, as in the g
 from pawhome.platform import outbox, tasks
 from pawhome.platform.logs import setup_logging
 from settings import Settings, get_settings
-from workers import default, media, moderation, notify, payments, runtime, search  # noqa: F401  (their tasks)
+from workers import ai, default, media, moderation, notify, payments, runtime, search  # noqa: F401  (their tasks)
 from workers.base import PawTask
 from workers.dispatch import CeleryDispatcher
 from workers.schedule import beat_schedule
 
 QUEUE_NAMES = ("default", "media", "moderation", "search", "notify",
-               "payments")
+               "payments", "ai")
 
 # The task module of each queue (imported above; a worker's `include` names them again).
 TASK_MODULES = [f"workers.{queue}" for queue in QUEUE_NAMES]

@@ -52,6 +52,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         # Booking holds past their time free their slots (docs/booking.md).
         "release-expired-holds": {"task": "default.release_expired_holds",
                                   "schedule": settings.booking_sweep_seconds},
+        # Virtual pet generations nobody adopted in time (docs/virtual-pet.md).
+        "expire-pet-generations": {"task": "ai.expire_generations",
+                                   "schedule": settings.vpet_generation_sweep_seconds},
         "purge-abandoned-uploads": {"task": "media.purge_abandoned_uploads",
                                     "schedule": crontab(minute=37)},
         "expire-media-checks": {"task": "moderation.expire_media_checks",

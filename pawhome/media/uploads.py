@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.media import Media, MediaUploadPart
-from pawhome.integrations.storage import StorageError, new_key, storage_for
+from pawhome.integrations.storage import StorageError, new_key, storage_for, variant_prefix
 from pawhome.media.files import TYPES_BY_KIND
 from pawhome.messaging import chat
 from pawhome.platform import events, outbox
@@ -438,6 +438,40 @@ async def require_ready(session: AsyncSession, owner_id: int, media_ids: list[in
     if problems:
         raise ValidationFailed("Some media cannot be attached", errors=problems)
     return [rows[m] for m in wanted]
+
+
+# -- images the server makes -------------------------------------------------------------------
+
+
+def store_generated_file(settings: Settings, path: Path, content_type: str, name: str) -> str:
+    """Blocking: put an image the server made for a user (a virtual pet's sprite) into the
+    media storage under a new key, shaped as a variant (media/<yyyy>/<mm>/<uuid>/<name>.<ext>,
+    so the local backend serves it like one); returns the key. Then `record_generated_image`."""
+    extension = TYPES_BY_KIND["image"][content_type]
+    key = f"{variant_prefix(new_key(extension))}{name}.{extension}"
+    _store(settings).put_file(key, path, content_type)
+    return key
+
+
+async def record_generated_image(session: AsyncSession, owner_id: int, key: str,
+                                 content_type: str, width: int, height: int,
+                                 size: int) -> Media:
+    """A stored server-made image as a ready media of the owner's, itself its one variant
+    (made from their own reviewed upload, it is not reviewed again). Caller commits."""
+    name = key.rsplit("/", 1)[-1]
+    media = Media(owner_id=owner_id, kind="image", status="ready", storage_key=key,
+                  content_type=content_type, size=size, width=width, height=height,
+                  variants={name: {"key": key, "width": width, "height": height,
+                                   "content_type": content_type}},
+                  moderation="pass", ready_at=utcnow())
+    session.add(media)
+    await session.flush()
+    return media
+
+
+def file_url(settings: Settings, key: str) -> str:
+    """The public URL of a stored file."""
+    return _store(settings).public_url(key)
 
 
 def jpeg_variant(media: Media, width: int | None = None) -> tuple[str, str] | None:
