@@ -21,6 +21,7 @@ from pawhome.mall import addresses, delivery, demo_catalogue, demo_reviews
 from pawhome.platform.resources import Resources
 from pawhome.points import demo_goods
 from pawhome.promotions import coupons_demo, demo_home, groupbuy_demo
+from pawhome.virtualpet import demo_virtualpet
 from settings import Settings, get_settings
 
 # openid (the dev-login key), nickname, role, bio
@@ -118,6 +119,14 @@ async def seed_booking(session: AsyncSession) -> int:
     return await demo_booking.seed_demo_booking(session, merchants, buyers)
 
 
+async def seed_virtual_pets(session: AsyncSession) -> int:
+    """The demo cat photo for each demo buyer to generate a pet from, and an adopted pet for
+    the second (pawhome/virtualpet/demo_virtualpet.py)."""
+    buyers = [(await users.get_or_create_by_openid(session, openid))[0].id
+              for openid in ("demo-user-1", "demo-user-2")]
+    return await demo_virtualpet.seed_demo_virtual_pets(session, buyers)
+
+
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
@@ -130,6 +139,7 @@ SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("group_buy", seed_group_buy),
     ("home", demo_home.seed_demo_home),
     ("booking", seed_booking),
+    ("virtual_pets", seed_virtual_pets),
 ]
 
 
