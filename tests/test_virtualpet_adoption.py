@@ -28,8 +28,13 @@ async def test_a_done_generation_becomes_my_pet_once(api, resources):
     assert pet["name"] == "Mochi" and pet["species"] == "cat"
     assert pet["personality"] == "curious" and pet["level"] == 1
     assert pet["params"]["colours"] == ["#a07755"]
+    assert pet["statuses"]["fullness"] == 80 and pet["sprite_url"] == ""
     state = (await api.get(f"/v1/virtual-pets/generations/{gen}", token=me.token)).ok()
     assert state["status"] == "adopted"
+    mine = (await api.get("/v1/virtual-pets", token=me.token)).ok()["items"]
+    assert [p["id"] for p in mine] == [pet["id"]]
+    assert (await api.get(f"/v1/virtual-pets/{pet['id']}", token=me.token)).ok() \
+        ["name"] == "Mochi"
     (await _adopt(api, me, gen, name="Again")).error(409, code=40971)
     async with resources.db.session() as session:
         row = (await session.execute(select(VirtualPet).where(
