@@ -259,13 +259,19 @@ def _second_colour_blobs(labels: NDArray[Any], mask: NDArray[Any],
 
 def _pattern(f: Features) -> str:
     main_share = f.colours[0][1] if f.colours else 1.0
-    if main_share >= 0.7 or (f.edge_density < 0.04 and main_share >= 0.5):
-        return "solid"
     if f.coherence >= STRIPES_COHERENCE and f.edge_density >= 0.05:
         return "stripes"
-    if f.spot_count >= 8:
-        return "spots"
+    if len(f.colours) > 1 and f.spot_count >= 8 and f.colours[1][1] >= 0.06 and \
+            _distance(f.colours[0][0], f.colours[1][0]) >= 120:
+        return "spots"  # many small blobs of a clearly different colour
+    if main_share >= 0.7 or (f.edge_density < 0.04 and main_share >= 0.5):
+        return "solid"
     return "patches"
+
+
+def _distance(a: str, b: str) -> float:
+    """Euclidean distance of two '#rrggbb' colours (0-441)."""
+    return float(np.linalg.norm(np.array(_rgb(a), float) - np.array(_rgb(b), float)))
 
 
 def _silhouette(gray: NDArray[Any], mask: NDArray[Any]) -> float:
