@@ -1,5 +1,5 @@
-"""run_gateway.py for bench/bench_mall.py and bench_growth.py only: three rate limits lifted and the log written to a
-file.
+"""run_gateway.py for bench/bench_mall.py, bench_growth.py and bench_virtualpet.py only: some rate
+limits lifted and the log written to a file.
 
     BENCH_LOG_FILE=/tmp/x.log python bench/mall_gateway.py --port 8000
 
@@ -9,6 +9,8 @@ file.
   notify benchmark asks for several hundred prepays of 50 buyers.
 - `home.mall` (GET /v1/home/mall, bench/bench_growth.py) has the default rules, 1,200 a minute
   per IP and 600 per user: the same single IP, and 50 users each asking many times a second.
+- `virtual_pets.detail` and `virtual_pets.interactions` (bench/bench_virtualpet.py) have the
+  default rules: one IP, and one owner asking for its pet thousands of times a second.
 Each is replaced IN THIS PROCESS ONLY by a rule of the same scope that never trips (still one
 Lua call per request, with a 1-second window so the window's sorted set stays small).
 POST /v1/orders keeps its production rule (`orders.list`, 60 a minute per user): every buyer
@@ -34,6 +36,10 @@ LIFTED = {
     "mall.products": (ratelimit.Rule("ip", 1_000_000_000, 1),),
     "orders.pay": (ratelimit.Rule("user", 1_000_000_000, 1),),
     "home.mall": (ratelimit.Rule("ip", 1_000_000_000, 1), ratelimit.Rule("user", 1_000_000_000, 1)),
+    "virtual_pets.detail": (ratelimit.Rule("ip", 1_000_000_000, 1),
+                            ratelimit.Rule("user", 1_000_000_000, 1)),
+    "virtual_pets.interactions": (ratelimit.Rule("ip", 1_000_000_000, 1),
+                                  ratelimit.Rule("user", 1_000_000_000, 1)),
 }
 
 
