@@ -108,3 +108,24 @@ async def test_the_beat_task_sends_due_reminders_on_the_real_worker(
         return await reminded(resources, owner.user_id)
 
     await wait_until(sent, timeout=40, what="the hungry reminder sent by the worker")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_adopted_pet_gets_its_first_hungry_moment(api, resources):
+    from models.virtual_pets import PetGeneration
+    from pawhome.virtualpet import adoption
+
+    owner = await api.login()
+    now = utcnow()
+    async with resources.db.session() as session, session.begin():
+        gen = PetGeneration(user_id=owner.user_id, media_id=1, status="done",
+                            params={"species": "cat"}, personality="calm",
+                            expires_at=now + dt.timedelta(hours=1))
+        session.add(gen)
+        await session.flush()
+        pet = await adoption.adopt_generation(session, gen, "小花", now)
+        pet_id = pet.id
+    # calm: fullness 80 falls under 20 at 3.6/h: 16.7 hours after adoption.
+    remind_at = (await pet_row(resources, pet_id)).hungry_remind_at
+    assert remind_at is not None
+    assert abs((remind_at - now).total_seconds() - 60 / 3.6 * 3600) < 5

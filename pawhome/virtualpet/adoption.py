@@ -28,8 +28,9 @@ from pawhome.platform.errors import (
 from pawhome.platform.fields import NOT_BLANK
 from pawhome.platform.resources import Resources
 from pawhome.platform.wordfilter import screen_text
-from pawhome.virtualpet import care, pets
+from pawhome.virtualpet import care, hunger, pets
 from pawhome.virtualpet.generation import MAX_ID
+from settings import get_settings
 
 
 class AdoptBody(BaseModel):
@@ -84,6 +85,7 @@ async def adopt_generation(session: AsyncSession, gen: PetGeneration, name: str,
                      **care.initial_statuses(gen.personality or "calm"), status_at=now,
                      level=1, exp=0, exp_reached_at=now, skills=[], cooldowns={},
                      created_at=now, updated_at=now)
+    hunger.schedule(pet, now, get_settings())  # the first "pet hungry" moment
     session.add(pet)
     gen.status = "adopted"
     await session.flush()
