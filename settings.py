@@ -419,6 +419,10 @@ class Settings(BaseSettings):
     vpet_ai_provider_timeout: float = 3.0  # seconds per attempt
     vpet_ai_provider_retries: int = 1  # further attempts after a failed one
 
+    # --- virtual pet: check-in and leaderboards (pawhome/virtualpet/, docs/virtual-pet.md) --
+    checkin_reminder_sweep_seconds: float = 300.0  # beat: reminders whose hour has come
+    leaderboard_rebuild_seconds: float = 3600.0  # beat: every board rebuilt from the database
+
     # --- misc ------------------------------------------------------------------------
     nickname_max_length: int = 20
     flower_port: int = 5555

@@ -13,6 +13,7 @@ from handlers import (
     booking,
     booking_records,
     cart,
+    checkin,
     comments,
     conversations,
     coupons,
@@ -20,6 +21,7 @@ from handlers import (
     follows,
     groupbuy,
     home,
+    leaderboards,
     likes,
     mall_catalogue,
     mall_shops,
@@ -357,4 +359,12 @@ ROUTES = [
           product_reviews.AdminReviewApproveHandler, "admin.review_approve"),
     route("/v1/admin/reviews/{review_id:int}/reject", product_reviews.AdminReviewRejectHandler,
           "admin.review_reject"),
+    # -- virtual pet: check-in and leaderboards (docs/virtual-pet.md) --
+    route("/v1/checkin/status", checkin.CheckinStatusHandler, "checkin.status"),
+    route("/v1/checkin", checkin.CheckinHandler, "checkin.checkin"),
+    route("/v1/checkin/makeup", checkin.CheckinMakeupHandler, "checkin.makeup"),
+    route("/v1/checkin/reminder", checkin.CheckinReminderHandler, "checkin.reminder"),
+    route("/v1/leaderboards/{kind}", leaderboards.LeaderboardHandler, "leaderboards.board"),
+    route("/v1/admin/leaderboards/{kind}/rebuild", leaderboards.AdminLeaderboardRebuildHandler,
+          "admin.leaderboards_rebuild"),
 ]

@@ -1,7 +1,8 @@
 """Tasks of the default queue: the outbox safety-net relay, housekeeping, the community's
 periodic jobs (post views, hot scores, feed-cache drops, counter reconciliation) and the
 mall's (product footprints, unpaid orders cancelled at their deadline, the order sweep,
-product cache drops), the nightly points jobs (reconciliation, expiry) and group-buy expiry.
+product cache drops), the nightly points jobs (reconciliation, expiry), group-buy expiry,
+and the virtual pet's check-in reminders and leaderboards.
 
 Every job here is run by beat (workers/schedule.py) or enqueued through the outbox; each is
 small and idempotent, so a late or doubled run is harmless. The community jobs' logic is in
@@ -28,7 +29,7 @@ from pawhome.platform.resources import Resources
 from pawhome.points import expiry as points_expiry
 from pawhome.points import reconciliation as points_reconciliation
 from pawhome.promotions import groupbuy
-from pawhome.virtualpet import hunger
+from pawhome.virtualpet import checkin, hunger, leaderboards
 from workers import runtime
 from workers.base import PERIODIC
 
@@ -249,3 +250,24 @@ def expire_points() -> dict[str, int]:
     """Beat, nightly: points whose expiry passed leave their balances as `expired` rows
     (pawhome/points/expiry.py); a second run finds nothing more."""
     return runtime.run(points_expiry.expire_due(runtime.resources()))
+
+
+@shared_task(name="default.send_checkin_reminders", **PERIODIC)
+def send_checkin_reminders() -> int:
+    """Beat: check-in reminders whose hour has come today, to users who have not checked in,
+    once a day each (pawhome/virtualpet/checkin.py). Returns how many went out."""
+    return runtime.run(checkin.send_reminders(runtime.resources()))
+
+
+@shared_task(name="default.refresh_leaderboards")
+def refresh_leaderboards(user_id: int, boards: list[str], at: str) -> int:
+    """Queued (through the outbox) with a change of a user's scores: their entries of
+    `boards` recomputed from the database (pawhome/virtualpet/leaderboards.py)."""
+    return runtime.run(leaderboards.refresh_user(runtime.resources(), user_id, boards,
+                                                 dt.datetime.fromisoformat(at)))
+
+
+@shared_task(name="default.rebuild_leaderboards", **PERIODIC)
+def rebuild_leaderboards() -> dict[str, dict[str, int]]:
+    """Beat: every leaderboard rebuilt from the database and swapped in atomically."""
+    return runtime.run(leaderboards.rebuild_all(runtime.resources()))

@@ -55,6 +55,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         # Virtual pet generations nobody adopted in time (docs/virtual-pet.md).
         "expire-pet-generations": {"task": "ai.expire_generations",
                                    "schedule": settings.vpet_generation_sweep_seconds},
+        # Virtual pet (docs/virtual-pet.md): check-in reminders whose hour has come, and the
+        # leaderboards rebuilt from the database (so Redis losing them heals).
+        "send-checkin-reminders": {"task": "default.send_checkin_reminders",
+                                   "schedule": settings.checkin_reminder_sweep_seconds},
+        "rebuild-leaderboards": {"task": "default.rebuild_leaderboards",
+                                 "schedule": settings.leaderboard_rebuild_seconds},
         "purge-abandoned-uploads": {"task": "media.purge_abandoned_uploads",
                                     "schedule": crontab(minute=37)},
         "expire-media-checks": {"task": "moderation.expire_media_checks",

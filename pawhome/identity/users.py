@@ -243,6 +243,8 @@ class PrivacyPrefs(BaseModel):
     show_bio: bool = True
     allow_messages_from: Literal["everyone", "following", "nobody"] = "everyone"
     show_online: bool = True
+    # Listed on the leaderboards (pawhome/virtualpet/leaderboards.py); off: left out of all.
+    show_on_leaderboards: bool = True
     # Who may @mention the user (pawhome/community/mentions.py): following = people they follow.
     allow_mentions_from: Literal["everyone", "following", "nobody"] = "everyone"
 
@@ -266,6 +268,7 @@ class PrivacyPrefsPatch(BaseModel):
     allow_messages_from: Literal["everyone", "following", "nobody"] | None = None
     show_online: bool | None = None
     allow_mentions_from: Literal["everyone", "following", "nobody"] | None = None
+    show_on_leaderboards: bool | None = None
 
 
 class SettingsUpdate(BaseModel):
@@ -323,6 +326,11 @@ async def privacy_of(session: AsyncSession, user_id: int) -> PrivacyPrefs:
     return privacy_of_stored(row.privacy_prefs if row else None)
 
 
+# Run inside the transaction that changed a user's privacy preferences (session, user_id):
+# the leaderboards list or drop the user (show_on_leaderboards).
+privacy_changed: Hook[[AsyncSession, int]] = Hook("identity.privacy_changed")
+
+
 async def change_settings(resources: Resources, user_id: int,
                           changes: SettingsUpdate) -> dict[str, Any]:
     """Change the preference keys sent; returns every preference."""
@@ -343,6 +351,7 @@ async def update_settings(session: AsyncSession, user_id: int,
         current.update(changes.privacy_prefs.model_dump(exclude_none=True))
         row.privacy_prefs = current
         search.index_later(session, "user", user_id)  # show_bio decides what is indexed
+        await privacy_changed.run(session, user_id)
     row.updated_at = utcnow()
     await session.flush()
     return _settings_view(row)

@@ -140,6 +140,9 @@ class GenerationAdopted(Conflict): ...
 class PetLimitReached(Conflict): ...
 class PhotoNotUsable(ValidationFailed): ...
 class GenerationLimitReached(RateLimited): ...
+# -- virtual pet: check-in and leaderboards (docs/virtual-pet.md) --
+class AlreadyCheckedIn(Conflict): ...
+class MakeupNotAllowed(ValidationFailed): ...
 
 
 # class, HTTP status, business code, default message. The only place codes are assigned.
@@ -248,6 +251,9 @@ ERROR_TABLE: list[tuple[type[AppError], int, int, str]] = [
     (PetLimitReached, 409, 40972, "You have as many virtual pets as allowed"),
     (PhotoNotUsable, 422, 42260, "This photo cannot make a pet"),
     (GenerationLimitReached, 429, 42903, "You have generated as many pets as allowed today"),
+    # virtual pet: check-in
+    (AlreadyCheckedIn, 409, 40976, "This day is checked in already"),
+    (MakeupNotAllowed, 422, 42267, "This day cannot be made up"),
 ]
 
 for _cls, _status, _code, _message in ERROR_TABLE:

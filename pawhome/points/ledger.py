@@ -43,6 +43,7 @@ from pawhome.platform.errors import (
     field_error,
 )
 from pawhome.platform.fields import NOT_BLANK
+from pawhome.platform.hooks import Hook
 from pawhome.platform.pagination import MAX_LIMIT, cursor_result, decode_cursor
 from pawhome.platform.resources import Resources
 from pawhome.points import rules as points_rules
@@ -66,6 +67,11 @@ class Movement:
     def view(self) -> dict[str, Any]:
         return {"entry_id": self.entry_id, "delta": self.delta, "balance": self.balance_after,
                 "reason": self.reason, "replayed": self.replayed, "shortfall": self.shortfall}
+
+
+# Run in the transaction of every change that moved points (not of a replay): the points
+# leaderboard (pawhome/virtualpet/leaderboards.py) queues its update there.
+points_changed: Hook[[AsyncSession, Movement]] = Hook("points.points_changed")
 
 
 def balance_key(user_id: int) -> tuple[str, str, int]:
@@ -188,7 +194,9 @@ async def change(session: AsyncSession, user_id: int, delta: int, *, reason: str
                 spent_total=PointsAccount.spent_total + max(-delta, 0), updated_at=now)
         .execution_options(synchronize_session=False))
     cache.forget_after_commit(session, *balance_key(user_id))
-    return Movement(entry.id, user_id, delta, balance, reason, False, shortfall)
+    moved = Movement(entry.id, user_id, delta, balance, reason, False, shortfall)
+    await points_changed.run(session, moved)
+    return moved
 
 
 async def balance_of(session: AsyncSession, user_id: int) -> int:
