@@ -11,6 +11,8 @@ limits lifted and the log written to a file.
   per IP and 600 per user: the same single IP, and 50 users each asking many times a second.
 - `virtual_pets.detail` and `virtual_pets.interactions` (bench/bench_virtualpet.py) have the
   default rules: one IP, and one owner asking for its pet thousands of times a second.
+- `leaderboards.board` (GET /v1/leaderboards/{kind}, bench/bench_leaderboard.py) has the
+  default rules: the same single IP, 64 users asking many times a second.
 Each is replaced IN THIS PROCESS ONLY by a rule of the same scope that never trips (still one
 Lua call per request, with a 1-second window so the window's sorted set stays small).
 POST /v1/orders keeps its production rule (`orders.list`, 60 a minute per user): every buyer
@@ -40,6 +42,8 @@ LIFTED = {
                             ratelimit.Rule("user", 1_000_000_000, 1)),
     "virtual_pets.interactions": (ratelimit.Rule("ip", 1_000_000_000, 1),
                                   ratelimit.Rule("user", 1_000_000_000, 1)),
+    "leaderboards.board": (ratelimit.Rule("ip", 1_000_000_000, 1),
+                           ratelimit.Rule("user", 1_000_000_000, 1)),
 }
 
 

@@ -69,6 +69,7 @@ AROUND = 2  # entries shown above and below my own
 EARNING_REASONS = ("checkin", "checkin_bonus", "order_completed", "order_refunded", "activity")
 WRITE_BATCH = 5000
 REFRESH_TASK = "default.refresh_leaderboards"
+REBUILD_READ_SECONDS = 600.0  # a rebuild reads a whole table: more than a request's deadline
 
 Period = Literal["all", "week"]
 Score = tuple[int, dt.datetime]  # (primary, when it was reached)
@@ -296,7 +297,7 @@ async def rebuild(resources: Resources, board: str,
         raise NotFound("No such leaderboard")
     started = utcnow()
     now = now or started
-    async with resources.db.session() as session:
+    async with resources.db.session(timeout=REBUILD_READ_SECONDS) as session:
         hidden = await _hidden_users(session)
         periods = {"all": await SOURCES[board](session, None),
                    "week": await SOURCES[board](session, week_bounds(now))}
