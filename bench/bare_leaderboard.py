@@ -12,19 +12,16 @@ The key is the gateway's own (the all-time pet board under the bench's Redis pre
 """
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sys
 from pathlib import Path
 
-import tornado.httpserver
 import tornado.web
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bare_server import Healthz, authenticated_user_id  # noqa: E402
+from bare_server import Healthz, authenticated_user_id, listen_forever, run  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from sqlalchemy.ext.asyncio import async_sessionmaker  # noqa: E402
 
@@ -75,13 +72,8 @@ async def serve(port: int) -> None:
         sessionmaker=async_sessionmaker(make_engine(settings), expire_on_commit=False),
         board_key=settings.redis_prefix + "lb:pet_level:all",
         log_function=lambda handler: None)
-    server = tornado.httpserver.HTTPServer(app, xheaders=True)
-    server.listen(port, address="127.0.0.1")
-    print("ready", flush=True)
-    await asyncio.Event().wait()
+    await listen_forever(app, port)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    asyncio.run(serve(parser.parse_args().port))
+    run(serve)

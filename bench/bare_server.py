@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import jwt
@@ -64,6 +65,21 @@ class Me(tornado.web.RequestHandler):
         self.finish(codec.dumps({"code": 0, "message": "ok", "data": profile(user)}))
 
 
+async def listen_forever(app: tornado.web.Application, port: int) -> None:
+    """Serve `app` on 127.0.0.1:`port` until killed (every bare server's last step)."""
+    server = tornado.httpserver.HTTPServer(app, xheaders=True)
+    server.listen(port, address="127.0.0.1")
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+def run(serve: Callable[[int], Awaitable[None]]) -> None:
+    """`serve(port)` with the port from the command line (--port)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    asyncio.run(serve(parser.parse_args().port))
+
+
 async def serve(port: int) -> None:
     settings = get_settings()
     app = tornado.web.Application(
@@ -71,13 +87,8 @@ async def serve(port: int) -> None:
         secret=settings.jwt_secret, prefix=settings.redis_prefix, redis=make_redis(settings),
         sessionmaker=async_sessionmaker(make_engine(settings), expire_on_commit=False),
         log_function=lambda handler: None)
-    server = tornado.httpserver.HTTPServer(app, xheaders=True)
-    server.listen(port, address="127.0.0.1")
-    print("ready", flush=True)
-    await asyncio.Event().wait()
+    await listen_forever(app, port)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    asyncio.run(serve(parser.parse_args().port))
+    run(serve)

@@ -62,17 +62,6 @@ def in_process_env() -> None:
                                            "REDIS_PREFIX", "JWT_SECRET", "LOG_LEVEL")})
 
 
-async def ensure_database() -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(gw.MYSQL)
-    async with engine.begin() as conn:
-        await conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{DB_NAME}` "
-                                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_520_ci"))
-    await engine.dispose()
-
-
 async def seed(resources, count: int) -> list[int]:
     """`count` users with one adopted pet each (levels and experience spread like a live game,
     many ties), inserted in bulk once; returns the user ids."""
@@ -120,7 +109,7 @@ async def prepare(config: dict) -> dict:
     from pawhome.virtualpet import leaderboards
     from settings import Settings
 
-    await ensure_database()
+    await rt.ensure_database(DB_NAME)
     await asyncio.to_thread(migrations.upgrade, ENV["DATABASE_URL"])
     settings = Settings()
     resources = Resources(settings)

@@ -103,13 +103,13 @@ FANOUT_CHOICE = (
 
 
 # -- set-up ------------------------------------------------------------------------------------
-async def ensure_database() -> None:
+async def ensure_database(name: str = gw.DB_NAME) -> None:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
     engine = create_async_engine(gw.MYSQL)
     async with engine.begin() as conn:
-        await conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{gw.DB_NAME}` "
+        await conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` "
                                 "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_520_ci"))
     await engine.dispose()
 
