@@ -11,11 +11,12 @@ import pytest
 
 from models.base import utcnow
 from models.virtual_pets import PetInteraction
-from pawhome.virtualpet import leaderboards
+from pawhome.virtualpet import care, leaderboards
 from tests.fixtures_worker import wait_until
-from tests.leaderboard_support import make_pet, ranks
+from tests.leaderboard_support import ranks
 from tests.mall_support import make_member
 from tests.points_support import default_rules  # noqa: F401  (fixture)
+from tests.virtualpet_support import make_pet, pet_row
 
 # Experience far above what other tests give, so nobody else sits between these users.
 HIGH = 50_000_000
@@ -45,9 +46,10 @@ async def test_pet_board_ranks_and_ties_with_my_rank_and_neighbours(api, resourc
     people = [await api.login() for _ in range(4)]
     a, b, c, d = people
     t0 = utcnow() - dt.timedelta(hours=2)
-    await make_pet(resources, a.user_id, level=9, exp=HIGH, reached=t0 + dt.timedelta(hours=1))
-    await make_pet(resources, b.user_id, level=9, exp=HIGH, reached=t0)  # there first
-    await make_pet(resources, c.user_id, level=9, exp=HIGH + 1, reached=t0 + dt.timedelta(hours=1))
+    later = t0 + dt.timedelta(hours=1)
+    await make_pet(resources, a.user_id, level=9, exp=HIGH, exp_reached_at=later)
+    await make_pet(resources, b.user_id, level=9, exp=HIGH, exp_reached_at=t0)  # there first
+    await make_pet(resources, c.user_id, level=9, exp=HIGH + 1, exp_reached_at=later)
     await make_pet(resources, c.user_id, level=2, exp=5, name="小弟")  # not c's best
     for person in people:
         await leaderboards.refresh_user(resources, person.user_id, ["pet_level"])
@@ -83,16 +85,16 @@ async def test_pet_board_ranks_and_ties_with_my_rank_and_neighbours(api, resourc
 @pytest.mark.gen_test(timeout=60)
 async def test_weekly_pet_board_counts_experience_gained_this_week(api, resources):
     me, other = await api.login(), await api.login()
-    pet = await make_pet(resources, me.user_id, level=3, exp=300)
-    other_pet = await make_pet(resources, other.user_id, level=3, exp=300)
+    pet_id = await make_pet(resources, me.user_id, level=3, exp=300)
+    other_pet_id = await make_pet(resources, other.user_id, level=3, exp=300)
     now = utcnow()
     start, _end = leaderboards.week_bounds(now)
     async with resources.db.session() as session, session.begin():
-        for pet_id, user_id, exp, at in (
-                (pet.id, me.user_id, HIGH, max(start, now - dt.timedelta(minutes=5))),
-                (pet.id, me.user_id, 7, max(start, now - dt.timedelta(minutes=4))),
-                (other_pet.id, other.user_id, HIGH + 100, start - dt.timedelta(minutes=1))):
-            session.add(PetInteraction(pet_id=pet_id, user_id=user_id, type="training",
+        for pet, user_id, exp, at in (
+                (pet_id, me.user_id, HIGH, max(start, now - dt.timedelta(minutes=5))),
+                (pet_id, me.user_id, 7, max(start, now - dt.timedelta(minutes=4))),
+                (other_pet_id, other.user_id, HIGH + 100, start - dt.timedelta(minutes=1))):
+            session.add(PetInteraction(pet_id=pet, user_id=user_id, type="training",
                                        changes={}, exp_gained=exp, level_after=3,
                                        created_at=at))
     for person in (me, other):
@@ -138,7 +140,8 @@ async def test_scores_reach_the_boards_through_the_outbox_and_the_worker(
     assert week is not None and leaderboards.primary_of(week) == 10
 
     # A pet's progress queued by pet_progressed in the writer's transaction.
-    pet = await make_pet(resources, me.user_id, level=4, exp=420)
+    pet = await pet_row(resources, await make_pet(resources, me.user_id,
+                                                  level=care.level_for(420), exp=420))
     async with resources.db.session() as session, session.begin():
         await leaderboards.pet_progressed(session, pet)
     pet_key = key(resources, "pet_level")
@@ -147,8 +150,17 @@ async def test_scores_reach_the_boards_through_the_outbox_and_the_worker(
         return await resources.cache.redis.zscore(pet_key, str(me.user_id))
 
     assert leaderboards.primary_of(await wait_until(pet_score, what="the pet board")) == 420
+    # An interaction that gives experience queues it too (care wires pet_progressed).
+    (await api.post(f"/v1/virtual-pets/{pet.id}/interactions", json={"type": "petting"},
+                    token=me.token)).ok()
+
+    async def petted() -> bool:
+        score = await pet_score()
+        return score is not None and leaderboards.primary_of(score) > 420
+
+    await wait_until(petted, what="the interaction's experience on the pet board")
     board = (await api.get("/v1/leaderboards/user_points", token=me.token)).ok()
-    assert board["me"]["score"] == 10 and board["me"]["pet"]["level"] == 4
+    assert board["me"]["score"] == 10 and board["me"]["pet"]["exp"] > 420
 
     # Hidden by the privacy switch: dropped from every board (through the hook and worker).
     (await api.put("/v1/users/me/settings", json={
@@ -173,7 +185,7 @@ async def test_rebuild_after_redis_lost_the_boards_gives_the_same_ranks(api, res
     people = [await make_member(resources) for _ in range(5)]
     for n, person in enumerate(people):
         await make_pet(resources, person.user_id, level=5, exp=HIGH // 2 + n % 3,
-                       reached=utcnow() - dt.timedelta(minutes=n))
+                       exp_reached_at=utcnow() - dt.timedelta(minutes=n))
     for board in leaderboards.BOARDS:
         await leaderboards.rebuild(resources, board)
     keys = [key(resources, board, period) for board in leaderboards.BOARDS

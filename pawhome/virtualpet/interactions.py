@@ -33,7 +33,7 @@ from pawhome.platform.errors import (
 from pawhome.platform.pagination import PageQuery, page_result
 from pawhome.platform.resources import Resources
 from pawhome.points import inventory
-from pawhome.virtualpet import care, hunger, pets
+from pawhome.virtualpet import care, hunger, leaderboards, pets
 
 InteractionType = Literal["feeding", "petting", "playing", "cleaning", "training"]
 
@@ -152,6 +152,7 @@ async def interact(resources: Resources, user_id: int, pet_id: int,
         pet.status_at = now
         if effect.exp:
             pet.exp, pet.exp_reached_at = exp, now
+            await leaderboards.pet_progressed(session, pet)  # through the outbox
         pet.level = level
         if skill:
             pet.skills = [*(pet.skills or []), skill]

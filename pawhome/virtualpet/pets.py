@@ -31,7 +31,7 @@ from pawhome.platform.cache import UNAVAILABLE_ERRORS, Cache
 from pawhome.platform.errors import NotFound
 from pawhome.platform.pagination import PageQuery, page_result
 from pawhome.platform.resources import Resources
-from pawhome.virtualpet import care
+from pawhome.virtualpet import care, leaderboards
 from settings import Settings, get_settings
 
 log = logging.getLogger("pawhome.virtualpet.pets")
@@ -231,5 +231,6 @@ async def release_pet(resources: Resources, user_id: int, pet_id: int) -> dict[s
             raise NotFound("Virtual pet not found")
         await session.execute(update(VirtualPet).where(VirtualPet.id == pet_id).values(
             deleted_at=utcnow(), hungry_remind_at=None))
+        await leaderboards.pet_progressed(session, pet)  # the owner's best pet may change
     await forget(resources.cache, [pet_id])
     return {"id": pet_id, "released": True}
