@@ -28,7 +28,7 @@ from pawhome.platform.errors import (
 from pawhome.platform.fields import NOT_BLANK
 from pawhome.platform.resources import Resources
 from pawhome.platform.wordfilter import screen_text
-from pawhome.virtualpet import care, hunger, pets
+from pawhome.virtualpet import care, hunger, leaderboards, pets
 from pawhome.virtualpet.generation import MAX_ID
 from settings import get_settings
 
@@ -89,5 +89,6 @@ async def adopt_generation(session: AsyncSession, gen: PetGeneration, name: str,
     session.add(pet)
     gen.status = "adopted"
     await session.flush()
+    await leaderboards.pet_progressed(session, pet)  # on the pet board, through the outbox
     return pet
 
