@@ -156,7 +156,9 @@ def markdown(r: dict) -> str:
         f"Run {r['at']} on {r['machine']['cpus']} CPUs ({r['machine']['cpu_model']}), "
         f"load {' '.join(r['machine']['loadavg_at_start'])} at start; written by "
         "`bench/bench_leaderboard.py`. The machine is shared with other work: compare the "
-        "ratios of one run, not absolute figures across runs.",
+        "ratios of one run, not absolute figures across runs. The machine was "
+        f"{r['busy_before_percent'][-1]} % busy just before the run and "
+        f"{g['machine_busy_percent']} % during the gateway's rounds.",
         "",
         f"**{p['ranked']:,} ranked users** (one pet each, seeded directly into MariaDB, "
         "levels and experience long-tailed with many ties).",
