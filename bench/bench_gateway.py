@@ -16,6 +16,7 @@ BENCH_CONNECTIONS (default 64).
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
 import json
@@ -272,6 +273,30 @@ def write_markdown(result: dict) -> str:
               f"({c['dumps_speedup']}x); loads {c['orjson_loads_ns']:.0f} ns vs "
               f"{c['json_loads_ns']:.0f} ns ({c['loads_speedup']}x).", ""]
     return "\n".join(lines)
+
+
+def start_run(doc: str, full: dict, quick: dict) -> tuple[argparse.Namespace, dict, float,
+                                                           tuple[int | None, int | None]]:
+    """A benchmark's command line (`--quick`: a smoke run that writes nothing) and start: the
+    arguments, the config, the start time and the (server, client) cores, this process pinned
+    to the client core."""
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small smoke run; writes nothing")
+    args = parser.parse_args()
+    started, pair = time.monotonic(), cores()
+    if pair[1] is not None:
+        os.sched_setaffinity(0, {pair[1]})
+    return args, quick if args.quick else full, started, pair
+
+
+def finish_run(name: str, result: dict, markdown: str, quick: bool, started: float) -> None:
+    """Print the report; a full run writes it (save_results), a quick one nothing."""
+    print(markdown)
+    if quick:
+        print(f"quick run done in {time.monotonic() - started:.0f} s (nothing written)")
+        return
+    save_results(name, result, markdown, started)
 
 
 def save_results(name: str, result: dict, markdown: str, started: float) -> None:

@@ -166,13 +166,13 @@ def busiest_processes(own: set[int], seconds: float = 2.0, top: int = 6) -> dict
 
 
 # -- data ----------------------------------------------------------------------------------------
-async def ensure_database() -> None:
+async def ensure_database(name: str = DB_NAME) -> None:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
     engine = create_async_engine(gw.MYSQL)
     async with engine.begin() as conn:
-        await conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{DB_NAME}` "
+        await conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` "
                                 "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_520_ci"))
     await engine.dispose()
 
@@ -1230,6 +1230,27 @@ def clean_redis() -> None:
     rt.clear_prefix("_kombu.binding." + QUEUE_PREFIX + "*")
 
 
+def log_lines(log_file: Path) -> dict:
+    """How many lines the gateways logged (the access log at INFO, one a request)."""
+    return {"lines": sum(1 for _ in log_file.open("rb")) if log_file.exists() else 0}
+
+
+def wind_up(servers: list[rt.Server], clean, scratch: Path) -> None:
+    """The end of every run, whatever happened: the servers stopped, the run's Redis keys
+    (`clean()`) and scratch files gone."""
+    for server in servers:
+        server.stop()
+    clean()
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run_header(quick: bool, started: float, cores, quiet) -> dict:
+    """The first fields of a results file: when, how long, on what machine."""
+    return {"when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "quick": quick,
+            "duration_seconds": round(time.monotonic() - started, 1),
+            "machine": {**rt.machine_info(*cores), "busy_percent_before_start": quiet}}
+
+
 def gateway(label: str, env: dict, core: int | None) -> rt.Server:
     try:
         return rt.Server(label, [PYTHON, str(HERE / "mall_gateway.py")], env, core)
@@ -1372,19 +1393,12 @@ def main() -> None:
                                                 plan[("bare", mode)], streams, fake, cores,
                                                 settings))
             drop_outbox_after(settings, before)
-        access_log = {"lines": sum(1 for _ in log_file.open("rb")) if log_file.exists() else 0}
+        access_log = log_lines(log_file)
     finally:
-        for server in servers:
-            server.stop()
-        clean_redis()
-        shutil.rmtree(scratch, ignore_errors=True)
+        wind_up(servers, clean_redis, scratch)
 
     result = {
-        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "quick": args.quick,
-        "duration_seconds": round(time.monotonic() - started, 1),
-        "machine": {**rt.machine_info(server_core, client_core),
-                    "busy_percent_before_start": quiet},
+        **run_header(args.quick, started, cores, quiet),
         "machine_samples": samples,
         "config": {**config, "connections_lists": gw.CONNECTIONS,
                    "driver_lists": "wrk" if shutil.which("wrk") else "bench/load_driver.py",

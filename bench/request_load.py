@@ -6,6 +6,9 @@ available), like bench/load_driver.py.
     python bench/request_load.py SPEC.json
 
 SPEC: {"host", "port", "streams": [[{"method", "path", "headers": {...}, "body": "..."}]]}.
+A request with "chain": {"field": F, "from": K} (bench_booking.py: a confirmation after its
+hold) is sent only when the stream's previous request answered 2xx, with its JSON body's F set
+to that answer's data[K]; when not sent it is not recorded.
 Prints one line "RESULT {json}": elapsed seconds (first request sent to last answer), and per
 request [stream, index, status, latency in microseconds], plus up to 20 bodies of non-2xx
 answers (to tell why).
@@ -27,11 +30,27 @@ def encode(host: str, request: dict) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+def chained(host: str, request: dict, status: int, previous: bytes) -> bytes | None:
+    """A chained request with the previous answer's value put in, or None (not sent)."""
+    if status >= 300:
+        return None
+    chain = request["chain"]
+    body = json.loads(request["body"])
+    body[chain["field"]] = json.loads(previous)["data"][chain["from"]]
+    return encode(host, {**request, "body": json.dumps(body)})
+
+
 async def stream(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], number: int,
-                 requests: list[bytes], records: list, failures: list) -> None:
+                 requests: list[bytes | dict], records: list, failures: list,
+                 host: str = "") -> None:
     reader, writer = connection
+    status, body = 0, b""
     try:
-        for index, raw in enumerate(requests):
+        for index, prepared in enumerate(requests):
+            raw = prepared if isinstance(prepared, bytes) else \
+                chained(host, prepared, status, body)
+            if raw is None:
+                continue
             sent = time.perf_counter()
             writer.write(raw)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -53,13 +72,14 @@ async def stream(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], 
 
 async def run(spec: dict) -> dict:
     host, port = spec["host"], spec["port"]
-    streams = [[encode(host, r) for r in requests] for requests in spec["streams"]]
+    streams = [[r if "chain" in r else encode(host, r) for r in requests]
+               for requests in spec["streams"]]
     records: list = []
     failures: list = []
     # Every connection is open before the first request is sent.
     connections = await asyncio.gather(*(asyncio.open_connection(host, port) for _ in streams))
     started = time.perf_counter()
-    await asyncio.gather(*(stream(connection, n, requests, records, failures)
+    await asyncio.gather(*(stream(connection, n, requests, records, failures, host)
                            for n, (connection, requests) in enumerate(zip(connections, streams,
                                                                           strict=True))))
     return {"elapsed": time.perf_counter() - started, "records": records, "failures": failures}
