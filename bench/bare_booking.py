@@ -17,7 +17,8 @@ idempotency records, metrics, access log, ORM, outbox relay, cache writes).
     POST /bare/book           a booking of one slot: the token checked as bare_server.py does,
                               then in ONE transaction INSERT the hold row, the slot-unit rows
                               under UNIQUE (resource, unit_start) and the appointment row; a
-                              duplicate key rolls it back and answers 409.
+                              duplicate key rolls it back and answers 409, a deadlock reruns
+                              it (as the gateway's run_transaction does).
 
 The service, its performers, the day and the cache keys come from bench_booking.py
 (BENCH_BARE_SPEC: a pickle of {"service": {...}, "staff": [(id, name)], "day", "keys":
@@ -32,7 +33,7 @@ import sys
 from pathlib import Path
 
 import tornado.web
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -60,6 +61,7 @@ OVERRIDES = ("SELECT * FROM booking_overrides WHERE booking_overrides.provider_i
 BREAKS = ("SELECT * FROM booking_breaks WHERE booking_breaks.provider_id = %s AND "
           "(booking_breaks.staff_id IS NULL OR booking_breaks.staff_id = %s) AND "
           "(booking_breaks.day IN (%s) OR booking_breaks.day IS NULL)")
+RERUNS = 3  # a deadlock (or lock wait timeout) is rerun, as pawhome.platform.db.run_transaction does
 UNITS = ("SELECT booking_slot_units.unit_start, booking_slot_units.expires_at FROM "
          "booking_slot_units WHERE booking_slot_units.resource = %s AND "
          "booking_slot_units.unit_start >= %s AND booking_slot_units.unit_start < %s AND "
@@ -191,26 +193,39 @@ class Book(tornado.web.RequestHandler):
         end = start + dt.timedelta(minutes=service["duration_minutes"])
         units = slots.unit_starts(start, service["duration_minutes"], service["buffer_before"],
                                   service["buffer_after"])
-        now = utcnow()
-        try:
-            async with s["engine"].begin() as conn:
-                hold = await conn.exec_driver_sql(INSERT_HOLD, (
-                    user_id, service["provider_id"], service["id"], staff_id, pet_id, start, end,
-                    "confirmed", now + dt.timedelta(seconds=300), None, now))
-                await conn.exec_driver_sql(INSERT_UNITS, [
-                    (f"s{staff_id}", u, hold.lastrowid, None) for u in units])
-                booked = await conn.exec_driver_sql(INSERT_APPOINTMENT, (
-                    user_id, service["provider_id"], service["owner_id"], service["id"],
-                    staff_id, pet_id, hold.lastrowid, service["kind"], start, end,
-                    service["price"], "", "confirmed",
-                    start - dt.timedelta(hours=service["cancel_deadline_hours"]), now, now))
-        except IntegrityError:
-            self.set_status(409)
-            self.finish(codec.dumps({"code": 40980, "message": "slot taken",
-                                     "errors": [{"field": "start", "message": "taken"}]}))
-            return
-        answer(self, {"id": booked.lastrowid, "hold_id": hold.lastrowid, "status": "confirmed",
+        for attempt in range(RERUNS):
+            try:
+                hold_id, booked_id = await self.book(service, user_id, staff_id, pet_id, start,
+                                                     end, units)
+                break
+            except IntegrityError:
+                self.set_status(409)
+                self.finish(codec.dumps({"code": 40980, "message": "slot taken",
+                                         "errors": [{"field": "start", "message": "taken"}]}))
+                return
+            except OperationalError as error:  # run_transaction's rule: rerun a deadlock
+                if error.orig is None or error.orig.args[0] not in (1213, 1205) \
+                        or attempt == RERUNS - 1:
+                    raise
+        answer(self, {"id": booked_id, "hold_id": hold_id, "status": "confirmed",
                       "start": slots.iso_local(start)}, 201)
+
+    async def book(self, service: dict, user_id: int, staff_id: int, pet_id: int,
+                   start: dt.datetime, end: dt.datetime,
+                   units: list[dt.datetime]) -> tuple[int, int]:
+        now = utcnow()
+        async with self.application.settings["engine"].begin() as conn:
+            hold = await conn.exec_driver_sql(INSERT_HOLD, (
+                user_id, service["provider_id"], service["id"], staff_id, pet_id, start, end,
+                "confirmed", now + dt.timedelta(seconds=300), None, now))
+            await conn.exec_driver_sql(INSERT_UNITS, [
+                (f"s{staff_id}", u, hold.lastrowid, None) for u in units])
+            booked = await conn.exec_driver_sql(INSERT_APPOINTMENT, (
+                user_id, service["provider_id"], service["owner_id"], service["id"],
+                staff_id, pet_id, hold.lastrowid, service["kind"], start, end,
+                service["price"], "", "confirmed",
+                start - dt.timedelta(hours=service["cancel_deadline_hours"]), now, now))
+        return hold.lastrowid, booked.lastrowid
 
 
 async def serve(port: int) -> None:

@@ -11,7 +11,7 @@ hold) is sent only when the stream's previous request answered 2xx, with its JSO
 to that answer's data[K]; when not sent it is not recorded.
 Prints one line "RESULT {json}": elapsed seconds (first request sent to last answer), and per
 request [stream, index, status, latency in microseconds], plus up to 20 bodies of non-2xx
-answers (to tell why).
+answers per status (to tell why).
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ async def stream(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], 
             latency = time.perf_counter() - sent
             status = int(head[9:12])
             records.append([number, index, status, int(latency * 1e6)])
-            if status >= 300 and len(failures) < 20:
+            if status >= 300 and sum(f["status"] == status for f in failures) < 20:
                 failures.append({"status": status, "body": body[:500].decode(errors="replace")})
     except (OSError, asyncio.IncompleteReadError) as error:
         failures.append({"status": 0, "body": f"stream {number}: {error!r}"})
