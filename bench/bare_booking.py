@@ -18,7 +18,8 @@ idempotency records, metrics, access log, ORM, outbox relay, cache writes).
                               then in ONE transaction INSERT the hold row, the slot-unit rows
                               under UNIQUE (resource, unit_start) and the appointment row; a
                               duplicate key rolls it back and answers 409, a deadlock reruns
-                              it (as the gateway's run_transaction does).
+                              it (as the gateway's run_transaction does); no pooled
+                              connection within DB_POOL_TIMEOUT answers 503 as the gateway.
 
 The service, its performers, the day and the cache keys come from bench_booking.py
 (BENCH_BARE_SPEC: a pickle of {"service": {...}, "staff": [(id, name)], "day", "keys":
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import tornado.web
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -202,6 +204,11 @@ class Book(tornado.web.RequestHandler):
                 self.set_status(409)
                 self.finish(codec.dumps({"code": 40980, "message": "slot taken",
                                          "errors": [{"field": "start", "message": "taken"}]}))
+                return
+            except PoolTimeout:  # the gateway's DatabaseUnavailable: the same pool settings
+                self.set_status(503)
+                self.finish(codec.dumps({"code": 50301, "errors": [],
+                                         "message": "No database connection free in time"}))
                 return
             except OperationalError as error:  # run_transaction's rule: rerun a deadlock
                 if error.orig is None or error.orig.args[0] not in (1213, 1205) \

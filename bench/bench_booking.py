@@ -544,9 +544,12 @@ def write_markdown(r: dict) -> str:
         "cache bump, access log) over the same unique-key decision.",
         "- A 503 (`non-2xx` in the slots table, a `503` status in the race) is the "
         "gateway's DatabaseUnavailable \"No database connection free in time\": a request "
-        f"waited more than DB_POOL_TIMEOUT ({r['pool']['timeout']} s) for one of the pool's "
-        f"{r['pool']['size']} connections, i.e. the queue of a congested machine, answered "
-        "rather than left waiting. The bare servers have no such limit (their requests wait).",
+        f"waited more than DB_POOL_TIMEOUT ({r['pool']['timeout']} s) for one of the "
+        f"DB_POOL_SIZE ({r['pool']['size']}) turns at the database (pawhome.platform.db's "
+        "gate), i.e. the queue of a congested machine, answered rather than left waiting. "
+        "The bare booking answers 503 when SQLAlchemy's pool (the same size, plus "
+        f"{r['pool']['overflow']} overflow) has no connection within that time; the bare slot "
+        "handlers let such a request fail (500).",
         "- `server CPU %` is the server process's share of its core during the case. Well "
         "under 100 % with `machine %` at 100 means other processes (other sessions' tests "
         "and servers, MariaDB) had the cores: then req/s measures the machine's congestion "
@@ -671,7 +674,7 @@ def main() -> None:
                                           "staff": setup["staff"], "booked": setup["booked"]},
         "slot_path": path, "slot_check": slot_check, "slots": slot_figures,
         "race": race, "race_summary": race_summary(race), "access_log": access_log,
-        "pool": {"size": settings.db_pool_size + settings.db_max_overflow,
+        "pool": {"size": settings.db_pool_size, "overflow": settings.db_max_overflow,
                  "timeout": settings.db_pool_timeout},
     }
     gw.finish_run("booking", result, write_markdown(result), args.quick, started)
