@@ -2,7 +2,7 @@
 holds + confirmations racing for few slots, each beside a bare Tornado handler doing the same
 storage work in the same run.
 
-    python bench/bench_booking.py            (about 3 minutes; writes bench/results/booking.*)
+    python bench/bench_booking.py            (about 5 minutes; writes bench/results/booking.*)
     python bench/bench_booking.py --quick    (a smoke run; prints, writes nothing)
 
 Gateways (bench/booking_gateway.py = run_gateway.py with the per-IP rule of the slots, holds
