@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bare_server import Healthz, authenticated_user_id, listen, run  # noqa: E402
+from bare_server import Healthz, authenticated_user_id, listen_forever, run  # noqa: E402
 
 from pawhome.booking import slots  # noqa: E402
 from pawhome.platform import codec  # noqa: E402
@@ -244,7 +244,7 @@ async def serve(port: int) -> None:
          (r"/bare/slots/db", SlotsDb), (r"/bare/book", Book)],
         secret=settings.jwt_secret, prefix=settings.redis_prefix, redis=make_redis(settings),
         engine=make_engine(settings), spec=spec, log_function=lambda handler: None)
-    await listen(app, port)
+    await listen_forever(app, port)
 
 
 if __name__ == "__main__":

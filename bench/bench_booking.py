@@ -608,7 +608,7 @@ def main() -> None:
            "BENCH_BARE_SPEC": str(scratch / "bare_spec.pickle")}
     settings = bm.settings_for(env)
     print(f"preparing database {DB_NAME} and Redis prefix {PREFIX}", flush=True)
-    asyncio.run(bm.ensure_database(DB_NAME))
+    asyncio.run(rt.ensure_database(DB_NAME))
     from pawhome.platform import migrate as migrations
 
     migrations.upgrade(env["DATABASE_URL"])

@@ -166,13 +166,13 @@ def busiest_processes(own: set[int], seconds: float = 2.0, top: int = 6) -> dict
 
 
 # -- data ----------------------------------------------------------------------------------------
-async def ensure_database(name: str = DB_NAME) -> None:
+async def ensure_database() -> None:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
     engine = create_async_engine(gw.MYSQL)
     async with engine.begin() as conn:
-        await conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` "
+        await conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{DB_NAME}` "
                                 "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_520_ci"))
     await engine.dispose()
 
