@@ -273,3 +273,32 @@ async def test_boarding_capacity_changes_reach_the_nights_already_counted(api, r
     (await board(people[2])).error(409, code=40981)
     nights = (await api.get(f"/v1/services/{sid}/slots?date={night}")).ok()["nights"]
     assert (nights[0]["capacity"], nights[0]["left"]) == (2, 0)  # two pets stay, none more
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_cached_slots_request_reads_no_table_and_a_change_is_seen_at_once(
+        api, resources):
+    from pawhome.booking import availability
+    from tests.test_chat_rules import _statements_on
+
+    setup = await make_provider(api, resources, staff=3)
+    sid, a = setup["service"]["id"], setup["staff"][0]
+    query = availability.SlotsQuery(date=tomorrow())
+    first = await availability.service_slots(resources, sid, query)
+    statements, stop = _statements_on(resources.db.engine)
+    try:
+        again = await availability.service_slots(resources, sid, query)
+    finally:
+        stop()
+    assert again == first
+    assert [s for s in statements if "booking" in s or "slot" in s] == []
+    # a hold (another resource generation) and a staff change (the catalogue) are seen at once
+    user, pet = await pet_owner(resources)
+    start = first["days"][0]["staff"][0]["starts"][0]
+    (await hold(api, user, pet, sid, start, a)).ok(201)
+    held = await availability.service_slots(resources, sid, query)
+    assert start not in held["days"][0]["staff"][0]["starts"]
+    (await api.request("PATCH", f"/v1/merchant/staff/{a}", json={"active": False},
+                       token=setup["merchant"].token)).ok()
+    after = await availability.service_slots(resources, sid, query)
+    assert a not in [s["staff_id"] for s in after["days"][0]["staff"]]

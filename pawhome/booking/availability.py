@@ -9,6 +9,7 @@ clock). docs/booking.md ("Slots").
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,43 +83,123 @@ async def busy_units(session: AsyncSession, resource: str, day: dt.date,
     return [u for u, _ in rows], min(expiries) if expiries else None
 
 
-async def _free_starts(resources: Resources, session: AsyncSession, service: Service,
-                       staff_id: int | None, day: dt.date,
-                       now: dt.datetime) -> list[dt.datetime]:
-    """A resource-day's free starts before notice and horizon, from the cache when its
-    generation is current."""
+@dataclass(frozen=True)
+class SlotRules:
+    """What a service's slots depend on besides schedules and bookings: its rules and its
+    active performers. Cached under the catalogue generation (every service, staff and
+    provider write bumps it), so a slots request whose days are cached reads no table."""
+    id: int
+    provider_id: int
+    kind: str
+    uses_staff: bool
+    duration_minutes: int
+    buffer_before: int
+    buffer_after: int
+    min_notice_minutes: int
+    horizon_days: int
+    capacity: int
+    staff: tuple[tuple[int, str], ...]
+
+    @classmethod
+    def of(cls, service: Service, staff: list[Staff]) -> SlotRules:
+        return cls(id=service.id, provider_id=service.provider_id, kind=service.kind,
+                   uses_staff=service.uses_staff, duration_minutes=service.duration_minutes,
+                   buffer_before=service.buffer_before, buffer_after=service.buffer_after,
+                   min_notice_minutes=service.min_notice_minutes,
+                   horizon_days=service.horizon_days, capacity=service.capacity,
+                   staff=tuple((s.id, s.name) for s in staff))
+
+    def resource(self, staff_id: int | None) -> str:
+        return f"s{staff_id}" if self.uses_staff else f"p{self.provider_id}"
+
+
+async def slot_rules(resources: Resources, service_id: int) -> SlotRules:
+    """A live service's SlotRules, from the cache when the catalogue generation is current;
+    NotFound (never cached) for a service that cannot be booked."""
     cache = resources.cache
-    resource = resource_of(service, staff_id)
-    value_key = booking_cache.slots_key(cache, resource, service.id, day)
+    key = booking_cache.head_key(cache, service_id)
     generation, payload = await booking_cache.read(
-        cache, booking_cache.slots_generation_key(cache, resource), value_key)
+        cache, booking_cache.catalogue_generation_key(cache), key)
     if payload is not None:
-        return [dt.datetime.fromtimestamp(s, dt.UTC).replace(tzinfo=None)
-                for s in codec.loads(payload)]
-    windows = (await schedules.day_windows(session, service.provider_id,
-                                           staff_id if service.uses_staff else None,
+        fields = codec.loads(payload)
+        return SlotRules(**{**fields, "staff": tuple((i, n) for i, n in fields["staff"])})
+    async with resources.db.session() as session:
+        service, _provider = await live_service(session, service_id)
+        staff = await performers(session, service) if service.uses_staff else []
+    rules = SlotRules.of(service, staff)
+    await booking_cache.fill(cache, key, generation, codec.dumps(asdict(rules)),
+                             resources.settings.booking_catalogue_cache_seconds)
+    return rules
+
+
+def _decode_starts(payload: bytes) -> list[dt.datetime]:
+    return [dt.datetime.fromtimestamp(s, dt.UTC).replace(tzinfo=None)
+            for s in codec.loads(payload)]
+
+
+async def _compute_starts(resources: Resources, session: AsyncSession, rules: SlotRules,
+                          staff_id: int | None, day: dt.date, now: dt.datetime,
+                          generation: bytes) -> list[dt.datetime]:
+    """A resource-day's free starts (before notice and horizon) from the tables, cached
+    under `generation` (read before the tables)."""
+    resource = rules.resource(staff_id)
+    windows = (await schedules.day_windows(session, rules.provider_id,
+                                           staff_id if rules.uses_staff else None,
                                            [day]))[day]
     units, first_expiry = await busy_units(session, resource, day, now)
     starts = slots.free_starts(day, windows, slots.busy_from_units(units),
-                               duration=service.duration_minutes,
-                               buffer_before=service.buffer_before,
-                               buffer_after=service.buffer_after)
+                               duration=rules.duration_minutes,
+                               buffer_before=rules.buffer_before,
+                               buffer_after=rules.buffer_after)
     ttl = resources.settings.booking_slots_cache_seconds
     if first_expiry is not None:  # an expiring hold frees its units: recompute by then
         ttl = min(ttl, int((first_expiry - now).total_seconds()))
-    await booking_cache.fill(cache, value_key, generation, codec.dumps(
-        [int(s.replace(tzinfo=dt.UTC).timestamp()) for s in starts]), ttl)
+    await booking_cache.fill(
+        resources.cache, booking_cache.slots_key(resources.cache, resource, rules.id, day),
+        generation, codec.dumps([int(s.replace(tzinfo=dt.UTC).timestamp()) for s in starts]),
+        ttl)
     return starts
 
 
-async def _boarding_nights(session: AsyncSession, service: Service,
+async def free_starts_of(resources: Resources, rules: SlotRules,
+                         wanted: list[tuple[int | None, dt.date]], now: dt.datetime,
+                         session: AsyncSession | None = None,
+                         ) -> dict[tuple[int | None, dt.date], list[dt.datetime]]:
+    """The free starts (before notice and horizon) of each (staff id, day): the cached ones
+    in one round trip, the others computed in one session (`session`, or one opened only
+    when something is missing)."""
+    cache = resources.cache
+    pairs = [(booking_cache.slots_generation_key(cache, rules.resource(staff_id)),
+              booking_cache.slots_key(cache, rules.resource(staff_id), rules.id, day))
+             for staff_id, day in wanted]
+    out: dict[tuple[int | None, dt.date], list[dt.datetime]] = {}
+    missing: list[tuple[tuple[int | None, dt.date], bytes]] = []
+    for want, (generation, payload) in zip(wanted, await booking_cache.read_many(cache, pairs),
+                                           strict=True):
+        if payload is not None:
+            out[want] = _decode_starts(payload)
+        else:
+            missing.append((want, generation))
+    if missing and session is not None:
+        for (staff_id, day), generation in missing:
+            out[(staff_id, day)] = await _compute_starts(resources, session, rules, staff_id,
+                                                         day, now, generation)
+    elif missing:
+        async with resources.db.session() as own:
+            for (staff_id, day), generation in missing:
+                out[(staff_id, day)] = await _compute_starts(resources, own, rules, staff_id,
+                                                             day, now, generation)
+    return out
+
+
+async def _boarding_nights(session: AsyncSession, rules: SlotRules,
                            days: list[dt.date]) -> list[dict[str, Any]]:
     rows = {n.night: n for n in (await session.execute(select(BoardingNight).where(
-        BoardingNight.service_id == service.id, BoardingNight.night.in_(days)))).scalars()}
+        BoardingNight.service_id == rules.id, BoardingNight.night.in_(days)))).scalars()}
     out = []
     for day in days:
         row = rows.get(day)
-        capacity = row.capacity if row else service.capacity
+        capacity = row.capacity if row else rules.capacity
         out.append({"night": day.isoformat(), "capacity": capacity,
                     "left": max(0, capacity - (row.booked if row else 0))})
     return out
@@ -127,38 +208,38 @@ async def _boarding_nights(session: AsyncSession, service: Service,
 async def service_slots(resources: Resources, service_id: int,
                         query: SlotsQuery) -> dict[str, Any]:
     """The free start times of a service on each asked day, per staff member and for any
-    staff (the union); a boarding service answers with rooms left per night instead."""
+    staff (the union); a boarding service answers with rooms left per night instead. When
+    the service and its days are cached: two Redis round trips, no table read."""
     now = utcnow()
     today = slots.local_day(now)
-    async with resources.db.session() as session:
-        service, _provider = await live_service(session, service_id)
-        days = query.days()
-        if service.kind == "boarding":
-            return {"service_id": service.id, "kind": service.kind,
-                    "nights": await _boarding_nights(session, service, days)}
-        staff = await performers(session, service) if service.uses_staff else []
-        people: list[tuple[int | None, str]] = [(s.id, s.name) for s in staff] \
-            if service.uses_staff else [(None, "")]
-        last_day = today + dt.timedelta(days=service.horizon_days)
-        out_days = []
-        for day in days:
-            per_staff = []
-            union: set[dt.datetime] = set()
-            for staff_id, name in people:
-                starts: list[dt.datetime] = []
-                if today <= day <= last_day:
-                    starts = slots.bookable(
-                        await _free_starts(resources, session, service, staff_id, day, now),
-                        now=now, min_notice_minutes=service.min_notice_minutes,
-                        horizon_days=service.horizon_days)
-                union.update(starts)
-                if staff_id is not None:
-                    per_staff.append({"staff_id": staff_id, "name": name,
-                                      "starts": [slots.iso_local(s) for s in starts]})
-            out_days.append({"date": day.isoformat(), "staff": per_staff,
-                             "any": [slots.iso_local(s) for s in sorted(union)]})
-        return {"service_id": service.id, "kind": service.kind,
-                "duration_minutes": service.duration_minutes, "days": out_days}
+    rules = await slot_rules(resources, service_id)
+    days = query.days()
+    if rules.kind == "boarding":
+        async with resources.db.session() as session:
+            return {"service_id": rules.id, "kind": rules.kind,
+                    "nights": await _boarding_nights(session, rules, days)}
+    people: list[tuple[int | None, str]] = list(rules.staff) if rules.uses_staff \
+        else [(None, "")]
+    last_day = today + dt.timedelta(days=rules.horizon_days)
+    open_days = [day for day in days if today <= day <= last_day]
+    found = await free_starts_of(resources, rules, [(staff_id, day) for day in open_days
+                                                    for staff_id, _ in people], now)
+    out_days = []
+    for day in days:
+        per_staff = []
+        union: set[dt.datetime] = set()
+        for staff_id, name in people:
+            starts = slots.bookable(found.get((staff_id, day), []), now=now,
+                                    min_notice_minutes=rules.min_notice_minutes,
+                                    horizon_days=rules.horizon_days)
+            union.update(starts)
+            if staff_id is not None:
+                per_staff.append({"staff_id": staff_id, "name": name,
+                                  "starts": [slots.iso_local(s) for s in starts]})
+        out_days.append({"date": day.isoformat(), "staff": per_staff,
+                         "any": [slots.iso_local(s) for s in sorted(union)]})
+    return {"service_id": rules.id, "kind": rules.kind,
+            "duration_minutes": rules.duration_minutes, "days": out_days}
 
 
 async def next_available_day(resources: Resources, session: AsyncSession,
@@ -167,21 +248,20 @@ async def next_available_day(resources: Resources, session: AsyncSession,
     start; None if none has."""
     now = utcnow()
     today = slots.local_day(now)
-    staff_of = {s.id: (await performers(session, s) if s.uses_staff else [])
-                for s in services if s.kind != "boarding" and s.status == "active"}
+    rules = [SlotRules.of(s, await performers(session, s) if s.uses_staff else [])
+             for s in services if s.kind != "boarding" and s.status == "active"]
     for offset in range(NEXT_DAY_SCAN):
         day = today + dt.timedelta(days=offset)
-        for service in services:
-            if service.id not in staff_of or offset > service.horizon_days:
+        for rule in rules:
+            if offset > rule.horizon_days:
                 continue
-            ids: list[int | None] = [s.id for s in staff_of[service.id]] \
-                if service.uses_staff else [None]
-            for staff_id in ids:
-                starts = await _free_starts(resources, session, service, staff_id, day, now)
-                if slots.bookable(starts, now=now,
-                                  min_notice_minutes=service.min_notice_minutes,
-                                  horizon_days=service.horizon_days):
-                    return day.isoformat()
+            ids: list[int | None] = [i for i, _ in rule.staff] if rule.uses_staff else [None]
+            found = await free_starts_of(resources, rule, [(i, day) for i in ids], now,
+                                         session=session)
+            if any(slots.bookable(starts, now=now, min_notice_minutes=rule.min_notice_minutes,
+                                  horizon_days=rule.horizon_days)
+                   for starts in found.values()):
+                return day.isoformat()
     return None
 
 

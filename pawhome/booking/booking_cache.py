@@ -19,12 +19,29 @@ read = catalogue_cache.read
 fill = catalogue_cache.fill
 
 
+async def read_many(cache: Cache, pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes | None]]:
+    """`read` of several (generation key, value key) pairs in one round trip."""
+    if not pairs:
+        return []
+    raw = await cache.redis.mget([key for pair in pairs for key in pair])
+    out = []
+    for i in range(len(pairs)):
+        generation = catalogue_cache.generation_of(raw[2 * i])
+        out.append((generation, catalogue_cache.unpack(raw[2 * i + 1], generation)))
+    return out
+
+
 def catalogue_generation_key(cache: Cache) -> str:
     return cache.key("booking", "cat", "gen")
 
 
 def catalogue_key(cache: Cache, canonical: str) -> str:
     return cache.key("booking", "cat", canonical)
+
+
+def head_key(cache: Cache, service_id: int) -> str:
+    """A slot service's rules and performers (catalogue generation)."""
+    return cache.key("booking", "cat", "head", int(service_id))
 
 
 def slots_generation_key(cache: Cache, resource: str) -> str:
