@@ -7,12 +7,15 @@ after the domains it refers to. Log in as any demo user with the dev-login and i
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import pawhome.domains  # noqa: F401  (every domain wired: the seeding runs their hooks)
+from models.base import utcnow
+from models.checkins import DailyCheckin
 from models.users import User
 from pawhome.booking import demo_booking
 from pawhome.community import boards
@@ -21,7 +24,7 @@ from pawhome.mall import addresses, delivery, demo_catalogue, demo_reviews
 from pawhome.platform.resources import Resources
 from pawhome.points import demo_goods
 from pawhome.promotions import coupons_demo, demo_home, groupbuy_demo
-from pawhome.virtualpet import demo_virtualpet
+from pawhome.virtualpet import checkin, demo_virtualpet
 from settings import Settings, get_settings
 
 # openid (the dev-login key), nickname, role, bio
@@ -127,6 +130,19 @@ async def seed_virtual_pets(session: AsyncSession) -> int:
     return await demo_virtualpet.seed_demo_virtual_pets(session, buyers)
 
 
+async def seed_checkins(session: AsyncSession) -> int:
+    """The demo buyers checked in yesterday, so today's check-in makes a streak of two
+    (docs/virtual-pet.md "Daily check-in")."""
+    made = 0
+    for openid in ("demo-user-1", "demo-user-2"):
+        user = (await users.get_or_create_by_openid(session, openid))[0]
+        if (await session.execute(select(DailyCheckin.id).where(
+                DailyCheckin.user_id == user.id))).first() is None:
+            await checkin.check_in_at(session, user.id, utcnow() - dt.timedelta(days=1))
+            made += 1
+    return made
+
+
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
@@ -140,6 +156,7 @@ SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("home", demo_home.seed_demo_home),
     ("booking", seed_booking),
     ("virtual_pets", seed_virtual_pets),
+    ("checkins", seed_checkins),
 ]
 
 

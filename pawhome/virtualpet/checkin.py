@@ -122,18 +122,21 @@ async def _insert(session: AsyncSession, user_id: int, day: dt.date, streak: int
 async def check_in(resources: Resources, user_id: int,
                    now: dt.datetime | None = None) -> dict[str, Any]:
     """POST /v1/checkin: check in today; 409 when today is checked in already."""
-    now = now or utcnow()
+    moment = now or utcnow()
+    return await run_transaction(resources.db,
+                                 lambda session: check_in_at(session, user_id, moment))
+
+
+async def check_in_at(session: AsyncSession, user_id: int, now: dt.datetime) -> dict[str, Any]:
+    """The check-in of the local day of `now` (AlreadyCheckedIn if it has one). Caller
+    commits (check_in, and the demo data's yesterday)."""
     day = local_day(now)
-
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        await _lock_user(session, user_id, now)
-        streak = await _streak_before(session, user_id, day) + 1
-        row = await _insert(session, user_id, day, streak, False, now)
-        award = await earning.award_checkin(session, user_id, day, streak)
-        row.points, row.bonus = award.points, award.bonus
-        return {**checkin_view(row), "balance": award.balance}
-
-    return await run_transaction(resources.db, work)
+    await _lock_user(session, user_id, now)
+    streak = await _streak_before(session, user_id, day) + 1
+    row = await _insert(session, user_id, day, streak, False, now)
+    award = await earning.award_checkin(session, user_id, day, streak)
+    row.points, row.bonus = award.points, award.bonus
+    return {**checkin_view(row), "balance": award.balance}
 
 
 async def make_up(resources: Resources, user_id: int, body: MakeupBody,
