@@ -30,7 +30,30 @@ from models.base import MYSQL_TABLE_ARGS, Base, BigId, UTCDateTime, utcnow
 REVIEW_STATES = ("pending", "visible", "hidden", "removed")
 
 
-class ProductReview(Base):
+class ReviewColumns:
+    """What every review holds besides what it is about: shared by product reviews and
+    appointment reviews (models/booking_reviews.py), which the same code moderates."""
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))  # the reviewer
+    rating: Mapped[int] = mapped_column(SmallInteger)
+    text: Mapped[str] = mapped_column(Text)
+    media_ids: Mapped[list] = mapped_column(JSON, default=list)  # the reviewer's ready images
+    has_images: Mapped[bool] = mapped_column(Boolean, default=False)
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # REVIEW_STATES
+    status_reason: Mapped[str] = mapped_column(String(255), default="")
+    # In the rating summary (set while visible, cleared when taken down).
+    counted: Mapped[bool] = mapped_column(Boolean, default=False)
+    reply_text: Mapped[str] = mapped_column(String(500), default="")
+    reply_by: Mapped[int | None] = mapped_column(BigInteger)
+    replied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # When the merchant was told (the first time the review became visible).
+    merchant_notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ProductReview(ReviewColumns, Base):
     __tablename__ = "product_reviews"
     __table_args__ = (
         Index("ix_product_reviews_product_status", "product_id", "status", "id"),
@@ -43,7 +66,6 @@ class ProductReview(Base):
         CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
         MYSQL_TABLE_ARGS)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # One review per order line: the unique key that makes a double submit one review.
     order_item_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("order_items.id", ondelete="CASCADE"), unique=True)
@@ -51,24 +73,7 @@ class ProductReview(Base):
     product_id: Mapped[int] = mapped_column(BigInteger)
     sku_id: Mapped[int] = mapped_column(BigInteger)
     merchant_id: Mapped[int] = mapped_column(BigInteger)
-    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
     spec_text: Mapped[str] = mapped_column(String(255), default="")  # the line's, as bought
-    rating: Mapped[int] = mapped_column(SmallInteger)
-    text: Mapped[str] = mapped_column(Text)
-    media_ids: Mapped[list] = mapped_column(JSON, default=list)  # the reviewer's ready images
-    has_images: Mapped[bool] = mapped_column(Boolean, default=False)
-    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # REVIEW_STATES
-    status_reason: Mapped[str] = mapped_column(String(255), default="")
-    # In the product's rating summary (set on submission, cleared when taken down).
-    counted: Mapped[bool] = mapped_column(Boolean, default=False)
-    reply_text: Mapped[str] = mapped_column(String(500), default="")
-    reply_by: Mapped[int | None] = mapped_column(BigInteger)
-    replied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    # When the merchant was told (the first time the review became visible).
-    merchant_notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class ProductRatingStats(Base):

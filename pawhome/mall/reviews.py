@@ -11,6 +11,7 @@ row, so the counts per star always equal what the public list shows.
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.mall import Order, OrderItem, Product
-from models.reviews import ProductRatingStats, ProductReview
+from models.reviews import ProductRatingStats, ProductReview, ReviewColumns
 from models.users import User
 from pawhome.identity import users
 from pawhome.mall import orders, products
@@ -50,13 +51,17 @@ ANONYMOUS_NAME = "匿名用户"
 review_submitted: Hook[[AsyncSession, int]] = Hook("mall.review_submitted")
 
 
-class ReviewBody(BaseModel):
+class ReviewFields(BaseModel):
+    """What a reviewer writes, whatever the review is of (appointment reviews too)."""
     model_config = ConfigDict(extra="forbid")
-    item_id: int = Field(ge=1, le=2**53, description="the order line reviewed")
     rating: int = Field(ge=1, le=5)
     text: str = Field("", max_length=500)
     media_ids: list[int] = Field(default_factory=list, max_length=MAX_IMAGES)
     anonymous: bool = False
+
+
+class ReviewBody(ReviewFields):
+    item_id: int = Field(ge=1, le=2**53, description="the order line reviewed")
 
 
 class ReplyBody(BaseModel):
@@ -132,8 +137,10 @@ async def _review_of_line(session: AsyncSession, item_id: int) -> ProductReview 
         ProductReview.order_item_id == item_id))).scalar_one_or_none()
 
 
-async def lock_review(session: AsyncSession, review_id: int) -> ProductReview:
-    found = (await session.execute(select(ProductReview).where(ProductReview.id == review_id)
+async def lock_review(session: AsyncSession, review_id: int, model: Any = ProductReview) -> Any:
+    """A review of `model` (product reviews; appointment reviews share the columns) locked,
+    fresh from the database; 404 if there is none."""
+    found = (await session.execute(select(model).where(model.id == review_id)
                                    .with_for_update()
                                    .execution_options(populate_existing=True))
              ).scalar_one_or_none()
@@ -167,18 +174,32 @@ async def _add_to_rating(session: AsyncSession, review: ProductReview, sign: int
     review.counted = sign > 0
 
 
+async def move_status(review: ReviewColumns, status: str, reason: str,
+                      add_to_rating: Callable[[int], Awaitable[None]]) -> bool:
+    """Move a locked review (of any kind) to `status`, keeping its rating exact: it counts
+    while visible, so `add_to_rating(+1)` runs when it is published and `(-1)` when it is
+    taken down (each sets `counted`). True the first time it is published: the merchant is
+    to be told."""
+    review.status, review.status_reason = status, reason[:255]
+    if status == "visible" and not review.counted:
+        await add_to_rating(+1)
+    elif status != "visible" and review.counted:
+        await add_to_rating(-1)
+    if status == "visible" and review.merchant_notified_at is None:
+        review.merchant_notified_at = utcnow()
+        return True
+    return False
+
+
 async def set_status(session: AsyncSession, review: ProductReview, status: str,
                      reason: str = "") -> None:
     """Move a locked review to `status` (moderation's verdicts and the admins' decisions),
     keeping the product's rating exact: it counts while visible. The merchant hears of a
     review the first time it is published. Caller commits, then `forget_product`."""
-    review.status, review.status_reason = status, reason[:255]
-    if status == "visible" and not review.counted:
-        await _add_to_rating(session, review, +1)
-    elif status != "visible" and review.counted:
-        await _add_to_rating(session, review, -1)
-    if status == "visible" and review.merchant_notified_at is None:
-        review.merchant_notified_at = utcnow()
+    async def add(sign: int) -> None:
+        await _add_to_rating(session, review, sign)
+
+    if await move_status(review, status, reason, add):
         name = (await session.execute(select(OrderItem.name).where(
             OrderItem.id == review.order_item_id))).scalar_one_or_none() or ""
         await notifications.notify(
@@ -229,10 +250,11 @@ async def _authors(session: AsyncSession, ids: set[int]) -> dict[int, User]:
         select(User).where(User.id.in_(ids)))).scalars()}
 
 
-async def _views(session: AsyncSession, settings: Settings, rows: list[ProductReview], *,
-                 public: bool, reveal: bool = False) -> list[dict[str, Any]]:
-    """Reviews as replies show them. An anonymous review hides who wrote it unless `reveal`
-    (its author, an admin); `public` leaves out the order and moderation fields."""
+async def review_views(session: AsyncSession, settings: Settings, rows: Sequence[ReviewColumns],
+                       *, public: bool, reveal: bool = False) -> list[dict[str, Any]]:
+    """Reviews of any kind as replies show them, without what they are about. An anonymous
+    review hides who wrote it unless `reveal` (its author, an admin); `public` leaves out
+    the moderation fields."""
     authors = await _authors(session, {r.user_id for r in rows})
     media = await media_by_id(session, [int(m) for r in rows for m in (r.media_ids or [])])
     out = []
@@ -241,8 +263,7 @@ async def _views(session: AsyncSession, settings: Settings, rows: list[ProductRe
         hidden = row.anonymous and not reveal
         images = [image_view(settings, media.get(int(m))) for m in (row.media_ids or [])]
         view: dict[str, Any] = {
-            "id": row.id, "product_id": row.product_id, "sku_id": row.sku_id,
-            "spec_text": row.spec_text, "rating": row.rating, "text": row.text,
+            "id": row.id, "rating": row.rating, "text": row.text,
             "images": [i for i in images if i is not None], "anonymous": row.anonymous,
             "author": {"id": None if hidden else row.user_id,
                        "nickname": ANONYMOUS_NAME if hidden or author is None
@@ -252,11 +273,22 @@ async def _views(session: AsyncSession, settings: Settings, rows: list[ProductRe
             if row.reply_by is not None else None,
             "created_at": _iso(row.created_at)}
         if not public:
-            view.update({"order_id": row.order_id, "item_id": row.order_item_id,
-                         "media_ids": list(row.media_ids or []), "status": row.status,
+            view.update({"media_ids": list(row.media_ids or []), "status": row.status,
                          "status_reason": row.status_reason})
         out.append(view)
     return out
+
+
+async def _views(session: AsyncSession, settings: Settings, rows: list[ProductReview], *,
+                 public: bool, reveal: bool = False) -> list[dict[str, Any]]:
+    """Product reviews as replies show them; `public` leaves out the order fields too."""
+    views = await review_views(session, settings, rows, public=public, reveal=reveal)
+    for view, row in zip(views, rows, strict=True):
+        view.update({"product_id": row.product_id, "sku_id": row.sku_id,
+                     "spec_text": row.spec_text})
+        if not public:
+            view.update({"order_id": row.order_id, "item_id": row.order_item_id})
+    return views
 
 
 async def _own_view(session: AsyncSession, settings: Settings, review: ProductReview,
@@ -286,25 +318,36 @@ async def product_reviews(resources: Resources, viewer_id: int | None, product_i
         product = await session.get(Product, product_id)
         if product is None or product.deleted_at is not None:
             raise NotFound("Product not found")
-        conditions = [ProductReview.product_id == product_id,
-                      ProductReview.status == "visible"]
-        if query.rating is not None:
-            conditions.append(ProductReview.rating == query.rating)
-        if query.with_images:
-            conditions.append(ProductReview.has_images.is_(True))
-        hidden = users.hidden_from(viewer_id, ProductReview.user_id)
-        if hidden is not None:
-            conditions.append(~hidden)
-        total = int((await session.execute(select(func.count()).select_from(ProductReview)
-                                           .where(*conditions))).scalar_one())
-        rows = list((await session.execute(
-            select(ProductReview).where(*conditions).order_by(ProductReview.id.desc())
-            .offset(query.offset).limit(query.limit))).scalars())
+        rows, total = await published_reviews(session, ProductReview,
+                                              ProductReview.product_id == product_id,
+                                              viewer_id, query)
         items = await _views(session, resources.settings, rows, public=True)
         summary = await rating_summary(session, product)
     page = page_result(items, total, query)
     page["summary"] = summary
     return page
+
+
+async def published_reviews(session: AsyncSession, model: Any, subject: Any,
+                            viewer_id: int | None,
+                            query: ProductReviewsQuery) -> tuple[list[Any], int]:
+    """One page of the published reviews of `model` (a review table) matching `subject`,
+    newest first, filtered by rating or photos, and their total. Reviews by someone the
+    viewer blocked, or who blocked the viewer, are left out."""
+    conditions = [subject, model.status == "visible"]
+    if query.rating is not None:
+        conditions.append(model.rating == query.rating)
+    if query.with_images:
+        conditions.append(model.has_images.is_(True))
+    hidden = users.hidden_from(viewer_id, model.user_id)
+    if hidden is not None:
+        conditions.append(~hidden)
+    total = int((await session.execute(select(func.count()).select_from(model)
+                                       .where(*conditions))).scalar_one())
+    rows = list((await session.execute(
+        select(model).where(*conditions).order_by(model.id.desc())
+        .offset(query.offset).limit(query.limit))).scalars())
+    return rows, total
 
 
 async def my_reviews(resources: Resources, user_id: int,
