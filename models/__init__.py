@@ -5,6 +5,7 @@ Each module holds one domain's tables; Alembic (migrations/) reads `Base.metadat
 from models import (  # noqa: F401  (register tables)
     booking,
     booking_records,
+    booking_reviews,
     checkins,
     community,
     coupons,

@@ -69,6 +69,9 @@ class Staff(Base):
     photo_media_id: Mapped[int | None] = mapped_column(BigInteger)
     bio: Mapped[str] = mapped_column(String(500), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Their visible appointment reviews (pawhome/booking/reviews.py), like the provider's.
+    rating_count: Mapped[int] = mapped_column(Integer, default=0)
+    rating_sum: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

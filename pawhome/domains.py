@@ -7,6 +7,7 @@ task has the same wiring as the gateway that serves every route. A new domain mo
 registers anything is added here.
 """
 from pawhome.booking import appointment_states, appointments, deposit_payments, holds  # noqa: F401
+from pawhome.booking import reviews as booking_reviews  # noqa: F401
 from pawhome.community import (  # noqa: F401
     boards,
     comment_threads,
@@ -41,7 +42,14 @@ from pawhome.mall import (  # noqa: F401  # noqa: F401
 from pawhome.mall import reviews as mall_reviews  # noqa: F401
 from pawhome.media import files, processing, uploads  # noqa: F401
 from pawhome.messaging import chat, chat_writer, notifications, subscribe_messages  # noqa: F401
-from pawhome.moderation import buyer_reviews, decisions, product_reviews, reports, reviews  # noqa: F401
+from pawhome.moderation import (  # noqa: F401
+    appointment_reviews,
+    buyer_reviews,
+    decisions,
+    product_reviews,
+    reports,
+    reviews,
+)
 from pawhome.payments import alerts, jobs, notifies, payables, payments, reconciliation, settlement  # noqa: F401
 from pawhome.points import earning, expiry, inventory, ledger, payment  # noqa: F401
 from pawhome.points import reconciliation as points_reconciliation  # noqa: F401

@@ -1,6 +1,7 @@
 """Tasks of the moderation queue: review a post, a comment or an image
 (pawhome/moderation/reviews.py), a mall product (pawhome/moderation/product_reviews.py) or a
-buyer's product review (pawhome/moderation/buyer_reviews.py).
+buyer's product review (pawhome/moderation/buyer_reviews.py) or an appointment review
+(pawhome/moderation/appointment_reviews.py).
 
 Each takes an id and is idempotent: content that is no longer pending is left alone and a
 verdict on the same text is reused, so redelivery and retries cost no WeChat quota. WeChat
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from pawhome.moderation import buyer_reviews, product_reviews
+from pawhome.moderation import appointment_reviews, buyer_reviews, product_reviews
 from pawhome.moderation import reviews as moderation
 from workers import runtime
 from workers.base import PERIODIC
@@ -56,3 +57,16 @@ def forget_product(product_id: int) -> None:
 def review_product_review(review_id: int) -> str:
     """Decide a buyer's pending product review from its text and photos; returns its status."""
     return runtime.run(buyer_reviews.review_product_review(runtime.resources(), review_id))
+
+
+@shared_task(name="moderation.review_appointment_review")
+def review_appointment_review(review_id: int) -> str:
+    """Decide a pending appointment review from its text and photos; returns its status."""
+    return runtime.run(appointment_reviews.review_appointment_review(runtime.resources(),
+                                                                     review_id))
+
+
+@shared_task(name="moderation.forget_provider")
+def forget_provider(provider_id: int) -> None:
+    """Drop the cached catalogue after an image verdict took a provider's review down."""
+    runtime.run(appointment_reviews.forget_provider(runtime.resources(), provider_id))

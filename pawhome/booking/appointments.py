@@ -20,7 +20,15 @@ from models.booking import (
     Service,
     SlotUnit,
 )
-from pawhome.booking import appointment_states, booking_cache, deposits, holds, reminders, slots
+from pawhome.booking import (
+    appointment_states,
+    booking_cache,
+    deposits,
+    holds,
+    reminders,
+    reviews,
+    slots,
+)
 from pawhome.platform import topics
 from pawhome.platform.db import run_transaction
 from pawhome.platform.errors import (
@@ -308,7 +316,8 @@ async def my_appointments(resources: Resources, user_id: int,
 
 async def get_appointment(resources: Resources, user_id: int, role: str,
                           appointment_id: int) -> dict[str, Any]:
-    """An appointment with its timeline, for its user, its provider's owner or an admin."""
+    """An appointment with its timeline and its review, for its user, its provider's owner
+    or an admin."""
     async with resources.db.session() as session:
         appointment = await session.get(Appointment, appointment_id)
         if appointment is None or (role != "admin" and user_id not in (
@@ -317,7 +326,10 @@ async def get_appointment(resources: Resources, user_id: int, role: str,
         timeline = (await session.execute(select(AppointmentEvent).where(
             AppointmentEvent.appointment_id == appointment_id).order_by(
             AppointmentEvent.id))).scalars().all()
-        return {**appointment_view(appointment), "timeline": [_event_view(e) for e in timeline]}
+        review = await reviews.review_of_appointment(session, resources.settings, appointment,
+                                                     user_id, role)
+        return {**appointment_view(appointment), "timeline": [_event_view(e) for e in timeline],
+                "reviewed": review is not None, "review": review}
 
 
 async def provider_appointments(resources: Resources, user_id: int, role: str,

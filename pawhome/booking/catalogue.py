@@ -121,7 +121,8 @@ def provider_view(provider: Provider) -> dict[str, Any]:
 def staff_view(staff: Staff, service_ids: list[int]) -> dict[str, Any]:
     return {"id": staff.id, "provider_id": staff.provider_id, "name": staff.name,
             "title": staff.title, "photo_media_id": staff.photo_media_id, "bio": staff.bio,
-            "active": staff.active, "service_ids": sorted(service_ids)}
+            "active": staff.active, "service_ids": sorted(service_ids),
+            "rating": rating_view(staff.rating_count, staff.rating_sum)}
 
 
 def service_view(service: Service) -> dict[str, Any]:
