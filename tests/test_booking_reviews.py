@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from models.booking import Provider, Staff
 from models.booking_reviews import AppointmentReview
 from pawhome.moderation import appointment_reviews
+from pawhome.moderation import reviews as moderation
 from tests.booking_support import at, book, make_provider, pet_owner, tomorrow
 from tests.catalogue_support import ready_media
 from tests.mall_support import make_member
@@ -273,3 +274,23 @@ async def test_the_owner_replies_once_and_an_anonymous_reviewer_stays_hidden(
     shown = (await api.get(f"/v1/providers/{shop['provider']['id']}/reviews")).ok()["items"][0]
     assert shown["author"] == {"id": None, "nickname": "匿名用户", "avatar_url": ""}
     assert shown["reply"]["text"] == replied["reply"]["text"]
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_photo_found_risky_later_takes_the_published_review_out_of_the_ratings(
+        api, resources, wechat):
+    shop, done = await completed_appointments(api, resources, count=2)
+    provider_id = shop["provider"]["id"]
+    ids, photos = [], []
+    for user, appointment_id in done:
+        photos.append(await ready_media(resources, user.user_id))
+        ids.append((await api.post(review_path(appointment_id), token=user.token, json={
+            "rating": 5, "text": "很好", "media_ids": [photos[-1]]})).ok(201)["id"])
+        assert await appointment_reviews.review_appointment_review(resources, ids[-1]) == \
+            "visible"
+    assert (await api.get(f"/v1/providers/{provider_id}")).ok()["rating"]["count"] == 2
+    await moderation.apply_media_verdict(resources, photos[0], "risky", "porn", "wechat_media")
+    listed = (await api.get(f"/v1/providers/{provider_id}/reviews")).ok()
+    assert [r["id"] for r in listed["items"]] == [ids[1]] and listed["summary"]["count"] == 1
+    await assert_ratings_exact(resources, provider_id)
+    assert await notifications_of(resources, done[0][0].user_id, "booking.review_removed")
