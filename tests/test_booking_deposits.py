@@ -260,6 +260,9 @@ async def test_the_users_cancellation_refunds_the_deposit_which_settles_later(
     assert (detail["deposit_status"], detail["deposit_refunded"]) == ("refunded", DEPOSIT)
     row = await support.payment_row(resources, params["out_trade_no"])
     assert (row.status, row.refunded_amount) == ("refunded", DEPOSIT)
+    told = (await api.get("/v1/notifications?category=appointment", token=user.token)).ok()
+    [refunded] = [n for n in told["items"] if n["kind"] == "deposit_refunded"]
+    assert refunded["target_id"] == made["id"] and refunded["payload"]["amount"] == DEPOSIT
 
 
 @pytest.mark.gen_test(timeout=120)

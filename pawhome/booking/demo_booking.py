@@ -1,9 +1,9 @@
 """Demo booking data for `make run`: two providers near each other in Shenzhen — a
 grooming shop of the first demo merchant (two groomers) and a clinic with boarding of the
-second (a doctor; vaccines, a check-up, boarding rooms) — each with hours 09:00-18:00 every
-day and a lunch break, so slots show up for the coming week; and a dog and a cat for the
-demo buyers to book for. Written straight into the tables (it is our data). Idempotent:
-nothing is added once any provider exists. docs/booking.md.
+second (a doctor; vaccines, a check-up with a ¥30 deposit, boarding rooms) — each with
+hours 09:00-18:00 every day and a lunch break, so slots show up for the coming week; and a
+dog and a cat for the demo buyers to book for. Written straight into the tables (it is our
+data). Idempotent: nothing is added once any provider exists. docs/booking.md.
 """
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ async def seed_demo_booking(session: AsyncSession, merchant_ids: list[int],
     trim = _service(shop, "造型修剪", "grooming", 90, 16800, buffer_after=15,
                     pet_types=["dog"], needs_confirmation=True)
     vaccine = _service(clinic, "狂犬疫苗", "vaccine", 20, 6000, pet_types=["dog", "cat"])
-    checkup = _service(clinic, "常规体检", "medical", 30, 12000, buffer_after=10)
+    checkup = _service(clinic, "常规体检", "medical", 30, 12000, buffer_after=10,
+                       deposit=3000)  # ¥30 online, the rest at the clinic
     rooms = _service(clinic, "寄养标准间", "boarding", 1440, 9800, capacity=3,
                      uses_staff=False, pet_types=["dog", "cat"], cancel_deadline_hours=24)
     session.add_all([bath, trim, vaccine, checkup, rooms])

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.booking import Appointment
 from models.payments import PaymentRefund
+from pawhome.messaging import notifications
 from pawhome.payments import payments
 
 PAYABLE_TYPE = "appt_deposit"  # payable_id: the hold the deposit was paid on
@@ -67,6 +68,14 @@ async def record_refund(session: AsyncSession, refund: PaymentRefund) -> None:
     if appointment is None:
         return
     if refund.status == "success":
+        told = appointment.deposit_status != "refunded"
         appointment.deposit_status, appointment.deposit_refunded = "refunded", refund.amount
+        if told:  # the user hears once, when the money is on its way back
+            await notifications.notify(
+                session, appointment.user_id, "appointment", "deposit_refunded",
+                target_type="appointment", target_id=appointment.id,
+                payload={"title": "定金已退回",
+                         "text": f"预约定金 ¥{refund.amount / 100:.2f} 已原路退回",
+                         "appointment_id": appointment.id, "amount": refund.amount})
     elif appointment.deposit_status != "refunded":
         appointment.deposit_status = "refund_failed"
