@@ -71,7 +71,8 @@ def test_issue_12_done_when_a_new_user_books_grooming_and_watches_it_live(embedd
     """Issue 12's "done when", in `make run` on the demo data: a user finds a grooming service
     near a point, sees its slots, holds and confirms one (the trim needs the shop's
     confirmation); the shop confirms, checks in and completes it with a grooming record while
-    the user watches each step live on a socket (the status events and their notifications);
+    the user watches each step live on a socket (the status events and their notifications)
+and reviews it once;
     a vaccine record's next due date produces a reminder that the gateway's beat sends."""
     subprocess.run([sys.executable, "-m", "pawhome.demo"], cwd=ROOT, env=embedded.env,
                    check=True, capture_output=True, timeout=120)
@@ -135,6 +136,22 @@ def test_issue_12_done_when_a_new_user_books_grooming_and_watches_it_live(embedd
                                            "completed"]
     records = user("GET", f"/v1/pets/{pet['id']}/records")["items"]
     assert records[0]["kind"] == "grooming" and records[0]["appointment_id"] == made["id"]
+
+    # The review: moderated in-process, then it counts in the shop's and the groomer's rating.
+    shop_id = trim["provider"]["id"]
+    before = user("GET", f"/v1/providers/{shop_id}/reviews")["summary"]["count"]
+    review = user("POST", f"/v1/appointments/{made['id']}/reviews", 201, json={
+        "rating": 5, "text": "修剪得很漂亮，店员很耐心"})
+    shown = until(lambda: next((r for r in user("GET", f"/v1/providers/{shop_id}/reviews")[
+        "items"] if r["id"] == review["id"]), None), "the published review")
+    assert shown["rating"] == 5 and shown["appointment_id"] == made["id"]
+    summary = user("GET", f"/v1/providers/{shop_id}/reviews")["summary"]
+    assert summary["count"] == before + 1 and summary["stars"]["5"] >= 1
+    assert user("GET", f"/v1/appointments/{made['id']}")["reviewed"] is True
+    httpx_reply = httpx.post(f"{embedded.base}/v1/appointments/{made['id']}/reviews",
+                             timeout=15, headers={"Authorization": f"Bearer {user.token}"},
+                             json={"rating": 1})
+    assert (httpx_reply.status_code, httpx_reply.json()["code"]) == (409, 40987)  # once
 
     # The vaccine: its record's next due date (in 3 days) makes a reminder, due at once.
     vaccine = user("GET", "/v1/services", params={"kind": "vaccine"})["items"][0]
