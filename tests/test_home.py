@@ -163,6 +163,8 @@ async def test_home_admin_endpoints_are_admins_only_audited_and_refuse_bad_input
            ({"image_url": PNG, "starts_at": "2026-12-10T00:00:00Z",
              "ends_at": "2026-12-09T00:00:00Z"}, "ends_at"),
            ({"image_url": PNG, "link_type": "product", "link_value": "abc"}, "link_value"),
+           ({"image_url": PNG, "link_type": "product"}, "link_value"),  # a 500 the fuzz found
+           ({"image_url": PNG, "link_type": "page"}, "link_value"),
            ({"image_url": PNG, "link_type": "product", "link_value": "999999999"},
             "link_value"),
            ({"image_url": PNG, "link_type": "url", "link_value": "javascript:alert(1)"},

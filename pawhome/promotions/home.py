@@ -77,9 +77,10 @@ class _ContentBody(BaseModel):
     image_url: str = Field(min_length=9, max_length=512,
                            pattern=rf"^https://[^\s{CONTROL_CHARACTERS}]+$")
     link_type: LinkType = "none"
-    link_value: str = Field("", max_length=512, description="a product or category id, a "
-                                                            "mini-program page path or an "
-                                                            "https URL")
+    # validate_default: a link_type given without its link_value is refused by `_link`
+    link_value: str = Field("", max_length=512, validate_default=True,
+                            description="a product or category id, a mini-program page "
+                                        "path or an https URL")
     sort: int = Field(0, ge=-1_000_000, le=1_000_000)
     starts_at: dt.datetime | None = Field(None, description="open when left out")
     ends_at: dt.datetime | None = Field(None, description="open when left out")
