@@ -457,13 +457,14 @@ def write_markdown(r: dict) -> str:
         "the rate.", "",
         "- **cached**: a gateway with `BOOKING_SLOTS_CACHE_SECONDS=3600`, each groomer's day "
         "filled by the first request (no hold touches these groomers' generations during the "
-        "phase). Per request it reads the service, its provider and its performers (three "
-        "statements through the ORM: what it must know to find the keys), then per groomer one "
-        "MGET of the slot generation and the cached day (`availability._free_starts`, "
-        "`booking_cache.read`), then applies notice and horizon. Bare: one MGET of the same "
-        f"{2 * STAFF} keys, the same notice/horizon and the same answer (checked equal), no SQL. "
-        "Bare reads (`/bare/slots/cached-reads`): the gateway's storage work on a hit, bare: "
-        "the same three statements with `exec_driver_sql`, then one MGET per groomer.",
+        "phase). Per request it reads the service's rules and performers from the cache "
+        "(`availability.slot_rules`: one MGET of the catalogue generation and the cached "
+        "rules), then every groomer's day in one MGET (`availability.free_starts_of`), then "
+        "applies notice and horizon: two Redis round trips, no SQL. Bare: one MGET of the "
+        f"same {2 * STAFF} slot keys, the same notice/horizon and the same answer (checked "
+        "equal), no SQL. Bare reads (`/bare/slots/cached-reads`): what a hit cost before the "
+        "rules were cached (before 5c9bd6e), bare: the service, provider and performers read "
+        "with `exec_driver_sql`, then one MGET per groomer.",
         "- **uncached**: a gateway with `BOOKING_SLOTS_CACHE_SECONDS=0` and a Redis prefix of "
         "its own. Method: with the TTL at 0 `booking_cache.fill` stores nothing, so every "
         "request misses on every groomer exactly as after a generation bump (the generation "
@@ -535,13 +536,13 @@ def write_markdown(r: dict) -> str:
         "- The machine has two cores shared by the server, the load client, MariaDB and "
         "Redis (and other sessions' work: samples below). `load core %` near 100 means the "
         "Python load client set the pace, which flatters the slower server's ratio.",
-        "- Cached slots: a hit is not free of the database: the gateway reads the service, "
-        "its provider and its performers (three statements, not cached) and makes one Redis "
-        "round trip per groomer, one after another. `bare` vs `bare reads` shows what that "
-        "storage work costs by itself; `gateway` vs `bare reads` is the gateway's own "
-        "per-request work (request id, rate-limit Lua call, ORM objects, envelope, metrics, "
-        "access log). Caching the service with its performers (or reading them ahead with "
-        "the keys) would make a hit one Redis call.",
+        "- Cached slots: a hit reads no table since 5c9bd6e (the service's rules and "
+        "performers are cached under the catalogue generation, the groomers' days read in "
+        "one MGET); before it, a hit read the service, its provider and its performers and "
+        "made one Redis round trip per groomer (0.164× the bare MGET in the 03:58 run). "
+        "`bare reads` keeps that old storage work as a reference; `gateway` vs `bare` is "
+        "now the gateway's own per-request work (request id, rate-limit Lua call, envelope, "
+        "metrics, access log) plus the second round trip.",
         "- `SQL/req` and `Redis cmds/req` are server-wide counters (MariaDB `Questions`, "
         "Redis `total_commands_processed`) over the case divided by its requests, so other "
         "sessions' work on the same servers is in them: the bare cached case sends no SQL, "
