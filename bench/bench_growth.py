@@ -36,7 +36,6 @@ Environment: as bench_mall.py (BENCH_MYSQL_URL, BENCH_REDIS_URL, BENCH_QUIET_WAI
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import json
@@ -455,16 +454,8 @@ def write_markdown(r: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small smoke run; writes nothing")
-    args = parser.parse_args()
-    config = QUICK if args.quick else FULL
-    started = time.monotonic()
-    cores = gw.cores()
+    args, config, started, cores = gw.start_run(__doc__, FULL, QUICK)
     server_core, client_core = cores
-    if client_core is not None:
-        os.sched_setaffinity(0, {client_core})
     from tests.fakes import wechatpay as fakepay
 
     fake = fakepay.FakeWeChatPay()
@@ -539,12 +530,7 @@ def main() -> None:
         "machine_samples": samples, "config": config, "home_rows_seeded": home_rows,
         "rounds": rounds, "summary": summary(rounds), "home": home,
     }
-    markdown = write_markdown(result)
-    print(markdown)
-    if args.quick:
-        print(f"quick run done in {time.monotonic() - started:.0f} s (nothing written)")
-        return
-    gw.save_results("growth", result, markdown, started)
+    gw.finish_run("growth", result, write_markdown(result), args.quick, started)
 
 
 async def admin_user(settings) -> int:

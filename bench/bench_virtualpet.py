@@ -24,7 +24,6 @@ Environment: as bench_mall.py (BENCH_MYSQL_URL, BENCH_REDIS_URL, BENCH_QUIET_WAI
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import json
@@ -304,16 +303,8 @@ def write_markdown(r: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small smoke run; writes nothing")
-    args = parser.parse_args()
-    config = QUICK if args.quick else FULL
-    started = time.monotonic()
-    cores = gw.cores()
+    args, config, started, cores = gw.start_run(__doc__, FULL, QUICK)
     server_core, client_core = cores
-    if client_core is not None:
-        os.sched_setaffinity(0, {client_core})
     scratch = Path(tempfile.mkdtemp(prefix="bench-vpet-"))
     env = {**ENV, "MEDIA_ROOT": str(scratch / "media"),
            "BENCH_LOG_FILE": str(scratch / "gateway.log"),
@@ -367,12 +358,7 @@ def main() -> None:
                     "busy_percent_before_start": quiet},
         "config": config, "detail": detail, "interactions": interactions,
     }
-    markdown = write_markdown(result)
-    print(markdown)
-    if args.quick:
-        print(f"quick run done in {time.monotonic() - started:.0f} s (nothing written)")
-        return
-    gw.save_results("virtualpet", result, markdown, started)
+    gw.finish_run("virtualpet", result, write_markdown(result), args.quick, started)
 
 
 if __name__ == "__main__":

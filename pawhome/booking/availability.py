@@ -8,6 +8,7 @@ clock). docs/booking.md ("Slots").
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -180,15 +181,14 @@ async def free_starts_of(resources: Resources, rules: SlotRules,
             out[want] = _decode_starts(payload)
         else:
             missing.append((want, generation))
-    if missing and session is not None:
+    if not missing:
+        return out
+    async with contextlib.AsyncExitStack() as stack:
+        reader: AsyncSession = session if session is not None \
+            else await stack.enter_async_context(resources.db.session())
         for (staff_id, day), generation in missing:
-            out[(staff_id, day)] = await _compute_starts(resources, session, rules, staff_id,
+            out[(staff_id, day)] = await _compute_starts(resources, reader, rules, staff_id,
                                                          day, now, generation)
-    elif missing:
-        async with resources.db.session() as own:
-            for (staff_id, day), generation in missing:
-                out[(staff_id, day)] = await _compute_starts(resources, own, rules, staff_id,
-                                                             day, now, generation)
     return out
 
 

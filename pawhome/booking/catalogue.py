@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.booking import Appointment, BoardingNight, Provider, Service, Staff, StaffService
-from pawhome.booking import booking_cache
+from pawhome.booking import appointment_states, booking_cache
 from pawhome.booking.slots import UNIT_MINUTES
 from pawhome.platform.errors import BookingInvalid, DepositInvalid, NotFound, field_error
 from pawhome.platform.fields import Id
@@ -260,7 +260,7 @@ async def _upcoming_of(session: AsyncSession, staff_id: int) -> list[int]:
     provider to move or cancel (also listed in the schedule's `conflicts`)."""
     return list((await session.execute(select(Appointment.id).where(
         Appointment.staff_id == staff_id,
-        Appointment.status.in_(("pending_confirmation", "confirmed", "checked_in")),
+        Appointment.status.in_(appointment_states.LIVE),
         Appointment.end_at > utcnow()).order_by(Appointment.start_at).limit(500))).scalars())
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.booking import Appointment, ScheduleBreak, ScheduleOverride, Staff, WorkingHours
-from pawhome.booking import booking_cache, slots
+from pawhome.booking import appointment_states, booking_cache, slots
 from pawhome.booking.catalogue import own_provider
 from pawhome.booking.slots import UNIT_MINUTES, Window
 from pawhome.platform.errors import BookingInvalid, NotFound, field_error
@@ -25,7 +25,7 @@ from pawhome.platform.fields import Id
 from pawhome.platform.resources import Resources
 
 # Statuses that hold their time: the schedule must keep covering them.
-LIVE_STATUSES = ("pending_confirmation", "confirmed", "checked_in")
+LIVE_STATUSES = appointment_states.LIVE
 
 Clock = Annotated[str, Field(pattern=r"^(([01]\d|2[0-3]):[0-5][05]|24:00)$",
                              description="HH:MM, Asia/Shanghai, a multiple of 5 minutes")]
