@@ -14,8 +14,9 @@ from models.virtual_pets import PetGeneration
 from pawhome.integrations.storage import new_key, storage_for
 from tests.fixtures_worker import wait_until
 
-CAT_PHOTO = Path(__file__).resolve().parent.parent / "pawhome" / "virtualpet" / "data" / \
-    "demo_cat.jpg"
+PHOTOS = Path(__file__).resolve().parent.parent / "pawhome" / "virtualpet" / "data"
+CAT_PHOTO = PHOTOS / "demo_cat.jpg"  # a close-up: the face fills the frame, chin cut off
+KITTEN_PHOTO = PHOTOS / "kitten.jpg"  # a ginger kitten facing the camera, 1280×720
 
 
 def cat_photo() -> bytes:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pawhome.virtualpet import generation_baseline as baseline
-from tests.generation_support import CAT_PHOTO
+from tests.generation_support import CAT_PHOTO, KITTEN_PHOTO
 
 
 def _coat(bgr: tuple[int, int, int], seed: int = 1) -> np.ndarray:
@@ -74,6 +74,38 @@ def test_parameters_follow_the_measures_and_the_hints():
     assert dog["accessories"][-1]["kind"] == "tag"
     f.face = (10, 10, 80, 80)
     assert baseline.derive_params(f, {})["species"] == "cat"
+
+
+# Where the kitten's eyes and nose are in its work image (768×432), marked by hand.
+KITTEN_EYES_AND_NOSE = ((352, 232), (432, 228), (396, 280))
+
+
+def test_the_cascade_finds_the_real_kitten_face_and_the_pet_is_a_cat():
+    photo = baseline.load_photo(KITTEN_PHOTO, max_bytes=1 << 22, max_pixels=10**7)
+    assert photo.shape == (432, 768, 3)
+    face = baseline.find_cat_face(photo)
+    assert face is not None
+    x, y, w, h = face
+    assert all(x < px < x + w and y < py < y + h for px, py in KITTEN_EYES_AND_NOSE)
+    assert 120 <= w <= 220  # the face, not the whole frame nor a patch of grass
+    subject = baseline.find_subject(photo)
+    assert subject[0] == face and subject[2] == "cat_face"
+    cx, cy, side, _ = subject[1]  # the crop holds the face, with room for the ears
+    assert cx <= x and cy <= y and x + w <= cx + side and y + h <= cy + side
+    f = baseline.measure(photo, subject)
+    params = baseline.derive_params(f, {})  # no hint: the face makes it a cat
+    assert params["species"] == "cat" and params["features"]["found_by"] == "cat_face"
+    hue, saturation, _value = baseline._hue_of(params["colours"][0])
+    assert 15 <= hue <= 45 and saturation > 0.15  # ginger, as the kitten is
+
+
+def test_a_close_up_without_a_whole_face_falls_back_without_a_false_face():
+    """Chelsea fills the frame, chin cut off: the cascade must not invent a face in her fur
+    (looser settings found one on her cheek), and the salient region is cropped instead."""
+    photo = baseline.load_photo(CAT_PHOTO, max_bytes=1 << 22, max_pixels=10**6)
+    assert baseline.find_cat_face(photo) is None
+    face, _crop, found_by = baseline.find_subject(photo)
+    assert face is None and found_by == "saliency"
 
 
 def test_the_same_pixels_give_the_same_pet_and_sprite():

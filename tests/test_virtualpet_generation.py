@@ -16,7 +16,13 @@ from models.virtual_pets import PetGeneration
 from pawhome.virtualpet import generation
 from tests.event_contract import assert_events_valid, capture_events, types_of
 from tests.fixtures_worker import wait_until
-from tests.generation_support import cat_photo, finished, stored_photo, written_generation
+from tests.generation_support import (
+    KITTEN_PHOTO,
+    cat_photo,
+    finished,
+    stored_photo,
+    written_generation,
+)
 from tests.media_helpers import elf_executable, path_of, pixel_bomb_png, upload
 
 STAGES = ["downloading", "detecting", "measuring", "parameters", "rendering", "storing"]
@@ -83,6 +89,21 @@ async def test_the_same_photo_makes_the_same_pet(api, resources, celery_worker_p
     assert results[0]["params"] == results[1]["params"]
     assert results[0]["personality"] == results[1]["personality"]
     assert results[0]["sprite_url"] != results[1]["sprite_url"]  # stored apart
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_kitten_facing_the_camera_is_a_cat_by_its_face_without_a_hint(
+        api, resources, celery_worker_process):
+    me = await api.login()
+    photo = await stored_photo(resources, me.user_id, KITTEN_PHOTO.read_bytes(),
+                               width=1280, height=720)
+    queued = (await api.post("/v1/virtual-pets/generations", json={"media_id": photo},
+                             token=me.token)).ok(202)
+    data = await finished(api, me, queued["id"])
+    assert data["status"] == "done", data
+    params = data["params"]
+    assert params["species"] == "cat" and params["base_model"].startswith("cat_")
+    assert params["features"]["found_by"] == "cat_face"
 
 
 @pytest.mark.gen_test(timeout=120)
