@@ -181,6 +181,30 @@ async def test_scores_reach_the_boards_through_the_outbox_and_the_worker(
 
 
 @pytest.mark.gen_test(timeout=120)
+async def test_a_banned_user_leaves_the_boards_at_once_and_returns_when_unbanned(
+        api, resources, celery_worker_process):
+    admin, player = await api.login(role="admin"), await api.login()
+    await make_pet(resources, player.user_id, level=7, exp=HIGH // 3)
+    await leaderboards.refresh_user(resources, player.user_id, ["pet_level"])
+    pet_key = key(resources, "pet_level")
+
+    async def score() -> float | None:
+        return await resources.cache.redis.zscore(pet_key, str(player.user_id))
+
+    assert await score() is not None
+    (await api.post(f"/v1/admin/users/{player.user_id}/ban", json={"reason": "cheating"},
+                    token=admin.token)).ok()
+
+    async def gone() -> bool:
+        return await score() is None
+
+    await wait_until(gone, what="the banned user leaving the pet board (no rebuild)")
+    (await api.post(f"/v1/admin/users/{player.user_id}/unban", token=admin.token)).ok()
+    assert leaderboards.primary_of(await wait_until(score, what="the user listed again")) == \
+        HIGH // 3
+
+
+@pytest.mark.gen_test(timeout=120)
 async def test_rebuild_after_redis_lost_the_boards_gives_the_same_ranks(api, resources):
     people = [await make_member(resources) for _ in range(5)]
     for n, person in enumerate(people):

@@ -240,6 +240,7 @@ async def ban_user(resources: Resources, admin_id: int, user_id: int,
         user.banned_reason = reason
         await end_all_sessions(resources, session, user_id)
         search.index_later(session, "user", user_id)  # a banned user leaves search
+        await users.status_changed.run(session, user_id)
         return users.admin_view(user)
 
 
@@ -249,6 +250,7 @@ async def unban_user(resources: Resources, user_id: int) -> dict[str, Any]:
         user.status = "active"
         user.banned_reason = ""
         search.index_later(session, "user", user_id)
+        await users.status_changed.run(session, user_id)
         return users.admin_view(user)
 
 

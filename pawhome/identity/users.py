@@ -329,6 +329,9 @@ async def privacy_of(session: AsyncSession, user_id: int) -> PrivacyPrefs:
 # Run inside the transaction that changed a user's privacy preferences (session, user_id):
 # the leaderboards list or drop the user (show_on_leaderboards).
 privacy_changed: Hook[[AsyncSession, int]] = Hook("identity.privacy_changed")
+# Run inside the transaction that banned or unbanned a user (session, user_id): what lists
+# users by name (the leaderboards) drops or lists them again at once, not at a rebuild.
+status_changed: Hook[[AsyncSession, int]] = Hook("identity.status_changed")
 
 
 async def change_settings(resources: Resources, user_id: int,

@@ -18,8 +18,9 @@ experience: the level follows it by the level curve, so it orders by level, then
 **Updates.** A change that moves a score queues `default.refresh_leaderboards` in its own
 transaction (the outbox): `pet_progressed(session, pet)` for a pet's level and experience
 (care, adoption), the points ledger's `points_changed` hook for points, the identity
-`privacy_changed` hook for show_on_leaderboards. The task recomputes the user's entries from
-the database, so running it twice, late, or out of order is harmless.
+`privacy_changed` hook for show_on_leaderboards and `status_changed` for bans (a banned user
+leaves the boards at once, not at the next rebuild). The task recomputes the user's entries
+from the database, so running it twice, late, or out of order is harmless.
 
 **Rebuilds.** `rebuild` (the beat job, and POST /v1/admin/leaderboards/{kind}/rebuild) writes
 each board from the database into a staging key and RENAMEs it over the live one, so readers
@@ -219,6 +220,12 @@ async def points_moved(session: AsyncSession, moved: Movement) -> None:
 @users.privacy_changed.connect
 async def privacy_changed(session: AsyncSession, user_id: int) -> None:
     """show_on_leaderboards may have changed: the user is listed or dropped everywhere."""
+    queue_refresh(session, user_id, BOARDS)
+
+
+@users.status_changed.connect
+async def status_changed(session: AsyncSession, user_id: int) -> None:
+    """The user was banned (dropped everywhere at once) or unbanned (listed again)."""
     queue_refresh(session, user_id, BOARDS)
 
 
