@@ -52,6 +52,8 @@ class PointsEntry(Base):
                       Index("ix_points_ledger_user_id", "user_id", "id"),
                       Index("ix_points_ledger_ref", "ref_type", "ref_id"),
                       Index("ix_points_ledger_expires_at", "expires_at"),
+                      # the leaderboard rebuild's "who earned while it read"
+                      Index("ix_points_ledger_created_at", "created_at"),
                       MYSQL_TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

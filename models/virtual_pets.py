@@ -54,6 +54,7 @@ class VirtualPet(Base):
     __table_args__ = (
         Index("ix_virtual_pets_owner", "owner_id", "id"),
         Index("ix_virtual_pets_level", "level", "exp", "exp_reached_at"),
+        Index("ix_virtual_pets_updated", "updated_at"),  # the rebuild's late changes
         CheckConstraint("mood BETWEEN 0 AND 100000 AND fullness BETWEEN 0 AND 100000 AND "
                         "cleanliness BETWEEN 0 AND 100000 AND affection BETWEEN 0 AND 100000",
                         name="statuses_in_range"),
@@ -91,7 +92,11 @@ class PetInteraction(Base):
     """One interaction with a pet: what it was, the item it used, the statuses before and
     after, the experience it gave."""
     __tablename__ = "pet_interactions"
-    __table_args__ = (Index("ix_pet_interactions_pet", "pet_id", "id"), MYSQL_TABLE_ARGS)
+    __table_args__ = (Index("ix_pet_interactions_pet", "pet_id", "id"),
+                      # the weekly boards, read a range of users at a time
+                      Index("ix_pet_interactions_user_created", "user_id", "created_at"),
+                      Index("ix_pet_interactions_created", "created_at"),  # late changes
+                      MYSQL_TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     pet_id: Mapped[int] = mapped_column(BigId)

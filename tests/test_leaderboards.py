@@ -235,3 +235,35 @@ async def test_rebuild_after_redis_lost_the_boards_gives_the_same_ranks(api, res
     assert not await resources.cache.redis.keys(resources.cache.key("lb", "*", "staging*"))
     ttl = await resources.cache.redis.ttl(key(resources, "pet_level", "week"))
     assert ttl == -2 or 0 < ttl <= (7 + leaderboards.WEEK_KEEP_DAYS) * 86400
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_rebuild_read_a_range_of_users_at_a_time_writes_the_same_boards(resources):
+    """Ten million pets do not fit one read: the rebuild reads `users_per_read` user ids at a
+    time into staging keys. Cut between these users, it must write exactly the boards one
+    read writes, leave no staging key behind, and keep the all-time board without expiry."""
+    people = [await make_member(resources) for _ in range(5)]
+    for n, person in enumerate(people):
+        await make_pet(resources, person.user_id, level=6, exp=HIGH // 4 + n,
+                       exp_reached_at=utcnow() - dt.timedelta(minutes=n))
+        async with resources.db.session() as session, session.begin():
+            session.add(PetInteraction(pet_id=0, user_id=person.user_id, type="training",
+                                       changes={}, exp_gained=15 + n, level_after=6,
+                                       skill_unlocked="", created_at=utcnow()))
+    keys = [key(resources, board, period) for board in leaderboards.BOARDS
+            for period in ("all", "week")]
+
+    async def snapshot() -> dict[str, list]:
+        return {k: await resources.cache.redis.zrevrange(k, 0, -1, withscores=True)
+                for k in keys}
+
+    whole = {board: await leaderboards.rebuild(resources, board) for board in leaderboards.BOARDS}
+    once = await snapshot()
+    assert {str(p.user_id).encode() for p in people} <= {m for m, _ in once[keys[0]]}
+    assert {str(p.user_id).encode() for p in people} <= {m for m, _ in once[keys[1]]}
+    cut = people[2].user_id  # people 0-1 in one read, 2-4 in the next
+    for board in leaderboards.BOARDS:
+        assert await leaderboards.rebuild(resources, board, users_per_read=cut) == whole[board]
+    assert await snapshot() == once
+    assert not await resources.cache.redis.keys(resources.cache.key("lb", "*", "staging*"))
+    assert await resources.cache.redis.ttl(key(resources, "pet_level", "all")) == -1

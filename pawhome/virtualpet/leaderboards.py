@@ -69,8 +69,10 @@ WEEK_KEEP_DAYS = 14  # a weekly board stays readable this long after its week en
 AROUND = 2  # entries shown above and below my own
 EARNING_REASONS = ("checkin", "checkin_bonus", "order_completed", "order_refunded", "activity")
 WRITE_BATCH = 5000
+REBUILD_USERS_PER_READ = 50_000  # user ids read (and held in memory) at a time by a rebuild
+STAGING_SECONDS = 3600  # a rebuild's staging key outlives a rebuild that died half-way
 REFRESH_TASK = "default.refresh_leaderboards"
-REBUILD_READ_SECONDS = 600.0  # a rebuild reads a whole table: more than a request's deadline
+REBUILD_READ_SECONDS = 120.0  # one read of a rebuild's user range: more than a request's deadline
 
 Period = Literal["all", "week"]
 Score = tuple[int, dt.datetime]  # (primary, when it was reached)
@@ -129,6 +131,7 @@ def _expiry(period: str, at: dt.datetime) -> dt.datetime | None:
 # -- the scores from the database -----------------------------------------------------------------
 
 Window = tuple[dt.datetime, dt.datetime] | None
+UserRange = tuple[int, int]  # user ids from the first up to (not including) the second
 
 
 def _best(rows: Iterable[Any]) -> dict[int, tuple[int, int, dt.datetime, int]]:
@@ -144,34 +147,33 @@ def _best(rows: Iterable[Any]) -> dict[int, tuple[int, int, dt.datetime, int]]:
 
 
 async def _pet_scores(session: AsyncSession, window: Window,
-                      user_id: int | None = None) -> dict[int, Score]:
+                      users_in: UserRange) -> dict[int, Score]:
+    low, high = users_in
     if window is None:
         pets = select(VirtualPet.owner_id, VirtualPet.level, VirtualPet.exp,
                       VirtualPet.exp_reached_at, VirtualPet.id).where(
-            VirtualPet.deleted_at.is_(None))
-        if user_id is not None:
-            pets = pets.where(VirtualPet.owner_id == user_id)
+            VirtualPet.deleted_at.is_(None), VirtualPet.owner_id >= low,
+            VirtualPet.owner_id < high)
         best = _best(await session.execute(pets))
         return {owner: (exp, reached) for owner, (_level, exp, reached, _id) in best.items()}
     query = select(PetInteraction.user_id, func.sum(PetInteraction.exp_gained),
                    func.max(PetInteraction.created_at)).where(
         PetInteraction.exp_gained > 0, PetInteraction.created_at >= window[0],
-        PetInteraction.created_at < window[1]).group_by(PetInteraction.user_id)
-    if user_id is not None:
-        query = query.where(PetInteraction.user_id == user_id)
+        PetInteraction.created_at < window[1], PetInteraction.user_id >= low,
+        PetInteraction.user_id < high).group_by(PetInteraction.user_id)
     return {int(u): (int(total), reached) for u, total, reached in await session.execute(query)}
 
 
 async def _points_scores(session: AsyncSession, window: Window,
-                         user_id: int | None = None) -> dict[int, Score]:
+                         users_in: UserRange) -> dict[int, Score]:
+    low, high = users_in
     query = select(PointsEntry.user_id, func.sum(PointsEntry.delta),
                    func.max(PointsEntry.created_at)).where(
-        PointsEntry.reason.in_(EARNING_REASONS)).group_by(PointsEntry.user_id)
+        PointsEntry.reason.in_(EARNING_REASONS), PointsEntry.user_id >= low,
+        PointsEntry.user_id < high).group_by(PointsEntry.user_id)
     if window is not None:
         query = query.where(PointsEntry.created_at >= window[0],
                             PointsEntry.created_at < window[1])
-    if user_id is not None:
-        query = query.where(PointsEntry.user_id == user_id)
     return {int(u): (int(total), reached) for u, total, reached in await session.execute(query)
             if int(total) > 0}
 
@@ -180,13 +182,12 @@ SOURCES: dict[str, Callable[..., Awaitable[dict[int, Score]]]] = {
     "pet_level": _pet_scores, "user_points": _points_scores}
 
 
-async def _hidden_users(session: AsyncSession, user_ids: list[int] | None = None) -> set[int]:
-    """Users left out: banned, or show_on_leaderboards off (`user_ids`: only among them)."""
-    banned = select(User.id).where(User.status != "active")
-    settings = select(UserSettings.user_id, UserSettings.privacy_prefs)
-    if user_ids is not None:
-        banned = banned.where(User.id.in_(user_ids))
-        settings = settings.where(UserSettings.user_id.in_(user_ids))
+async def _hidden_users(session: AsyncSession, users_in: UserRange) -> set[int]:
+    """Users of the range left out: banned, or show_on_leaderboards off."""
+    low, high = users_in
+    banned = select(User.id).where(User.status != "active", User.id >= low, User.id < high)
+    settings = select(UserSettings.user_id, UserSettings.privacy_prefs).where(
+        UserSettings.user_id >= low, UserSettings.user_id < high)
     hidden = set((await session.execute(banned)).scalars())
     for user_id, stored in await session.execute(settings):
         if stored and not users.privacy_of_stored(stored).show_on_leaderboards:
@@ -239,15 +240,16 @@ async def refresh_user(resources: Resources, user_id: int, boards: Iterable[str]
         weeks.setdefault(week_label(at), at)
     writes: list[tuple[str, Score | None, dt.datetime | None]] = []
     async with resources.db.session() as session:
-        hidden = user_id in await _hidden_users(session, [user_id])
+        only = (user_id, user_id + 1)
+        hidden = user_id in await _hidden_users(session, only)
         for board in boards:
             if board not in SOURCES:
                 continue
-            found = await SOURCES[board](session, None, user_id)
+            found = await SOURCES[board](session, None, only)
             writes.append((board_key(resources.cache, board, "all", now),
                            None if hidden else found.get(user_id), None))
             for moment in weeks.values():
-                found = await SOURCES[board](session, week_bounds(moment), user_id)
+                found = await SOURCES[board](session, week_bounds(moment), only)
                 writes.append((board_key(resources.cache, board, "week", moment),
                                None if hidden else found.get(user_id), _expiry("week", moment)))
     async with resources.cache.redis.pipeline(transaction=False) as pipe:
@@ -265,25 +267,39 @@ async def refresh_user(resources: Resources, user_id: int, boards: Iterable[str]
 # -- rebuilds -------------------------------------------------------------------------------------
 
 
-async def _swap_in(cache: Cache, key: str, scores: dict[int, Score],
-                   expires: dt.datetime | None) -> None:
-    """Write `scores` to a staging key and RENAME it over `key` (atomic for readers)."""
-    if not scores:
-        await cache.redis.delete(key)
-        return
-    staging = f"{key}:staging:{uuid.uuid4().hex}"
-    items = list(scores.items())
-    try:
+class _Staging:
+    """A board written batch by batch into a staging key, then RENAMEd over the live one
+    (atomic for readers). The staging key expires on its own if the rebuild dies half-way."""
+
+    def __init__(self, cache: Cache, key: str, expires: dt.datetime | None) -> None:
+        self.cache, self.key, self.expires = cache, key, expires
+        self.staging = f"{key}:staging:{uuid.uuid4().hex}"
+        self.count = 0
+
+    async def add(self, scores: dict[int, Score]) -> None:
+        items = list(scores.items())
         for start in range(0, len(items), WRITE_BATCH):
             batch = items[start:start + WRITE_BATCH]
-            await cache.redis.zadd(staging, {str(u): encode(*score) for u, score in batch})
-        async with cache.redis.pipeline(transaction=True) as pipe:
-            if expires is not None:
-                pipe.expireat(staging, expires.replace(tzinfo=dt.UTC))
-            pipe.rename(staging, key)
+            async with self.cache.redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(self.staging, {str(u): encode(*score) for u, score in batch})
+                pipe.expire(self.staging, STAGING_SECONDS)
+                await pipe.execute()
+        self.count += len(items)
+
+    async def swap_in(self) -> None:
+        if not self.count:
+            await self.cache.redis.delete(self.key)
+            return
+        async with self.cache.redis.pipeline(transaction=True) as pipe:
+            if self.expires is not None:
+                pipe.expireat(self.staging, self.expires.replace(tzinfo=dt.UTC))
+            else:
+                pipe.persist(self.staging)
+            pipe.rename(self.staging, self.key)
             await pipe.execute()
-    finally:
-        await cache.redis.delete(staging)  # only left when a write failed half-way
+
+    async def drop(self) -> None:
+        await self.cache.redis.delete(self.staging)
 
 
 async def _changed_since(session: AsyncSession, board: str, since: dt.datetime) -> set[int]:
@@ -296,24 +312,36 @@ async def _changed_since(session: AsyncSession, board: str, since: dt.datetime) 
         PointsEntry.created_at >= since, PointsEntry.reason.in_(EARNING_REASONS)))).scalars())
 
 
-async def rebuild(resources: Resources, board: str,
-                  now: dt.datetime | None = None) -> dict[str, int]:
+async def rebuild(resources: Resources, board: str, now: dt.datetime | None = None,
+                  users_per_read: int = REBUILD_USERS_PER_READ) -> dict[str, int]:
     """Rebuild `board` (all-time and this week) from the database; returns the entries of
-    each period. Users whose scores changed while it read are refreshed after the swap."""
+    each period. It reads `users_per_read` user ids at a time (memory and each read stay
+    bounded however many pets there are) into staging keys swapped in at the end. Users
+    whose scores changed while it read are refreshed after the swap."""
     if board not in SOURCES:
         raise NotFound("No such leaderboard")
     started = utcnow()
     now = now or started
-    async with resources.db.session(timeout=REBUILD_READ_SECONDS) as session:
-        hidden = await _hidden_users(session)
-        periods = {"all": await SOURCES[board](session, None),
-                   "week": await SOURCES[board](session, week_bounds(now))}
-    counts = {}
-    for period, scores in periods.items():
-        shown = {u: s for u, s in scores.items() if u not in hidden}
-        await _swap_in(resources.cache, board_key(resources.cache, board, period, now), shown,
-                       _expiry(period, now))
-        counts[period] = len(shown)
+    windows: dict[Period, Window] = {"all": None, "week": week_bounds(now)}
+    stages = {period: _Staging(resources.cache, board_key(resources.cache, board, period, now),
+                               _expiry(period, now)) for period in windows}
+    try:
+        async with resources.db.session() as session:
+            last = int((await session.execute(select(func.max(User.id)))).scalar() or 0)
+        for low in range(0, last + 1, users_per_read):
+            users_in = (low, low + users_per_read)
+            async with resources.db.session(timeout=REBUILD_READ_SECONDS) as session:
+                hidden = await _hidden_users(session, users_in)
+                for period, window in windows.items():
+                    scores = await SOURCES[board](session, window, users_in)
+                    await stages[period].add(
+                        {u: s for u, s in scores.items() if u not in hidden})
+        for stage in stages.values():
+            await stage.swap_in()
+    finally:
+        for stage in stages.values():
+            await stage.drop()  # only left when the rebuild failed half-way
+    counts: dict[str, int] = {period: stage.count for period, stage in stages.items()}
     async with resources.db.session() as session:
         late = await _changed_since(session, board, started)
     for user_id in sorted(late):
