@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from gateway.errormap import to_app_error
 from models.base import utcnow
@@ -30,7 +30,7 @@ log = logging.getLogger("pawhome.gateway")
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-:.]{1,128}$")
-# Two requests can race through "read, insert, read again"; more rounds than this means
+# Two requests can race through "insert, read, take over"; more rounds than this means
 # something else is wrong (e.g. a clock far off), and the client gets 409 to retry.
 _MAX_ROUNDS = 3
 
@@ -124,15 +124,28 @@ def _release_finish(handler) -> None:
 
 
 async def _claim(db, user_id: int, key: str, fingerprint: str, handler) -> int | None:
-    """Insert the pending record and return its id, or replay/refuse and return None."""
+    """Insert the pending record and return its id, or replay/refuse and return None.
+
+    The insert comes first: a fresh key (nearly every request) costs one statement, and the
+    unique (user_id, key) decides a race. Only a key seen before is read."""
     ttl = dt.timedelta(seconds=handler.r.settings.idempotency_ttl_seconds)
     for _ in range(_MAX_ROUNDS):
         now = utcnow()
         async with db.session() as session:
+            try:
+                inserted = await session.execute(insert(IdempotencyRecord).values(
+                    user_id=user_id, key=key, request_hash=fingerprint, state="pending",
+                    created_at=now, expires_at=now + ttl))
+                await session.commit()
+                return int(inserted.inserted_primary_key[0])
+            except sqlalchemy.exc.IntegrityError:
+                await session.rollback()  # the key was used: read its record
             record = (await session.execute(
                 select(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id,
                                                 IdempotencyRecord.key == key))).scalar_one_or_none()
-            if record is not None and record.expires_at <= now:
+            if record is None:
+                continue  # swept in between: insert again
+            if record.expires_at <= now:
                 # Expired but not yet swept: take it over, unless another request just did.
                 result = await session.execute(
                     update(IdempotencyRecord)
@@ -144,20 +157,8 @@ async def _claim(db, user_id: int, key: str, fingerprint: str, handler) -> int |
                 if result.rowcount == 1:
                     return record.id
                 continue
-            if record is not None:
-                _answer_from(record, fingerprint, handler)
-                return None
-            session.add(IdempotencyRecord(user_id=user_id, key=key, request_hash=fingerprint,
-                                          state="pending", created_at=now,
-                                          expires_at=now + ttl))
-            try:
-                await session.commit()
-            except sqlalchemy.exc.IntegrityError:
-                await session.rollback()
-                continue  # lost the race to another request with the same key: read its row
-            return (await session.execute(
-                select(IdempotencyRecord.id).where(IdempotencyRecord.user_id == user_id,
-                                                   IdempotencyRecord.key == key))).scalar_one()
+            _answer_from(record, fingerprint, handler)
+            return None
     raise errors.IdempotencyInProgress()
 
 

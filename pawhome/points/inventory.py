@@ -124,13 +124,14 @@ async def grant(session: AsyncSession, user_id: int, goods: Goods, quantity: int
 
 async def consume(session: AsyncSession, user_id: int, sku_id: int, quantity: int = 1, *,
                   key: str, reason: str = "consumed", ref_type: str = "",
-                  ref_id: object = "") -> InventoryChange:
+                  ref_id: object = "", locked: InventoryItem | None = None) -> InventoryChange:
     """Use `quantity` of an item (the virtual pet feeds or plays with it), once per `key`:
-    InsufficientInventory (422) when the user holds fewer, and nothing changes. Caller
-    commits (the pet's change and the item's use commit together)."""
+    InsufficientInventory (422) when the user holds fewer, and nothing changes. `locked`: the
+    item row the caller locked already with `locked_item`. Caller commits (the pet's change
+    and the item's use commit together)."""
     if quantity <= 0:
         raise ValueError("a use takes at least one item")
-    item = await _locked(session, user_id, sku_id)
+    item = locked if locked is not None else await _locked(session, user_id, sku_id)
     done = await _done(session, user_id, key)
     if done is not None:
         return _check_replay(done, sku_id, -quantity)
@@ -142,11 +143,11 @@ async def consume(session: AsyncSession, user_id: int, sku_id: int, quantity: in
                        ref_type=ref_type, ref_id=ref_id)
 
 
-async def held_kind(session: AsyncSession, user_id: int, sku_id: int) -> tuple[str, int] | None:
-    """(kind, quantity held) of an item the user has had, or None (no lock). Caller commits."""
-    found = (await session.execute(select(InventoryItem.kind, InventoryItem.quantity).where(
-        InventoryItem.user_id == user_id, InventoryItem.sku_id == sku_id))).first()
-    return (str(found[0]), int(found[1])) if found else None
+async def locked_item(session: AsyncSession, user_id: int,
+                      sku_id: int) -> InventoryItem | None:
+    """The user's row of an item (kind, quantity held), locked until the caller commits, or
+    None when they never had it. Pass it to `consume` to use some."""
+    return await _locked(session, user_id, sku_id)
 
 
 async def held(session: AsyncSession, user_id: int, sku_id: int) -> int:

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
+from models.points import InventoryItem
 from models.virtual_pets import PetInteraction, VirtualPet
 from pawhome.messaging import notifications
 from pawhome.platform import events
@@ -75,13 +76,15 @@ def interaction_view(row: PetInteraction) -> dict[str, Any]:
             "created_at": row.created_at.isoformat() + "Z"}
 
 
-async def _item_kind(session: AsyncSession, user_id: int, item_id: int | None) -> str | None:
+async def _held_item(session: AsyncSession, user_id: int,
+                     item_id: int | None) -> InventoryItem | None:
+    """The item the interaction uses, its row locked (it may be consumed), or None."""
     if item_id is None:
         return None
-    found = await inventory.held_kind(session, user_id, item_id)
-    if found is None or found[1] <= 0:
+    item = await inventory.locked_item(session, user_id, item_id)
+    if item is None or item.quantity <= 0:
         raise InsufficientInventory(errors=[field_error("item_id", "not in your inventory")])
-    return found[0]
+    return item
 
 
 async def _trainings(session: AsyncSession, pet_id: int) -> int:
@@ -122,10 +125,10 @@ async def interact(resources: Resources, user_id: int, pet_id: int,
             raise NotFound("Virtual pet not found")
         now = utcnow()
         _refuse_cooldown(kind, care.cooldown_left(kind, pet.cooldowns or {}, now, rules))
-        item_kind = await _item_kind(session, user_id, body.item_id)
+        item = await _held_item(session, user_id, body.item_id)
         before = care.current({s: getattr(pet, s) for s in care.STATUSES}, pet.status_at, now,
                               pet.personality, rules)
-        care.check(kind, before, item_kind)
+        care.check(kind, before, item.kind if item is not None else None)
         after = care.apply(kind, before)
         effect = care.EFFECTS[kind]
         previous_level = pet.level
@@ -143,10 +146,10 @@ async def interact(resources: Resources, user_id: int, pet_id: int,
                              skill_unlocked=skill or "", created_at=now)
         session.add(row)
         await session.flush()
-        if effect.consumes_item and body.item_id is not None:
-            await inventory.consume(session, user_id, body.item_id, 1,
+        if effect.consumes_item and item is not None:
+            await inventory.consume(session, user_id, item.sku_id, 1,
                                     key=f"vpet_interaction:{row.id}", reason="virtual_pet",
-                                    ref_type="virtual_pet", ref_id=pet.id)
+                                    ref_type="virtual_pet", ref_id=pet.id, locked=item)
         for status in care.STATUSES:
             setattr(pet, status, after[status])
         pet.status_at = now
