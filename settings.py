@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     # Deadline of one unit of work (Database.session) on a network database: aiomysql has
     # no read timeout, so without it a frozen server would hold requests forever. 0: none.
     db_session_timeout: float = 15.0
+    # Read replicas of DATABASE_URL (MariaDB GTID replication), comma-separated URLs; empty:
+    # none. Only reads that ask for a replica go there (Database.replica_session: the heavy
+    # scans of rebuilds and reports), and only once the replica has applied the primary's
+    # position; otherwise they run on the primary. docs/scaling.md.
+    database_replica_urls: str = ""
+    db_replica_wait_seconds: float = 1.0  # how long a read waits for a replica to catch up
+    db_replica_retry_seconds: float = 30.0  # a replica that failed is left alone this long
     # "memory://" selects the in-process store (fakeredis); production: redis://redis:6379/0
     redis_url: str = "memory://"
     redis_prefix: str = "pawhome:"
@@ -462,6 +469,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def replica_urls(self) -> list[str]:
+        return [url.strip() for url in self.database_replica_urls.split(",") if url.strip()]
 
     def check_production(self) -> None:
         """Refuse to run production with development secrets or the embedded stores."""

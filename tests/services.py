@@ -79,9 +79,11 @@ class PrivateRedis:
 
 
 class PrivateMariaDB:
-    """A mariadbd of our own, initialised in a temp dir, on a free port."""
+    """A mariadbd of our own, initialised in a temp dir, on a free port (`options`: more
+    server options, e.g. a server id and a binary log for replication)."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: tuple[str, ...] = ()) -> None:
+        self.options = options
         self.mariadbd = shutil.which("mariadbd") or shutil.which("mysqld") or (
             "/usr/sbin/mariadbd" if os.path.exists("/usr/sbin/mariadbd") else None)
         self.installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
@@ -109,7 +111,8 @@ class PrivateMariaDB:
             [self.mariadbd, "--no-defaults", f"--datadir={data}", f"--port={self.port}",
              "--bind-address=127.0.0.1", f"--socket={self.dir}/mysqld.sock", "--user=root",
              "--skip-grant-tables", "--innodb-buffer-pool-size=32M",
-             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_520_ci"],
+             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_520_ci",
+             *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port("127.0.0.1", self.port, 60)
         return self

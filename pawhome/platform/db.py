@@ -3,12 +3,16 @@
 `Database.session()` is the one way code opens a unit of work. Connection-level failures are
 translated to `DatabaseUnavailable` (HTTP 503) so a database outage is an answer, not a crash;
 the pool pre-pings, so the process recovers by itself when the server returns.
+`Database.replica_session(position())` is a read on a replica (DATABASE_REPLICA_URLS) that
+has applied everything the primary had committed at `position()`, else on the primary.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -27,6 +31,7 @@ from pawhome.platform import codec
 from pawhome.platform.errors import DatabaseUnavailable
 from settings import Settings
 
+log = logging.getLogger("pawhome.db")
 T = TypeVar("T")
 # What a read-only Core query runs on: a session, or a bare connection (Database.connection).
 Executor = AsyncSession | AsyncConnection
@@ -50,8 +55,8 @@ def is_connection_error(error: BaseException) -> bool:
     return isinstance(error, (ConnectionError, OSError))
 
 
-def make_engine(settings: Settings) -> AsyncEngine:
-    url = settings.database_url
+def make_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    url = url or settings.database_url
     if settings.is_sqlite:
         engine = create_async_engine(url, connect_args={"timeout": 15},
                                      json_deserializer=codec.loads)
@@ -76,10 +81,21 @@ def make_engine(settings: Settings) -> AsyncEngine:
     )
 
 
+class Replica:
+    """A read replica: its engine, and until when it is left alone after a failure."""
+
+    def __init__(self, settings: Settings, url: str) -> None:
+        self.engine = make_engine(settings, url)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.down_until = 0.0
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings)
+        self.replicas = [Replica(settings, url) for url in settings.replica_urls]
+        self._next_replica = 0
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # READ COMMITTED takes no gap locks: a queue-style reader (the outbox relay's
         # SELECT ... FOR UPDATE SKIP LOCKED) then locks only the rows it read, and cannot
@@ -137,6 +153,58 @@ class Database:
         finally:
             self._leave()
 
+    async def position(self) -> str | None:
+        """The primary's replication position now (@@gtid_binlog_pos), to hand to
+        `replica_session`; None when there are no replicas (nothing to wait for)."""
+        if not self.replicas:
+            return None
+        async with self.connection() as connection:
+            return str((await connection.execute(text("SELECT @@gtid_binlog_pos"))).scalar()
+                       or "")
+
+    @contextlib.asynccontextmanager
+    async def replica_session(self, position: str | None,
+                              timeout: float | None = None) -> AsyncIterator[AsyncSession]:
+        """A session for reads on a replica that has applied the primary's `position` (from
+        `position()`, taken before the read's cut-off), so it sees at least what the primary
+        had committed then; on the primary when no replica has within
+        DB_REPLICA_WAIT_SECONDS, or none is configured or reachable. Never write in it."""
+        replica = await self._caught_up_replica(position) if position is not None else None
+        if replica is None:
+            async with self.session(timeout) as session:
+                yield session
+            return
+        deadline = self._deadline(timeout)
+        try:
+            async with deadline, replica.sessionmaker() as session:
+                yield session
+        except BaseException as error:
+            self._raise_unavailable(error, deadline)
+            raise
+
+    async def _caught_up_replica(self, position: str) -> Replica | None:
+        """The next replica (round robin) that is up and has applied `position`."""
+        wait = self.settings.db_replica_wait_seconds
+        for _ in range(len(self.replicas)):
+            replica = self.replicas[self._next_replica % len(self.replicas)]
+            self._next_replica += 1
+            if replica.down_until > time.monotonic():
+                continue
+            try:
+                async with asyncio.timeout(wait + self.settings.db_connect_timeout + 1), \
+                        replica.engine.connect() as connection:
+                    waited = (await connection.execute(
+                        text("SELECT MASTER_GTID_WAIT(:position, :wait)"),
+                        {"position": position, "wait": wait})).scalar() if position else 0
+            except Exception as error:  # unreachable or broken: the primary answers instead
+                replica.down_until = time.monotonic() + self.settings.db_replica_retry_seconds
+                log.warning("read replica unavailable, reading the primary: %r", error)
+                continue
+            if waited == 0:
+                return replica
+            log.info("read replica behind the primary's position after %.1f s", wait)
+        return None
+
     async def _take_turn(self) -> None:
         if self._gate is None:
             return
@@ -176,6 +244,8 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        for replica in self.replicas:
+            await replica.engine.dispose()
 
 
 class Prepared:

@@ -317,20 +317,24 @@ async def rebuild(resources: Resources, board: str, now: dt.datetime | None = No
     """Rebuild `board` (all-time and this week) from the database; returns the entries of
     each period. It reads `users_per_read` user ids at a time (memory and each read stay
     bounded however many pets there are) into staging keys swapped in at the end. Users
-    whose scores changed while it read are refreshed after the swap."""
+    whose scores changed while it read are refreshed after the swap. The reads go to a read
+    replica (DATABASE_REPLICA_URLS) that has caught up with the primary's position at the
+    start, else to the primary; "changed while it read" is asked of the primary."""
     if board not in SOURCES:
         raise NotFound("No such leaderboard")
     started = utcnow()
     now = now or started
+    position = await resources.db.position()  # a replica may serve the reads once it has it
     windows: dict[Period, Window] = {"all": None, "week": week_bounds(now)}
     stages = {period: _Staging(resources.cache, board_key(resources.cache, board, period, now),
                                _expiry(period, now)) for period in windows}
     try:
-        async with resources.db.session() as session:
+        async with resources.db.replica_session(position) as session:
             last = int((await session.execute(select(func.max(User.id)))).scalar() or 0)
         for low in range(0, last + 1, users_per_read):
             users_in = (low, low + users_per_read)
-            async with resources.db.session(timeout=REBUILD_READ_SECONDS) as session:
+            async with resources.db.replica_session(position,
+                                                    timeout=REBUILD_READ_SECONDS) as session:
                 hidden = await _hidden_users(session, users_in)
                 for period, window in windows.items():
                     scores = await SOURCES[board](session, window, users_in)
