@@ -23,6 +23,10 @@ from pawhome.platform.resources import Resources
 from tests.fixtures_worker import wait_until
 from tests.realtime_helpers import gateways, ws_connect  # noqa: F401
 
+# Quotes, backslashes, a NUL-free control-free mix of scripts and an emoji: what the batch's
+# outbox row must carry through MariaDB unchanged.
+TRICKY = "z 在吗 🐶 ' \" \\ %s ;--"
+
 
 def _body(text: str = "hi", client_msg_id: str | None = None,
           kind: str = "text") -> chat.MessageBody:
@@ -240,7 +244,7 @@ async def test_a_batch_whose_delivery_failed_is_delivered_once_by_the_relay(reso
     monkeypatch.setattr(outbox, "deliver_claimed", redis_down)
     acks = await _gather(_send(resources, a, _body("x"), conversation_id=ab),
                          _send(resources, c, _body("y"), conversation_id=cb),
-                         _send(resources, a, _body("z"), conversation_id=ab))
+                         _send(resources, a, _body(TRICKY), conversation_id=ab))
     assert [ack["seq"] for ack in acks] == [2, 2, 3]  # committed: acked all the same
     assert chat_writer.writer_for(resources).batches == 1
     assert await _stream_seqs(resources, b, ab) == [1]  # nothing delivered yet
@@ -252,6 +256,9 @@ async def test_a_batch_whose_delivery_failed_is_delivered_once_by_the_relay(reso
     assert await _stream_seqs(resources, b, ab) == [1, 2, 3]
     assert await _stream_seqs(resources, b, cb) == [1, 2]
     assert await _stream_seqs(resources, a, ab) == [1, 2, 3]  # the sender's other devices
+    replay = await streams.read_since(resources.cache, b, None, 0)
+    texts = [e["data"]["content"]["text"] for _eid, e in replay.events]
+    assert texts[-1] == TRICKY  # the stored row's text, byte for byte
     async with resources.db.session() as session:
         left = (await session.execute(select(func.count(OutboxMessage.id)).where(
             OutboxMessage.kind == "events"))).scalar_one()
