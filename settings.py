@@ -438,6 +438,10 @@ class Settings(BaseSettings):
     checkin_reminder_sweep_seconds: float = 300.0  # beat: reminders whose hour has come
     leaderboard_rebuild_seconds: float = 3600.0  # beat: every board rebuilt from the database
 
+    # --- feedback (pawhome/feedback/, docs/feedback.md) ----------------------------------
+    feedback_per_hour: int = 5  # submissions per user per rolling hour (429 past it)
+    feedback_per_day: int = 20  # and per rolling 24 hours
+
     # --- misc ------------------------------------------------------------------------
     nickname_max_length: int = 20
     flower_port: int = 5555

@@ -46,6 +46,7 @@ from handlers import (
     virtualpet,
     virtualpet_generation,
 )
+from handlers import feedback as feedback_handlers  # issue 14: feedback
 from handlers import search as search_handlers
 
 ROUTES = [
@@ -384,4 +385,17 @@ ROUTES = [
     route("/v1/leaderboards/{kind}", leaderboards.LeaderboardHandler, "leaderboards.board"),
     route("/v1/admin/leaderboards/{kind}/rebuild", leaderboards.AdminLeaderboardRebuildHandler,
           "admin.leaderboards_rebuild"),
+    # -- feedback (docs/feedback.md) --
+    route("/v1/feedback", feedback_handlers.FeedbackHandler, "feedback.mine"),
+    route("/v1/feedback/categories", feedback_handlers.FeedbackCategoriesHandler,
+          "feedback.categories"),
+    route("/v1/feedback/{feedback_id:int}", feedback_handlers.MyFeedbackTicketHandler,
+          "feedback.detail"),
+    route("/v1/admin/feedback", feedback_handlers.AdminFeedbackHandler, "admin.feedback"),
+    route("/v1/admin/feedback/{feedback_id:int}", feedback_handlers.AdminFeedbackTicketHandler,
+          "admin.feedback_detail"),
+    route("/v1/admin/feedback/{feedback_id:int}/replies",
+          feedback_handlers.AdminFeedbackRepliesHandler, "admin.feedback_replies"),
+    route("/v1/admin/feedback/{feedback_id:int}/actions",
+          feedback_handlers.AdminFeedbackActionsHandler, "admin.feedback_actions"),
 ]

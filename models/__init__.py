@@ -9,6 +9,7 @@ from models import (  # noqa: F401  (register tables)
     checkins,
     community,
     coupons,
+    feedback,
     groupbuy,
     home,
     mall,

@@ -24,6 +24,8 @@ from pawhome.community import (  # noqa: F401
     post_topics,
     posts,
 )
+from pawhome.feedback import states as feedback_states  # noqa: F401
+from pawhome.feedback import tickets as feedback_tickets  # noqa: F401
 from pawhome.identity import auth, sms, tokens, user_search, users  # noqa: F401
 from pawhome.integrations import storage, wechat  # noqa: F401
 from pawhome.mall import (  # noqa: F401  # noqa: F401

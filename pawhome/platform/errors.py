@@ -147,6 +147,8 @@ class GenerationLimitReached(RateLimited): ...
 # -- virtual pet: check-in and leaderboards (docs/virtual-pet.md) --
 class AlreadyCheckedIn(Conflict): ...
 class MakeupNotAllowed(ValidationFailed): ...
+# feedback and statistics
+class FeedbackStateConflict(Conflict): ...
 
 
 # class, HTTP status, business code, default message. The only place codes are assigned.
@@ -263,6 +265,8 @@ ERROR_TABLE: list[tuple[type[AppError], int, int, str]] = [
     # virtual pet: check-in
     (AlreadyCheckedIn, 409, 40976, "This day is checked in already"),
     (MakeupNotAllowed, 422, 42267, "This day cannot be made up"),
+    # feedback and statistics
+    (FeedbackStateConflict, 409, 40963, "The feedback is not in a state that allows this"),
 ]
 
 for _cls, _status, _code, _message in ERROR_TABLE:
