@@ -32,9 +32,10 @@ ROUTES = ("/v1/admin/stats/daily?from={d}&to={d}", "/v1/admin/stats/daily.csv?fr
 US = dt.timedelta(microseconds=1)
 
 
-def a_past_day() -> dt.date:
-    """A day no other test writes rows on (they write today's)."""
-    return dt.date(2021, 1, 1) + dt.timedelta(days=random.randrange(1000))
+def a_past_day(band: int) -> dt.date:
+    """A day no other test writes rows on: other files write today's, and each test here
+    draws from its own band of 120 days (a monthly figure looks 30 days back)."""
+    return dt.date(2021, 1, 1) + dt.timedelta(days=120 * band + 40 + random.randrange(60))
 
 
 def midnight_utc(day: dt.date) -> dt.datetime:
@@ -99,7 +100,7 @@ async def write_rows_around(resources, day: dt.date) -> None:
 @pytest.mark.gen_test(timeout=90)
 async def test_rows_count_on_their_asia_shanghai_day_to_the_microsecond(api, resources):
     admin = await api.login(role="admin")
-    day = a_past_day()
+    day = a_past_day(0)
     await write_rows_around(resources, day)
     before, after = day - dt.timedelta(days=1), day + dt.timedelta(days=1)
     assert await daily.backfill(resources, before, after) == 3
@@ -131,7 +132,7 @@ async def test_rows_count_on_their_asia_shanghai_day_to_the_microsecond(api, res
 @pytest.mark.gen_test(timeout=120)
 async def test_rerunning_the_job_writes_the_same_figures(api, resources, celery_worker_process):
     admin = await api.login(role="admin")
-    day = a_past_day()
+    day = a_past_day(1)
     await write_rows_around(resources, day)
     users = [10**9 + n for n in range(7)]
     await activity.record_active(resources.cache, users, day)
@@ -161,7 +162,7 @@ async def test_rerunning_the_job_writes_the_same_figures(api, resources, celery_
 @pytest.mark.gen_test(timeout=90)
 async def test_monthly_actives_merge_30_days_and_survive_redis_losing_them(api, resources):
     admin = await api.login(role="admin")
-    day = a_past_day()
+    day = a_past_day(2)
     days = [day - dt.timedelta(days=n) for n in range(35)]  # day first
     for n, d in enumerate(days):
         # user 1 every day; user 100+n only on day-n
@@ -245,7 +246,7 @@ async def test_overview_sets_today_against_yesterday_with_queues_and_dead_letter
 @pytest.mark.gen_test(timeout=60)
 async def test_csv_export_is_a_download_safe_to_open_in_a_spreadsheet(api, resources):
     admin = await api.login(role="admin")
-    day = a_past_day()
+    day = a_past_day(3)
     await write_rows_around(resources, day)
     await daily.compute_day(resources, day)
 
@@ -323,7 +324,7 @@ async def test_every_metric_query_reads_an_index_not_the_table(resources):
     engine = resources.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", capture)
     try:
-        await daily.compute_day(resources, a_past_day())
+        await daily.compute_day(resources, a_past_day(4))
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     assert len(statements) >= len(metrics.names()) - 2  # dau and mau read Redis
