@@ -174,6 +174,14 @@ class Settings(BaseSettings):
     # Batches one process may write at once, each on its own connection: a second starts
     # only when sends back up behind a slow one (row locks keep seqs gap-free).
     chat_group_commit_lanes: int = 2
+    # Under sustained traffic (a batch written in the last CHAT_GROUP_COMMIT_BUSY_SECONDS),
+    # a lane that finds fewer than CHAT_GROUP_COMMIT_GATHER sends queued waits this long for
+    # more before it writes: fewer, larger transactions at moderate rates — about half the
+    # gateway's and MariaDB's CPU per message at 1,000/s (bench/results/realtime_dm.md) —
+    # for that much latency. A send after a quiet spell is written at once. 0 = never wait.
+    chat_group_commit_wait_ms: float = 10.0
+    chat_group_commit_gather: int = 32
+    chat_group_commit_busy_seconds: float = 0.25
 
     # --- notifications, live topics, subscribe messages (docs/notifications.md) --------
     # An unread notification with the same group_key updated within this window absorbs a

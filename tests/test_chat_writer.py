@@ -23,6 +23,10 @@ from pawhome.platform.resources import Resources
 from tests.fixtures_worker import wait_until
 from tests.realtime_helpers import gateways, ws_connect  # noqa: F401
 
+# Quotes, backslashes, a NUL-free control-free mix of scripts and an emoji: what the batch's
+# outbox row must carry through MariaDB unchanged.
+TRICKY = "z 在吗 🐶 ' \" \\ %s ;--"
+
 
 def _body(text: str = "hi", client_msg_id: str | None = None,
           kind: str = "text") -> chat.MessageBody:
@@ -240,7 +244,7 @@ async def test_a_batch_whose_delivery_failed_is_delivered_once_by_the_relay(reso
     monkeypatch.setattr(outbox, "deliver_claimed", redis_down)
     acks = await _gather(_send(resources, a, _body("x"), conversation_id=ab),
                          _send(resources, c, _body("y"), conversation_id=cb),
-                         _send(resources, a, _body("z"), conversation_id=ab))
+                         _send(resources, a, _body(TRICKY), conversation_id=ab))
     assert [ack["seq"] for ack in acks] == [2, 2, 3]  # committed: acked all the same
     assert chat_writer.writer_for(resources).batches == 1
     assert await _stream_seqs(resources, b, ab) == [1]  # nothing delivered yet
@@ -252,6 +256,9 @@ async def test_a_batch_whose_delivery_failed_is_delivered_once_by_the_relay(reso
     assert await _stream_seqs(resources, b, ab) == [1, 2, 3]
     assert await _stream_seqs(resources, b, cb) == [1, 2]
     assert await _stream_seqs(resources, a, ab) == [1, 2, 3]  # the sender's other devices
+    replay = await streams.read_since(resources.cache, b, None, 0)
+    texts = [e["data"]["content"]["text"] for _eid, e in replay.events]
+    assert texts[-1] == TRICKY  # the stored row's text, byte for byte
     async with resources.db.session() as session:
         left = (await session.execute(select(func.count(OutboxMessage.id)).where(
             OutboxMessage.kind == "events"))).scalar_one()
@@ -298,3 +305,49 @@ async def test_closing_the_resources_gives_the_writers_kept_connection_back(sett
     finally:
         await other.close()
     assert checked_in == [1]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_under_sustained_traffic_a_lane_waits_to_gather_sends_into_fewer_batches(
+        resources):
+    """Sends trickling in 15 ms apart right after a batch: with the gather wait, a lane that
+    finds only a few queued waits for more, so twenty sends take one or two transactions,
+    each sender's still in order; without it they go in many small ones."""
+    a, b, c = await _users(resources, 3)
+    ab, cb = await _conversation(resources, a, b), await _conversation(resources, c, b)
+
+    async def trickle(wait_ms: float) -> tuple[int, list[dict]]:
+        resources.settings.chat_group_commit_wait_ms = wait_ms
+        writer = chat_writer.writer_for(resources)
+        await _send(resources, a, _body("warm"), conversation_id=ab)  # traffic is on
+        before = writer.batches
+        futures = []
+        for n in range(20):
+            sender, conversation = (a, ab) if n % 2 else (c, cb)
+            futures.append(chat_writer.queue_message(
+                resources, sender, _body(f"t{n}"), conversation_id=conversation))
+            await asyncio.sleep(0.015)
+        acks = [await future for future in futures]
+        return writer.batches - before, acks
+
+    gathered, acks = await trickle(500.0)
+    alone, _ = await trickle(0.0)
+    assert gathered <= 2 and alone >= 5, (gathered, alone)
+    for conversation in (ab, cb):  # gap-free, in send order
+        seqs = [ack["seq"] for ack in acks if ack["conversation_id"] == conversation]
+        assert seqs == sorted(seqs) and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_send_after_a_quiet_spell_is_written_without_the_gather_wait(resources):
+    """The wait only applies under sustained traffic: the first send after a pause is
+    written at once, even with a long gather wait configured."""
+    resources.settings.chat_group_commit_wait_ms = 3000.0
+    resources.settings.chat_group_commit_busy_seconds = 0.2
+    a, b = await _users(resources, 2)
+    ab = await _conversation(resources, a, b)
+    await _send(resources, a, _body("one"), conversation_id=ab)
+    await asyncio.sleep(0.3)  # quiet longer than the busy window
+    started = asyncio.get_running_loop().time()
+    await _send(resources, a, _body("two"), conversation_id=ab)
+    assert asyncio.get_running_loop().time() - started < 1.5
