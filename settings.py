@@ -442,6 +442,11 @@ class Settings(BaseSettings):
     feedback_per_hour: int = 5  # submissions per user per rolling hour (429 past it)
     feedback_per_day: int = 20  # and per rolling 24 hours
 
+    # --- statistics (pawhome/stats/, pawhome/platform/activity.py, docs/statistics.md) -----
+    activity_flush_seconds: float = 5.0  # a gateway writes the users it saw this often
+    stats_recompute_seconds: float = 600.0  # beat: yesterday's and today's figures again
+    stats_max_days: int = 366  # the longest range a read or a backfill may ask for
+
     # --- misc ------------------------------------------------------------------------
     nickname_max_length: int = 20
     flower_port: int = 5555

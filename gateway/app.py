@@ -22,6 +22,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.routing import LiteralPaths, Route
 from gateway.server import make_server
 from gateway.shutdown import GOING_AWAY_CODE, GOING_AWAY_REASON, InflightRequests
+from pawhome.platform.activity import ActivityRecorder
 from pawhome.platform.outbox import OutboxRelay
 from pawhome.platform.resources import Resources
 from settings import Settings
@@ -50,6 +51,8 @@ def make_app(resources: Resources, routes: list[Route],
         inflight=InflightRequests(),  # REST requests being answered; drained on shutdown
         websockets=set(),  # filled by the real-time hub; closed on shutdown
         hub=Hub(resources),  # pub/sub for the sockets (gateway/hub.py); starts on first use
+        # daily active users: every authenticated request and socket (pawhome/platform/activity.py)
+        activity=ActivityRecorder(resources.cache, resources.settings.activity_flush_seconds),
         compress_response=False,
         serve_traceback=False,
         log_function=lambda handler: None,  # gateway/accesslog.py writes the access log
@@ -111,6 +114,7 @@ class Gateway:
             except TimeoutError:
                 log.warning("connections still open at the shutdown deadline")
         await self.app.settings["hub"].stop()
+        await self.app.settings["activity"].close()  # the users seen since the last flush
         await self.relay.stop()
         await self.resources.close()
         accesslog.writer.flush()

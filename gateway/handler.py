@@ -298,6 +298,7 @@ class ApiHandler(tornado.web.RequestHandler):
         if claims is not None:
             check_revocation(claims, values[:3])
             self.auth = claims
+            self.application.settings["activity"].seen(claims.user_id)
             if spec.roles and claims.role not in spec.roles:
                 raise errors.Forbidden("This endpoint needs the role: " + ", ".join(spec.roles))
         self.read_ahead = dict(zip(ahead, values[len(reads):], strict=True))

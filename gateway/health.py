@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.handler import ApiHandler, endpoint
 from gateway.openapi import RawBody
 from pawhome.platform import codec
-from pawhome.platform.metrics import OUTBOX_PENDING, REGISTRY
+from pawhome.platform.metrics import OUTBOX_PENDING, REGISTRY, run_scrape_hooks
 
 
 class HealthzHandler(ApiHandler):
@@ -52,6 +52,7 @@ class MetricsHandler(ApiHandler):
         with contextlib.suppress(Exception):
             OUTBOX_PENDING.set(await asyncio.wait_for(
                 self.application.settings["relay"].pending(), 2.0))
+        await run_scrape_hooks(self.r)  # gauges the domains read when scraped
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(REGISTRY))
 

@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - redis-py without it: only False is che
 import contextlib
 
 from gateway import metrics
-from pawhome.platform import codec, presence
+from pawhome.platform import activity, codec, presence
 from pawhome.platform.cache import UNAVAILABLE_ERRORS, make_redis
 
 if TYPE_CHECKING:
@@ -128,6 +128,8 @@ class Hub:
         if gone:
             with contextlib.suppress(*UNAVAILABLE_ERRORS):  # the entries age out by themselves
                 await presence.update(self.cache, self.gateway_id, offline=list(gone))
+        with contextlib.suppress(*UNAVAILABLE_ERRORS):
+            await activity.forget_gateway(self.cache, self.gateway_id)
         await self._close_pubsub()
         if self._redis is not None:
             await self._redis.aclose()
@@ -480,6 +482,15 @@ class Hub:
             if self.users:
                 self._refresh_due = True
                 self._kick()
+            await self.report_sockets(ttl_seconds=interval * 3)
+
+    async def report_sockets(self, ttl_seconds: float = 75.0) -> None:
+        """This gateway's socket and user counts, for the statistics overview (refreshed with
+        presence; an entry not refreshed expires)."""
+        with contextlib.suppress(*UNAVAILABLE_ERRORS):
+            await activity.report_gateway(
+                self.cache, self.gateway_id, sum(len(c) for c in self.users.values()),
+                len(self.users), ttl_seconds)
 
     # -- helpers -----------------------------------------------------------------------------
     def _background(self, coro) -> None:

@@ -145,6 +145,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
         if conn.closed:
             return
         self.set_nodelay(True)
+        settings["activity"].seen(conn.user_id)  # a socket counts as activity of the day
         conn.start(epoch, last_eid)  # hello, then live events flow (or wait for `resume`)
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:

@@ -48,6 +48,7 @@ from handlers import (
 )
 from handlers import feedback as feedback_handlers  # issue 14: feedback
 from handlers import search as search_handlers
+from handlers import stats as stats_handlers  # issue 14: statistics
 
 ROUTES = [
     route("/healthz", HealthzHandler, "health.healthz"),
@@ -398,4 +399,12 @@ ROUTES = [
           feedback_handlers.AdminFeedbackRepliesHandler, "admin.feedback_replies"),
     route("/v1/admin/feedback/{feedback_id:int}/actions",
           feedback_handlers.AdminFeedbackActionsHandler, "admin.feedback_actions"),
+    # -- statistics (docs/statistics.md) --
+    route("/v1/admin/stats/daily", stats_handlers.DailyStatsHandler, "admin.stats_daily"),
+    route("/v1/admin/stats/daily.csv", stats_handlers.DailyStatsCsvHandler,
+          "admin.stats_daily_csv"),
+    route("/v1/admin/stats/overview", stats_handlers.StatsOverviewHandler,
+          "admin.stats_overview"),
+    route("/v1/admin/stats/backfill", stats_handlers.StatsBackfillHandler,
+          "admin.stats_backfill"),
 ]

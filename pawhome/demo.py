@@ -19,11 +19,14 @@ from models.checkins import DailyCheckin
 from models.users import User
 from pawhome.booking import demo_booking
 from pawhome.community import boards
+from pawhome.feedback import demo_feedback
 from pawhome.identity import users
 from pawhome.mall import addresses, delivery, demo_catalogue, demo_reviews
+from pawhome.platform import activity
 from pawhome.platform.resources import Resources
 from pawhome.points import demo_goods
 from pawhome.promotions import coupons_demo, demo_home, groupbuy_demo
+from pawhome.stats import daily as stats_daily
 from pawhome.virtualpet import checkin, demo_virtualpet
 from settings import Settings, get_settings
 
@@ -143,6 +146,14 @@ async def seed_checkins(session: AsyncSession) -> int:
     return made
 
 
+async def seed_feedback(session: AsyncSession) -> int:
+    """Feedback from the demo buyers, one answered by the demo admin (docs/feedback.md)."""
+    buyers = [(await users.get_or_create_by_openid(session, openid))[0].id
+              for openid in ("demo-user-1", "demo-user-2")]
+    admin = (await users.get_or_create_by_openid(session, "demo-admin"))[0].id
+    return await demo_feedback.seed_demo_feedback(session, buyers, admin)
+
+
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
@@ -157,6 +168,7 @@ SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("booking", seed_booking),
     ("virtual_pets", seed_virtual_pets),
     ("checkins", seed_checkins),
+    ("feedback", seed_feedback),
 ]
 
 
@@ -170,6 +182,11 @@ async def seed_and_report(settings: Settings) -> str:
     resources = Resources(settings)
     try:
         created = await seed(resources)
+        # The dashboard's figures of the last 30 days, from the rows just seeded (the beat
+        # job keeps them current: docs/statistics.md).
+        today = activity.shanghai_day()
+        created["stats_days"] = await stats_daily.backfill(
+            resources, today - dt.timedelta(days=29), today)
         async with resources.db.session() as session:
             total = int((await session.execute(select(func.count(User.id)))).scalar_one())
     finally:

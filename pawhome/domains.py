@@ -58,5 +58,8 @@ from pawhome.points import reconciliation as points_reconciliation  # noqa: F401
 from pawhome.points import rules as points_rules  # noqa: F401
 from pawhome.promotions import coupons, coupons_checkout, groupbuy, groupbuy_checkout  # noqa: F401
 from pawhome.search import index  # noqa: F401
+from pawhome.stats import daily as stats_daily  # noqa: F401
+from pawhome.stats import metrics as stats_metrics  # noqa: F401
+from pawhome.stats import overview as stats_overview  # noqa: F401
 from pawhome.virtualpet import adoption, checkin, generation, hunger, interactions, leaderboards  # noqa: F401
 from pawhome.virtualpet import pets as virtual_pets  # noqa: F401

@@ -225,3 +225,16 @@ async def test_admin_routes_refuse_users_and_forged_tokens(api, settings):
     (await api.get("/v1/feedback", token=user.token[:-4] + "AAAA")).error(401)
     seen = (await api.get(f"/v1/feedback/{ticket['id']}", token=user.token)).ok()
     assert seen["status"] == "open" and seen["replies"] == []
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_concurrent_submits_at_the_limit_make_exactly_the_allowed_number(api, resources,
+                                                                             settings):
+    user = await api.login()
+    for n in range(settings.feedback_per_hour - 2):
+        await send(api, user, text=f"第 {n} 条反馈内容")
+    replies = await asyncio.gather(*(api.post("/v1/feedback", token=user.token,
+                                              json=body(text=f"同时发送的反馈 {n}"))
+                                     for n in range(6)))
+    assert sorted(r.status for r in replies) == [201, 201, 429, 429, 429, 429]
+    assert await tickets_of(resources, user.user_id) == settings.feedback_per_hour

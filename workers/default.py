@@ -29,6 +29,7 @@ from pawhome.platform.resources import Resources
 from pawhome.points import expiry as points_expiry
 from pawhome.points import reconciliation as points_reconciliation
 from pawhome.promotions import groupbuy
+from pawhome.stats import daily as stats_daily
 from pawhome.virtualpet import checkin, hunger, leaderboards
 from workers import runtime
 from workers.base import PERIODIC
@@ -271,3 +272,16 @@ def refresh_leaderboards(user_id: int, boards: list[str], at: str) -> int:
 def rebuild_leaderboards() -> dict[str, dict[str, int]]:
     """Beat: every leaderboard rebuilt from the database and swapped in atomically."""
     return runtime.run(leaderboards.rebuild_all(runtime.resources()))
+
+
+@shared_task(name="default.stats_recompute_recent", **PERIODIC)
+def stats_recompute_recent() -> dict[str, dict[str, int]]:
+    """Beat: yesterday's and today's daily figures computed again (pawhome/stats/daily.py)."""
+    return runtime.run(stats_daily.recompute_recent(runtime.resources()))
+
+
+@shared_task(name="default.stats_backfill")
+def stats_backfill(first: str, last: str) -> int:
+    """An admin's backfill: every day from `first` to `last` computed again."""
+    return runtime.run(stats_daily.backfill(runtime.resources(), dt.date.fromisoformat(first),
+                                            dt.date.fromisoformat(last)))

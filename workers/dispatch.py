@@ -8,6 +8,7 @@ harness — dispatches through it.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -35,3 +36,25 @@ class CeleryDispatcher:
     def check_broker(self, settings: Settings) -> None:
         with self.app_for(settings).connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
+
+    def queue_lengths(self, settings: Settings) -> dict[str, int]:
+        app = self.app_for(settings)
+        prefix = settings.task_queue_prefix
+        lengths: dict[str, int] = {}
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            for queue in app.conf.task_queues or ():
+                name = queue.name[len(prefix):] if queue.name.startswith(prefix) else queue.name
+                # A passive declare answers the count without creating the queue; one that
+                # does not exist yet (nothing was ever sent to it) holds nothing. Its own
+                # channel: a refused passive declare closes the channel on AMQP.
+                channel = conn.channel()
+                try:
+                    lengths[name] = int(channel.queue_declare(queue.name,
+                                                              passive=True).message_count)
+                except Exception:
+                    lengths[name] = 0
+                finally:
+                    with contextlib.suppress(Exception):
+                        channel.close()
+        return lengths

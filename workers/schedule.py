@@ -97,6 +97,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "points-reconcile": {"task": "default.reconcile_points",
                              "schedule": crontab(hour=settings.points_reconcile_hour,
                                                  minute=settings.points_reconcile_minute)},
+        # Statistics (pawhome/stats/daily.py): yesterday's and today's figures again.
+        "stats-recompute-recent": {"task": "default.stats_recompute_recent",
+                                   "schedule": settings.stats_recompute_seconds,
+                                   "options": {"expires": settings.stats_recompute_seconds}},
         "payments-reconcile-yesterday": {
             "task": "payments.reconcile_yesterday",
             "schedule": crontab(hour=settings.payment_reconcile_hour,

@@ -29,6 +29,7 @@ from pawhome.platform.fields import NOT_BLANK, Id
 from pawhome.platform.pagination import PageQuery, page_result
 from pawhome.platform.resources import Resources
 from pawhome.platform.wordfilter import screen_text
+from pawhome.stats.metrics import count_in_day, register_metric
 from settings import Settings
 
 MAX_IMAGES = 9
@@ -319,3 +320,6 @@ async def _page(resources: Resources, conditions: list[Any], query: PageQuery, *
 
 def categories() -> list[dict[str, str]]:
     return [{"value": value, "label": label} for value, label in CATEGORIES.items()]
+
+
+register_metric("feedback", count_in_day(Feedback.created_at), label="用户反馈")

@@ -149,6 +149,7 @@ class AlreadyCheckedIn(Conflict): ...
 class MakeupNotAllowed(ValidationFailed): ...
 # feedback and statistics
 class FeedbackStateConflict(Conflict): ...
+class StatsRangeInvalid(ValidationFailed): ...
 
 
 # class, HTTP status, business code, default message. The only place codes are assigned.
@@ -267,6 +268,8 @@ ERROR_TABLE: list[tuple[type[AppError], int, int, str]] = [
     (MakeupNotAllowed, 422, 42267, "This day cannot be made up"),
     # feedback and statistics
     (FeedbackStateConflict, 409, 40963, "The feedback is not in a state that allows this"),
+    (StatsRangeInvalid, 422, 42286, "A statistics range runs from `from` to `to`, at most 366 "
+     "days, not into the future"),
 ]
 
 for _cls, _status, _code, _message in ERROR_TABLE:

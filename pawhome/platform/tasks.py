@@ -3,9 +3,10 @@
 The outbox (pawhome/platform/outbox.py) is the one way a change enqueues work; it knows task
 names and JSON arguments, not Celery. A `TaskDispatcher` does the rest: `send` gives a task to
 the broker (a gateway's relay, a worker's post-task relay), `run` runs it in this process
-(embedded mode, no broker), `check_broker` raises when the broker is unreachable (/readyz).
+(embedded mode, no broker), `check_broker` raises when the broker is unreachable (/readyz),
+`queue_lengths` counts what waits in each queue (the statistics overview).
 The Celery app provides the real one (workers/dispatch.py) and the composition roots install
-it at start-up (`install`), so the platform never imports `workers`. All three are blocking
+it at start-up (`install`), so the platform never imports `workers`. All four are blocking
 calls: the outbox runs them on its thread pool, never on the event loop.
 """
 from __future__ import annotations
@@ -26,6 +27,10 @@ class TaskDispatcher(Protocol):
     def check_broker(self, settings: Settings) -> None:
         """Raise if the broker named by `settings` cannot be reached."""
 
+    def queue_lengths(self, settings: Settings) -> dict[str, int]:
+        """Messages waiting in each task queue of the broker named by `settings`, by queue
+        name without the prefix (the statistics overview)."""
+
 
 class NoDispatcher:
     """What a process has before a composition root installs the real dispatcher: any task it
@@ -44,6 +49,10 @@ class NoDispatcher:
 
     def check_broker(self, settings: Settings) -> None:
         self._refuse()
+
+    def queue_lengths(self, settings: Settings) -> dict[str, int]:
+        self._refuse()
+        return {}
 
 
 _installed: TaskDispatcher = NoDispatcher()
