@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 
-.PHONY: run test check mypy-baseline install install-dev migrate seed worker beat flower supervisor openapi bench clean
+.PHONY: run test check mypy-baseline install install-dev migrate seed worker beat flower supervisor openapi bench clean staff
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -75,6 +75,12 @@ openapi: install
 
 bench: install-dev
 	$(BIN)/python bench/bench_gateway.py
+
+# A web console staff account for an admin or merchant user (docs/console.md):
+#   make staff LOGIN=li.ming USER_ID=5 [TOTP=1]   (password: STAFF_PASSWORD or printed once)
+staff: migrate
+	$(BIN)/python -m pawhome.console.manage create --login "$(LOGIN)" --user-id "$(USER_ID)" \
+	  $(if $(TOTP),--totp,)
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-wal var/*.db-shm var/log

@@ -19,6 +19,7 @@ import workers.celery_app  # noqa: F401  (installs the task dispatcher; every do
 from gateway.app import Gateway
 from gateway.shutdown import stop_signal
 from handlers import ROUTES
+from pawhome.console import demo_staff
 from pawhome.platform.embedded import EmbeddedBeat, describe, prepare_embedded
 from pawhome.platform.logs import setup_logging
 from settings import Settings, get_settings
@@ -31,8 +32,10 @@ async def serve(port: int, address: str) -> None:
     settings = get_settings()
     gateway = Gateway(settings, ROUTES)
     beat = EmbeddedBeat(gateway.resources, embedded_beat_jobs(settings))
+    console_logins: list[tuple[str, str, str]] = []
     if settings.embedded:
         await prepare_embedded(gateway.resources)
+        console_logins = await demo_staff.reset_demo_staff(gateway.resources)
     gateway.start(port, address)
     beat.start()
     tune_gc(settings.ws_gc_thresholds)
@@ -40,6 +43,8 @@ async def serve(port: int, address: str) -> None:
     stop = stop_signal()
     if settings.dev_login:
         print(startup_banner(settings, f"http://{address}:{port}"), flush=True)
+    if settings.embedded:
+        print(console_banner(f"http://{address}:{port}", console_logins), flush=True)
     await stop.wait()
     log.info("gateway stopping", extra={"fields": {"port": port}})
     await beat.stop()
@@ -82,6 +87,14 @@ def startup_banner(settings, base: str) -> str:
         "-d '{\"openid\":\"demo-user-1\"}'",
         f"    curl -s {base}/v1/users/me -H 'Authorization: Bearer <access_token>'",
     ]
+    return "\n".join(lines)
+
+
+def console_banner(base: str, logins: list[tuple[str, str, str]]) -> str:
+    """The web console's address and the demo staff sign-ins (embedded mode only; the
+    passwords are new on every start)."""
+    lines = [f"  console:  {base}/console"]
+    lines += [f"    {label}: {login} / {password}" for login, password, label in logins]
     return "\n".join(lines)
 
 

@@ -438,6 +438,13 @@ class Settings(BaseSettings):
     checkin_reminder_sweep_seconds: float = 300.0  # beat: reminders whose hour has come
     leaderboard_rebuild_seconds: float = 3600.0  # beat: every board rebuilt from the database
 
+    # --- web console and staff accounts (pawhome/console/, docs/console.md) -----------
+    console_session_ttl: int = 8 * 3600  # seconds a console sign-in lasts (cookie and token)
+    console_max_failed_logins: int = 5  # wrong passwords in a row before the account locks
+    console_lockout_seconds: int = 900  # how long a locked staff account stays locked
+    # None: the session cookie is Secure unless mode is embedded or development (plain HTTP
+    # on a laptop); production serves the console over HTTPS only (nginx).
+    console_cookie_secure: bool | None = None
     # --- feedback (pawhome/feedback/, docs/feedback.md) ----------------------------------
     feedback_per_hour: int = 5  # submissions per user per rolling hour (429 past it)
     feedback_per_day: int = 20  # and per rolling 24 hours
@@ -482,6 +489,12 @@ class Settings(BaseSettings):
         if self.dev_login_enabled is not None:
             return self.dev_login_enabled and self.mode != "production"
         return self.mode != "production"
+
+    @property
+    def console_cookie_is_secure(self) -> bool:
+        if self.console_cookie_secure is not None:
+            return self.console_cookie_secure
+        return self.mode == "production"
 
     @property
     def is_sqlite(self) -> bool:

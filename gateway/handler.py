@@ -26,9 +26,12 @@ from gateway.idempotency import run_idempotent
 from gateway.ratelimit import rules_for
 from gateway.server import client_address
 from pawhome.identity.tokens import (
+    CONSOLE_COOKIE,
+    CONSOLE_CSRF_HEADER,
     AccessClaims,
     check_revocation,
     decode_access_token,
+    decode_console_cookie,
     ensure_not_revoked,
     revocation_keys,
 )
@@ -267,7 +270,8 @@ class ApiHandler(tornado.web.RequestHandler):
         the method's read-ahead keys), then check roles, parse, run the method."""
         route = self.route_name or self.route_template
         claims, token_error = None, None
-        if spec.auth or (spec.viewer and "Authorization" in self.request.headers):
+        if spec.auth or (spec.viewer and ("Authorization" in self.request.headers
+                                          or self.get_cookie(CONSOLE_COOKIE))):
             try:
                 claims = self.token_claims()  # local work only: signature and expiry
             except errors.AppError as error:
@@ -312,9 +316,16 @@ class ApiHandler(tornado.web.RequestHandler):
         await method(self, *args, **kwargs)
 
     def token_claims(self) -> AccessClaims:
-        """The verified claims of the bearer token (revocation is checked by the caller)."""
+        """The verified claims of the bearer token, or of the web console's session cookie
+        when no Authorization header is sent (a write then needs its CSRF header); revocation
+        is checked by the caller."""
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
+        if not header:
+            cookie = self.get_cookie(CONSOLE_COOKIE)
+            if cookie:
+                return decode_console_cookie(self.r.settings, cookie, self.request.method or "",
+                                             self.request.headers.get(CONSOLE_CSRF_HEADER, ""))
         if scheme.lower() != "bearer" or not token.strip():
             raise errors.Unauthorized()
         return decode_access_token(self.r.settings, token.strip())

@@ -106,6 +106,7 @@ class Hub:
 
     async def stop(self) -> None:
         self._stopping = True
+        started = self._presence is not None
         for task in (self._listener, self._presence, self._catch_up):
             if task is not None:
                 task.cancel()
@@ -128,8 +129,9 @@ class Hub:
         if gone:
             with contextlib.suppress(*UNAVAILABLE_ERRORS):  # the entries age out by themselves
                 await presence.update(self.cache, self.gateway_id, offline=list(gone))
-        with contextlib.suppress(*UNAVAILABLE_ERRORS):
-            await activity.forget_gateway(self.cache, self.gateway_id)
+        if started:
+            with contextlib.suppress(*UNAVAILABLE_ERRORS):  # else it expires by itself
+                await activity.forget_gateway(self.cache, self.gateway_id)
         await self._close_pubsub()
         if self._redis is not None:
             await self._redis.aclose()
@@ -478,16 +480,16 @@ class Hub:
         interval = max(1.0, min(self.settings.ws_heartbeat_seconds,
                                 self.settings.ws_presence_ttl / 3))
         while True:
+            await self.report_sockets(ttl_seconds=interval * 3)
             await asyncio.sleep(interval)
             if self.users:
                 self._refresh_due = True
                 self._kick()
-            await self.report_sockets(ttl_seconds=interval * 3)
 
     async def report_sockets(self, ttl_seconds: float = 75.0) -> None:
         """This gateway's socket and user counts, for the statistics overview (refreshed with
-        presence; an entry not refreshed expires)."""
-        with contextlib.suppress(*UNAVAILABLE_ERRORS):
+        presence and shown by the console's dashboard; an entry not refreshed expires)."""
+        with contextlib.suppress(*UNAVAILABLE_ERRORS):  # the next interval reports again
             await activity.report_gateway(
                 self.cache, self.gateway_id, sum(len(c) for c in self.users.values()),
                 len(self.users), ttl_seconds)

@@ -98,6 +98,9 @@ RULES: dict[str, tuple[Rule, ...]] = {
     # A buyer taps + and - quickly, but not hundreds of times a minute.
     "cart.items": (Rule("user", 240, 60),),
     "cart.item": (Rule("user", 240, 60),),
+    # -- the web console (docs/console.md): sign-in guesses per address; the account itself
+    # locks after CONSOLE_MAX_FAILED_LOGINS wrong passwords in a row --
+    "console.sessions": (Rule("ip", 60, 60),),
 }
 
 # One call per request: every window that applies (per IP, per user) and, in the same round

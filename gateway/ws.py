@@ -11,6 +11,7 @@ handlers/realtime.py). docs/realtime.md is the protocol.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import Awaitable
 from typing import Any
 
@@ -33,9 +34,11 @@ from gateway.ws_connection import (  # noqa: F401
 )
 from gateway.ws_frames import ClientFrame, frame_handler  # noqa: F401  (the public names)
 from pawhome.identity.tokens import (
+    CONSOLE_COOKIE,
     AccessClaims,
     check_revocation,
     decode_access_token,
+    decode_console_cookie,
     revocation_keys,
 )
 from pawhome.platform import codec, errors, streams
@@ -63,9 +66,22 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
             _HARD_FRAME_LIMIT_FACTOR
 
     def check_origin(self, origin: str) -> bool:
-        # Authentication is by bearer token, never by cookie, so a foreign page cannot ride
-        # on a user's session; the mini-program's origin varies (servicewechat.com, devtools).
+        # Authentication by bearer token: a foreign page has none to ride on, and the
+        # mini-program's origin varies (servicewechat.com, devtools). The web console's
+        # session cookie is checked in _claims: only a page of this very host may use it.
         return True
+
+    def _claims(self, settings: Any) -> AccessClaims:
+        token = self._token()
+        if token:
+            return decode_access_token(settings, token)
+        cookie = self.get_cookie(CONSOLE_COOKIE)
+        if not cookie:
+            raise errors.Unauthorized()
+        origin = urllib.parse.urlsplit(self.request.headers.get("Origin", "")).netloc
+        if not origin or origin != self.request.host:
+            raise errors.Forbidden("The console session works only from its own pages")
+        return decode_console_cookie(settings, cookie, "GET", "")
 
     def _refuse(self, error: errors.AppError) -> None:
         metrics.WS_REJECTED.labels(status=str(error.status)).inc()
@@ -97,10 +113,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
                 raise errors.ShuttingDown()
             if len(settings["websockets"]) >= resources.settings.ws_max_connections:
                 raise errors.ServiceUnavailable("This server is full; try another")
-            token = self._token()
-            if not token:
-                raise errors.Unauthorized()
-            claims = decode_access_token(resources.settings, token)
+            claims = self._claims(resources.settings)
             route = settings["route_names"].get(type(self), "ws")
             address = client_address(self.request, resources.settings.trusted_proxy_count)
             hits = [(rule, str(claims.user_id) if rule.scope == "user" else address)

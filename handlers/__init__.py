@@ -16,6 +16,7 @@ from handlers import (
     cart,
     checkin,
     comments,
+    console,
     conversations,
     coupons,
     favorites,
@@ -386,6 +387,13 @@ ROUTES = [
     route("/v1/leaderboards/{kind}", leaderboards.LeaderboardHandler, "leaderboards.board"),
     route("/v1/admin/leaderboards/{kind}/rebuild", leaderboards.AdminLeaderboardRebuildHandler,
           "admin.leaderboards_rebuild"),
+    # -- the web console (docs/console.md) --
+    route("/console", console.ConsolePageHandler, "console.page"),
+    route("/console/", console.ConsolePageHandler, "console.page_slash"),
+    route("/console/assets/{name}", console.ConsoleAssetHandler, "console.asset"),
+    route("/v1/console/sessions", console.ConsoleSessionsHandler, "console.sessions"),
+    route("/v1/admin/dashboard", console.AdminDashboardHandler, "admin.dashboard"),
+    route("/v1/merchant/dashboard", console.MerchantDashboardHandler, "merchant.dashboard"),
     # -- feedback (docs/feedback.md) --
     route("/v1/feedback", feedback_handlers.FeedbackHandler, "feedback.mine"),
     route("/v1/feedback/categories", feedback_handlers.FeedbackCategoriesHandler,

@@ -19,6 +19,7 @@ from models import (  # noqa: F401  (register tables)
     points,
     realtime,
     reviews,
+    staff,
     stats,
     users,
     virtual_pets,

@@ -19,6 +19,7 @@ from models.checkins import DailyCheckin
 from models.users import User
 from pawhome.booking import demo_booking
 from pawhome.community import boards
+from pawhome.console import demo_staff
 from pawhome.feedback import demo_feedback
 from pawhome.identity import users
 from pawhome.mall import addresses, delivery, demo_catalogue, demo_reviews
@@ -169,6 +170,7 @@ SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("virtual_pets", seed_virtual_pets),
     ("checkins", seed_checkins),
     ("feedback", seed_feedback),
+    ("moderation_queue", demo_staff.seed_moderation_queue),
 ]
 
 

@@ -24,6 +24,8 @@ from pawhome.community import (  # noqa: F401
     post_topics,
     posts,
 )
+from pawhome.console import live as console_live  # noqa: F401
+from pawhome.console import staff as console_staff  # noqa: F401
 from pawhome.feedback import states as feedback_states  # noqa: F401
 from pawhome.feedback import tickets as feedback_tickets  # noqa: F401
 from pawhome.identity import auth, sms, tokens, user_search, users  # noqa: F401

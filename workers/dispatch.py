@@ -38,6 +38,11 @@ class CeleryDispatcher:
             conn.ensure_connection(max_retries=1, timeout=2)
 
     def queue_lengths(self, settings: Settings) -> dict[str, int]:
+        """Messages waiting in each queue of the broker named by `settings` (the statistics
+        overview, the console's dashboard); {} with no broker (embedded mode runs tasks
+        in-process)."""
+        if not settings.broker_url:
+            return {}
         app = self.app_for(settings)
         prefix = settings.task_queue_prefix
         lengths: dict[str, int] = {}

@@ -8,6 +8,8 @@ family was revoked (refresh reuse, logout), or it was issued before the user's
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import jwt
 
 from pawhome.platform.cache import Cache
-from pawhome.platform.errors import TokenExpired, TokenInvalid, TokenRevoked
+from pawhome.platform.errors import CsrfTokenMissing, TokenExpired, TokenInvalid, TokenRevoked
 from settings import Settings
 
 ALGORITHM = "HS256"
@@ -35,10 +37,11 @@ class AccessClaims:
         return max(0, self.exp - int(time.time()))
 
 
-def issue_access_token(settings: Settings, user_id: int, role: str, sid: str) -> tuple[str, int]:
-    """A signed access token and its lifetime in seconds."""
+def issue_access_token(settings: Settings, user_id: int, role: str, sid: str,
+                       ttl: int | None = None) -> tuple[str, int]:
+    """A signed access token and its lifetime in seconds (ACCESS_TOKEN_TTL unless `ttl`)."""
     now = round(time.time(), 3)
-    ttl = settings.access_token_ttl
+    ttl = settings.access_token_ttl if ttl is None else ttl
     claims = {"sub": str(user_id), "role": role, "sid": sid, "jti": uuid.uuid4().hex,
               "iat": now, "exp": int(now) + ttl}
     return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM), ttl
@@ -126,8 +129,11 @@ async def revoke_access_token(cache: Cache, settings: Settings, claims: AccessCl
     await cache.redis.set(revoked_jti_key(cache, claims.jti), 1, ex=max(1, claims.expires_in))
 
 
-async def revoke_session(cache: Cache, settings: Settings, sid: str) -> None:
-    await cache.redis.set(revoked_session_key(cache, sid), 1, ex=settings.access_token_ttl)
+async def revoke_session(cache: Cache, settings: Settings, sid: str,
+                         ttl: int | None = None) -> None:
+    """Every token of the session `sid` stops working; kept as long as its tokens live."""
+    await cache.redis.set(revoked_session_key(cache, sid), 1,
+                          ex=settings.access_token_ttl if ttl is None else ttl)
 
 
 async def revoke_all_for_user(cache: Cache, settings: Settings, user_id: int) -> None:
@@ -138,3 +144,37 @@ async def revoke_all_for_user(cache: Cache, settings: Settings, user_id: int) ->
     """
     await cache.redis.set(valid_after_key(cache, user_id), int(time.time() * 1000) + 1,
                           ex=settings.access_token_ttl + 5)
+
+
+# -- console sessions (docs/console.md "Security model") ------------------------------------
+# A staff member signed in to the web console holds an access token of the user the staff
+# account maps to, in an HttpOnly SameSite=Strict cookie instead of an Authorization header.
+# Its session id starts with CONSOLE_SID_PREFIX, so a token issued to the app is never taken
+# from a cookie. Every write sent with the cookie must carry the session's CSRF token in a
+# header: a value derived from the session id and the secret, which the page reads from the
+# sign-in reply (a foreign page can neither read it nor, with SameSite=Strict, send the cookie).
+
+CONSOLE_COOKIE = "pawhome_console"
+CONSOLE_CSRF_HEADER = "X-CSRF-Token"
+CONSOLE_SID_PREFIX = "console."
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def console_csrf_token(settings: Settings, sid: str) -> str:
+    """The CSRF token of console session `sid` (HMAC-SHA256 under the JWT secret)."""
+    return hmac.new(settings.jwt_secret.encode(), b"console-csrf:" + sid.encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def decode_console_cookie(settings: Settings, token: str, method: str,
+                          csrf_header: str) -> AccessClaims:
+    """The claims of a console session cookie; TokenInvalid when the token is not a console
+    session's, Forbidden when a write lacks the session's CSRF token (revocation is checked
+    by the caller, as for a bearer token)."""
+    claims = decode_access_token(settings, token)
+    if not claims.sid.startswith(CONSOLE_SID_PREFIX):
+        raise TokenInvalid()
+    if method.upper() not in SAFE_METHODS and not hmac.compare_digest(
+            csrf_header.encode(), console_csrf_token(settings, claims.sid).encode()):
+        raise CsrfTokenMissing()
+    return claims

@@ -99,6 +99,9 @@ def _event_data(order: Order, previous: str, action: str, role: str,
             "at": order.updated_at.isoformat() + "Z"}
 
 
+STAFF_ORDERS_TOPIC = "staff:orders"  # authorised for admins by pawhome/console/live.py
+
+
 def record_placed(session: AsyncSession, order: Order, actor_id: int) -> None:
     """The first entry of a new order's timeline (it is born pending_payment). Caller
     commits; `order.id` must be assigned (flushed)."""
@@ -130,5 +133,8 @@ def transition(session: AsyncSession, order: Order, action: str, *, actor_type: 
         events.emit_to_user(session, order.merchant_id, "order.status",
                             _event_data(order, previous, action, "merchant", reason))
     events.emit_to_topic(session, f"order:{order.id}", "order.status",
+                         _event_data(order, previous, action, "watcher", reason))
+    # The admins' live orders list in the web console (merchants get theirs above).
+    events.emit_to_topic(session, STAFF_ORDERS_TOPIC, "order.status",
                          _event_data(order, previous, action, "watcher", reason))
     return previous

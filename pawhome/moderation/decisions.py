@@ -17,6 +17,7 @@ from models.community import Comment, ModerationCheck, Post, Report
 from models.media import Media
 from models.users import User
 from pawhome.community import counters, posts
+from pawhome.media import uploads
 from pawhome.messaging import notifications
 from pawhome.moderation import reviews
 from pawhome.platform.errors import NotFound
@@ -69,10 +70,25 @@ async def list_queue(resources: Resources, kind: str, state: str,
                      page: PageQuery) -> dict[str, Any]:
     """Content waiting for an admin: posts or comments in a state (hidden: held for review;
     pending: not yet decided), oldest first; or (state "reported") content with open
-    reports, most reported first. Each item carries its open report count and last check."""
+    reports, most reported first. Each item carries its open report count and last check,
+    and a post its images and videos (`media`, with their URLs) for the admin to look at."""
     async with resources.db.session() as session:
         items, total = await _queue_page(session, kind, state, page.offset, page.limit)
+        await _attach_media(session, resources, items)
     return page_result(items, total, page)
+
+
+async def _attach_media(session: AsyncSession, resources: Resources,
+                        items: list[dict[str, Any]]) -> None:
+    wanted = {int(m) for item in items for m in item.get("media_ids", ())}
+    if not wanted:
+        return
+    found = {m.id: m for m in (await session.execute(
+        select(Media).where(Media.id.in_(wanted)))).scalars()}
+    for item in items:
+        if "media_ids" in item:
+            item["media"] = [uploads.media_view(resources.settings, found[int(m)])
+                             for m in item["media_ids"] if int(m) in found]
 
 
 def _rows_of(result: Result[Any]) -> list[Post | Comment]:
@@ -173,6 +189,7 @@ async def approve(resources: Resources, admin_id: int, target_type: str,
                                     provider="admin", state="done", suggest="pass",
                                     detail={"admin_id": admin_id}, decided_at=utcnow()))
         await _close_reports(session, target_type, target_id, admin_id, "dismissed")
+        reviews.tell_staff(session, "moderation.decided", target_type, target_id, "visible")
     if target_type == "comment":
         await counters.publish_post_counters(resources, counted_post)
     return {"target_type": target_type, "target_id": target_id, "status": "visible"}
@@ -194,6 +211,7 @@ async def reject(resources: Resources, admin_id: int, target_type: str, target_i
                                                               "reason": reason},
                                     decided_at=utcnow()))
         await _close_reports(session, target_type, target_id, admin_id, "upheld")
+        reviews.tell_staff(session, "moderation.decided", target_type, target_id, "removed")
         what = "post" if target_type == "post" else "comment"
         await notifications.notify(
             session, row.author_id, "system", f"moderation.{what}_removed",

@@ -52,6 +52,28 @@ class CommentStatusEvent(BaseModel):
 
 events.register_event_schema("comment.status", CommentStatusEvent)
 
+# The staff's live moderation queue (the web console watches it; pawhome/console/live.py
+# authorises admins): an item joined the queue, or an admin decided one.
+STAFF_MODERATION_TOPIC = "staff:moderation"
+
+
+class ModerationQueueEvent(BaseModel):
+    """`moderation.queued` / `moderation.decided` on the staff:moderation topic."""
+    target_type: Literal["post", "comment"]
+    target_id: int
+    status: Literal["pending", "visible", "hidden", "removed"]
+
+
+events.register_event_schema("moderation.queued", ModerationQueueEvent)
+events.register_event_schema("moderation.decided", ModerationQueueEvent)
+
+
+def tell_staff(session: AsyncSession, event_type: str, target_type: str, target_id: int,
+               status: str) -> None:
+    """Tell the console's moderation pages once the caller's transaction commits."""
+    events.emit_to_topic(session, STAFF_MODERATION_TOPIC, event_type,
+                         {"target_type": target_type, "target_id": target_id, "status": status})
+
 
 # The synchronous screen every domain applies to user text before it is stored
 # (pawhome/platform/wordfilter.py); the reviews below come after.
@@ -399,6 +421,8 @@ async def review_post(resources: Resources, post_id: int) -> str:
             return "pending"
         status, reason = outcome
         await posts.set_status(session, post_id, status, reason)
+        if status == "hidden":
+            tell_staff(session, "moderation.queued", "post", post_id, status)
         return status
 
 

@@ -152,6 +152,15 @@ class FeedbackStateConflict(Conflict): ...
 class StatsRangeInvalid(ValidationFailed): ...
 
 
+# -- console and staff accounts (docs/console.md) --
+class CsrfTokenMissing(Forbidden): ...
+class StaffSignInFailed(Unauthorized): ...
+class StaffOtpRequired(Unauthorized): ...
+class StaffAccountLocked(RateLimited): ...
+class StaffAccountDisabled(Forbidden): ...
+class StaffLoginTaken(BadRequest): ...
+class StaffUserNotEligible(BadRequest): ...
+
 # class, HTTP status, business code, default message. The only place codes are assigned.
 ERROR_TABLE: list[tuple[type[AppError], int, int, str]] = [
     (BadRequest, 400, 40000, "Bad request"),
@@ -266,6 +275,14 @@ ERROR_TABLE: list[tuple[type[AppError], int, int, str]] = [
     # virtual pet: check-in
     (AlreadyCheckedIn, 409, 40976, "This day is checked in already"),
     (MakeupNotAllowed, 422, 42267, "This day cannot be made up"),
+    # console and staff accounts
+    (StaffSignInFailed, 401, 40110, "登录名或密码错误"),
+    (StaffOtpRequired, 401, 40111, "需要动态验证码（TOTP）"),
+    (CsrfTokenMissing, 403, 40320, "CSRF token missing or wrong: send the X-CSRF-Token header"),
+    (StaffAccountDisabled, 403, 40321, "该员工账号已停用"),
+    (StaffAccountLocked, 429, 42910, "登录失败次数过多，账号已暂时锁定"),
+    (StaffLoginTaken, 400, 40040, "This staff login name is taken"),
+    (StaffUserNotEligible, 400, 40041, "A staff account maps to an admin or merchant user"),
     # feedback and statistics
     (FeedbackStateConflict, 409, 40963, "The feedback is not in a state that allows this"),
     (StatsRangeInvalid, 422, 42286, "A statistics range runs from `from` to `to`, at most 366 "

@@ -21,6 +21,8 @@ CONTROL_CHARACTERS = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f"
 _CONTROL = CONTROL_CHARACTERS
 _SPACE = r"\t\n\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
+# A class body for "neither whitespace nor a control character", read alike by all three.
+SPACE_OR_CONTROL = _SPACE + _CONTROL
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 # 0 unknown, 1 male, 2 female. An int range, not Literal[0, 1, 2]: a Literal of ints takes

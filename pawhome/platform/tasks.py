@@ -29,7 +29,8 @@ class TaskDispatcher(Protocol):
 
     def queue_lengths(self, settings: Settings) -> dict[str, int]:
         """Messages waiting in each task queue of the broker named by `settings`, by queue
-        name without the prefix (the statistics overview)."""
+        name without the prefix (the statistics overview, the console's dashboard); {}
+        without a broker."""
 
 
 class NoDispatcher:

@@ -32,7 +32,7 @@ from pawhome.mall.product_rendering import cards
 from pawhome.platform import audit, codec
 from pawhome.platform.cache import UNAVAILABLE_ERRORS
 from pawhome.platform.errors import NotFound, ValidationFailed, field_error
-from pawhome.platform.fields import CONTROL_CHARACTERS
+from pawhome.platform.fields import SPACE_OR_CONTROL
 from pawhome.platform.resources import Resources
 from pawhome.recommend.products import cards_key, recommended_products
 
@@ -75,7 +75,7 @@ class _ContentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str = Field("", max_length=64)
     image_url: str = Field(min_length=9, max_length=512,
-                           pattern=rf"^https://[^\s{CONTROL_CHARACTERS}]+$")
+                           pattern=rf"^https://[^{SPACE_OR_CONTROL}]+$")
     link_type: LinkType = "none"
     # validate_default: a link_type given without its link_value is refused by `_link`
     link_value: str = Field("", max_length=512, validate_default=True,
