@@ -2,10 +2,14 @@
 
     python bench/bench_realtime.py            (about 6 minutes; writes bench/results/realtime.*)
     python bench/bench_realtime.py --quick    (a smoke run, about 90 s; prints, writes nothing)
-    python bench/bench_realtime.py --only dm [--rates 100,200,400] [--quick]
-                                              (the DM cases alone, one gateway process and
-                                              two, for before/after comparisons; writes
-                                              bench/results/realtime_dm.* unless --quick)
+    python bench/bench_realtime.py --only dm [--rates 100,200,400] [--quick] [--profile]
+                                              (the DM cases alone: one gateway process with
+                                              and without the group commit's gather wait,
+                                              two processes, and the bare relay at the same
+                                              rates, for before/after comparisons in one
+                                              run; --profile adds py-spy flame graphs;
+                                              writes bench/results/realtime_dm.* unless
+                                              --quick)
 
 In one run, with gateway processes pinned to core 0 and the load client (bench/ws_load.py)
 to core 1, on the local MariaDB (database `pawhome_bench`) and Redis (prefix
@@ -32,6 +36,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,7 +81,7 @@ FULL = {
     # The gateway's steps start low (the single-message path managed 250 msg/s); the bare
     # relay passes everything below 250 trivially, so its steps start there.
     "rates": [25, 50, 100, 250, 500, 1000, 1500, 2000, 2500, 3000, 3500],
-    "bare_rates": [250, 500, 1000, 1500, 2000, 3000, 4000, 5000],
+    "bare_rates": [250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000],
     "step_seconds": float(os.environ.get("BENCH_STEP_SECONDS", "8")),
     # Warm-up: one message per pair (creates the conversations), not measured.
     "warmup_rate": 50, "drain_seconds": 4.0,
@@ -219,9 +224,10 @@ class Server(gw.Server):
 
 
 def gateway(label: str, core: int | None, *, gc_tuned: bool = False,
-            uvloop: bool = False) -> Server:
+            uvloop: bool = False, settings: dict[str, str] | None = None) -> Server:
     script = HERE / "gc_tuned_gateway.py" if gc_tuned else ROOT / "run_gateway.py"
-    env = {**ENV, "USE_UVLOOP": "1" if uvloop else "0", "BENCH_GC_THRESHOLDS": GC_THRESHOLDS}
+    env = {**ENV, "USE_UVLOOP": "1" if uvloop else "0", "BENCH_GC_THRESHOLDS": GC_THRESHOLDS,
+           **(settings or {})}
     return Server(label, [PYTHON, str(script)], env, core)
 
 
@@ -565,21 +571,66 @@ def dm_step_rows(label: str, result: dict) -> list[str]:
         for s in result["steps"]]
 
 
-def dm_only(tokens, config, server_core, client_core, quiet, started, quick) -> None:
-    """`--only dm`: the DM cases alone (one gateway process, then two with the clients split
-    between them), for before/after comparisons."""
+# `--only dm`: the gateway as configured, the same with the group commit's gather wait off
+# (CHAT_GROUP_COMMIT_WAIT_MS=0: each lane writes whatever is queued at once, as before issue
+# 15), two processes, and the bare relay at the same rates.
+DM_ONLY_CASES = [
+    ("gateway", {}),
+    ("gateway gather-off", {"CHAT_GROUP_COMMIT_WAIT_MS": "0"}),
+]
+
+
+class Profiler:
+    """`py-spy record` attached to a server for the length of a load, writing a flame graph
+    (SVG) to bench/results/; nothing when `name` is None."""
+
+    def __init__(self, name: str | None, pids: list[int]) -> None:
+        self.process = None
+        if name is None:
+            return
+        self.path = HERE / "results" / f"{name}.svg"
+        self.process = subprocess.Popen(
+            [str(Path(PYTHON).parent / "py-spy"), "record", "--format", "flamegraph",
+             "--rate", "250", "--output", str(self.path), "--pid", str(pids[0])],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGINT)  # py-spy writes the graph on SIGINT
+        try:
+            _out, err = self.process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        if self.process.returncode not in (0, -signal.SIGINT) or not self.path.exists():
+            print(f"py-spy failed: {err.decode(errors='replace')[-500:]}", flush=True)
+        else:
+            print(f"flame graph written to {self.path.relative_to(ROOT)}", flush=True)
+
+
+def dm_only(tokens, config, server_core, client_core, quiet, started, quick,
+            profile: bool = False) -> None:
+    """`--only dm`: the DM cases alone (one gateway process with and without the gather
+    wait, then two with the clients split between them, and the bare relay at the same
+    rates), for before/after comparisons in one run; `profile` records a flame graph of each
+    one-process case (bench/results/dm_flame_*.svg)."""
     timeout = 60 + len(config["rates"]) * 2 * (config["step_seconds"]
                                                + config["drain_seconds"] + 2)
     results = {}
     try:
-        clear_rate_limits()
-        server = gateway("gateway", server_core)
-        try:
-            results["gateway"] = load("dm", dm_spec(config, "gateway", tokens, server, server,
+        for label, settings in DM_ONLY_CASES:
+            clear_rate_limits()
+            server = gateway(label, server_core, settings=settings)
+            name = "dm_flame_" + ("gather_off" if settings else "gateway")
+            profiler = Profiler(name if profile else None, [server.pid])
+            try:
+                results[label] = load("dm", dm_spec(config, label, tokens, server, server,
                                                     [server.pid], False), client_core, timeout)
-        finally:
-            stopped(server)
-        report_dm("gateway", results["gateway"])
+            finally:
+                profiler.stop()
+                stopped(server)
+            report_dm(label, results[label])
         # As in the full run: both processes on the server core, senders on the first,
         # recipients on the second, so every message crosses processes through Redis.
         clear_rate_limits()
@@ -595,6 +646,18 @@ def dm_only(tokens, config, server_core, client_core, quiet, started, quick) -> 
         finally:
             stopped(first)
         report_dm("gateway x2", results["gateway x2"])
+        server = bare(server_core)
+        try:
+            ids = [(n + 1, None) for n in range(2 * config["pairs"] + config["probes"])]
+            spec = dm_spec(config, "bare", ids, server, server, [server.pid], True)
+            # Its own ladder from the lowest gateway rate up (it passes far more).
+            rates = sorted({*config["rates"], *(r for r in config["bare_rates"]
+                                                if r >= min(config["rates"]))})
+            results["bare"] = load("dm", {**spec, "rates": rates}, client_core,
+                                   timeout + len(rates) * (config["step_seconds"] + 6))
+        finally:
+            stopped(server)
+        report_dm("bare", results["bare"])
     finally:
         clear_prefix(PREFIX + "*")
         clear_prefix(QUEUE_PREFIX + "*")
@@ -603,14 +666,28 @@ def dm_only(tokens, config, server_core, client_core, quiet, started, quick) -> 
         "# Real-time benchmark: DM cases only (`bench_realtime.py --only dm`)", "",
         f"Run {when}; machine CPU use before the start: {quiet[-1]} % (all cores = 100 %). "
         f"{config['pairs']} pairs, {config['step_seconds']:g} s per step. Columns as in "
-        "realtime.md; `gateway x2` is two gateway processes on the same core, senders on the "
-        "first and recipients on the second.", "",
-        *DM_TABLE_HEADER, *dm_step_rows("gateway", results["gateway"]),
-        *dm_step_rows("gateway x2", results["gateway x2"]), "",
+        "realtime.md. `gateway gather-off` is the same gateway with "
+        "CHAT_GROUP_COMMIT_WAIT_MS=0 (a lane writes what is queued at once, as before the "
+        "gather wait); `gateway x2` is two gateway processes on the same core, senders on the "
+        "first and recipients on the second; `bare` is bench/bare_ws_relay.py at the same "
+        "rates (no auth per frame, no database, no streams).", "",
+        *DM_TABLE_HEADER,
+        *(row for label in results for row in dm_step_rows(label, results[label])), "",
     ]
     for label, result in results.items():
         lines.append(f"- {label}: highest passing rate {result.get('max_rate_passed')} msg/s; "
                      f"first failing step {result.get('first_failed_rate')}.")
+    floor = results["bare"].get("max_rate_passed")
+    one = results["gateway"].get("max_rate_passed")
+    lines.append(
+        f"- Highest passing rates as a ratio to the bare relay's ({floor} msg/s): " + ", ".join(
+            f"{label} {ratio(results[label].get('max_rate_passed'), floor)}"
+            for label in results if label != "bare")
+        + f"; two processes to one: {ratio(results['gateway x2'].get('max_rate_passed'), one)}.")
+    if profile:
+        lines.append("- Flame graphs of the one-process cases over the whole load (py-spy, "
+                     "250 samples/s): bench/results/dm_flame_gateway.svg, "
+                     "bench/results/dm_flame_gather_off.svg.")
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     if quick:
@@ -629,6 +706,9 @@ def main() -> None:
                              "and two (writes bench/results/realtime_dm.json and .md unless "
                              "--quick)")
     parser.add_argument("--rates", help="comma-separated DM rates for --only dm")
+    parser.add_argument("--profile", action="store_true",
+                        help="with --only dm: record py-spy flame graphs of the one-process "
+                             "cases into bench/results/dm_flame_*.svg")
     args = parser.parse_args()
     config = QUICK if args.quick else FULL
     if args.rates:
@@ -651,7 +731,8 @@ def main() -> None:
     quiet = wait_for_quiet(float(os.environ.get("BENCH_QUIET_WAIT", "20" if args.quick
                                                     else "120")))
     if args.only == "dm":
-        dm_only(tokens, config, server_core, client_core, quiet, started, args.quick)
+        dm_only(tokens, config, server_core, client_core, quiet, started, args.quick,
+                args.profile)
         return
     try:
         idle = idle_phase(tokens, config, server_core, client_core)
