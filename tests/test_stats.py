@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import uuid
 
 import jwt
@@ -241,6 +242,9 @@ async def test_overview_sets_today_against_yesterday_with_queues_and_dead_letter
     assert f'pawhome_stats_daily{{day="today",metric="new_users"}} ' \
            f'{float(data["today"]["new_users"])}' in scraped
     assert "pawhome_dead_letters_open " in scraped
+    waiting = re.search(r'^pawhome_task_queue_waiting\{queue="default"\} (\d+\.\d+)$', scraped,
+                        re.MULTILINE)
+    assert waiting is not None and float(waiting.group(1)) >= 0
 
 
 @pytest.mark.gen_test(timeout=60)

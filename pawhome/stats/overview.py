@@ -4,7 +4,8 @@ active users live from their sketch), and the live state of the fleet — socket
 dispatcher), outbox rows waiting, open dead letters (pawhome/platform/deadletters.py).
 
 The same figures are Prometheus gauges, set when /metrics is scraped (`on_scrape`):
-`pawhome_stats_daily{metric, day="today"|"yesterday"}` and `pawhome_dead_letters_open`.
+`pawhome_stats_daily{metric, day="today"|"yesterday"}`, `pawhome_dead_letters_open` and
+`pawhome_task_queue_waiting{queue}` (left unset when the broker does not answer in time).
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ STATS_DAILY = Gauge("pawhome_stats_daily", "Daily business figures of today so f
                     registry=REGISTRY)
 DEAD_LETTERS_OPEN = Gauge("pawhome_dead_letters_open", "Dead-letter tasks not retried yet",
                           registry=REGISTRY)
+QUEUE_WAITING = Gauge("pawhome_task_queue_waiting", "Messages waiting in each task queue of "
+                      "the broker", ["queue"], registry=REGISTRY)
 
 
 async def _queues(resources: Resources) -> dict[str, Any]:
@@ -82,7 +85,8 @@ async def overview(resources: Resources) -> dict[str, Any]:
 
 @on_scrape
 async def set_gauges(resources: Resources) -> None:
-    """Before a scrape: the stored figures of today and yesterday, open dead letters."""
+    """Before a scrape: the stored figures of today and yesterday, open dead letters, the
+    task queues' lengths."""
     today, table = await _two_days(resources)
     for day, label in ((today, "today"), (today - dt.timedelta(days=1), "yesterday")):
         for name, value in table[day].items():
@@ -91,3 +95,6 @@ async def set_gauges(resources: Resources) -> None:
     letters = await deadletters.list_dead_letters(resources, PageQuery(page=1, limit=1),
                                                   state="open")
     DEAD_LETTERS_OPEN.set(letters["total"])
+    queues = await _queues(resources)
+    for queue, waiting in queues["lengths"].items():
+        QUEUE_WAITING.labels(queue=queue).set(waiting)
