@@ -160,13 +160,13 @@ def test_supervisor_runs_gateways_workers_beat_and_flower(supervised):
     rows = _wait(lambda: _all_running(ctl), 60, "every program RUNNING")
     assert set(rows) == PROGRAMS
     for port in (base_port, base_port + 1):
-        _wait(lambda port=port: _healthz(port), 30, f"gateway on {port}")
+        _wait(lambda port=port: _healthz(port), 90, f"gateway on {port}")
 
     prefix = os.environ["TASK_QUEUE_PREFIX"]
     expected = {f"{prefix}{group}" for group in ("default-notify", "media",
                                                   "moderation-search")}
     workers = _wait(lambda: _flower_workers(flower_port) if expected <= {
-        h.split("@")[0] for h in _flower_workers(flower_port)} else None, 40,
+        h.split("@")[0] for h in _flower_workers(flower_port)} else None, 90,
         "Flower to list the three worker groups")
     assert expected <= {h.split("@")[0] for h in workers}
 
@@ -174,8 +174,8 @@ def test_supervisor_runs_gateways_workers_beat_and_flower(supervised):
                    if name.startswith("gateway:")}
     restarted = ctl("restart", "gateway:*")
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
-    rows = _wait(lambda: _all_running(ctl), 30, "gateways RUNNING again")
+    rows = _wait(lambda: _all_running(ctl), 60, "gateways RUNNING again")
     for name, before in pids_before.items():
         assert rows[name][1].split(",")[0] != before.split(",")[0], "gateway was not restarted"
     for port in (base_port, base_port + 1):
-        _wait(lambda port=port: _healthz(port), 30, f"gateway on {port} after restart")
+        _wait(lambda port=port: _healthz(port), 90, f"gateway on {port} after restart")
