@@ -7,6 +7,7 @@ the admin-only ones (menu, typed URL and the API with the page's own session).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from playwright.sync_api import expect
@@ -70,3 +71,90 @@ def test_the_dashboard_charts_the_daily_statistics_and_exports_csv(console, page
     lines = open(download.path(), encoding="utf-8-sig").read().splitlines()
     assert lines[0].startswith("day,dau,mau,new_users") and lines[1].startswith("日期,")
     assert len(lines) == 2 + 3 and lines[-1].startswith(today.isoformat())
+
+
+# -- mall categories, coupons, group-buys -----------------------------------------------------
+
+def test_an_admin_adds_edits_and_sorts_categories(console, page, backend):
+    marker = uuid.uuid4().hex[:6]
+    admin_page(page, console, backend, "categories")
+    for name in (f"猫粮{marker}", f"狗粮{marker}"):
+        page.get_by_role("button", name="新增一级分类").click()
+        page.get_by_label("名称").fill(name)
+        page.get_by_label("排序（小的在前）").fill("900000")
+        page.locator("dialog").get_by_role("button", name="添加").click()
+        expect(page.locator("#categories tr", has_text=name)).to_be_visible()
+    cat, dog = (page.locator("#categories tr", has_text=f"{k}{marker}") for k in ("猫粮", "狗粮"))
+    dog.get_by_role("button", name="编辑").click()
+    page.get_by_label("名称").fill(f"狗狗主粮{marker}")
+    page.locator("dialog").get_by_role("button", name="保存").click()
+    dog = page.locator("#categories tr", has_text=f"狗狗主粮{marker}")
+    expect(dog).to_be_visible()
+    dog.get_by_role("button", name="上移").click()  # above the cat food now
+    expect(page.locator("#categories tr .name", has_text=marker).first).to_have_text(
+        f"狗狗主粮{marker}")
+    screenshot(page, "categories")
+    tree = backend.call("GET", "/v1/admin/categories", token=admin_token(backend))["items"]
+    names = [c["name"] for c in tree if marker in c["name"]]
+    assert names == [f"狗狗主粮{marker}", f"猫粮{marker}"]
+    cat.get_by_role("button", name="添加子类").click()
+    page.get_by_label("名称").fill(f"幼猫粮{marker}")
+    page.locator("dialog").get_by_role("button", name="添加").click()
+    expect(page.locator("#categories .depth-1", has_text=f"幼猫粮{marker}")).to_be_visible()
+
+
+def test_a_merchant_creates_a_coupon_sees_it_listed_and_stops_it(console, page, backend):
+    shop = paid_order(backend)
+    staff = backend.make_staff("merchant", user_id=shop["merchant_id"])
+    sign_in_page(page, console.base_url, staff["login"], PASSWORD)
+    page.goto(f"{console.base_url}/console#/coupons")
+    name = "满99减10 " + uuid.uuid4().hex[:4]
+    page.get_by_role("button", name="新建优惠券").click()
+    page.get_by_label("名称").fill(name)
+    page.get_by_label("减免金额（元，满减 / 无门槛）").fill("10.5")
+    page.get_by_label("发行总量").fill("200")
+    page.locator("dialog").get_by_role("button", name="创建").click()
+    row = page.locator("#coupons-list tr", has_text=name)
+    expect(row).to_contain_text("满 ¥99.00 减 ¥10.50")
+    expect(row.locator(".issued")).to_have_text("0 / 200")
+    row.get_by_role("button", name="编辑").click()
+    page.get_by_label("发行总量（已领 0）").fill("300")
+    page.locator("dialog").get_by_role("button", name="保存").click()
+    expect(row.locator(".issued")).to_have_text("0 / 300")
+    screenshot(page, "coupons")
+    row.get_by_role("button", name="停发").click()
+    page.locator("dialog").get_by_role("button", name="停发").click()
+    expect(row).to_contain_text("已停发")
+    admin = admin_token(backend)
+    mine = backend.call("GET", f"/v1/merchant/coupon-templates?merchant_id={shop['merchant_id']}",
+                        token=admin)["items"]
+    assert [(t["name"], t["amount_off"], t["total_quantity"], t["status"]) for t in mine] == [
+        (name, 1050, 300, "stopped")]
+
+
+def test_a_merchant_sells_a_sku_by_group_buy_and_stops_it(console, page, backend):
+    shop = paid_order(backend)  # a SKU at ¥19.90
+    staff = backend.make_staff("merchant", user_id=shop["merchant_id"])
+    sign_in_page(page, console.base_url, staff["login"], PASSWORD)
+    page.goto(f"{console.base_url}/console#/group-buys")
+    page.get_by_role("button", name="新建拼团").click()
+    page.get_by_label("SKU ID（商品详情页可查）").fill(str(shop["sku_id"]))
+    page.get_by_label("成团人数（2–50）").fill("3")
+    page.get_by_label("拼团价（元）").fill("25")  # above the price: refused
+    page.locator("dialog").get_by_role("button", name="创建").click()
+    expect(page.locator(".toast.bad")).to_contain_text("group_price")
+    page.get_by_role("button", name="新建拼团").click()
+    page.get_by_label("SKU ID（商品详情页可查）").fill(str(shop["sku_id"]))
+    page.get_by_label("成团人数（2–50）").fill("3")
+    page.get_by_label("拼团价（元）").fill("15.90")
+    page.locator("dialog").get_by_role("button", name="创建").click()
+    row = page.locator("#group-buys-list tbody tr").first
+    expect(row.locator(".price")).to_have_text("¥15.90")
+    expect(row).to_contain_text("进行中")
+    screenshot(page, "group-buys")
+    row.get_by_role("button", name="停止").click()
+    expect(row).to_contain_text("已停止")
+    rules = backend.call("GET", "/v1/merchant/group-buy-rules?limit=100",
+                         token=admin_token(backend))["items"]
+    assert [(r["group_size"], r["group_price"], r["status"]) for r in rules
+            if r["sku_id"] == shop["sku_id"]] == [(3, 1590, "stopped")]
