@@ -19,7 +19,6 @@ from tests.console_support import PASSWORD
 from tests.test_console_browser import (  # noqa: F401
     backend,
     browser,
-    browser_context_args,
     browser_type,
     browser_type_launch_args,
     clear_rate_limits,
@@ -29,6 +28,12 @@ from tests.test_console_browser import (  # noqa: F401
 )
 
 pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def browser_context_args():
+    return {"locale": "zh-CN", "timezone_id": "Asia/Shanghai",
+            "viewport": {"width": 1366, "height": 820}}
 
 
 def admin_page(page, console, backend, path: str) -> None:
@@ -158,3 +163,38 @@ def test_a_merchant_sells_a_sku_by_group_buy_and_stops_it(console, page, backend
                          token=admin_token(backend))["items"]
     assert [(r["group_size"], r["group_price"], r["status"]) for r in rules
             if r["sku_id"] == shop["sku_id"]] == [(3, 1590, "stopped")]
+
+
+# -- the mall home ----------------------------------------------------------------------------
+
+def test_an_admin_adds_and_edits_a_banner_and_picks_a_slots_products(console, page, backend):
+    marker = uuid.uuid4().hex[:6]
+    shop = paid_order(backend)
+    admin_page(page, console, backend, "home?tab=banners")
+    page.get_by_role("button", name="新增轮播图").click()
+    page.get_by_label("标题").fill(f"双十一 {marker}")
+    page.get_by_label("图片地址（https://）").fill(f"https://img.example.com/{marker}.jpg")
+    page.locator("dialog select[name=link_type]").select_option("product")
+    page.get_by_label("跳转目标（商品 / 分类 ID、页面路径或网址）").fill(str(shop["product_id"]))
+    page.locator("dialog").get_by_role("button", name="添加").click()
+    row = page.locator("#home-banners tr", has_text=marker)
+    expect(row).to_contain_text(f"商品：{shop['product_id']}")
+    row.get_by_role("button", name="编辑").click()
+    page.get_by_label("标题").fill(f"年货节 {marker}")
+    page.get_by_label("开始时间（北京时间，留空：立即）").fill("2030-01-20T10:00")
+    page.locator("dialog").get_by_role("button", name="保存").click()
+    expect(row.locator(".title")).to_have_text(f"年货节 {marker}")
+    expect(row).to_contain_text("2030-01-20 10:00")  # the staff's browser is in Beijing
+    screenshot(page, "home-banners")
+    banners = backend.call("GET", "/v1/admin/home/banners", token=admin_token(backend))["items"]
+    (banner,) = [b for b in banners if marker in b["title"]]
+    assert banner["starts_at"] == "2030-01-20T02:00:00Z" and banner["link_value"] == str(
+        shop["product_id"])
+    page.get_by_role("button", name="商品位").click()
+    slot = page.locator('[data-slot="recommended"]')
+    slot.get_by_role("button", name="编辑").click()
+    page.get_by_label("商品 ID（按顺序，逗号分隔；须在售）").fill(str(shop["product_id"]))
+    page.locator("dialog").get_by_role("button", name="保存").click()
+    expect(slot.locator(".picked")).to_have_text(f"已选商品：{shop['product_id']}")
+    expect(slot.locator(f'tr[data-id="{shop["product_id"]}"]')).to_be_visible()
+    screenshot(page, "home-slots")
