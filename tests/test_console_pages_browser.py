@@ -198,3 +198,28 @@ def test_an_admin_adds_and_edits_a_banner_and_picks_a_slots_products(console, pa
     expect(slot.locator(".picked")).to_have_text(f"已选商品：{shop['product_id']}")
     expect(slot.locator(f'tr[data-id="{shop["product_id"]}"]')).to_be_visible()
     screenshot(page, "home-slots")
+
+
+# -- points rules -----------------------------------------------------------------------------
+
+def test_an_admin_changes_a_points_rule(console, page, backend):
+    token = admin_token(backend)
+    before = backend.call("GET", "/v1/admin/points/rules", token=token)
+    try:
+        admin_page(page, console, backend, "points")
+        form = page.locator("#points-rules")
+        expect(form.get_by_label("每日签到积分")).to_have_value(str(before["checkin_points"]))
+        form.get_by_label("每日签到积分").fill("15")
+        form.get_by_label("连续签到奖励").fill("7:40，30：120")
+        form.get_by_role("button", name="保存规则").click()
+        expect(page.locator(".toast")).to_have_text("积分规则已保存")
+        expect(form.get_by_label("连续签到奖励")).to_have_value("7:40, 30:120")
+        screenshot(page, "points-rules")
+        after = backend.call("GET", "/v1/admin/points/rules", token=token)
+        assert after == {**before, "checkin_points": 15, "streak_bonuses": [
+            {"days": 7, "points": 40}, {"days": 30, "points": 120}]}
+        form.get_by_label("积分抵现上限（%）").fill("101")  # the API's field error, shown
+        form.get_by_role("button", name="保存规则").click()
+        expect(page.locator(".toast.bad")).to_contain_text("payment_max_percent")
+    finally:  # the rules are shared by this worker's other tests
+        backend.call("PUT", "/v1/admin/points/rules", token=token, json=before)
