@@ -223,3 +223,41 @@ def test_an_admin_changes_a_points_rule(console, page, backend):
         expect(page.locator(".toast.bad")).to_contain_text("payment_max_percent")
     finally:  # the rules are shared by this worker's other tests
         backend.call("PUT", "/v1/admin/points/rules", token=token, json=before)
+
+
+# -- reconciliation -----------------------------------------------------------------------------
+
+def test_an_admin_opens_a_reconciliation_report_and_runs_the_points_check(console, page, backend):
+    from models.payments import ReconciliationReport
+
+    day = dt.date(2021, 1, 1) + dt.timedelta(days=int(uuid.uuid4().hex[:6], 16) % 1000)
+    trade_no = "PH" + uuid.uuid4().hex[:16]
+
+    async def report() -> None:
+        async with backend.resources.db.session() as session, session.begin():
+            session.add(ReconciliationReport(
+                bill_date=day, status="mismatched", bill_count=3, our_count=2, bill_total=5980,
+                our_total=3990, mismatch_count=1, mismatches=[{
+                    "kind": "missing_here", "out_trade_no": trade_no,
+                    "transaction_id": "4200000001", "bill_amount": 1990,
+                    "our_status": "prepaid"}]))
+
+    backend.run(report)
+    admin_page(page, console, backend, "reconciliation?limit=100")
+    page.goto(f"{console.base_url}/console#/reconciliation/{day.isoformat()}")
+    expect(page.locator("#report-status")).to_have_text("有差异")
+    row = page.locator("#mismatches tbody tr")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("账单有、我方未记为已支付")
+    expect(row).to_contain_text(trade_no)
+    expect(row).to_contain_text("¥19.90")
+    expect(page.get_by_text("我方笔数 · 净额 ¥39.90")).to_be_visible()
+    screenshot(page, "reconciliation-report")
+    page.get_by_role("link", name="← 返回对账报告").click()
+    runs = page.locator("#points-runs tbody tr")
+    before = runs.count()
+    page.get_by_role("button", name="立即核对").click()
+    expect(page.locator(".toast")).to_have_text("积分核对已完成")
+    expect(runs.first).to_contain_text("0")
+    assert runs.count() >= min(before + 1, 5)
+    screenshot(page, "reconciliation")
