@@ -7,6 +7,7 @@ the admin-only ones (menu, typed URL and the API with the page's own session).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 
 import pytest
@@ -261,3 +262,89 @@ def test_an_admin_opens_a_reconciliation_report_and_runs_the_points_check(consol
     expect(runs.first).to_contain_text("0")
     assert runs.count() >= min(before + 1, 5)
     screenshot(page, "reconciliation")
+
+
+# -- virtual items ------------------------------------------------------------------------------
+
+def test_a_merchant_adds_a_virtual_item_and_an_admin_takes_one_off_sale(console, page, backend):
+    from tests.mall_support import make_shop
+    from tests.points_support import make_points_product
+
+    async def shop() -> tuple[int, int]:
+        merchant, _ = await make_shop(backend.resources)
+        crown, _ = await make_points_product(backend.resources, merchant.user_id, price=0,
+                                             points_price=1500, stock=-1,
+                                             kind="virtual_pet_accessory", name="小皇冠")
+        return merchant.user_id, crown
+
+    merchant_id, crown = backend.run(shop)
+    staff = backend.make_staff("merchant", user_id=merchant_id)
+    sign_in_page(page, console.base_url, staff["login"], PASSWORD)
+    page.goto(f"{console.base_url}/console#/virtual-items")
+    page.get_by_role("button", name="新增虚拟物品").click()
+    page.get_by_label("名称").fill("毛线球")
+    page.locator("dialog select[name=kind]").select_option("virtual_pet_toy")
+    page.get_by_label("效果说明").fill("心情 +20")
+    page.get_by_label("积分价").fill("250")
+    page.locator("dialog").get_by_role("button", name="添加").click()
+    expect(page).to_have_url(re.compile(r"kind=virtual_pet_toy"))
+    row = page.locator("#virtual-items tbody tr", has_text="毛线球")
+    expect(row.locator(".points")).to_have_text("250")
+    expect(row).to_contain_text("不限")
+    expect(row.locator(".status")).to_have_text("草稿")
+    screenshot(page, "virtual-items")
+    toy = int(row.get_attribute("data-id"))
+    made = backend.call("GET", f"/v1/merchant/products/{toy}", token=admin_token(backend))
+    assert made["kind"] == "virtual_pet_toy" and [(s["points_price"], s["stock"], s["price"])
+                                                  for s in made["skus"]] == [(250, -1, 0)]
+    # An admin sees every shop's and takes the crown off sale.
+    page.context.clear_cookies()
+    admin_page(page, console, backend, "virtual-items?kind=virtual_pet_accessory&limit=100")
+    row = page.locator(f'#virtual-items tr[data-id="{crown}"]')
+    expect(row.locator(".status")).to_have_text("在售")
+    row.get_by_role("button", name="下架").click()
+    page.get_by_label("原因（商家可见）").fill("限量活动已结束")
+    page.locator("dialog").get_by_role("button", name="下架").click()
+    expect(row.locator(".status")).to_have_text("已下架")
+
+
+# -- roles --------------------------------------------------------------------------------------
+
+ADMIN_ONLY = {"categories": "商城分类", "home": "首页运营", "points": "积分规则",
+              "reconciliation": "对账报告"}
+
+
+def test_a_merchant_cannot_open_the_admin_only_pages_nor_call_their_api(console, page, backend):
+    staff = backend.make_staff("merchant")
+    sign_in_page(page, console.base_url, staff["login"], PASSWORD)
+    nav = page.locator("#nav")
+    for shown in ("优惠券", "拼团规则", "虚拟物品"):
+        expect(nav).to_contain_text(shown)
+    for path, title in ADMIN_ONLY.items():
+        expect(nav).not_to_contain_text(title)
+        page.goto(f"{console.base_url}/console#/{path}")
+        expect(page.get_by_role("heading", name="无权访问")).to_be_visible()
+    # The page's own session, with its CSRF token, as a typed fetch would send it.
+    statuses = page.evaluate("""async () => {
+        const csrf = (await (await fetch('/v1/console/sessions')).json()).data.csrf_token;
+        const call = async (method, path, body) => (await fetch(path, { method,
+            headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+            body: body && JSON.stringify(body) })).status;
+        return [
+            await call('GET', '/v1/admin/categories'),
+            await call('POST', '/v1/admin/categories', { name: '越权分类' }),
+            await call('GET', '/v1/admin/home/banners'),
+            await call('POST', '/v1/admin/home/banners', { image_url: 'https://x.example/a.jpg' }),
+            await call('PUT', '/v1/admin/home/slots/hot', { product_ids: [] }),
+            await call('GET', '/v1/admin/points/rules'),
+            await call('PUT', '/v1/admin/points/rules', { checkin_points: 99999 }),
+            await call('GET', '/v1/admin/payments/reconciliations'),
+            await call('POST', '/v1/admin/points/reconciliations'),
+            await call('GET', '/v1/admin/stats/daily?from=2026-01-01&to=2026-01-02'),
+            await call('GET', '/v1/admin/stats/daily.csv?from=2026-01-01&to=2026-01-02'),
+            await call('POST', '/v1/admin/products/1/approve'),
+        ];
+    }""")
+    assert statuses == [403] * 12
+    assert backend.call("GET", "/v1/admin/points/rules",
+                        token=admin_token(backend))["checkin_points"] != 99999
