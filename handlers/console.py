@@ -140,9 +140,10 @@ class AdminDashboardHandler(ApiHandler):
     @endpoint(roles=("admin",), query=DashboardQuery, tags=("admin", "console"),
               summary="The dashboard: figures by day and the fleet's live state",
               description="New users, posts, paid orders and GMV (fen), appointments and pet "
-                          "generations per UTC day of the last `days` days; sockets per "
-                          "gateway, messages waiting per queue (null when the broker does "
-                          "not answer), open dead letters and posts awaiting review.")
+                          "generations per Asia/Shanghai day of the last `days` days; "
+                          "sockets per gateway, messages waiting per queue (null when the "
+                          "broker does not answer), open dead letters and posts awaiting "
+                          "review.")
     async def get(self) -> None:
         self.ok(await dashboard.dashboard(self.r, self.query.days))
 

@@ -15,6 +15,7 @@ from pawhome.mall import categories, products
 from pawhome.mall.product_forms import (
     PRODUCT_RULES,
     SKU_RULES,
+    Kind,
     ProductBody,
     ProductPatch,
     SkuSetBody,
@@ -38,6 +39,8 @@ READY_RULES = {"media_ids": "at least one image to go on sale",
 class MerchantProductsQuery(PageQuery):
     status: Literal["draft", "reviewing", "on_sale", "off_sale", "rejected"] | None = None
     merchant_id: Id | None = Field(None, description="admins: one merchant's products")
+    kind: Kind | None = Field(None, description="one kind only (a virtual kind: the points "
+                                                "mall's virtual items)")
 
 
 class ReasonBody(BaseModel):
@@ -67,7 +70,8 @@ class MerchantProductsHandler(ApiHandler):
               summary="The caller's products in any status (admins: everyone's)")
     async def get(self) -> None:
         q = self.query
-        self.ok(await products.list_products(self.r, _actor(self), q, q.status, q.merchant_id))
+        self.ok(await products.list_products(self.r, _actor(self), q, q.status, q.merchant_id,
+                                             q.kind))
 
     @endpoint(roles=("merchant",), body=ProductBody, tags=TAGS, status=201,
               links={"product_id": "/id"}, refuses=PRODUCT_RULES,

@@ -2,6 +2,8 @@
 only its shop) and the staff live topics (admins only)."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from models.base import utcnow
@@ -29,7 +31,7 @@ async def paid_order(api, resources, price: int = 1000, quantity: int = 2) -> tu
 async def test_admin_dashboard_counts_today_and_the_fleet(api, resources):
     admin = await api.login(role="admin")
     before = (await api.get("/v1/admin/dashboard?days=7", token=admin.token)).ok()
-    assert len(before["days"]) == 7 and before["days"][-1]["date"] == utcnow().date().isoformat()
+    assert len(before["days"]) == 7 and before["days"][-1]["date"] == activity.shanghai_day().isoformat()
     author = await api.login()
     (await api.post("/v1/posts", json={"text": "今天遛狗"}, token=author.token)).ok(201)
     await paid_order(api, resources, price=1500, quantity=2)
@@ -60,6 +62,40 @@ async def test_a_merchants_dashboard_holds_only_its_own_shop(api, resources):
     assert (today["orders"], today["gmv"]) == (1, order["payable_amount"])
     assert "new_users" not in today
     (await api.get("/v1/admin/dashboard", token=own_token)).error(403)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_days_are_shanghai_calendar_days_around_midnight(api, resources):
+    """An order paid a minute before midnight in Shanghai counts on the day before, one paid a
+    minute after on today, though both fall on the same UTC date (16:00 UTC is midnight)."""
+    from sqlalchemy import update
+
+    from models.mall import Order
+    from pawhome.identity import tokens
+
+    merchant_id, first = await paid_order(api, resources, price=1000, quantity=1)
+    _, (sku,) = await make_product(resources, merchant_id, [{"price": 3000, "stock": 10}])
+    buyer = await make_member(resources)
+    address_id = await make_address(resources, buyer.user_id)
+    second = (await api.post("/v1/orders", token=buyer.token, json={
+        "items": [{"sku_id": sku, "quantity": 1}], "address_id": address_id})).ok(201)["orders"][0]
+    async with resources.db.session() as session, session.begin():
+        assert await orders.mark_paid(session, second["id"], second["payable_amount"])
+    today = activity.shanghai_day()
+    midnight, _ = activity.day_bounds(today)  # naive UTC, 16:00 of the UTC day before
+    assert midnight.hour == 16 and midnight < utcnow()
+    async with resources.db.session() as session, session.begin():
+        for order_id, at in ((first["id"], midnight - dt.timedelta(minutes=1)),
+                             (second["id"], midnight + dt.timedelta(minutes=1))):
+            await session.execute(update(Order).where(Order.id == order_id).values(paid_at=at))
+    token, _ = tokens.issue_access_token(resources.settings, merchant_id, "merchant", "s-tz")
+    data = (await api.get("/v1/merchant/dashboard?days=2", token=token)).ok()
+    assert data["timezone"] == "Asia/Shanghai"
+    yesterday, now = data["days"]
+    assert yesterday["date"] == (today - dt.timedelta(days=1)).isoformat()
+    assert now["date"] == today.isoformat()
+    assert (yesterday["orders"], yesterday["gmv"]) == (1, first["payable_amount"])
+    assert (now["orders"], now["gmv"]) == (1, second["payable_amount"])
 
 
 @pytest.mark.gen_test(timeout=30)

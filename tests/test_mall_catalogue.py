@@ -468,3 +468,24 @@ async def test_a_product_waits_for_its_image_verdict_and_a_risky_image_rejects_i
     await reviews.apply_media_verdict(resources, clean, "pass", "", "wechat_media")
     assert await review(resources, waiting["id"]) == "on_sale"
     (await api.get(f"/v1/products/{waiting['id']}")).ok()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_merchant_list_filters_by_kind_and_shows_the_points_price(api, resources):
+    """The console's virtual items page: GET /v1/merchant/products?kind=virtual_pet_toy."""
+    from tests.mall_support import make_member, make_product, make_shop
+    from tests.points_support import make_points_product
+
+    merchant, _ = await make_shop(resources)
+    toy, _ = await make_points_product(resources, merchant.user_id, price=0, points_price=250,
+                                       stock=-1, kind="virtual_pet_toy", name="毛线球")
+    await make_product(resources, merchant.user_id)  # a physical one
+    admin = await make_member(resources, "admin")
+    seen = (await api.get(f"/v1/merchant/products?kind=virtual_pet_toy&merchant_id="
+                          f"{merchant.user_id}", token=admin.token)).ok()
+    assert [(p["id"], p["kind"], p["points_price"], p["stock_total"]) for p in seen["items"]] \
+        == [(toy, "virtual_pet_toy", 250, -1)]
+    everything = (await api.get(f"/v1/merchant/products?merchant_id={merchant.user_id}",
+                                token=admin.token)).ok()
+    assert sorted(p["kind"] for p in everything["items"]) == ["physical", "virtual_pet_toy"]
+    (await api.get("/v1/merchant/products?kind=gift", token=admin.token)).error(422)

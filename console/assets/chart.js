@@ -24,7 +24,7 @@ export function barChart(points, format = String) {
       width: step * 0.7, height: Math.max(barH, p.value ? 1 : 0) });
     bar.append(svg('title', {}, `${p.label}: ${format(p.value)}`));
     root.append(bar);
-    if (points.length <= 16 || i % Math.ceil(points.length / 8) === 0) {
+    if (points.length <= 10 || i % Math.ceil(points.length / 8) === 0) {
       root.append(svg('text', { class: 'tick', x: left + i * step + step / 2, y: height - 6,
         'text-anchor': 'middle' }, p.label.slice(5)));
     }

@@ -78,7 +78,7 @@ export function ask(title, fields, submitText = '确定') {
         ? h('select', { name: f.name }, f.options.map(([v, label]) => h('option', { value: v, selected: v === f.value }, label)))
         : h(f.type === 'textarea' ? 'textarea' : 'input',
             { name: f.name, type: f.type === 'textarea' ? undefined : (f.type || 'text'),
-              value: f.value ?? '', required: f.required, maxlength: f.maxlength, min: f.min });
+              value: f.value ?? '', required: f.required, maxlength: f.maxlength, min: f.min, step: f.step });
       return h('label', {}, f.label, input);
     });
     const dialog = h('dialog', {});

@@ -1,5 +1,6 @@
-// 数据概览: figures by day (charts), the fleet's live state, refreshed every 15 s; a slot
-// for the daily statistics API (GET /v1/admin/stats/overview) once it exists.
+// 数据概览: figures by Asia/Shanghai day (charts), the fleet's live state, refreshed every
+// 15 s; for admins, the overview (GET /v1/admin/stats/overview) and the daily statistics
+// (GET /v1/admin/stats/daily) of a chosen date range as charts, with a CSV export link.
 import * as api from './api.js';
 import { barChart } from './chart.js';
 import { clear, h, table, yuan } from './dom.js';
@@ -18,16 +19,47 @@ function chart(title, days, key, format = String) {
 function sum(days, key) { return days.reduce((n, d) => n + (d[key] || 0), 0); }
 
 async function overviewSlot() {
-  // The statistics work adds GET /v1/admin/stats/overview (DAU/MAU ...): shown when present.
+  // GET /v1/admin/stats/overview: today so far (Asia/Shanghai) against yesterday.
   try {
-    const overview = await api.get('/v1/admin/stats/overview');
-    const pairs = Object.entries(overview).filter(([, v]) => typeof v === 'number');
-    return h('div', { class: 'stats', id: 'stats-overview' },
-      pairs.map(([k, v]) => stat(k, String(v))));
-  } catch {
-    return h('div', { class: 'slot', id: 'stats-overview' },
-      '日活 / 月活等每日统计将在统计接口（GET /v1/admin/stats/daily、/overview）上线后显示在这里。');
+    const o = await api.get('/v1/admin/stats/overview');
+    const show = (m, v) => (v === null || v === undefined ? '—' : m.unit === 'fen' ? yuan(v) : String(v));
+    return h('div', { class: 'stats', id: 'stats-overview' }, o.metrics.map((m) =>
+      stat(`今日${m.label.replace('（分）', '')}`, show(m, o.today[m.name]), h('div', { class: 'label' }, `昨日 ${show(m, o.yesterday[m.name])}`))));
+  } catch (error) {
+    return h('div', { class: 'slot', id: 'stats-overview' }, `今日统计暂时无法读取：${error.describe ? error.describe() : error}`);
   }
+}
+
+// The daily statistics charted (the metric names of GET /v1/admin/stats/daily).
+const DAILY = [['dau', '日活'], ['mau', '月活（30 天）'], ['new_users', '新增用户'], ['posts', '发帖'],
+  ['paid_orders', '支付订单'], ['gmv_fen', 'GMV', yuan], ['refunds', '退款笔数'], ['refund_fen', '退款金额', yuan],
+  ['appointments', '服务预约'], ['generations', '虚拟宠物生成'], ['interactions', '宠物互动'],
+  ['points_earned', '积分发放'], ['points_spent', '积分消耗']];
+
+const isoDay = (d) => new Date(d.getTime() + 8 * 3600e3).toISOString().slice(0, 10); // Shanghai
+
+async function dailySection(ctx) {
+  const to = ctx.query.to || isoDay(new Date());
+  const from = ctx.query.from || isoDay(new Date(Date.parse(to) - 29 * 86400e3));
+  const range = { from, to, metrics: DAILY.map(([m]) => m).join(',') };
+  const csv = `/v1/admin/stats/daily.csv?${new URLSearchParams(range)}`;
+  const fromInput = h('input', { type: 'date', name: 'from', value: from, 'aria-label': '开始日期' });
+  const toInput = h('input', { type: 'date', name: 'to', value: to, 'aria-label': '结束日期' });
+  const head = h('form', { class: 'toolbar', onsubmit: (e) => {
+    e.preventDefault();
+    ctx.navigate('dashboard', [], { ...ctx.query, from: fromInput.value, to: toInput.value });
+  } }, h('h3', { class: 'grow' }, '每日统计（北京时间）'), fromInput, '至', toInput,
+  h('button', { type: 'submit' }, '查询'), h('a', { href: csv, download: '', id: 'daily-csv' }, '导出 CSV'));
+  let report;
+  try {
+    report = await api.get('/v1/admin/stats/daily', range);
+  } catch (error) {
+    return h('div', { id: 'daily-stats' }, head, h('p', { class: 'error' }, error.describe()));
+  }
+  const charts = DAILY.map(([key, title, format = String]) => h('div', { class: 'card chart', dataset: { metric: key } },
+    h('h3', {}, `${title}（合计 ${format(sum(report.days, key))}）`),
+    barChart(report.days.map((d) => ({ label: d.day, value: d[key] || 0 })), format)));
+  return h('div', { id: 'daily-stats' }, head, h('div', { class: 'charts' }, charts));
 }
 
 export default {
@@ -38,9 +70,10 @@ export default {
     const body = h('div', {});
     root.append(h('div', { class: 'toolbar' }, h('h2', { class: 'grow' }, '数据概览'),
       h('span', { class: 'muted', id: 'refreshed' }, ''),
-      h('select', { onchange: (e) => ctx.navigate('dashboard', [], { days: e.target.value }) },
+      h('select', { onchange: (e) => ctx.navigate('dashboard', [], { ...ctx.query, days: e.target.value }) },
         [7, 14, 30, 90].map((n) => h('option', { value: n, selected: n === days }, `近 ${n} 天`)))), body);
     const slot = admin ? await overviewSlot() : null;
+    const daily = admin ? await dailySection(ctx) : null;
 
     async function refresh() {
       const data = await api.get(admin ? '/v1/admin/dashboard' : '/v1/merchant/dashboard', { days });
@@ -73,7 +106,7 @@ export default {
             f.queues === null ? h('p', { class: 'muted' }, '消息队列暂时无法读取')
               : table([{ title: '队列', value: (q) => q.name }, { title: '等待中', class: 'num', value: (q) => String(q.waiting) }], f.queues, '进程内执行（嵌入模式），无队列'))));
       }
-      clear(body, parts);
+      clear(body, parts, daily);
       document.getElementById('refreshed').textContent = `更新于 ${new Date().toLocaleTimeString('zh-CN')}`;
     }
 

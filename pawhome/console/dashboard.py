@@ -2,8 +2,10 @@
 paid orders and GMV, appointments, pet generations), the moderation backlog, and the live
 state of the fleet (sockets per gateway, messages waiting per queue, open dead letters).
 
-Days are UTC dates. The counts read indexed time ranges of the last few days only; the daily
-aggregates of the statistics work (GET /v1/admin/stats/daily) replace them for long ranges.
+Days are Asia/Shanghai calendar days (the statistics' days, what staff in China call a
+day): a row counts on the Shanghai date of its timestamp. The counts read indexed time
+ranges of the last few days only; the daily aggregates of the statistics work
+(GET /v1/admin/stats/daily) replace them for long ranges.
 A merchant sees only their own shop's orders and appointments.
 """
 from __future__ import annotations
@@ -13,7 +15,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -31,6 +33,13 @@ log = logging.getLogger("pawhome.console")
 
 MAX_DAYS = 92
 _QUEUE_READ_SECONDS = 3.0
+# Asia/Shanghai has kept UTC+8 all year since 1991: a fixed shift turns the naive-UTC
+# timestamps the tables hold into Shanghai wall time in SQL (an indexed range, then GROUP BY).
+_SHANGHAI_OFFSET_SECONDS = 8 * 3600
+assert dt.datetime(2026, 1, 1, tzinfo=activity.SHANGHAI).utcoffset() == dt.timedelta(
+    seconds=_SHANGHAI_OFFSET_SECONDS)
+assert dt.datetime(2026, 7, 1, tzinfo=activity.SHANGHAI).utcoffset() == dt.timedelta(
+    seconds=_SHANGHAI_OFFSET_SECONDS)
 
 
 def _day_list(days: int, today: dt.date) -> list[str]:
@@ -40,7 +49,7 @@ def _day_list(days: int, today: dt.date) -> list[str]:
 async def _by_day(session: AsyncSession, column: InstrumentedAttribute[Any], since: dt.datetime,
                   *conditions: Any, total: Any = None) -> dict[str, tuple[int, int]]:
     """{date: (count, sum of `total`)} of the rows whose `column` is at or after `since`."""
-    day = func.date(column)
+    day = func.date(func.date_add(column, text(f"INTERVAL {_SHANGHAI_OFFSET_SECONDS} SECOND")))
     summed = func.coalesce(func.sum(total), 0) if total is not None else func.count()
     rows = await session.execute(select(day, func.count(), summed)
                                  .where(column >= since, *conditions).group_by(day))
@@ -49,10 +58,11 @@ async def _by_day(session: AsyncSession, column: InstrumentedAttribute[Any], sin
 
 async def figures_by_day(resources: Resources, days: int,
                          merchant_id: int | None = None) -> dict[str, Any]:
-    """One row per day (oldest first) of the last `days` days, today included."""
+    """One row per Asia/Shanghai day (oldest first) of the last `days` days, today
+    included."""
     days = max(1, min(days, MAX_DAYS))
-    today = utcnow().date()
-    since = dt.datetime.combine(today - dt.timedelta(days=days - 1), dt.time())
+    today = activity.shanghai_day()
+    since, _ = activity.day_bounds(today - dt.timedelta(days=days - 1))
     async with resources.db.session() as session:
         if merchant_id is None:
             users = await _by_day(session, User.created_at, since)
@@ -76,7 +86,7 @@ async def figures_by_day(resources: Resources, days: int,
             row.update(new_users=users.get(day, (0, 0))[0], posts=posts.get(day, (0, 0))[0],
                        generations=generations.get(day, (0, 0))[0])
         rows.append(row)
-    return {"days": rows, "timezone": "UTC"}
+    return {"days": rows, "timezone": "Asia/Shanghai"}
 
 
 async def _queue_lengths(resources: Resources) -> dict[str, int] | None:

@@ -203,9 +203,10 @@ async def merchant_view(session: AsyncSession, settings: Settings,
     }
 
 
-def merchant_row(product: Product, stock_total: int) -> dict[str, Any]:
-    """A line of the merchant's product list."""
+def merchant_row(product: Product, stock_total: int, points_price: int = 0) -> dict[str, Any]:
+    """A line of the merchant's product list (`points_price`: its SKUs' highest, 0: none)."""
     return {"id": product.id, "merchant_id": product.merchant_id, "name": product.name,
+            "kind": product.kind, "points_price": points_price,
             "status": product.status, "status_reason": product.status_reason,
             "category_id": product.category_id, "price_min": product.price_min,
             "price_max": product.price_max, "stock_total": stock_total,

@@ -505,9 +505,10 @@ async def get_product(resources: Resources, actor: Actor, product_id: int) -> di
 
 
 async def list_products(resources: Resources, actor: Actor, query: PageQuery,
-                        status: str | None = None,
-                        merchant_id: int | None = None) -> dict[str, Any]:
-    """The actor's products (an admin's: everyone's, or one merchant's), newest first."""
+                        status: str | None = None, merchant_id: int | None = None,
+                        kind: str | None = None) -> dict[str, Any]:
+    """The actor's products (an admin's: everyone's, or one merchant's), newest first; `kind`
+    keeps one kind (a virtual kind: the points mall's virtual items)."""
     conditions: list[ColumnElement[bool]] = [Product.deleted_at.is_(None)]
     if not actor.is_admin:
         conditions.append(Product.merchant_id == actor.user_id)
@@ -515,16 +516,21 @@ async def list_products(resources: Resources, actor: Actor, query: PageQuery,
         conditions.append(Product.merchant_id == merchant_id)
     if status:
         conditions.append(Product.status == status)
+    if kind:
+        conditions.append(Product.kind == kind)
     async with resources.db.session() as session:
         total = int((await session.execute(select(func.count()).select_from(Product)
                                            .where(*conditions))).scalar_one())
         rows = list((await session.execute(
             select(Product).where(*conditions).order_by(Product.id.desc())
             .offset(query.offset).limit(query.limit))).scalars())
-        stocks: dict[int, int] = {}
+        skus: dict[int, tuple[int, int]] = {}
         if rows:
-            stocks = {int(pid): int(total_stock or 0) for pid, total_stock in (
-                await session.execute(select(Sku.product_id, func.sum(Sku.stock)).where(
-                    Sku.product_id.in_([p.id for p in rows]), Sku.deleted_at.is_(None))
-                    .group_by(Sku.product_id))).all()}
-        return page_result([merchant_row(p, stocks.get(p.id, 0)) for p in rows], total, query)
+            skus = {int(pid): (int(total_stock or 0), int(points or 0))
+                    for pid, total_stock, points in (await session.execute(
+                        select(Sku.product_id, func.sum(Sku.stock), func.max(Sku.points_price))
+                        .where(Sku.product_id.in_([p.id for p in rows]),
+                               Sku.deleted_at.is_(None))
+                        .group_by(Sku.product_id))).all()}
+        return page_result([merchant_row(p, *skus.get(p.id, (0, 0))) for p in rows], total,
+                           query)
