@@ -430,8 +430,10 @@ class Run:
         while not self.stopping:
             port = self.ports[order[attempt % 2]]
             sock = LiveSock(client, self)
+            # On a reconnect, always the position held - (None, 0) too, for a user who had no
+            # stream: the events stored while away are then replayed (wsclient does the same).
             position = {"epoch": client.epoch, "last_event_id": client.last_eid} \
-                if resume and client.epoch else None
+                if resume else None
             try:
                 answer = await sock.open(f"ws://127.0.0.1:{port}/v1/ws", client.token, False,
                                          timeout=20, resume=position)
@@ -562,9 +564,11 @@ class Run:
             try:
                 await asyncio.wait_for(asyncio.shield(future), 15)
             except Refused as refused:
-                if refused.args[0] == "42900":  # the frame rate limit: back off, resend
-                    self.retries["dm.send: 42900"] += 1
-                    await asyncio.sleep(0.5 * (attempt + 1))
+                if refused.args[0] in ("42900", "50301", "50302"):
+                    # The frame rate limit, or the database / Redis busy (the socket's 503):
+                    # back off and resend, as after an HTTP 503.
+                    self.retries[f"dm.send: {refused.args[0]}"] += 1
+                    await asyncio.sleep(0.5 * 2 ** attempt * random.uniform(0.5, 1.5))
                     continue
                 self.record("dm.send", started, f"refused {refused.args[0]}")
                 return
