@@ -265,12 +265,13 @@ async def until(check, seconds: float) -> bool:
 
 # -- the clients -----------------------------------------------------------------------------------
 class Client:
-    __slots__ = ("acks", "churn", "epoch", "home", "last_eid", "lost_at", "reconnecting",
-                 "sock", "token", "uid", "up")
+    __slots__ = ("acks", "churn", "epoch", "home", "last_eid", "lost_at", "opening",
+                 "reconnecting", "sock", "token", "uid", "up")
 
     def __init__(self, uid: int, token: str, home: int) -> None:
         self.uid, self.token, self.home = uid, token, home
         self.sock: LiveSock | None = None
+        self.opening: LiveSock | None = None  # the socket being opened (replaying)
         self.epoch: str | None = None
         self.last_eid = 0
         self.up = asyncio.Event()
@@ -283,9 +284,10 @@ class Client:
 class LiveSock(ws_load.Sock):
     """ws_load's socket, telling the run when it closes (to reconnect and resume)."""
 
-    def __init__(self, client: Client, run: Run) -> None:
+    def __init__(self, client: Client, run: Run, port: int) -> None:
         super().__init__(client.uid, run.on_frame)
-        self.client, self.run = client, run
+        self.client, self.run, self.port = client, run, port
+        self.resume_sent: dict | None = None
 
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
@@ -328,6 +330,8 @@ class Run:
         self.appt_got: collections.Counter = collections.Counter()
         self.delivery: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
         self.stream_gaps = self.stream_repeats = self.epoch_changes = 0
+        self.repeat_samples: list[dict] = []
+        self.stale_frames: collections.Counter = collections.Counter()
         self.resyncs: collections.Counter = collections.Counter()
         self.events_by_type: collections.Counter = collections.Counter()
         self.frame_errors: collections.Counter = collections.Counter()
@@ -429,11 +433,13 @@ class Run:
         attempt = 0
         while not self.stopping:
             port = self.ports[order[attempt % 2]]
-            sock = LiveSock(client, self)
+            sock = LiveSock(client, self, port)
+            client.opening = sock
             # On a reconnect, always the position held - (None, 0) too, for a user who had no
             # stream: the events stored while away are then replayed (wsclient does the same).
             position = {"epoch": client.epoch, "last_event_id": client.last_eid} \
                 if resume else None
+            sock.resume_sent = position
             try:
                 answer = await sock.open(f"ws://127.0.0.1:{port}/v1/ws", client.token, False,
                                          timeout=20, resume=position)
@@ -448,10 +454,11 @@ class Run:
             if answer and answer.get("type") == "resync":
                 self.resyncs[answer.get("reason")] += 1
                 client.epoch, client.last_eid = answer.get("epoch"), answer.get("last_event_id")
-            if client.epoch is None and sock.hello and sock.hello.get("epoch"):
+            if client.epoch is None and position is None and sock.hello and \
+                    sock.hello.get("epoch"):
                 client.epoch = sock.hello["epoch"]
                 client.last_eid = sock.hello["last_event_id"]
-            client.sock = sock
+            client.sock, client.opening = sock, None
             client.up.set()
             return
 
@@ -493,10 +500,18 @@ class Run:
         client = sock.client  # type: ignore[attr-defined]
         kind = frame.get("type")
         eid = frame.get("eid")
+        if sock is not client.sock and sock is not client.opening:
+            # A socket this client gave up on (a timed-out open) that still got a frame: a
+            # real app has one socket, so it is not processed - only counted.
+            self.stale_frames[kind] += 1
+            return
         if eid is not None:
             self.events_by_type[kind] += 1
             epoch = frame.get("epoch")
-            if client.epoch is None and sock.hello and sock.hello.get("epoch") == epoch:
+            if client.epoch is None and sock.resume_sent is None and sock.hello and \
+                    sock.hello.get("epoch") == epoch:
+                # A first connect (no position sent): the stream's position is hello's.
+                # After a resume from (None, 0) the replay starts at 1 instead.
                 client.epoch, client.last_eid = epoch, sock.hello["last_event_id"]
             if epoch != client.epoch:
                 if client.epoch is not None:
@@ -504,6 +519,17 @@ class Run:
                 client.epoch, client.last_eid = epoch, eid
             elif eid <= client.last_eid:
                 self.stream_repeats += 1
+                if len(self.repeat_samples) < 10:
+                    self.repeat_samples.append({
+                        "user": client.uid, "type": kind, "eid": eid,
+                        "client_last_eid": client.last_eid, "t": round(self.t(), 2),
+                        "socket": "opening (replay)" if sock is client.opening else "live",
+                        "resume_sent": sock.resume_sent,
+                        "hello": {k: (sock.hello or {}).get(k) for k in ("epoch",
+                                                                         "last_event_id")},
+                        "client_epoch_is_frame_epoch": client.epoch == epoch,
+                        "gateway": sock.port, "seconds_since_lost": round(now() - client.lost_at, 2)
+                        if client.lost_at else None})
             else:
                 self.stream_gaps += eid - client.last_eid - 1
                 client.last_eid = eid
@@ -865,6 +891,8 @@ def events_table(run: Run) -> dict:
             "appointment.status": summary(run.appt_expected, run.appt_got,
                                           "appointment.status"),
             "stream": {"gaps": run.stream_gaps, "repeats": run.stream_repeats,
+                       "repeat_samples": run.repeat_samples,
+                       "frames_on_abandoned_sockets": dict(run.stale_frames),
                        "epoch_changes": run.epoch_changes, "resyncs": dict(run.resyncs),
                        "stored_events_by_type": dict(run.events_by_type)}}
 
@@ -930,7 +958,7 @@ def plots(run: Run, directory: Path, name: str) -> list[str]:
     ax.axhline(200, color="grey", linewidth=0.8)
     ax.set_yscale("log")
     ax.set_xlabel(f"seconds into the run ({run.config['seconds'] / 60:.0f} min = 24 h)")
-    ax.set_ylabel(f"p95 latency per {bucket:.0f} s, ms (log)")
+    ax.set_ylabel(f"p95 latency by start time, per {bucket:.0f} s, ms (log)")
     ax.set_title("Latency over time per operation (solid: cached reads; grey line: 200 ms)")
     ax.legend(fontsize=7, ncol=3, loc="upper left")
     save(fig, "latency")
@@ -944,9 +972,9 @@ def plots(run: Run, directory: Path, name: str) -> list[str]:
             errors[int(t // bucket)] += 1
     xs = sorted(buckets_all)
     ax.plot([(x + 0.5) * bucket for x in xs], [buckets_all[x] / bucket for x in xs],
-            label="operations finished / s")
+            label="operations / s (by the time they started)")
     ax.plot([(x + 0.5) * bucket for x in xs], [errors[x] / bucket for x in xs],
-            label="errors / s", color="red")
+            label="of which errors / s", color="red")
     grid = [i * run.config["seconds"] / 200 for i in range(201)]
     ax.plot(grid, [run.config["peak_rate"] * activity(24 * g / run.config["seconds"])
                    for g in grid], label="target actions / s (the day's curve)", color="grey",
@@ -1065,10 +1093,14 @@ def markdown(r: dict) -> str:
                          for kind in ("dm", "order.status", "appointment.status")])]
     lines += ["", f"Per-user stream check (every stored event's id against the last one the "
               f"client had): {ev['stream']['gaps']} ids skipped, {ev['stream']['repeats']} "
-              f"repeated, {ev['stream']['epoch_changes']} epoch changes. Stored events "
+              f"repeated, {ev['stream']['epoch_changes']} epoch changes; frames on sockets "
+              f"the client had given up on (timed-out opens, not processed): "
+              f"{ev['stream']['frames_on_abandoned_sockets'] or 'none'}. Stored events "
               f"received by type: {ev['stream']['stored_events_by_type']}. Socket closes seen "
               f"by clients (code: count): {r['closes']}. Error frames: {r['frame_errors']}.",
-              "", f"Payments in the database: {r['paid_check']}.", "",
+              "", *([f"Repeated stream ids (samples): {ev['stream']['repeat_samples']}.", ""]
+                    if ev["stream"]["repeat_samples"] else []),
+              f"Payments in the database: {r['paid_check']}.", "",
               "## Processes", "",
               "CPU in % of one core (with children: a Celery worker's pool), sampled every "
               f"{c['sample_seconds']} s with psutil. MariaDB and Redis serve the other sessions "
@@ -1115,6 +1147,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=None,
                         help="directory for mixed_load.json/.md and the plots "
                              "(default bench/results; with --smoke a temporary one)")
+    parser.add_argument("--name", default="mixed_load",
+                        help="file name of the results (NAME.json, NAME.md, NAME_*.png)")
     args = parser.parse_args()
     if args.smoke:
         args.users, args.minutes = 200, 1.0
@@ -1206,13 +1240,13 @@ def main() -> None:
         "processes": process_table(run.samples), "queue_max": queue_max, "logs": logs,
         "samples": run.samples, "notes": NOTES,
     }
-    result["plots"] = plots(run, results, "mixed_load")
+    result["plots"] = plots(run, results, args.name)
     text = markdown(result)
-    (results / "mixed_load.json").write_text(json.dumps(result, indent=1, ensure_ascii=False,
+    (results / f"{args.name}.json").write_text(json.dumps(result, indent=1, ensure_ascii=False,
                                                         default=str) + "\n")
-    (results / "mixed_load.md").write_text(text)
+    (results / f"{args.name}.md").write_text(text)
     print(text)
-    print(f"done in {time.monotonic() - started:.0f} s; wrote {results}/mixed_load.json, .md "
+    print(f"done in {time.monotonic() - started:.0f} s; wrote {results}/{args.name}.json, .md "
           f"and {len(result['plots'])} plots", flush=True)
 
 
