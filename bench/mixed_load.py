@@ -407,8 +407,10 @@ class Run:
                     port = self.ports[1 - self.ports.index(port)]
                     await asyncio.sleep(0.05)
                 continue
-            if status == 503:
-                self.retries[f"{op}: 503"] += 1
+            if status == 503 or (status == 409 and b'"code":40901' in answer[:40]):
+                # Busy, or (409 40901) the same key's first attempt still pending: "retry
+                # shortly" (docs/api.md).
+                self.retries[f"{op}: {status}"] += 1
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
                 backoff = min(4.0, backoff * 2)
                 continue
@@ -1060,7 +1062,9 @@ def markdown(r: dict) -> str:
         f"repeats, resyncs {ev['stream']['resyncs'] or 'none'}).", "",
         "## Operations", "",
         "Latency is what the user waited, retries included (a 503 retried with backoff, a "
-        "refused connection retried on the other gateway). *Refused* are 4xx answers (e.g. a "
+        "refused connection retried on the other gateway, a 409 40901 - the key's first "
+        "attempt still pending - retried like a 503 since the light run). *Refused* are 4xx "
+        "answers (e.g. a "
         "slot taken by someone else, a pet care cooldown); *errors* are 5xx, timeouts and "
         "requests given up after 8 attempts.", "",
         *bk.table(("operation", "count", "p50 ms", "p95 ms", "p99 ms", "max ms", "refused",
