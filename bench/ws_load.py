@@ -141,7 +141,8 @@ class Sock(asyncio.Protocol):
         self.accept = ""
         self.fragments: list[bytes] = []
         self._waiting: asyncio.Future | None = None
-        self._wait_type: str | None = None
+        self._wait_type: tuple[str, ...] | None = None
+        self.hello: dict | None = None
         self._upgrade: asyncio.Future | None = None
         self.closed = False
         self.close_code: int | None = None
@@ -215,7 +216,7 @@ class Sock(asyncio.Protocol):
 
     def _message(self, payload: bytes) -> None:
         frame = orjson.loads(payload)
-        if self._waiting is not None and frame.get("type") == self._wait_type:
+        if self._waiting is not None and frame.get("type") in (self._wait_type or ()):
             if not self._waiting.done():
                 self._waiting.set_result(frame)
             return
@@ -235,15 +236,20 @@ class Sock(asyncio.Protocol):
         self.transport.write(header + b"\x00\x00\x00\x00" + payload)
 
     # API --------------------------------------------------------------------------------------
-    async def _expect(self, frame_type: str, timeout: float) -> dict:
-        self._wait_type = frame_type
+    async def _expect(self, frame_type: str | tuple[str, ...], timeout: float) -> dict:
+        self._wait_type = frame_type if isinstance(frame_type, tuple) else (frame_type,)
         self._waiting = asyncio.get_running_loop().create_future()
         try:
             return await asyncio.wait_for(self._waiting, timeout)
         finally:
             self._waiting = self._wait_type = None
 
-    async def open(self, url: str, token: str | None, bare: bool, timeout: float = 30) -> None:
+    async def open(self, url: str, token: str | None, bare: bool, timeout: float = 30,
+                   resume: dict | None = None) -> dict | None:
+        """Connect, read `hello` (kept in self.hello) and, unless bare, `resume`: without
+        `resume` fields "nothing to replay"; with {epoch, last_event_id} the stored events
+        after that position are replayed (to the handler) first. Returns the answer,
+        `resumed` or `resync` (None when bare)."""
         parts = urlsplit(url)
         key = base64.b64encode(os.urandom(16)).decode()
         self.accept = base64.b64encode(hashlib.sha1(
@@ -256,17 +262,19 @@ class Sock(asyncio.Protocol):
                         f"{auth}\r\n").encode()
         loop = asyncio.get_running_loop()
         self._upgrade = loop.create_future()
-        self._wait_type, self._waiting = "hello", loop.create_future()
+        self._wait_type, self._waiting = ("hello",), loop.create_future()
         hello = self._waiting
         await asyncio.wait_for(loop.create_connection(lambda: self, parts.hostname, parts.port),
                                timeout)
         await asyncio.wait_for(self._upgrade, timeout)
-        await asyncio.wait_for(hello, timeout)
+        self.hello = await asyncio.wait_for(hello, timeout)
         self._waiting = self._wait_type = None
-        if not bare:
-            # As wsclient does: nothing to replay, go live (stored events flow from here).
-            self.send({"type": "resume"})
-            await self._expect("resumed", timeout)
+        if bare:
+            return None
+        # As wsclient does: without fields nothing to replay, go live (stored events flow
+        # from here); with a position, the replay first.
+        self.send({"type": "resume", **(resume or {})})
+        return await self._expect(("resumed", "resync"), timeout)
 
     def send(self, frame: dict) -> None:
         self._write(0x1, orjson.dumps(frame))

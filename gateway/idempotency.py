@@ -5,10 +5,13 @@ runs here. The unique (user_id, key) row decides concurrent double submits: one 
 inserts it as `pending` and runs the handler, the others get the replay (when done) or 409.
 The stored response is committed *before* the client sees it, so a client that got an answer
 and retries always gets the same bytes back. 5xx answers are not stored (the client may
-retry); 4xx answers are (the request was definitively answered).
+retry; when the pending row cannot be deleted at once - the database busy or away - it is
+deleted in the background as soon as it can be); 4xx answers are (the request was
+definitively answered).
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import logging
@@ -87,7 +90,8 @@ async def run_idempotent(handler, call: Callable[[], Awaitable[None]]) -> None:
         app_error = _client_error(error)
         if app_error is None:  # 5xx (or unexpected): forget the attempt, the client may retry
             _release_finish(handler)
-            await _forget(handler.r.db, record_id)
+            if not await _forget(handler.r.db, record_id):
+                _forget_later(handler.r.db, record_id)
             raise
         # A 4xx is a definitive answer: render it now so it can be stored and replayed.
         handler.send_error(app_error.status, exc_info=sys.exc_info())
@@ -179,10 +183,35 @@ async def _store(db, record_id: int, status: int, body: bytes) -> None:
                               .values(state="done", response_status=status, response_body=body))
 
 
-async def _forget(db, record_id: int) -> None:
+async def _forget(db, record_id: int) -> bool:
     try:
         async with db.session() as session, session.begin():
             await session.execute(delete(IdempotencyRecord).where(
                 IdempotencyRecord.id == record_id, IdempotencyRecord.state == "pending"))
     except Exception:
         log.warning("could not release idempotency record %s", record_id, exc_info=True)
+        return False
+    return True
+
+
+# Delays of the background retries of a release that failed (the database was busy or away:
+# the very reason the request failed). A 5xx told the client to retry; until the pending row
+# is gone that retry is answered 409 "in progress" (for IDEMPOTENCY_TTL_SECONDS, a day, if it
+# were never deleted). The request's write was rolled back, so deleting it later is safe.
+FORGET_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30, 60, 120)
+_releasing: set[asyncio.Task] = set()
+
+
+def _forget_later(db, record_id: int) -> None:
+    async def retry() -> None:
+        for delay in FORGET_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            if await _forget(db, record_id):
+                log.info("released idempotency record %s after a failed release", record_id)
+                return
+        log.error("gave up releasing idempotency record %s: its key answers 409 until it "
+                  "expires", record_id)
+
+    task = asyncio.get_running_loop().create_task(retry())
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)

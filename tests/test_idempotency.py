@@ -178,6 +178,61 @@ async def test_a_503_releases_the_key_so_the_client_can_retry(write_api, resourc
     assert await rows_written(resources, marker) == 1
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_a_503_on_a_busy_pool_releases_the_key_once_a_connection_is_free(write_api,
+                                                                               resources):
+    """The pool is busy (every connection held): the write waits DB_POOL_TIMEOUT and is
+    answered 503, and deleting the pending record fails the same way. The record is deleted
+    in the background once a connection is free, so the client's retry runs the write
+    instead of getting 409 "in progress" until the record expires (a day)."""
+    me = await write_api.login()
+    marker, key = new_marker(), new_key()
+    GATE[marker] = asyncio.Event()
+    body = {"marker": marker, "wait": True}
+    first = asyncio.ensure_future(write_api.post(PATH, body, token=me.token,
+                                                 headers={"Idempotency-Key": key}))
+    await claimed(resources, me.user_id, key)
+    size = resources.settings.db_pool_size
+    free, all_held, held = asyncio.Event(), asyncio.Event(), []
+    holders = [asyncio.ensure_future(hold_a_connection(resources, free, all_held, held, size))
+               for _ in range(size)]
+    await all_held.wait()
+    GATE[marker].set()  # the write now waits for a connection, in vain
+    (await first).error(503, code=50301)
+    free.set()
+    await asyncio.gather(*holders)
+    for _ in range(100):  # the release is retried in the background
+        if not await claimed(resources, me.user_id, key, wait=False):
+            break
+        await asyncio.sleep(0.1)
+    retried = await write_api.post(PATH, body, token=me.token, headers={"Idempotency-Key": key})
+    assert retried.ok(201)  # not 409 "in progress"
+    assert "Idempotent-Replayed" not in retried.headers
+    assert await rows_written(resources, marker) == 1
+
+
+async def claimed(resources, user_id: int, key: str, wait: bool = True) -> bool:
+    """Whether the key's record exists (with `wait`, until it does)."""
+    while True:
+        async with resources.db.session() as session:
+            found = (await session.execute(select(func.count()).select_from(IdempotencyRecord)
+                                           .where(IdempotencyRecord.user_id == user_id,
+                                                  IdempotencyRecord.key == key))).scalar_one()
+        if found or not wait:
+            return bool(found)
+        await asyncio.sleep(0.02)
+
+
+async def hold_a_connection(resources, free: asyncio.Event, all_held: asyncio.Event,
+                            held: list, size: int) -> None:
+    async with resources.db.session() as session:
+        await session.execute(select(1))
+        held.append(session)
+        if len(held) == size:
+            all_held.set()
+        await free.wait()
+
+
 @pytest.mark.gen_test
 async def test_an_unexpected_500_releases_the_key(write_api, resources):
     me = await write_api.login()

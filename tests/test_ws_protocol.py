@@ -226,6 +226,30 @@ async def test_a_fresh_users_events_flow_at_once_and_resume_from_hello_adds_noth
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_wsclient_reconnect_replays_the_first_events_of_a_user_without_a_stream(
+        api, base_url, resources):
+    """A client whose hello found no stream, and who saw no event, holds the position (no
+    epoch, id 0). Events stored while it was away start the stream; its reconnect resumes
+    from (None, 0) and gets them, once, not hello's newer position (which would skip them)."""
+    me = await api.login()
+    client = wsclient.Client(ws_url(base_url), me.token)
+    hello = await client.open()
+    assert (hello["epoch"], hello["last_event_id"]) == (None, 0)
+    await client.close()
+    epoch, _ = await events.publish_to_user(resources.cache, me.user_id, "test.note", {"n": 1})
+    await events.publish_to_user(resources.cache, me.user_id, "test.note", {"n": 2})
+    resumed = await client.reconnect()
+    assert (resumed["type"], resumed["epoch"], resumed["last_event_id"]) == \
+        ("resumed", epoch, 2)
+    assert [(await client.wait_for("test.note"))["data"]["n"] for _ in range(2)] == [1, 2]
+    await events.publish_to_user(resources.cache, me.user_id, "test.note", {"n": 3})
+    assert (await client.wait_for("test.note"))["eid"] == 3
+    with pytest.raises(asyncio.TimeoutError):
+        await client.wait_for("test.note", timeout=0.3)
+    await client.close()
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_resume_naming_an_epoch_born_after_hello_is_answered_resync(api, base_url,
                                                                         resources):
     """The client can only know that epoch from this socket's live events, so what it held

@@ -63,6 +63,9 @@ class Client:
         self.hello: dict | None = None
         self.epoch: str | None = None
         self.last_event_id = 0
+        # Set by the first hello: from then on (epoch, last_event_id) is a position this
+        # client took, even when it is (None, 0) - a user who had no stream yet.
+        self.positioned = False
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self._changed = asyncio.Event()
@@ -91,11 +94,14 @@ class Client:
         self._cursor = 0
         self._reader = asyncio.get_running_loop().create_task(self._read())
         self.hello = await self.wait_for("hello", timeout=timeout)
-        if resume and (self.epoch is not None or self.last_event_id):
+        if resume and (self.positioned or self.epoch is not None or self.last_event_id):
+            # From the position held, (None, 0) included: the events stored while away (the
+            # user's very first ones, if it had no stream before) are replayed.
             return await self.resume(timeout=timeout)
         if self.epoch is None and not self.last_event_id:
             self.epoch = self.hello["epoch"]
             self.last_event_id = self.hello["last_event_id"]
+        self.positioned = True
         # Tell the server we have nothing to replay, so live events flow at once.
         await self.send("resume")
         await self.wait_for("resumed", timeout=timeout)
@@ -103,6 +109,7 @@ class Client:
 
     async def resume(self, timeout: float = 10.0) -> dict:
         """Send `resume` from the tracked position; returns the `resumed` or `resync` frame."""
+        self.positioned = True
         ref = await self.send("resume", epoch=self.epoch, last_event_id=self.last_event_id)
         frame = await self.wait_for(("resumed", "resync"), timeout=timeout,
                                     where=lambda f: f.get("ref") == ref)
