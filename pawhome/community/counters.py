@@ -18,9 +18,11 @@ from models.community import Comment, Favorite, Like, Post, UserStats
 from models.users import User, UserFollow
 from pawhome.platform import topics
 from pawhome.platform.db import Database
+from pawhome.platform.hot_keys import Coalescer
 from pawhome.platform.resources import Resources
 
 log = logging.getLogger("pawhome.community.counters")
+_publishing = Coalescer()  # live counter reads, one at a time per post (publish_post_counters)
 
 STAT_FIELDS = ("followers", "following", "likes_received", "posts")
 
@@ -127,13 +129,19 @@ def post_topic(post_id: int) -> str:
 async def publish_post_counters(resources: Resources, post_id: int) -> None:
     """After a commit: tell the watchers of "post:<id>" its counters, read fresh from the
     database (not the values inside the finished transaction, which a later commit may
-    already have passed). Best effort: Redis away loses one live update, not the write."""
-    try:
-        async with resources.db.session(read_committed=True) as session:
-            counts = await post_counts(session, post_id)
-        await topics.publish_counter(resources.cache, post_topic(post_id), counts)
-    except Exception as error:  # the write committed; a live counter is not worth a 500
-        log.warning("live counters of post %s not published: %r", post_id, error)
+    already have passed). Best effort: Redis away loses one live update, not the write.
+    One read at a time per post: the changes committed while it runs are published by one
+    more read after it (a like burst costs a few reads, not one per like)."""
+
+    async def refresh() -> None:
+        try:
+            async with resources.db.session(read_committed=True) as session:
+                counts = await post_counts(session, post_id)
+            await topics.publish_counter(resources.cache, post_topic(post_id), counts)
+        except Exception as error:  # the write committed; a live counter is not worth a 500
+            log.warning("live counters of post %s not published: %r", post_id, error)
+
+    await _publishing.run((id(resources), post_id), refresh)
 
 
 # -- reconciliation ---------------------------------------------------------------------------

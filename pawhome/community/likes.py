@@ -3,7 +3,9 @@
 One like per user and target is the table's primary key; a like is an INSERT IGNORE and the
 target's like_count and its author's likes_received move only when a row really went in (or,
 for unlike, really came out), by relative updates in the same transaction. Fifty double taps
-at once therefore make one like and a counter of one. docs/interactions.md.
+at once therefore make one like and a counter of one. The likes of one target take turns in
+the process before they open their transaction, so a burst on a hot post holds one pooled
+connection per process, not one per waiting like. docs/interactions.md.
 """
 from __future__ import annotations
 
@@ -17,9 +19,13 @@ from models.community import Comment, Like, Post
 from pawhome.community import comments, counters, posts
 from pawhome.messaging import notifications
 from pawhome.platform.db import run_transaction
+from pawhome.platform.hot_keys import KeyedLock
 from pawhome.platform.resources import Resources
 
 TargetType = Literal["post", "comment"]
+# A burst of likes on one target takes turns here rather than on the row's lock in MariaDB
+# while holding pooled connections (pawhome/platform/hot_keys.py).
+_writers = KeyedLock()
 
 
 async def _target(session: AsyncSession, user_id: int, target_type: TargetType,
@@ -88,7 +94,8 @@ async def set_like(resources: Resources, user_id: int, target_type: TargetType, 
         return {"liked": liked, "like_count": await _like_count(session, target_type, target_id),
                 "changed": bool(changed), "post_id": post_id}
 
-    result = await run_transaction(resources.db, work)
+    async with _writers.hold((target_type, target_id)):
+        result = await run_transaction(resources.db, work)
     post_id = result.pop("post_id")
     if result["changed"] and target_type == "post":
         await counters.publish_post_counters(resources, post_id)
