@@ -610,7 +610,7 @@ class Profiler:
 
 
 def dm_only(tokens, config, server_core, client_core, quiet, started, quick,
-            profile: bool = False) -> None:
+            profile: bool = False, two_cores: bool = False) -> None:
     """`--only dm`: the DM cases alone (one gateway process with and without the gather
     wait, then two with the clients split between them, and the bare relay at the same
     rates), for before/after comparisons in one run; `profile` records a flame graph of each
@@ -646,6 +646,31 @@ def dm_only(tokens, config, server_core, client_core, quiet, started, quick,
         finally:
             stopped(first)
         report_dm("gateway x2", results["gateway x2"])
+        if two_cores:
+            # Scaling across cores: one process on one core against one process per core,
+            # the load client unpinned in both (it shares the cores with MariaDB and Redis).
+            clear_rate_limits()
+            server = gateway("1-core client-free", server_core)
+            try:
+                results["1-core client-free"] = load("dm", dm_spec(
+                    config, "1-core client-free", tokens, server, server, [server.pid],
+                    False), None, timeout)
+            finally:
+                stopped(server)
+            report_dm("1-core client-free", results["1-core client-free"])
+            clear_rate_limits()
+            first = gateway("2-cores client-free", server_core)
+            try:
+                second = gateway("2-cores client-free", client_core)
+                try:
+                    results["2-cores client-free"] = load("dm", dm_spec(
+                        config, "2-cores client-free", tokens, first, second,
+                        [first.pid, second.pid], False), None, timeout)
+                finally:
+                    stopped(second)
+            finally:
+                stopped(first)
+            report_dm("2-cores client-free", results["2-cores client-free"])
         server = bare(server_core)
         try:
             ids = [(n + 1, None) for n in range(2 * config["pairs"] + config["probes"])]
@@ -684,6 +709,11 @@ def dm_only(tokens, config, server_core, client_core, quiet, started, quick,
             f"{label} {ratio(results[label].get('max_rate_passed'), floor)}"
             for label in results if label != "bare")
         + f"; two processes to one: {ratio(results['gateway x2'].get('max_rate_passed'), one)}.")
+    if two_cores:
+        lines.append(
+            "- Across cores (`--two-cores`; the load client unpinned, sharing both cores with "
+            "MariaDB and Redis): two processes, one per core, to one: "
+            f"{ratio(results['2-cores client-free'].get('max_rate_passed'), results['1-core client-free'].get('max_rate_passed'))}.")
     if profile:
         lines.append("- Flame graphs of the one-process cases over the whole load (py-spy, "
                      "250 samples/s): bench/results/dm_flame_gateway.svg, "
@@ -706,6 +736,9 @@ def main() -> None:
                              "and two (writes bench/results/realtime_dm.json and .md unless "
                              "--quick)")
     parser.add_argument("--rates", help="comma-separated DM rates for --only dm")
+    parser.add_argument("--two-cores", action="store_true",
+                        help="with --only dm: also one process against two processes on "
+                             "two cores, the load client unpinned")
     parser.add_argument("--profile", action="store_true",
                         help="with --only dm: record py-spy flame graphs of the one-process "
                              "cases into bench/results/dm_flame_*.svg")
@@ -732,7 +765,7 @@ def main() -> None:
                                                     else "120")))
     if args.only == "dm":
         dm_only(tokens, config, server_core, client_core, quiet, started, args.quick,
-                args.profile)
+                args.profile, args.two_cores)
         return
     try:
         idle = idle_phase(tokens, config, server_core, client_core)
