@@ -12,6 +12,7 @@ export const PAGES = [
   { path: 'orders', title: '订单', group: '商城', roles: ['admin', 'merchant'] },
   { path: 'refunds', title: '退款售后', group: '商城', roles: ['admin', 'merchant'] },
   { path: 'services', title: '服务预约', group: '服务', roles: ['admin', 'merchant'] },
+  { path: 'activities', title: '活动报名', group: '服务', roles: ['admin', 'merchant'] },
   { path: 'audit', title: '审计日志', group: '系统', roles: ['admin'] },
   { path: 'dead-letters', title: '失败任务', group: '系统', roles: ['admin'] },
 ];
