@@ -109,6 +109,7 @@ async def test_bad_terms_and_bad_answers_are_refused_with_their_fields(api, reso
     await refused(422, 42290, "price", price_type="free", price=100)
     await refused(422, 42290, "price", price_type="cash", price=0)
     await refused(422, 42290, "cover_url", cover_media_id=1)
+    await refused(422, 42200, "cover_media_id.0", cover_media_id=10**12, cover_url="")
 
     activity = await published(api, merchant, form_fields=PHONE_FORM)
     user = await make_member(resources)
@@ -268,3 +269,27 @@ async def test_points_are_taken_on_registering_and_returned_on_cancelling(api, r
             cancel_deadline_at=utcnow() - dt.timedelta(seconds=1)))
     (await api.post(f"/v1/activity-registrations/{again['id']}/cancel", json={},
                     token=user.token, headers=key())).error(409, code=40997)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_editing_keeps_the_paid_terms_once_people_registered_and_more_seats_promote(
+        api, resources):
+    merchant = await organiser(resources)
+    activity = await published(api, merchant, capacity=1, waitlist_enabled=True)
+    path = f"/v1/merchant/activities/{activity['id']}"
+    first, second = await make_member(resources), await make_member(resources)
+    (await register(api, first, activity["id"])).ok(201)
+    waiting = (await register(api, second, activity["id"])).ok(201)
+    (await api.request("PATCH", path, json={"price_type": "points", "price": 10},
+                       token=merchant.token)).error(409, code=40999, field="price_type")
+    (await api.request("PATCH", path, json={"form_fields": PHONE_FORM},
+                       token=merchant.token)).error(409, code=40999, field="form_fields")
+    (await api.request("PATCH", path, json={"end_at": later(days=1)},
+                       token=merchant.token)).error(422, code=42290, field="end_at")
+    changed = (await api.request("PATCH", path, json={"capacity": 2, "title": "扩容了"},
+                                 token=merchant.token)).ok()
+    assert (changed["title"], changed["seats_taken"], changed["waitlisted"]) == ("扩容了", 2, 0)
+    assert (await api.get(f"/v1/activity-registrations/{waiting['id']}",
+                          token=second.token)).ok()["status"] == "confirmed"
+    (await api.request("PATCH", path, json={"capacity": 1}, token=merchant.token)).error(
+        409, code=40999, field="capacity")

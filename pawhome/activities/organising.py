@@ -102,7 +102,8 @@ async def create_activity(resources: Resources, actor: Actor,
     forms.check_terms(values, now, new=True)
     async with resources.db.session() as session, session.begin():
         if body.cover_media_id:
-            await require_ready(session, actor.user_id, [body.cover_media_id], kind="image")
+            await require_ready(session, actor.user_id, [body.cover_media_id], kind="image",
+                                field="cover_media_id")
         activity = Activity(organiser_id=actor.user_id,
                             merchant_id=None if actor.is_admin else actor.user_id,
                             status="draft", seats_taken=0, waitlisted=0, checked_in=0,
@@ -145,7 +146,7 @@ async def update_activity(resources: Resources, actor: Actor, activity_id: int,
         forms.check_terms(terms, now, new="start_at" in changes)
         if changes.get("cover_media_id") and changes["cover_media_id"] != activity.cover_media_id:
             await require_ready(session, actor.user_id, [changes["cover_media_id"]],
-                                kind="image")
+                                kind="image", field="cover_media_id")
         before = {name: getattr(activity, name) for name in changes}
         for name, value in changes.items():
             setattr(activity, name, value)
