@@ -293,3 +293,25 @@ async def test_editing_keeps_the_paid_terms_once_people_registered_and_more_seat
                           token=second.token)).ok()["status"] == "confirmed"
     (await api.request("PATCH", path, json={"capacity": 1}, token=merchant.token)).error(
         409, code=40999, field="capacity")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_registrants_phone_is_never_logged(api, resources, access_lines, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    merchant = await organiser(resources)
+    activity = await published(api, merchant, form_fields=PHONE_FORM)
+    user = await make_member(resources)
+    (await register(api, user, activity["id"], {**ANSWERS, "phone": "19912345678x"})).error(
+        422, code=42291, field="answers.phone")
+    made = (await register(api, user, activity["id"], {**ANSWERS, "phone": "19912345678"})).ok(
+        201)
+    (await api.get(f"/v1/merchant/activities/{activity['id']}/registrations",
+                   token=merchant.token)).ok()
+    (await api.post(f"/v1/merchant/activities/{activity['id']}/check-ins",
+                    json={"code": made["check_in_code"]}, token=merchant.token)).ok()
+    lines = access_lines()
+    assert any("/registrations" in str(line) for line in lines)
+    assert "19912345678" not in str(lines)
+    assert "19912345678" not in caplog.text
