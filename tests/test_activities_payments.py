@@ -25,6 +25,7 @@ from tests.activities_support import (
     organiser,
     published,
     register,
+    registrations_of,
 )
 from tests.mall_support import make_member
 from tests.points_support import give_points
@@ -203,8 +204,17 @@ async def test_reminders_go_out_once_before_the_start(api, resources):
         pushes = [m.payload["args"] for m in (await session.execute(select(OutboxMessage).where(
             OutboxMessage.name == subscribe_messages.TASK_NAME))).scalars()]
     assert pushes.count([user.user_id, "notification:activity"]) == 2
-    assert await jobs.finish_past(resources, now=utcnow() + dt.timedelta(hours=23)) >= 2
+    full = await published(api, await organiser(resources), start_at=later(hours=5),
+                           end_at=later(hours=6), capacity=1, waitlist_enabled=True)
+    (await register(api, await make_member(resources), full["id"])).ok(201)
+    late = (await register(api, await make_member(resources), full["id"])).ok(201)
+    assert late["status"] == "waitlisted"
+    assert await jobs.finish_past(resources, now=utcnow() + dt.timedelta(hours=23)) >= 3
     assert (await activity_row(resources, activity["id"])).status == "finished"
+    row = await activity_row(resources, full["id"])
+    assert (row.status, row.seats_taken, row.waitlisted) == ("finished", 1, 0)
+    assert [r.status for r in await registrations_of(resources, full["id"])] == [
+        "confirmed", "cancelled"]
     async with resources.db.session() as session:
         count = (await session.execute(select(func.count()).select_from(
             ActivityRegistration).where(ActivityRegistration.activity_id == soon["id"])

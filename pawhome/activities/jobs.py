@@ -9,7 +9,8 @@ idempotent and safe to run twice or late:
   is offline. Each (registration, kind) is inserted into `activity_reminders` in the
   transaction that notifies, under a unique key: sent once, whatever runs twice. A job that
   finds both due (it was down) sends only the nearer one.
-- **Finishing**: published activities past their end become finished.
+- **Finishing**: published activities past their end become finished; registrations still on
+  the waitlist end with them (cancelled, nothing was paid).
 Also the daily statistics metric `activity_registrations`.
 """
 from __future__ import annotations
@@ -138,6 +139,13 @@ async def finish_past(resources: Resources, now: dt.datetime | None = None) -> i
                 continue
             states.apply_activity(session, activity, "finish", actor_type="system",
                                   actor_id=None)
+            waiting = (await session.execute(select(ActivityRegistration).where(
+                ActivityRegistration.activity_id == activity.id,
+                ActivityRegistration.status == "waitlisted").with_for_update())).scalars()
+            for registration in waiting:  # never promoted: their place ends with it
+                seats.release(activity, states.apply_registration(
+                    session, registration, "drop", "cancelled", actor_type="system",
+                    actor_id=None, reason="活动已结束，候补未能转为正式报名"))
             done += 1
     return done
 
