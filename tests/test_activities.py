@@ -37,6 +37,7 @@ async def test_an_activity_goes_from_draft_to_published_and_a_registrant_is_chec
     draft = await create(api, merchant, form_fields=PHONE_FORM)
     assert (draft["status"], draft["seats_left"], draft["organiser"]["merchant_id"]) == (
         "draft", 5, merchant.user_id)
+    assert draft["organiser"]["name"] not in ("", "PAWHome 官方")  # the shop, or its nickname
     assert draft["cover"]["url"] == "https://img.example.com/a.jpg"
     (await api.get(f"/v1/activities/{draft['id']}")).error(404, code=40410)
     user = await make_member(resources)

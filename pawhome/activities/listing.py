@@ -82,11 +82,17 @@ def activity_view(settings: Settings, activity: Activity, cover: Any,
 
 
 async def organiser_names(session: AsyncSession, activities: list[Activity]) -> dict[int, str]:
+    """The merchants' shop names (a merchant without a shop row yet: their nickname)."""
     ids = {a.merchant_id for a in activities if a.merchant_id}
     if not ids:
         return {}
-    return {m.user_id: m.name for m in (await session.execute(
+    names = {m.user_id: m.name for m in (await session.execute(
         select(Merchant).where(Merchant.user_id.in_(ids)))).scalars()}
+    missing = ids - set(names)
+    if missing:
+        names.update({user_id: nickname or f"店铺{user_id}" for user_id, nickname in
+                      (await nicknames(session, missing)).items()})
+    return names
 
 
 async def activity_views(session: AsyncSession, settings: Settings,
@@ -94,8 +100,8 @@ async def activity_views(session: AsyncSession, settings: Settings,
     covers = await media_by_id(session, [a.cover_media_id for a in activities])
     names = await organiser_names(session, activities)
     return [activity_view(settings, a, covers.get(a.cover_media_id or 0),
-                          names.get(a.merchant_id or 0, PLATFORM_NAME) if a.merchant_id
-                          else PLATFORM_NAME) for a in activities]
+                          names.get(a.merchant_id, "") if a.merchant_id else PLATFORM_NAME)
+            for a in activities]
 
 
 def registration_view(registration: ActivityRegistration, *,
