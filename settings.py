@@ -448,6 +448,9 @@ class Settings(BaseSettings):
     # --- feedback (pawhome/feedback/, docs/feedback.md) ----------------------------------
     feedback_per_hour: int = 5  # submissions per user per rolling hour (429 past it)
     feedback_per_day: int = 20  # and per rolling 24 hours
+    # --- activities with registration (pawhome/activities/, docs/activities.md) ----------
+    activity_payment_minutes: int = 15  # a cash registration's seat waits this long for pay
+    activity_sweep_seconds: float = 60.0  # beat: unpaid seats freed, reminders, finishing
 
     # --- statistics (pawhome/stats/, pawhome/platform/activity.py, docs/statistics.md) -----
     activity_flush_seconds: float = 5.0  # a gateway writes the users it saw this often

@@ -58,6 +58,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "favorites.post": (Rule("user", 120, 60),),
     # -- mall (docs/mall.md) --
     "orders.pay": (Rule("user", 5, 60),),  # seed 003: payments 5/min per user
+    "activities.pay": (Rule("user", 5, 60),),  # the same for a paid activity registration
     "orders.list": (Rule("user", 60, 60),),
     "orders.preview": (Rule("user", 120, 60),),
     "coupons.claim": (Rule("user", 30, 60),),

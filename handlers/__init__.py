@@ -5,6 +5,7 @@ Route names (`area.action`) key the rate-limit table in gateway/ratelimit.py.
 from gateway.health import HealthzHandler, MetricsHandler, ReadyzHandler
 from gateway.openapi import OpenApiHandler
 from gateway.routing import route
+from handlers import activities as activity_handlers  # issue 14: activities
 from handlers import (
     addresses,
     admin_tasks,
@@ -415,4 +416,30 @@ ROUTES = [
           "admin.stats_overview"),
     route("/v1/admin/stats/backfill", stats_handlers.StatsBackfillHandler,
           "admin.stats_backfill"),
+    # -- activities with registration (docs/activities.md) --
+    route("/v1/activities", activity_handlers.ActivitiesHandler, "activities.list"),
+    route("/v1/activities/{activity_id:int}", activity_handlers.ActivityHandler,
+          "activities.detail"),
+    route("/v1/activities/{activity_id:int}/registrations",
+          activity_handlers.ActivityRegistrationsHandler, "activities.register"),
+    route("/v1/activity-registrations", activity_handlers.MyRegistrationsHandler,
+          "activities.my_registrations"),
+    route("/v1/activity-registrations/{registration_id:int}",
+          activity_handlers.MyRegistrationHandler, "activities.my_registration"),
+    route("/v1/activity-registrations/{registration_id:int}/pay",
+          activity_handlers.RegistrationPayHandler, "activities.pay"),
+    route("/v1/activity-registrations/{registration_id:int}/cancel",
+          activity_handlers.RegistrationCancelHandler, "activities.cancel_registration"),
+    route("/v1/merchant/activities", activity_handlers.OrganiserActivitiesHandler,
+          "merchant.activities"),
+    route("/v1/merchant/activities/{activity_id:int}", activity_handlers.OrganiserActivityHandler,
+          "merchant.activity"),
+    route("/v1/merchant/activities/{activity_id:int}/publish",
+          activity_handlers.OrganiserPublishHandler, "merchant.activity_publish"),
+    route("/v1/merchant/activities/{activity_id:int}/cancel",
+          activity_handlers.OrganiserCancelHandler, "merchant.activity_cancel"),
+    route("/v1/merchant/activities/{activity_id:int}/registrations",
+          activity_handlers.OrganiserRegistrationsHandler, "merchant.activity_registrations"),
+    route("/v1/merchant/activities/{activity_id:int}/check-ins",
+          activity_handlers.OrganiserCheckInsHandler, "merchant.activity_check_ins"),
 ]

@@ -13,7 +13,7 @@ from pawhome.platform.fields import NOT_BLANK
 from pawhome.platform.pagination import CURSOR_RULE, CursorQuery, cursor_result, decode_cursor
 
 Category = Literal["like", "comment", "reply", "follow", "mention", "order", "appointment",
-                   "system"]
+                   "system", "activity"]
 
 
 class NotificationListQuery(CursorQuery):

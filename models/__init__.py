@@ -3,6 +3,7 @@
 Each module holds one domain's tables; Alembic (migrations/) reads `Base.metadata`.
 """
 from models import (  # noqa: F401  (register tables)
+    activities,
     booking,
     booking_records,
     booking_reviews,

@@ -25,7 +25,7 @@ from models.base import MYSQL_TABLE_ARGS, Base, BigId, UTCDateTime, utcnow
 
 REASONS = ("checkin", "checkin_bonus", "makeup_checkin", "order_completed", "order_refunded",
            "points_payment", "points_payment_refund", "points_mall", "points_mall_refund",
-           "admin_adjust", "activity", "expired")
+           "admin_adjust", "activity", "activity_refund", "expired")
 
 
 class PointsAccount(Base):

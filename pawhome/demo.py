@@ -17,6 +17,7 @@ import pawhome.domains  # noqa: F401  (every domain wired: the seeding runs thei
 from models.base import utcnow
 from models.checkins import DailyCheckin
 from models.users import User
+from pawhome.activities import demo_activities
 from pawhome.booking import demo_booking
 from pawhome.community import boards
 from pawhome.console import demo_staff
@@ -155,6 +156,16 @@ async def seed_feedback(session: AsyncSession) -> int:
     return await demo_feedback.seed_demo_feedback(session, buyers, admin)
 
 
+async def seed_activities(session: AsyncSession) -> int:
+    """A free meetup of the first demo merchant with the demo buyers registered, and the
+    platform's paid vaccination day (docs/activities.md)."""
+    buyers = [(await users.get_or_create_by_openid(session, openid))[0].id
+              for openid in ("demo-user-1", "demo-user-2")]
+    merchant = (await users.get_or_create_by_openid(session, "demo-merchant"))[0].id
+    admin = (await users.get_or_create_by_openid(session, "demo-admin"))[0].id
+    return await demo_activities.seed_demo_activities(session, merchant, admin, buyers)
+
+
 # In dependency order. Each takes the session and returns how many rows it created.
 SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("users", seed_users),
@@ -170,6 +181,7 @@ SEEDERS: list[tuple[str, Callable[[AsyncSession], Awaitable[int]]]] = [
     ("virtual_pets", seed_virtual_pets),
     ("checkins", seed_checkins),
     ("feedback", seed_feedback),
+    ("activities", seed_activities),
     ("moderation_queue", demo_staff.seed_moderation_queue),
 ]
 

@@ -6,6 +6,9 @@ event schemas, live-topic kinds, chat attachment checks. The composition roots (
 task has the same wiring as the gateway that serves every route. A new domain module that
 registers anything is added here.
 """
+from pawhome.activities import jobs as activity_jobs  # noqa: F401
+from pawhome.activities import organising, registrations  # noqa: F401
+from pawhome.activities import payables as activity_payables  # noqa: F401
 from pawhome.booking import appointment_states, appointments, deposit_payments, holds  # noqa: F401
 from pawhome.booking import reviews as booking_reviews  # noqa: F401
 from pawhome.community import (  # noqa: F401

@@ -347,3 +347,48 @@ def test_every_page_renders_for_an_admin(console, page, backend):
         expect(page.locator("#page .error")).to_have_count(0)
         screenshot(page, f"page-{name}")
     assert errors == []
+
+
+# -- activities (docs/activities.md) ------------------------------------------------------------
+
+def test_a_merchant_creates_publishes_and_checks_a_registrant_in_by_code(console, page, backend):
+    merchant = backend.login("merchant")
+    staff = backend.make_staff("merchant", user_id=merchant["user_id"])
+    sign_in_page(page, console.base_url, staff["login"], PASSWORD)
+    page.goto(f"{console.base_url}/console#/activities")
+    expect(page.get_by_role("heading", name="活动报名")).to_be_visible()
+    page.get_by_role("link", name="新建活动").click()
+    title = "狗狗公园聚会 " + uuid.uuid4().hex[:4]
+    page.get_by_label("标题", exact=True).fill(title)
+    page.get_by_label("地点名称").fill("深圳湾公园")
+    page.get_by_label("纬度").fill("22.51")
+    page.get_by_label("经度").fill("113.95")
+    page.get_by_label("开始时间", exact=True).fill("2030-05-01T10:00")
+    page.get_by_label("结束时间", exact=True).fill("2030-05-01T12:00")
+    page.get_by_label("名额", exact=True).fill("10")
+    page.get_by_label("报名表字段").fill("pet_name 宠物名 text 必填")
+    page.get_by_role("button", name="保存").click()
+    expect(page.locator("#activity-status")).to_have_text("草稿")
+    page.get_by_role("button", name="发布").click()
+    expect(page.locator("#activity-status")).to_have_text("已发布")
+    activity_id = int(page.url.rsplit("/", 1)[1])
+    user = backend.login()
+    made = backend.call("POST", f"/v1/activities/{activity_id}/registrations",
+                        json={"answers": {"pet_name": "<b>旺财</b>"}}, token=user["access_token"],
+                        headers={"Idempotency-Key": uuid.uuid4().hex}, expect=201)
+    page.reload()
+    row = page.locator(f'#registrations-list tr[data-id="{made["id"]}"]')
+    expect(row.locator(".reg-status")).to_have_text("已报名")
+    expect(row).to_contain_text("pet_name: <b>旺财</b>")  # user text as text
+    page.get_by_label("签到码").fill(made["check_in_code"].lower())
+    page.get_by_role("button", name="签到", exact=True).click()
+    expect(row.locator(".reg-status")).to_have_text("已签到")
+    expect(page.locator("#activity-seats")).to_contain_text("已签到 1")
+    screenshot(page, "activity")
+    # Another merchant cannot open it, even by typing the URL.
+    rival = backend.make_staff("merchant")
+    page.get_by_role("button", name="退出登录").click()
+    sign_in_page(page, console.base_url, rival["login"], PASSWORD)
+    page.goto(f"{console.base_url}/console#/activities/{activity_id}")
+    expect(page.get_by_role("heading", name="活动不存在或无权查看")).to_be_visible()
+    expect(page.get_by_text(title)).to_have_count(0)

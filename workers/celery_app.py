@@ -25,7 +25,7 @@ import pawhome.domains  # noqa: F401  (every domain's registrations, as in the g
 from pawhome.platform import outbox, tasks
 from pawhome.platform.logs import setup_logging
 from settings import Settings, get_settings
-from workers import ai, default, media, moderation, notify, payments, runtime, search  # noqa: F401  (their tasks)
+from workers import activities, ai, default, media, moderation, notify, payments, runtime, search  # noqa: F401  (their tasks)
 from workers.base import PawTask
 from workers.dispatch import CeleryDispatcher
 from workers.schedule import beat_schedule
@@ -33,8 +33,9 @@ from workers.schedule import beat_schedule
 QUEUE_NAMES = ("default", "media", "moderation", "search", "notify",
                "payments", "ai")
 
-# The task module of each queue (imported above; a worker's `include` names them again).
-TASK_MODULES = [f"workers.{queue}" for queue in QUEUE_NAMES]
+# The task module of each queue (imported above; a worker's `include` names them again), and
+# the domains' own modules whose tasks run on the default queue.
+TASK_MODULES = [f"workers.{queue}" for queue in QUEUE_NAMES] + ["workers.activities"]
 
 
 def queue_name(settings: Settings, queue: str) -> str:

@@ -61,6 +61,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
                                    "schedule": settings.checkin_reminder_sweep_seconds},
         "rebuild-leaderboards": {"task": "default.rebuild_leaderboards",
                                  "schedule": settings.leaderboard_rebuild_seconds},
+        # Activities (docs/activities.md): unpaid seats freed, reminders, finishing.
+        "activities-sweep": {"task": "activities.sweep",
+                             "schedule": settings.activity_sweep_seconds,
+                             "options": {"expires": settings.activity_sweep_seconds}},
         "purge-abandoned-uploads": {"task": "media.purge_abandoned_uploads",
                                     "schedule": crontab(minute=37)},
         "expire-media-checks": {"task": "moderation.expire_media_checks",

@@ -17,6 +17,7 @@ export const PAGES = [
   { path: 'home', title: '首页运营', group: '商城', roles: ['admin'] },
   { path: 'virtual-items', title: '虚拟物品', group: '商城', roles: ['admin', 'merchant'] },
   { path: 'services', title: '服务预约', group: '服务', roles: ['admin', 'merchant'] },
+  { path: 'activities', title: '活动报名', group: '服务', roles: ['admin', 'merchant'] },
   { path: 'points', title: '积分规则', group: '财务', roles: ['admin'] },
   { path: 'reconciliation', title: '对账报告', group: '财务', roles: ['admin'] },
   { path: 'audit', title: '审计日志', group: '系统', roles: ['admin'] },

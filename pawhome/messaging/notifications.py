@@ -26,12 +26,14 @@ from pawhome.platform.errors import NotFound, ValidationFailed, field_error
 from pawhome.platform.resources import Resources
 from settings import Settings, get_settings
 
-CATEGORIES = ("like", "comment", "reply", "follow", "mention", "order", "appointment", "system")
+CATEGORIES = ("like", "comment", "reply", "follow", "mention", "order", "appointment", "system",
+              "activity")
 
 # Which switch of the user's notification_prefs (pawhome/identity/users.py) governs a category.
 PREF_OF_CATEGORY = {
     "like": "likes", "comment": "comments", "reply": "comments", "mention": "comments",
     "follow": "follows", "order": "orders", "appointment": "appointments", "system": "system",
+    "activity": "appointments",  # activities one registered for: the same switch
 }
 
 # A coalesced notification shows at most this many actors (most recent first).
@@ -62,7 +64,7 @@ class NotificationEvent(_EventData):
     when the user switched the category off: update the list and badge, no sound or toast)."""
     id: int
     category: Literal["like", "comment", "reply", "follow", "mention", "order", "appointment",
-                      "system"]
+                      "system", "activity"]
     kind: str
     actors: list[ActorView]
     actor_count: int

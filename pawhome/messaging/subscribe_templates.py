@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from settings import Settings
 
 # Categories without a template of their own use their family's (a reply is a comment).
-PURPOSE_FALLBACK = {"reply": "comment", "mention": "comment"}
+PURPOSE_FALLBACK = {"reply": "comment", "mention": "comment", "activity": "appointment"}
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 
 
