@@ -6,9 +6,10 @@ doing the same reads, in one run, plus a bare Tornado handler for one cached pag
 
 Servers, each one process on the same core (core 0): PAWHome (bench/rest_floor_gateway.py =
 run_gateway.py with the five routes' rate limits lifted, production settings otherwise,
-LOG_LEVEL=INFO so the JSON access log is on, to a file); bench/fastapi_reads.py (uvicorn,
-uvloop + httptools, the same domain read functions, auth, access log and metrics); and
-bench/bare_community.py (one Redis GET of the cached hot page). The load client
+LOG_LEVEL=INFO so the JSON access log is on, to a file); the same with USE_UVLOOP=1
+(`pawhome_uvloop`: what the event loop alone is worth, since uvicorn runs on uvloop);
+bench/fastapi_reads.py (uvicorn, uvloop + httptools, the same domain read functions, auth,
+access log and metrics); and bench/bare_community.py (one Redis GET of the cached hot page). The load client
 (bench/load_driver.py, or wrk when installed) runs on core 1 with 64 keep-alive connections,
 every request carrying one of 50 buyers' access tokens; MariaDB and Redis are unpinned.
 
@@ -32,7 +33,8 @@ the API (4 groomers, breaks, extra hours, 12 appointments on the measured day). 
 
 Environment: BENCH_MYSQL_URL, BENCH_REDIS_URL (as bench_gateway.py), BENCH_QUIET_WAIT
 (seconds to wait at most for the machine to be below 25 % busy first; 30, quick 5),
-BENCH_ROUNDS (5); BENCH_PROFILE=product,slots (endpoints to profile with py-spy after the
+BENCH_ROUNDS (5); BENCH_COMPARE_ROOT=DIR (another checkout, e.g. the tree before a change:
+its gateway is measured as a fourth server, `pawhome_before`); BENCH_PROFILE=product,slots (endpoints to profile with py-spy after the
 measurement: a flame graph each in bench/results/rest_floor_<endpoint>.svg, even with --quick,
 and the top functions in the results), BENCH_PROFILE_SECONDS (10).
 """
@@ -73,9 +75,6 @@ ENV = {**bm.ENV, "DATABASE_URL": f"{gw.MYSQL}{DB_NAME}?charset=utf8mb4",
        # (production: 5 s, one refill per 5 s for both servers alike). The other caches keep
        # their production TTLs.
        "FEED_CACHE_SECONDS": "3600"}
-SERVERS = ("pawhome", "fastapi", "pawhome_uvloop")
-# PAWHome as production runs it (USE_UVLOOP=0, the default) is the measured one; the same on
-# uvloop (USE_UVLOOP=1, as uvicorn runs) shows what the event loop alone is worth.
 ENDPOINTS = ("feed", "products", "product", "slots", "my_orders")
 FIGURES = ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_request", "sql_per_request",
            "redis_cmds_per_request", "load_core_busy_percent", "machine_busy_percent")
@@ -219,9 +218,10 @@ def measure(servers: dict[str, rt.Server], paths: dict[str, str], bare: rt.Serve
     for endpoint, by_server in runs.items():
         out[endpoint] = {label: median_of(r) for label, r in by_server.items()}
         out[endpoint]["ratio"] = ratios(by_server["pawhome"], by_server["fastapi"])
-        if "pawhome_uvloop" in by_server:
-            out[endpoint]["ratio_uvloop"] = ratios(by_server["pawhome_uvloop"],
-                                                   by_server["fastapi"])
+        for variant in ("uvloop", "before"):
+            if f"pawhome_{variant}" in by_server:
+                out[endpoint][f"ratio_{variant}"] = ratios(by_server[f"pawhome_{variant}"],
+                                                           by_server["fastapi"])
     out["feed"]["bare_ratio"] = {
         "pawhome / bare": ratios(runs["feed"]["pawhome"], runs["feed"]["bare"]),
         "fastapi / bare": ratios(runs["feed"]["fastapi"], runs["feed"]["bare"])}
@@ -315,7 +315,8 @@ def write_markdown(r: dict) -> str:
               "below 1 are better; aim: req/s >= 0.9):", "",
               "| endpoint | req/s | per round | p50 | p99 | CPU/req |",
               "|---|---:|---|---:|---:|---:|"]
-    for key, label in (("ratio", ""), ("ratio_uvloop", " (PAWHome on uvloop)")):
+    for key, label in (("ratio", ""), ("ratio_uvloop", " (PAWHome on uvloop)"),
+                       ("ratio_before", " (PAWHome before this change)")):
         for endpoint in ENDPOINTS:
             q = r["results"][endpoint].get(key)
             if q is not None:
@@ -418,6 +419,13 @@ def main() -> None:
             scratch / "fastapi.log")})
         on_uvloop = start("pawhome_uvloop", "rest_floor_gateway.py", {
             **env, "USE_UVLOOP": "1", "BENCH_LOG_FILE": str(scratch / "pawhome_uvloop.log")})
+        measured = {"pawhome": pawhome, "fastapi": fastapi, "pawhome_uvloop": on_uvloop}
+        before = os.environ.get("BENCH_COMPARE_ROOT")
+        if before:  # another checkout's gateway (the tree before a change), measured alike
+            measured["pawhome_before"] = start(
+                "pawhome_before", str(Path(before) / "bench" / "rest_floor_gateway.py"),
+                {**env, "PYTHONPATH": before, "BENCH_LOG_FILE": str(
+                    scratch / "pawhome_before.log")})
         from pawhome.booking import slots as slot_days
 
         day = slot_days.local_day(dt.datetime.now(dt.UTC).replace(tzinfo=None)) + \
@@ -439,13 +447,12 @@ def main() -> None:
         checks["feed"]["bare_bytes"] = cm.check_same_hot_bytes(pawhome, bare, tokens[buyers[0]])
         quiet = rt.wait_for_quiet(float(os.environ.get("BENCH_QUIET_WAIT",
                                                        "5" if args.quick else "30")))
-        results = measure({"pawhome": pawhome, "fastapi": fastapi,
-                           "pawhome_uvloop": on_uvloop}, paths, bare,
+        results = measure(measured, paths, bare,
                           [tokens[b] for b in buyers], config, cores) if config["rounds"] else {}
         wanted = [e for e in os.environ.get("BENCH_PROFILE", "").split(",") if e in paths]
         profiles = profile({"pawhome": pawhome, "fastapi": fastapi}, paths, wanted, [tokens[b] for b in buyers], float(
             os.environ.get("BENCH_PROFILE_SECONDS", "10")), cores) if wanted else {}
-        access_log = {label: bm.log_lines(scratch / f"{label}.log") for label in SERVERS}
+        access_log = {label: bm.log_lines(scratch / f"{label}.log") for label in measured}
     finally:
         bm.wind_up(servers, clean_redis, scratch)
 
