@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
+import tornado
 import tornado.web
+from tornado import httputil
 
 from gateway import accesslog
 from gateway.control_characters import control_character_errors, json_may_hold_control_characters
@@ -42,6 +44,8 @@ log = logging.getLogger("pawhome.gateway")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 _parsed_queries: dict[tuple[type, str], pydantic.BaseModel] = {}
 _PARSED_QUERIES_MAX = 2048
+_SERVER = f"TornadoServer/{tornado.version}"
+_date_header: tuple[int, str] = (0, "")  # (the second, its Date header): see ApiHandler.clear
 
 
 @dataclass
@@ -190,6 +194,23 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def compute_etag(self) -> None:
         return None  # replies are per-caller and "no-store": an ETag would only cost a hash
+
+    def clear(self) -> None:
+        """Tornado's clear() (run once per request, and again by send_error), with the Date
+        header formatted once a second rather than per request: email.utils.formatdate was
+        about 2.5 % of the gateway's CPU on a cached feed page. The header reads the same
+        (it has a resolution of one second)."""
+        global _date_header
+        second = int(time.time())
+        if _date_header[0] != second:
+            _date_header = (second, httputil.format_timestamp(second))
+        self._headers = httputil.HTTPHeaders({"Server": _SERVER,
+                                              "Content-Type": "text/html; charset=UTF-8",
+                                              "Date": _date_header[1]})
+        self.set_default_headers()
+        self._write_buffer = []
+        self._status_code = 200
+        self._reason = httputil.responses[200]
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
