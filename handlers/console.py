@@ -87,7 +87,9 @@ class ConsoleSessionsHandler(ApiHandler):
     async def get(self) -> None:
         self.ok(await staff.current_session(self.r, self.caller))
 
-    @endpoint(tags=("console",), summary="Sign out: the session ends on every gateway")
+    @endpoint(tags=("console",), errors=(NotFound,),
+              summary="Sign out: the session ends on every gateway (404 for a token that is "
+                      "not a console session's, which stays valid)")
     async def delete(self) -> None:
         await staff.sign_out(self.r, self.caller)
         self.clear_cookie(CONSOLE_COOKIE, path="/")

@@ -238,3 +238,12 @@ async def test_the_socket_takes_the_console_cookie_only_from_its_own_origin(api,
         headers = {**cookie, "Origin": origin} if origin else cookie
         status, _ = await _upgrade(base_url, headers)
         assert status == 403, origin
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_app_token_is_no_console_session_to_sign_out(api):
+    """The console's sign-out ends console sessions only: an app user's bearer token gets 404
+    and stays valid (the fuzz's user was signed out by it once)."""
+    user = await api.login()
+    (await api.delete("/v1/console/sessions", token=user.token)).error(404)
+    (await api.get("/v1/users/me", token=user.token)).ok()

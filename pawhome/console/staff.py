@@ -252,14 +252,17 @@ async def current_session(resources: Resources, claims: AccessClaims) -> dict[st
 
 
 async def sign_out(resources: Resources, claims: AccessClaims) -> None:
-    """End this console session: its token is dead on every gateway from now on."""
-    await revoke_session(resources.cache, resources.settings, claims.sid,
-                         ttl=resources.settings.console_session_ttl)
+    """End this console session: its token is dead on every gateway from now on. A token
+    that is not a console session's (an app user's) is 404 and stays valid: the app signs
+    out through /v1/auth/logout."""
     redis = resources.cache.redis
     staff_id = await redis.get(_session_key(resources, claims.sid))
+    if staff_id is None:
+        raise NotFound("Not a console session")
+    await revoke_session(resources.cache, resources.settings, claims.sid,
+                         ttl=resources.settings.console_session_ttl)
     await redis.delete(_session_key(resources, claims.sid))
-    if staff_id is not None:
-        await redis.srem(_sessions_key(resources, int(staff_id)), claims.sid)
+    await redis.srem(_sessions_key(resources, int(staff_id)), claims.sid)
 
 
 async def find_staff(session: AsyncSession, login: str) -> StaffAccount | None:
