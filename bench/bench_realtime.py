@@ -618,59 +618,39 @@ def dm_only(tokens, config, server_core, client_core, quiet, started, quick,
     timeout = 60 + len(config["rates"]) * 2 * (config["step_seconds"]
                                                + config["drain_seconds"] + 2)
     results = {}
-    try:
-        for label, settings in DM_ONLY_CASES:
-            clear_rate_limits()
-            server = gateway(label, server_core, settings=settings)
-            name = "dm_flame_" + ("gather_off" if settings else "gateway")
-            profiler = Profiler(name if profile else None, [server.pid])
+
+    def case(label: str, cores: list[int | None], client: int | None,
+             settings: dict[str, str] | None = None, flame: str | None = None) -> None:
+        """One gateway process per entry of `cores` (senders on the first, recipients on the
+        last, so with two every message crosses processes through Redis), loaded from the
+        `client` core (None: unpinned)."""
+        clear_rate_limits()
+        servers = []
+        try:
+            for core in cores:
+                servers.append(gateway(label, core, settings=settings))
+            profiler = Profiler(flame if profile else None, [servers[0].pid])
             try:
-                results[label] = load("dm", dm_spec(config, label, tokens, server, server,
-                                                    [server.pid], False), client_core, timeout)
+                results[label] = load("dm", dm_spec(
+                    config, label, tokens, servers[0], servers[-1],
+                    [server.pid for server in servers], False), client, timeout)
             finally:
                 profiler.stop()
-                stopped(server)
-            report_dm(label, results[label])
-        # As in the full run: both processes on the server core, senders on the first,
-        # recipients on the second, so every message crosses processes through Redis.
-        clear_rate_limits()
-        first = gateway("gateway x2", server_core)
-        try:
-            second = gateway("gateway x2", server_core)
-            try:
-                results["gateway x2"] = load("dm", dm_spec(
-                    config, "gateway x2", tokens, first, second, [first.pid, second.pid],
-                    False), client_core, timeout)
-            finally:
-                stopped(second)
         finally:
-            stopped(first)
-        report_dm("gateway x2", results["gateway x2"])
+            stopped(*reversed(servers))
+        report_dm(label, results[label])
+
+    try:
+        for label, settings in DM_ONLY_CASES:
+            case(label, [server_core], client_core, settings,
+                 "dm_flame_" + ("gather_off" if settings else "gateway"))
+        # As in the full run: both processes on the server core (the same CPU budget).
+        case("gateway x2", [server_core, server_core], client_core)
         if two_cores:
             # Scaling across cores: one process on one core against one process per core,
             # the load client unpinned in both (it shares the cores with MariaDB and Redis).
-            clear_rate_limits()
-            server = gateway("1-core client-free", server_core)
-            try:
-                results["1-core client-free"] = load("dm", dm_spec(
-                    config, "1-core client-free", tokens, server, server, [server.pid],
-                    False), None, timeout)
-            finally:
-                stopped(server)
-            report_dm("1-core client-free", results["1-core client-free"])
-            clear_rate_limits()
-            first = gateway("2-cores client-free", server_core)
-            try:
-                second = gateway("2-cores client-free", client_core)
-                try:
-                    results["2-cores client-free"] = load("dm", dm_spec(
-                        config, "2-cores client-free", tokens, first, second,
-                        [first.pid, second.pid], False), None, timeout)
-                finally:
-                    stopped(second)
-            finally:
-                stopped(first)
-            report_dm("2-cores client-free", results["2-cores client-free"])
+            case("1-core client-free", [server_core], None)
+            case("2-cores client-free", [server_core, client_core], None)
         server = bare(server_core)
         try:
             ids = [(n + 1, None) for n in range(2 * config["pairs"] + config["probes"])]

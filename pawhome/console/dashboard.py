@@ -10,9 +10,7 @@ A merchant sees only their own shop's orders and appointments.
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import logging
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -28,11 +26,9 @@ from models.users import User
 from models.virtual_pets import PetGeneration
 from pawhome.platform import activity
 from pawhome.platform.resources import Resources
-
-log = logging.getLogger("pawhome.console")
+from pawhome.stats import overview
 
 MAX_DAYS = 92
-_QUEUE_READ_SECONDS = 3.0
 # Asia/Shanghai has kept UTC+8 all year since 1991: a fixed shift turns the naive-UTC
 # timestamps the tables hold into Shanghai wall time in SQL (an indexed range, then GROUP BY).
 _SHANGHAI_OFFSET_SECONDS = 8 * 3600
@@ -89,22 +85,12 @@ async def figures_by_day(resources: Resources, days: int,
     return {"days": rows, "timezone": "Asia/Shanghai"}
 
 
-async def _queue_lengths(resources: Resources) -> dict[str, int] | None:
-    """Messages waiting per queue; None when the broker does not answer in time."""
-    try:
-        return await asyncio.wait_for(
-            asyncio.to_thread(resources.dispatcher.queue_lengths, resources.settings),
-            _QUEUE_READ_SECONDS)
-    except Exception as error:
-        log.warning("queue lengths not read: %r", error)
-        return None
-
-
 async def fleet(resources: Resources) -> dict[str, Any]:
     """The live state: sockets per gateway, queue lengths, open dead letters and the
     moderation backlog (admins)."""
     gateways = await activity.gateway_sockets(resources.cache)
-    queues = await _queue_lengths(resources)
+    queues = await overview.task_queues(resources)
+    lengths = None if queues["broker"] == "unreachable" else queues["lengths"]
     async with resources.db.session() as session:
         dead = int((await session.execute(select(func.count()).select_from(DeadLetter)
                                           .where(DeadLetter.resolved_at.is_(None))))
@@ -114,8 +100,8 @@ async def fleet(resources: Resources) -> dict[str, Any]:
     return {"gateways": [{"id": g["gateway"], "sockets": g["connections"], "users": g["users"]}
                          for g in gateways],
             "sockets": sum(g["connections"] for g in gateways),
-            "queues": None if queues is None else
-            [{"name": name, "waiting": n} for name, n in queues.items()],
+            "queues": None if lengths is None else
+            [{"name": name, "waiting": n} for name, n in lengths.items()],
             "dead_letters_open": dead, "posts_awaiting_review": held}
 
 

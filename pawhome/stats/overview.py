@@ -35,8 +35,9 @@ QUEUE_WAITING = Gauge("pawhome_task_queue_waiting", "Messages waiting in each ta
                       "the broker", ["queue"], registry=REGISTRY)
 
 
-async def _queues(resources: Resources) -> dict[str, Any]:
-    """Messages waiting per task queue; embedded mode has no broker (tasks run in-process)."""
+async def task_queues(resources: Resources) -> dict[str, Any]:
+    """Messages waiting per task queue, read in a thread (the broker client blocks); embedded
+    mode has no broker (tasks run in-process). Also the console's dashboard."""
     if not resources.settings.broker_url:
         return {"broker": "in-process", "lengths": {}}
     loop = asyncio.get_running_loop()
@@ -73,7 +74,7 @@ async def overview(resources: Resources) -> dict[str, Any]:
         "live": {
             "gateways": gateways,
             "connections": sum(g["connections"] for g in gateways),
-            "queues": await _queues(resources),
+            "queues": await task_queues(resources),
             "outbox_pending": outbox,
             "dead_letters": {"open": letters["total"],
                              "latest": [{"id": d["id"], "task_name": d["task_name"],
@@ -95,6 +96,6 @@ async def set_gauges(resources: Resources) -> None:
     letters = await deadletters.list_dead_letters(resources, PageQuery(page=1, limit=1),
                                                   state="open")
     DEAD_LETTERS_OPEN.set(letters["total"])
-    queues = await _queues(resources)
+    queues = await task_queues(resources)
     for queue, waiting in queues["lengths"].items():
         QUEUE_WAITING.labels(queue=queue).set(waiting)
