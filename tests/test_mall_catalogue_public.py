@@ -4,6 +4,7 @@ admin, moderation or an order changes what they show; product favorites and foot
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 from sqlalchemy import update
@@ -203,12 +204,14 @@ async def test_a_cached_product_page_shows_stock_and_prices_at_once(api, resourc
 @pytest.mark.gen_test(timeout=30)
 async def test_a_page_filled_from_rows_read_before_a_change_is_never_served(resources):
     cache = resources.cache
-    gen_key, key = catalogue_cache.detail_generation_key(cache, 42), \
-        catalogue_cache.detail_key(cache, 42)
+    # An id no product of the worker's database has (42 was cached by another test's page).
+    pid = 10**12 + random.randrange(10**6)
+    gen_key, key = catalogue_cache.detail_generation_key(cache, pid), \
+        catalogue_cache.detail_key(cache, pid)
     generation, payload = await catalogue_cache.read(cache, gen_key, key)
     assert payload is None
     # A slow reader read the rows; meanwhile a change committed and dropped the page.
-    await catalogue_cache.forget(cache, product_ids=[42])
+    await catalogue_cache.forget(cache, product_ids=[pid])
     await catalogue_cache.fill(cache, key, generation, b'{"stale":true}', 600)
     assert (await catalogue_cache.read(cache, gen_key, key))[1] is None
     generation, _ = await catalogue_cache.read(cache, gen_key, key)
