@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 
 import workers.celery_app  # noqa: F401  (installs the task dispatcher; every domain wired)
@@ -98,7 +99,18 @@ def console_banner(base: str, logins: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
+def own_public_base_url(port: int, address: str) -> None:
+    """Outside production, with no PUBLIC_BASE_URL given (environment or .env), the
+    gateway's own address is its public one, so the upload URLs and local media URLs it hands
+    out reach it (`make run PORT=8123`); production must say where it is reached."""
+    settings = get_settings()
+    if settings.mode != "production" and "public_base_url" not in settings.model_fields_set:
+        os.environ["PUBLIC_BASE_URL"] = f"http://{address}:{port}"
+        get_settings.cache_clear()  # read before (the Celery app's, the --port default)
+
+
 def run_one(port: int, address: str) -> None:
+    own_public_base_url(port, address)
     settings = get_settings()
     setup_logging(settings.log_level)
     if settings.use_uvloop:

@@ -18,6 +18,7 @@ from gateway.handler import ApiHandler, endpoint
 from gateway.openapi import RawBody
 from pawhome.console import dashboard, staff
 from pawhome.identity.tokens import CONSOLE_COOKIE
+from pawhome.integrations.storage import storage_for
 from pawhome.platform.errors import (
     NotFound,
     StaffAccountDisabled,
@@ -36,7 +37,7 @@ ASSET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.(js|css|svg|ico)$")
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data: blob: https:{media}; media-src 'self' blob: https:{media}; "
-    "connect-src 'self'; font-src 'self'; "
+    "connect-src 'self'{upload}; font-src 'self'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -48,13 +49,16 @@ PAGE_HEADERS = {
 
 def content_security_policy(settings: Settings) -> str:
     """The console's CSP; images and videos may also come from the local media store's
-    address when that is plain http (embedded and development: PUBLIC_BASE_URL)."""
+    address when that is plain http (embedded and development: PUBLIC_BASE_URL), and the
+    page may PUT an upload to the media storage's presigned URLs (the gateway's own upload
+    URL, or the COS bucket)."""
     media = ""
     for base in (settings.media_public_base_url, settings.public_base_url):
         parts = urllib.parse.urlsplit(base or "")
         if parts.scheme == "http" and parts.netloc:
             media += f" http://{parts.netloc}"
-    return CONTENT_SECURITY_POLICY.format(media=media)
+    upload = storage_for(settings).upload_origin()
+    return CONTENT_SECURITY_POLICY.format(media=media, upload=f" {upload}" if upload else "")
 
 
 class SignInBody(BaseModel):

@@ -44,7 +44,10 @@ def start_console_gateway() -> GatewayProcess:
     serving the console on a port of its own; waits for /healthz without an IOLoop."""
     port = free_port()
     log_file = tempfile.TemporaryFile()
-    env = {**os.environ, "MODE": "development", "LOG_LEVEL": "WARNING"}
+    # Its own address as the public one: upload URLs (local media storage) and media URLs
+    # point back at it, as they do in a deployment.
+    env = {**os.environ, "MODE": "development", "LOG_LEVEL": "WARNING",
+           "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
     proc = subprocess.Popen([sys.executable, "run_gateway.py", "--port", str(port)], cwd=ROOT,
                             env=env, stdout=log_file, stderr=subprocess.STDOUT)
     gateway = GatewayProcess(proc, port, log_file)

@@ -34,6 +34,26 @@ def test_the_cookie_is_secure_in_production_unless_told_otherwise():
     assert Settings(mode="development", console_cookie_secure=True).console_cookie_is_secure
 
 
+def test_the_pages_may_upload_only_to_the_media_storage_they_were_given():
+    """connect-src: the page's own origin plus where presigned PUTs go (the gateway's upload
+    URL with local storage, the bucket with COS, its custom domain when set); nothing else."""
+    from handlers.console import content_security_policy
+    from settings import Settings
+
+    def connect_src(**values) -> list[str]:
+        csp = content_security_policy(Settings(**values))
+        directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+        return directives["connect-src"].split()
+
+    assert connect_src(media_storage="local", public_base_url="https://api.pawhome.cn/") == [
+        "'self'", "https://api.pawhome.cn"]
+    assert connect_src(media_storage="cos", cos_bucket="pawhome-1250000000",
+                       cos_region="ap-shanghai", cos_secret_id="id", cos_secret_key="key") == [
+        "'self'", "https://pawhome-1250000000.cos.ap-shanghai.myqcloud.com"]
+    assert connect_src(media_storage="cos", cos_domain="media.pawhome.cn", cos_secret_id="id",
+                       cos_secret_key="key") == ["'self'", "https://media.pawhome.cn"]
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_the_cookie_authenticates_as_the_mapped_user(api):
     me = await staff_session(api, "admin")

@@ -351,7 +351,10 @@ def test_every_page_renders_for_an_admin(console, page, backend):
 
 # -- activities (docs/activities.md) ------------------------------------------------------------
 
-def test_a_merchant_creates_publishes_and_checks_a_registrant_in_by_code(console, page, backend):
+def test_a_merchant_creates_publishes_and_checks_a_registrant_in_by_code(
+        console, page, backend, celery_worker_process):
+    from tests.media_helpers import jpeg_bytes
+
     merchant = backend.login("merchant")
     staff = backend.make_staff("merchant", user_id=merchant["user_id"])
     sign_in_page(page, console.base_url, staff["login"], PASSWORD)
@@ -367,11 +370,19 @@ def test_a_merchant_creates_publishes_and_checks_a_registrant_in_by_code(console
     page.get_by_label("结束时间", exact=True).fill("2030-05-01T12:00")
     page.get_by_label("名额", exact=True).fill("10")
     page.get_by_label("报名表字段").fill("pet_name 宠物名 text 必填")
+    # A cover uploaded from the page (the media flow; the worker makes it ready).
+    page.get_by_label("上传封面").set_input_files(
+        {"name": "cover.jpg", "mimeType": "image/jpeg", "buffer": jpeg_bytes(900, 500)})
+    expect(page.locator("#activity-form .image-list figure")).to_have_count(1, timeout=60_000)
+    cover_id = int(page.locator("#activity-form .image-list figure").get_attribute(
+        "data-media-id"))
     page.get_by_role("button", name="保存").click()
     expect(page.locator("#activity-status")).to_have_text("草稿")
     page.get_by_role("button", name="发布").click()
     expect(page.locator("#activity-status")).to_have_text("已发布")
     activity_id = int(page.url.rsplit("/", 1)[1])
+    public = backend.call("GET", f"/v1/activities/{activity_id}")
+    assert public["cover_media_id"] == cover_id and public["cover"]["media_id"] == cover_id
     user = backend.login()
     made = backend.call("POST", f"/v1/activities/{activity_id}/registrations",
                         json={"answers": {"pet_name": "<b>旺财</b>"}}, token=user["access_token"],

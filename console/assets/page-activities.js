@@ -4,6 +4,7 @@
 // Backed by /v1/merchant/activities (docs/activities.md).
 import * as api from './api.js';
 import { ask, clear, h, pager, table, toast, when, yuan } from './dom.js';
+import { imageList } from './upload.js';
 
 const STATUS = { draft: '草稿', published: '已发布', cancelled: '已取消', finished: '已结束' };
 const KIND = { meetup: '宠物聚会', adoption_day: '领养日', vaccination_day: '疫苗日', other: '其他活动' };
@@ -34,11 +35,15 @@ function parseFields(text) {
 function renderForm(root, ctx, activity) {
   const a = activity || { kind: 'meetup', capacity: 20, price_type: 'free', price: 0, place: {}, form_fields: [] };
   const input = (name, label, attrs = {}) => h('label', {}, label, h('input', { name, ...attrs }));
+  // An uploaded cover (the organiser's image) wins over a typed URL.
+  const cover = imageList({ images: a.cover && a.cover.media_id ? [a.cover] : [], max: 1, label: '封面',
+    onError: (m) => toast(m, true) });
   const form = h('form', { class: 'card form', id: 'activity-form' },
     input('title', '标题', { value: a.title || '', required: true, maxlength: 64 }),
     h('label', {}, '类型', h('select', { name: 'kind' }, Object.entries(KIND).map(([v, t]) => h('option', { value: v, selected: v === a.kind }, t)))),
     h('label', {}, '简介', h('textarea', { name: 'description', rows: 3, maxlength: 5000 }, a.description || '')),
-    input('cover_url', '封面图片 URL（https）', { value: a.cover_url || '', type: 'url' }),
+    input('cover_url', '封面图片 URL（https，或在下方上传）', { value: a.cover_url || '', type: 'url' }),
+    h('div', { class: 'cover' }, h('span', {}, '封面图片'), cover.element),
     input('place_name', '地点名称', { value: a.place.name || '', required: true, maxlength: 64 }),
     input('place_address', '详细地址', { value: a.place.address || '', maxlength: 255 }),
     input('lat', '纬度', { value: a.place.lat ?? '', type: 'number', step: 'any', required: true }),
@@ -70,6 +75,9 @@ function renderForm(root, ctx, activity) {
       price: v.price_type === 'cash' ? Math.round(Number(v.price) * 100) : v.price_type === 'points' ? Math.round(Number(v.price)) : 0,
       form_fields: parseFields(v.form_fields || ''),
     };
+    if (cover.busy()) { toast('封面还在处理中，请稍候', true); return; }
+    const [coverId] = cover.ids();
+    if (coverId) { body.cover_media_id = coverId; body.cover_url = ''; } else if (activity) { body.cover_media_id = null; }
     for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
     try {
       const saved = activity ? await api.patch(`/v1/merchant/activities/${activity.id}`, body)

@@ -2,7 +2,8 @@
 // toys, accessories), by kind, with their points price and stock. A merchant adds one (a
 // draft product of that kind with one SKU: points price, cash price, stock, -1 unlimited),
 // puts it on sale (it goes to review) or takes it off; an admin passes one in review or takes
-// one off sale. GET /v1/merchant/products?kind=…, POST /v1/merchant/products, PUT …/{id}/skus,
+// one off sale. Its images and category (needed to go on sale) are set in the product editor
+// (#/products/<id>/edit, "编辑"). GET /v1/merchant/products?kind=…, POST /v1/merchant/products, PUT …/{id}/skus,
 // POST …/{id}/on-sale|off-sale, POST /v1/admin/products/{id}/approve|off-sale.
 import * as api from './api.js';
 import { ask, clear, h, pager, table, toast, when, yuan } from './dom.js';
@@ -35,7 +36,7 @@ export default {
         await api.put(`/v1/merchant/products/${product.id}/skus`, { skus: [{
           price: Math.round(Number(v.price || 0) * 100), points_price: Number(v.points_price), stock: Number(v.stock) }] });
         if (v.kind !== kind) ctx.navigate('virtual-items', [], { kind: v.kind });
-      }, '虚拟物品已添加（草稿：配好图片和分类后上架）');
+      }, '虚拟物品已添加（草稿：点「编辑」配好图片和分类后上架）');
     }
     async function adminOff(p) {
       const v = await ask(`下架「${p.name}」`, [{ name: 'reason', label: '原因（商家可见）', required: true, maxlength: 255 }], '下架');
@@ -46,7 +47,10 @@ export default {
       if (admin) {
         if (p.status === 'reviewing' || p.status === 'rejected') out.push(h('button', { type: 'button', onclick: () => act(() => api.post(`/v1/admin/products/${p.id}/approve`), '已通过并上架') }, '通过'));
         if (p.status === 'on_sale') out.push(h('button', { type: 'button', class: 'danger', onclick: () => adminOff(p) }, '下架'));
-      } else if (p.status === 'on_sale' || p.status === 'reviewing') {
+        return h('span', { class: 'actions' }, out);
+      }
+      out.push(h('a', { class: 'button', href: `#/products/${p.id}/edit` }, '编辑'));
+      if (p.status === 'on_sale' || p.status === 'reviewing') {
         out.push(h('button', { type: 'button', onclick: () => act(() => api.post(`/v1/merchant/products/${p.id}/off-sale`), '已下架') }, '下架'));
       } else {
         out.push(h('button', { type: 'button', onclick: () => act(() => api.post(`/v1/merchant/products/${p.id}/on-sale`), '已提交审核') }, '上架'));

@@ -45,7 +45,11 @@ def _day_list(days: int, today: dt.date) -> list[str]:
 async def _by_day(session: AsyncSession, column: InstrumentedAttribute[Any], since: dt.datetime,
                   *conditions: Any, total: Any = None) -> dict[str, tuple[int, int]]:
     """{date: (count, sum of `total`)} of the rows whose `column` is at or after `since`."""
-    day = func.date(func.date_add(column, text(f"INTERVAL {_SHANGHAI_OFFSET_SECONDS} SECOND")))
+    if session.get_bind().dialect.name == "sqlite":  # embedded mode
+        day = func.date(column, f"+{_SHANGHAI_OFFSET_SECONDS} seconds")
+    else:
+        day = func.date(func.date_add(column,
+                                      text(f"INTERVAL {_SHANGHAI_OFFSET_SECONDS} SECOND")))
     summed = func.coalesce(func.sum(total), 0) if total is not None else func.count()
     rows = await session.execute(select(day, func.count(), summed)
                                  .where(column >= since, *conditions).group_by(day))

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jwt
 
@@ -52,6 +52,7 @@ class Storage(Protocol):
     def put_file(self, key: str, path: Path, content_type: str) -> None: ...
     def delete(self, key: str) -> None: ...
     def public_url(self, key: str) -> str: ...
+    def upload_origin(self) -> str: ...
     def create_multipart(self, key: str, content_type: str) -> str: ...
     def upload_part(self, key: str, upload_id: str, part_number: int, path: Path) -> str: ...
     def complete_multipart(self, key: str, upload_id: str,
@@ -122,6 +123,10 @@ class LocalStorage:
         base = self.settings.public_base_url.rstrip("/")
         return PresignedUpload(url=f"{base}/v1/media/upload/{token}", method="PUT",
                                headers={"Content-Type": content_type}, expires_in=expires)
+
+    def upload_origin(self) -> str:
+        """Where presigned PUTs go (a browser page's CSP connect-src): the gateway."""
+        return _origin(self.settings.public_base_url)
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
@@ -281,13 +286,19 @@ class CosStorage:
         except CosException as error:
             raise self._error(error) from error
 
+    def _bucket_origin(self) -> str:
+        host = self.settings.cos_domain or \
+            f"{self.bucket}.cos.{self.settings.cos_region}.myqcloud.com"
+        return f"{self.settings.cos_scheme}://{host}"
+
     def public_url(self, key: str) -> str:
-        base = self.settings.media_public_base_url
-        if not base:
-            host = self.settings.cos_domain or \
-                f"{self.bucket}.cos.{self.settings.cos_region}.myqcloud.com"
-            base = f"{self.settings.cos_scheme}://{host}"
+        base = self.settings.media_public_base_url or self._bucket_origin()
         return f"{base.rstrip('/')}/{quote(key)}"
+
+    def upload_origin(self) -> str:
+        """Where presigned PUTs go (a browser page's CSP connect-src): the bucket's host, as
+        the SDK signs it (the custom domain when one is set)."""
+        return self._bucket_origin()
 
     def create_multipart(self, key: str, content_type: str = "") -> str:
         from qcloud_cos.cos_exception import CosException
@@ -329,6 +340,11 @@ class CosStorage:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
         except CosException as error:
             raise self._error(error) from error
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 _stores: dict[tuple, Storage] = {}
