@@ -22,7 +22,7 @@ from models.community import Comment, Like, Post
 from pawhome.community import comments, counters, posts
 from pawhome.messaging import notifications
 from pawhome.platform.db import Overtaken, run_transaction
-from pawhome.platform.errors import AppError, Conflict
+from pawhome.platform.errors import AppError, Conflict, NotFound
 from pawhome.platform.hot_keys import KeyedBatches
 from pawhome.platform.resources import Resources
 
@@ -41,14 +41,27 @@ class _Tap:
     liked: bool
 
 
-async def _target(session: AsyncSession, user_id: int, target_type: TargetType,
-                  target_id: int) -> tuple[int, int, str]:
-    """(author_id, post_id, text) of a target the user may see; 404 otherwise."""
-    if target_type == "post":
-        post = await posts.get_visible_post(session, user_id, target_id)
-        return post.author_id, post.id, post.text
-    comment = await comments.get_visible_comment(session, user_id, target_id)
-    return comment.author_id, comment.post_id, comment.text
+async def _targets(session: AsyncSession, target_type: TargetType, target_id: int,
+                   locked: Post | Comment | None,
+                   user_ids: list[int]) -> dict[int, tuple[int, int, str] | AppError]:
+    """For each of these users, (author_id, post_id, text) of the target if they may see it,
+    else the 404 they get. A post's rule is checked for all of them at once."""
+    if locked is None:
+        return {user: NotFound(f"{target_type.capitalize()} not found") for user in user_ids}
+    if isinstance(locked, Post):
+        may_see = await posts.viewers_who_may_see(session, locked, user_ids)
+        hidden = NotFound("Post not found")
+        return {user: (locked.author_id, locked.id, locked.text) if user in may_see else hidden
+                for user in user_ids}
+    seen: dict[int, tuple[int, int, str] | AppError] = {}
+    for user in user_ids:
+        try:
+            comment = await comments.get_visible_comment(session, user, target_id)
+        except AppError as error:  # 404: this user may not see it (others may)
+            seen[user] = error
+        else:
+            seen[user] = (comment.author_id, comment.post_id, comment.text)
+    return seen
 
 
 async def _notify_likes(session: AsyncSession, likers: list[int], author_id: int,
@@ -107,13 +120,8 @@ async def _write_taps(session: AsyncSession, target_type: TargetType, target_id:
         select(model).where(model.id == target_id).with_for_update()
         .execution_options(populate_existing=True))).scalar_one_or_none())
     base = int(locked.like_count or 0) if locked is not None else 0
-    seen: dict[int, tuple[int, int, str] | AppError] = {}
-    for tap in taps:
-        if tap.user_id not in seen:
-            try:
-                seen[tap.user_id] = await _target(session, tap.user_id, target_type, target_id)
-            except AppError as error:  # 404: this user may not see it (others may)
-                seen[tap.user_id] = error
+    seen = await _targets(session, target_type, target_id, locked,
+                          list(dict.fromkeys(tap.user_id for tap in taps)))
     allowed = [user for user, found in seen.items() if not isinstance(found, AppError)]
     before = await _liked_already(session, target_type, target_id, allowed)
     state = {user: user in before for user in allowed}

@@ -224,8 +224,8 @@ def _with_actors(actors: list[int], count: int, new: list[int]) -> tuple[list[in
     for actor in new:
         if actor not in actors:
             count += 1
-        actors = [actor] + [a for a in actors if a != actor]
-    return actors[:MAX_ACTORS_SHOWN], count
+        actors = ([actor] + [a for a in actors if a != actor])[:MAX_ACTORS_SHOWN]
+    return actors, count
 
 
 # -- reading ----------------------------------------------------------------------------------
