@@ -135,7 +135,7 @@ async def test_two_hundred_likes_at_once_are_a_few_transactions_with_each_answer
     assert_events_valid(events)
     # One event per batch, not per like; the last one carries the final state.
     assert 1 <= len(events) <= sql.commits
-    assert [e["type"] for e in events][0] == "notify.new"
+    assert events[0]["type"] == "notify.new"
     assert events[-1]["data"]["actor_count"] == 200
 
 
