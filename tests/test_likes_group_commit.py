@@ -249,3 +249,37 @@ async def test_a_burst_on_a_comment_counts_on_the_comment_and_notifies_its_autho
             if r.category == "like"]
     assert len(rows) == 1 and rows[0].actor_count == 39
     assert rows[0].group_key == f"like:comment:{comment['id']}"
+
+
+@pytest.fixture
+def embedded_resources(tmp_path, io_loop):
+    """The embedded mode's stores: SQLite (no row locks) and in-memory Redis."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pawhome.platform import migrate
+    from pawhome.platform.resources import Resources
+    from settings import Settings
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'likes.db'}"
+    with ThreadPoolExecutor(1) as pool:  # Alembic runs its own loop: not on this thread
+        pool.submit(migrate.upgrade, url).result()
+    res = Resources(Settings(database_url=url, redis_url="memory://likes-embedded"))
+    yield res
+    io_loop.run_sync(res.close)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_burst_in_the_embedded_mode_gives_the_same_answers(embedded_resources):
+    resources = embedded_resources
+    author = await make_user(resources)
+    post_id = await make_post(resources, author.user_id)
+    fans = [await make_user(resources) for _ in range(30)]
+    taps = [(fan.user_id, True) for fan in fans] + [(fans[0].user_id, True),
+                                                    (fans[1].user_id, False)]
+    results = await asyncio.gather(*[
+        likes.set_like(resources, user, "post", post_id, like) for user, like in taps])
+    assert results == _serial(taps, set(), 0)
+    assert await _likers(resources, post_id) == {f.user_id for f in fans[:1] + fans[2:]}
+    await assert_counters_true(resources, post_ids=(post_id,), user_ids=(author.user_id,))
+    rows = await _notifications_of(resources, author.user_id)
+    assert len(rows) == 1 and rows[0].actor_count == 30

@@ -37,6 +37,8 @@ _BATCH_LIMIT = 500
 class _Tap:
     """One set_like call waiting for its batch."""
     resources: Resources
+    target_type: TargetType
+    target_id: int
     user_id: int
     liked: bool
 
@@ -168,10 +170,10 @@ async def _write_taps(session: AsyncSession, target_type: TargetType, target_id:
     return _Written(answers, post_id, bool(added or removed))
 
 
-async def _write_batch(key: Hashable, taps: list[_Tap]) -> list[dict[str, Any] | BaseException]:
-    target_type: TargetType = key[1]  # type: ignore[index]
-    target_id: int = key[2]  # type: ignore[index]
-    resources = taps[0].resources
+async def _write_batch(_key: Hashable,
+                       taps: list[_Tap]) -> list[dict[str, Any] | BaseException]:
+    resources, target_type, target_id = taps[0].resources, taps[0].target_type, \
+        taps[0].target_id
 
     async def work(session: AsyncSession) -> _Written:
         return await _write_taps(session, target_type, target_id, taps)
@@ -195,7 +197,7 @@ async def set_like(resources: Resources, user_id: int, target_type: TargetType, 
     counters. Answers once the tap committed (with the taps on the same target that came in
     meanwhile)."""
     return await _writers.submit((id(resources), target_type, target_id),
-                                 _Tap(resources, user_id, liked))
+                                 _Tap(resources, target_type, target_id, user_id, liked))
 
 
 async def has_liked(session: AsyncSession, user_id: int, target_type: TargetType,
