@@ -5,7 +5,8 @@ post's counters during a like burst).
 MariaDB on the row's lock — where each waiter holds a pooled connection, so a burst of 400
 likes on one post emptied the pool and every other request waited for it (bench/
 mixed_load.py). Waiting here holds nothing: the pool stays free for everyone else, and
-MariaDB still orders the writers of other processes.
+MariaDB still orders the writers of other processes. (Likes have since gone further, to
+`KeyedBatches` below: the waiters are written together rather than one after the other.)
 
 `Coalescer`: an after-commit refresh (read the fresh counters, publish them) runs at most
 once at a time per key; calls that arrive while it runs mark the key dirty and return, and
@@ -15,7 +16,8 @@ and the last refresh starts after the last change, so what is published ends cur
 `KeyedBatches`: group commit per key. The first call of a key is written at once; the calls
 of that key that arrive while its batch is being written wait and go together into the next
 batch, one write (one transaction) for all of them. Each caller gets its own outcome, and only
-once its batch's write has returned (committed). The domain decides what a batch writes.
+once its batch's write has returned (committed). The domain decides what a batch writes
+(pawhome/community/likes.py: one transaction for the taps queued on a post).
 """
 from __future__ import annotations
 
