@@ -251,6 +251,30 @@ async def test_a_burst_on_a_comment_counts_on_the_comment_and_notifies_its_autho
     assert rows[0].group_key == f"like:comment:{comment['id']}"
 
 
+@pytest.mark.gen_test(timeout=120)
+async def test_bursts_of_two_processes_on_one_post_are_serial_and_exact(resources):
+    """Two gateways (two Resources, two pools) batch the same post at once: their batches
+    take turns on the post's row lock, so the answers are still 1..N and nothing deadlocks."""
+    from pawhome.platform.resources import Resources
+
+    other = Resources(resources.settings)
+    try:
+        author = await make_user(resources)
+        post_id = await make_post(resources, author.user_id)
+        fans = [await make_user(resources) for _ in range(120)]
+        results = await asyncio.gather(*[
+            likes.set_like(resources if n % 2 else other, fan.user_id, "post", post_id, True)
+            for n, fan in enumerate(fans)])
+    finally:
+        await other.close()
+    assert sorted(r["like_count"] for r in results) == list(range(1, 121))
+    assert all(r["changed"] for r in results)
+    assert await like_rows(resources, "post", post_id) == 120
+    await assert_counters_true(resources, post_ids=(post_id,), user_ids=(author.user_id,))
+    rows = await _notifications_of(resources, author.user_id)
+    assert len(rows) == 1 and rows[0].actor_count == 120
+
+
 @pytest.fixture
 def embedded_resources(tmp_path, io_loop):
     """The embedded mode's stores: SQLite (no row locks) and in-memory Redis."""
