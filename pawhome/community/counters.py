@@ -45,13 +45,21 @@ async def insert_once(session: AsyncSession, model: Any, **values: Any) -> bool:
     waits on the first one's row lock and then finds the duplicate, so of fifty simultaneous
     double taps exactly one reports True, and no transaction is aborted for it.
     """
-    statement = _dialect_insert(session, model).values(**values)
+    return await insert_many_once(session, model, [values]) > 0
+
+
+async def insert_many_once(session: AsyncSession, model: Any,
+                           rows: list[dict[str, Any]]) -> int:
+    """`insert_once` for several rows in one statement; how many it really inserted."""
+    if not rows:
+        return 0
+    statement = _dialect_insert(session, model).values(rows)
     if session.bind.dialect.name == "sqlite":
         statement = statement.on_conflict_do_nothing()
     else:
         statement = statement.prefix_with("IGNORE")
     result = await session.execute(statement)
-    return result.rowcount > 0
+    return int(result.rowcount)
 
 
 async def bump(session: AsyncSession, user_id: int, **deltas: int) -> None:

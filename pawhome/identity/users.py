@@ -370,6 +370,17 @@ async def is_blocked(session: AsyncSession, blocker_id: int, blocked_id: int) ->
     return found.first() is not None
 
 
+async def blocked_either_way(session: AsyncSession, user_id: int,
+                             others: list[int]) -> set[int]:
+    """Which of `others` blocked `user_id` or were blocked by them (one query for many)."""
+    if not others:
+        return set()
+    found = await session.execute(select(UserBlock.user_id, UserBlock.blocked_id).where(or_(
+        and_(UserBlock.user_id == user_id, UserBlock.blocked_id.in_(others)),
+        and_(UserBlock.blocked_id == user_id, UserBlock.user_id.in_(others)))))
+    return {int(blocked if blocker == user_id else blocker) for blocker, blocked in found}
+
+
 def hidden_from(viewer_id: int | None, user_column: Any) -> ColumnElement[bool] | None:
     """SQL: the user in `user_column` blocked the viewer or was blocked by them (None for an
     anonymous viewer: nobody is hidden). Lists and searches leave such users out."""

@@ -120,10 +120,6 @@ async def _lock_recipient(session: AsyncSession, user_id: int) -> UserSettings |
     return None
 
 
-async def _blocked_either_way(session: AsyncSession, a: int, b: int) -> bool:
-    return await users.is_blocked(session, a, b) or await users.is_blocked(session, b, a)
-
-
 async def notify(session: AsyncSession, user_id: int, category: str, kind: str,
                  actor_id: int | None = None, target_type: str = "",
                  target_id: int | None = None, payload: dict[str, Any] | None = None,
@@ -145,13 +141,39 @@ async def notify(session: AsyncSession, user_id: int, category: str, kind: str,
     mention): blocks are checked against the real actor, but the row names nobody
     (`payload.anonymous_actor`, no actor ids) and never coalesces with named actors.
     """
+    return await _notify(session, user_id, category, kind,
+                         [actor_id] if actor_id is not None else None, target_type,
+                         target_id, payload, group_key, coalesce_seconds, anonymous_actor)
+
+
+async def notify_actors(session: AsyncSession, user_id: int, category: str, kind: str,
+                        actor_ids: list[int], target_type: str, target_id: int | None,
+                        payload: dict[str, Any] | None, group_key: str) -> Notification | None:
+    """The same action by several actors at once, in this order (a batch of likes on one
+    post): the row ends as if `notify` had been called for each of them in turn, but it is
+    written once and the user hears one event. None when nothing is due (no actor left after
+    the own action and blocked pairs are left out)."""
+    return await _notify(session, user_id, category, kind, actor_ids, target_type, target_id,
+                         payload, group_key, None, False)
+
+
+async def _notify(session: AsyncSession, user_id: int, category: str, kind: str,
+                  actor_ids: list[int] | None, target_type: str, target_id: int | None,
+                  payload: dict[str, Any] | None, group_key: str | None,
+                  coalesce_seconds: int | None, anonymous_actor: bool) -> Notification | None:
+    """notify / notify_actors. `actor_ids` None: nobody acted (a system notice)."""
     if category not in CATEGORIES:
         raise ValueError(f"unknown notification category {category!r}")
-    if actor_id is not None and actor_id == user_id:
-        return None
+    if actor_ids is not None:
+        actor_ids = [a for a in actor_ids if a != user_id]
+        if not actor_ids:
+            return None
     settings_row = await _lock_recipient(session, user_id)
-    if actor_id is not None and await _blocked_either_way(session, user_id, actor_id):
-        return None
+    if actor_ids is not None:
+        blocked = await users.blocked_either_way(session, user_id, sorted(set(actor_ids)))
+        actor_ids = [a for a in actor_ids if a not in blocked]
+        if not actor_ids:
+            return None
     if anonymous_actor:
         group_key = None
         payload = {**(payload or {}), "anonymous_actor": True}
@@ -169,23 +191,20 @@ async def notify(session: AsyncSession, user_id: int, category: str, kind: str,
                 Notification.updated_at >= now - dt.timedelta(seconds=window))
             .order_by(Notification.updated_at.desc(), Notification.id.desc()).limit(1)
             .with_for_update().execution_options(populate_existing=True))).scalar_one_or_none()
-    if row is not None:
-        actors = [int(a) for a in (row.actor_ids or [])]
-        if actor_id is not None:
-            if actor_id not in actors:
-                row.actor_count = (row.actor_count or 0) + 1
-            actors = [actor_id] + [a for a in actors if a != actor_id]
-            row.actor_ids = actors[:MAX_ACTORS_SHOWN]
+    if row is not None:  # never for an anonymous actor (no group)
+        row.actor_ids, row.actor_count = _with_actors(
+            [int(a) for a in (row.actor_ids or [])], row.actor_count or 0, actor_ids or [])
         if payload is not None:
             row.payload = dict(payload)  # the latest detail (e.g. comment excerpt) wins
         row.updated_at = now
         event_type = "notify.updated"
     else:
+        actors, count = _with_actors([], 0, actor_ids or [])
         row = Notification(
             user_id=user_id, category=category, kind=kind, group_key=group_key or None,
-            actor_ids=[actor_id] if actor_id is not None and not anonymous_actor else [],
-            actor_count=1 if actor_id is not None else 0, target_type=target_type or "",
-            target_id=target_id, payload=dict(payload or {}), created_at=now, updated_at=now)
+            actor_ids=[] if anonymous_actor else actors, actor_count=count,
+            target_type=target_type or "", target_id=target_id, payload=dict(payload or {}),
+            created_at=now, updated_at=now)
         session.add(row)
         event_type = "notify.new"
     await session.flush()
@@ -197,6 +216,16 @@ async def notify(session: AsyncSession, user_id: int, category: str, kind: str,
         await subscribe_messages.schedule_push(session, user_id, f"notification:{category}",
                                                notification_id=row.id)
     return row
+
+
+def _with_actors(actors: list[int], count: int, new: list[int]) -> tuple[list[int], int]:
+    """Actors shown (most recent first, deduplicated, capped) and the distinct count after
+    `new` acted in this order."""
+    for actor in new:
+        if actor not in actors:
+            count += 1
+        actors = ([actor] + [a for a in actors if a != actor])[:MAX_ACTORS_SHOWN]
+    return actors, count
 
 
 # -- reading ----------------------------------------------------------------------------------
