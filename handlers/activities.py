@@ -28,6 +28,7 @@ from pawhome.platform.errors import (
     RegistrationFormInvalid,
     RegistrationNotFound,
     RegistrationStateConflict,
+    SensitiveContent,
     WeChatPayUnavailable,
 )
 
@@ -120,7 +121,7 @@ class OrganiserActivitiesHandler(ApiHandler):
         self.ok(await organising.list_activities(self.r, _actor(self), self.query))
 
     @endpoint(roles=ORGANISERS, body=forms.ActivityBody, tags=TAGS, status=201,
-              errors=(ActivityInvalid,), refuses=forms.TERMS_RULES,
+              errors=(ActivityInvalid, SensitiveContent), refuses=forms.TERMS_RULES,
               links={"activity_id": "/id"},
               summary="Create an activity, as a draft (a merchant's is theirs, an admin's the "
                       "platform's)")
@@ -137,10 +138,11 @@ class OrganiserActivityHandler(ApiHandler):
 
     @endpoint(roles=ORGANISERS, body=forms.ActivityPatch, tags=TAGS,
               errors=(ActivityNotFound, ActivityInvalid, ActivityStateConflict,
-                      ActivityTermsLocked),
+                      ActivityTermsLocked, SensitiveContent),
               refuses=forms.TERMS_RULES,
               summary="Change a draft or published activity (price, form and capacity below "
-                      "the seats taken are fixed once people registered)")
+                      "the seats taken are fixed once people registered); a published one's "
+                      "live registrants are told of a new time, place or cancel deadline")
     async def patch(self, activity_id: int) -> None:
         self.ok(await organising.update_activity(self.r, _actor(self), activity_id, self.body))
 
@@ -155,7 +157,8 @@ class OrganiserPublishHandler(ApiHandler):
 
 class OrganiserCancelHandler(ApiHandler):
     @endpoint(roles=ORGANISERS, body=forms.ReasonBody, tags=TAGS, idempotent=True,
-              errors=(ActivityNotFound, ActivityStateConflict),
+              errors=(ActivityNotFound, ActivityStateConflict, SensitiveContent),
+              refuses={"reason": "no sensitive word (registrants are shown it)"},
               summary="Cancel an activity: every registrant is told and paid back (cash "
                       "refunds, points returned); calling it again settles what is left")
     async def post(self, activity_id: int) -> None:

@@ -9,13 +9,16 @@ import asyncio
 import datetime as dt
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from models.activities import Activity
 from models.base import utcnow
+from models.platform import AuditEntry
+from pawhome.activities import organising
 from tests.activities_support import (
     ANSWERS,
     PHONE_FORM,
+    activity_body,
     activity_notifications,
     activity_row,
     create,
@@ -88,7 +91,6 @@ async def test_bad_terms_and_bad_answers_are_refused_with_their_fields(api, reso
     post = "/v1/merchant/activities"
 
     async def refused(status, code, field, **overrides):
-        from tests.activities_support import activity_body
         (await api.post(post, json=activity_body(**overrides), token=merchant.token)).error(
             status, code=code, field=field)
 
@@ -316,3 +318,112 @@ async def test_a_registrants_phone_is_never_logged(api, resources, access_lines,
     assert any("/registrations" in str(line) for line in lines)
     assert "19912345678" not in str(lines)
     assert "19912345678" not in caplog.text
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_listed_word_in_the_organisers_text_is_refused_by_field_and_nothing_changes(
+        api, resources):
+    merchant = await organiser(resources)
+    post = "/v1/merchant/activities"
+    for field, overrides in [
+        ("title", {"title": "周末赌博局"}),
+        ("description", {"description": "现场有 毒 品 交易"}),  # spaced out: still found
+        ("place_name", {"place_name": "網路賭博中心"}),  # traditional characters fold
+        ("place_address", {"place_address": "深圳市 冰毒 路"}),
+        ("form_fields.0.label", {"form_fields": [{"key": "x", "label": "约炮", "type": "text"}]}),
+        ("form_fields.1.options.1", {"form_fields": [
+            {"key": "x", "label": "宠物名", "type": "text"},
+            {"key": "y", "label": "想吃", "type": "choice", "options": ["狗粮", "狗肉"]}]}),
+    ]:
+        (await api.post(post, json=activity_body(**overrides), token=merchant.token)).error(
+            422, code=42202, field=field)
+    assert (await api.get(post, token=merchant.token)).ok()["total"] == 0
+
+    activity = await published(api, merchant, form_fields=PHONE_FORM)
+    path = f"{post}/{activity['id']}"
+    for field, change in [("title", {"title": "赌博之夜"}),
+                          ("description", {"title": "干净的标题", "description": "提供裸聊"}),
+                          ("place_name", {"place_name": "枪支市场",
+                                          "start_at": later(days=6),
+                                          "end_at": later(days=6, hours=1)})]:
+        (await api.request("PATCH", path, json=change, token=merchant.token)).error(
+            422, code=42202, field=field)
+    back = (await api.get(path, token=merchant.token)).ok()
+    assert (back["title"], back["description"], back["place"]["name"], back["start_at"]) == (
+        activity["title"], activity["description"], activity["place"]["name"],
+        activity["start_at"])
+    assert [e["action"] for e in back["timeline"]] == ["create", "publish"]
+    # A soft-listed word is allowed and kept in the audit entry.
+    soft = (await api.request("PATCH", path, json={"description": "详情私聊我"},
+                              token=merchant.token)).ok()
+    assert soft["description"] == "详情私聊我"
+    async with resources.db.session() as session:
+        afters = list((await session.execute(select(AuditEntry.after).where(
+            AuditEntry.action == "activity.update",
+            AuditEntry.target_id == str(activity["id"])))).scalars())
+    assert [a.get("soft_words") for a in afters] == [["私聊我"]]
+    # Registrants are shown a cancellation's reason: a listed word in it is refused too.
+    (await api.post(f"{path}/cancel", json={"reason": "赌博被查"}, token=merchant.token,
+                    headers=key())).error(422, code=42202, field="reason")
+    assert (await activity_row(resources, activity["id"])).status == "published"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_live_registrants_are_told_once_of_a_new_time_and_place_and_nobody_of_a_typo(
+        api, resources):
+    merchant = await organiser(resources)
+    activity = await published(api, merchant, capacity=1, waitlist_enabled=True)
+    path = f"/v1/merchant/activities/{activity['id']}"
+    seated, waiting, leaving = [await make_member(resources) for _ in range(3)]
+    (await register(api, seated, activity["id"])).ok(201)
+    queued = (await register(api, waiting, activity["id"])).ok(201)
+    gone = (await register(api, leaving, activity["id"])).ok(201)
+    (await api.post(f"/v1/activity-registrations/{gone['id']}/cancel", json={},
+                    token=leaving.token, headers=key())).ok()
+
+    change = {"start_at": later(days=5), "end_at": later(days=5, hours=2),
+              "place_name": "莲花山公园", "place_address": "深圳市福田区红荔路"}
+    changed = (await api.request("PATCH", path, json=change, token=merchant.token)).ok()
+    assert changed["place"]["name"] == "莲花山公园"
+    assert changed["start_at"] != activity["start_at"]
+    assert [(e["action"], e["reason"]) for e in changed["timeline"]][-1] == (
+        "change", "start_at,end_at,place_name,place_address")
+    for user in (seated, waiting):
+        told = [n for n in await activity_notifications(resources, user.user_id)
+                if n.kind == "activity_changed"]
+        assert len(told) == 1, user
+        assert "莲花山公园" in told[0].payload["text"]
+        assert changed["start_at"][:16] in told[0].payload["text"]
+        assert told[0].payload["start_at"] == changed["start_at"]
+    assert await activity_notifications(resources, leaving.user_id) == []
+    mine = (await api.get(f"/v1/activity-registrations/{queued['id']}",
+                          token=waiting.token)).ok()
+    assert [e["action"] for e in mine["timeline"]] == ["register", "change"]
+    # The queued task (a rerun) tells nobody again; nor does one after a later registrant.
+    late = await make_member(resources)
+    (await register(api, late, activity["id"])).ok(201)
+    assert await organising.tell_changed(resources, activity["id"]) == 0
+
+    async def told_count() -> int:
+        kinds = [n.kind for u in (seated, waiting, leaving, late)
+                 for n in await activity_notifications(resources, u.user_id)]
+        return kinds.count("activity_changed")
+
+    assert await told_count() == 2
+    # A typo fixed, the same time and place sent again: nobody is told, no change recorded.
+    (await api.request("PATCH", path, json={"description": "带上牵引绳"},
+                       token=merchant.token)).ok()
+    again = (await api.request("PATCH", path, json=change, token=merchant.token)).ok()
+    assert [e["action"] for e in again["timeline"]].count("change") == 1
+    assert await organising.tell_changed(resources, activity["id"]) == 0
+    assert await told_count() == 2
+    # A new cancel deadline matters: everyone live is told, once more each.
+    (await api.request("PATCH", path, json={"cancel_deadline_at": later(days=2)},
+                       token=merchant.token)).ok()
+    assert await told_count() == 5
+
+    # A draft has nobody to tell: its change is not recorded as one.
+    draft = await create(api, merchant)
+    edited = (await api.request("PATCH", f"/v1/merchant/activities/{draft['id']}",
+                                json={"place_name": "别处"}, token=merchant.token)).ok()
+    assert [e["action"] for e in edited["timeline"]] == ["create"]

@@ -220,3 +220,19 @@ async def test_reminders_go_out_once_before_the_start(api, resources):
             ActivityRegistration).where(ActivityRegistration.activity_id == soon["id"])
         )).scalar_one()
     assert count == 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_later_start_sends_the_reminders_again_before_the_new_one(api, resources):
+    merchant = await organiser(resources)
+    activity = await published(api, merchant, start_at=later(hours=20), end_at=later(hours=22))
+    user = await make_member(resources)
+    (await register(api, user, activity["id"])).ok(201)
+    await jobs.send_reminders(resources)
+    (await api.request("PATCH", f"/v1/merchant/activities/{activity['id']}",
+                       json={"start_at": later(days=3), "end_at": later(days=3, hours=2)},
+                       token=merchant.token)).ok()
+    await jobs.send_reminders(resources)  # not due for the new start
+    await jobs.send_reminders(resources, now=utcnow() + dt.timedelta(days=2, hours=1))
+    kinds = [n.kind for n in await activity_notifications(resources, user.user_id)]
+    assert kinds == ["reminder_24h", "activity_changed", "reminder_24h"]

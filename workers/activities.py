@@ -1,8 +1,9 @@
 """Tasks of activities with registration (pawhome/activities/jobs.py, organising.py), on the
 default queue (their names' first segment is no queue of its own): a pending cash
-registration's seat freed at its deadline, a cancelled activity's registrations settled, and
-the beat jobs (the unpaid sweep, reminders before the start, finishing the past ones). Each is
-idempotent: a late or doubled run changes nothing more.
+registration's seat freed at its deadline, a cancelled activity's registrations settled, the
+registrants of a changed activity told, and the beat jobs (the unpaid sweep, reminders before
+the start, finishing the past ones). Each is idempotent: a late or doubled run changes
+nothing more.
 """
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ def expire_registration(registration_id: int) -> bool:
 def settle_cancelled(activity_id: int) -> int:
     """A cancelled activity's live registrations cancelled, told and paid back."""
     return runtime.run(organising.settle_cancelled(runtime.resources(), activity_id))
+
+
+@shared_task(name="activities.tell_changed")
+def tell_changed(activity_id: int) -> int:
+    """A published activity's time or place changed: its live registrants told, once each."""
+    return runtime.run(organising.tell_changed(runtime.resources(), activity_id))
 
 
 @shared_task(name="activities.sweep", **PERIODIC)

@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from pawhome.platform.errors import ActivityInvalid, RegistrationFormInvalid, field_error
 from pawhome.platform.fields import NOT_BLANK, SPACE_OR_CONTROL, Id, no_null_default
+from pawhome.platform.wordfilter import screen_text
 
 ActivityKind = Literal["meetup", "adoption_day", "vaccination_day", "other"]
 PriceType = Literal["free", "cash", "points"]
@@ -147,8 +148,12 @@ TERMS_RULES = {
     "price": "0 when free, at least 1 when cash or points",
     "cover_media_id": "the organiser's ready image",
     "cover_url": "not with cover_media_id",
-    "form_fields": "distinct keys; options for choice fields only, and at least one",
+    "form_fields": "distinct keys; options for choice fields only, and at least one; "
+                   "no sensitive word in a label or an option",
+    "title": "no word of the sensitive-word list", "description": "no sensitive word",
+    "place_name": "no sensitive word", "place_address": "no sensitive word",
 }
+SCREENED_FIELDS = ("title", "description", "place_name", "place_address")
 ANSWER_RULES = {"answers": "the activity's form fields: required ones filled, phone a mainland "
                            "mobile number, number a number, choice one of its options, "
                            "date YYYY-MM-DD; no other keys"}
@@ -169,6 +174,23 @@ def normalised(values: dict[str, Any]) -> dict[str, Any]:
         out["form_fields"] = [f.model_dump() if isinstance(f, FormField) else dict(f)
                               for f in out["form_fields"]]
     return out
+
+
+def screen_texts(values: dict[str, Any]) -> list[str]:
+    """The organiser's text that users see (the given ones of title, description, place and
+    the form's labels and options) holds no hard-listed word (422 SensitiveContent naming the
+    field, e.g. `form_fields.1.options.0`); returns the soft-listed words found, which are
+    allowed (activities have no review queue: organisers are known merchants and admins) and
+    kept in the audit entry."""
+    soft: list[str] = []
+    for name in SCREENED_FIELDS:
+        if values.get(name):
+            soft += screen_text(values[name], name)
+    for i, spec in enumerate(values.get("form_fields") or []):
+        soft += screen_text(spec["label"], f"form_fields.{i}.label")
+        for j, option in enumerate(spec.get("options") or []):
+            soft += screen_text(option, f"form_fields.{i}.options.{j}")
+    return list(dict.fromkeys(soft))
 
 
 def check_terms(terms: dict[str, Any], now: dt.datetime, *, new: bool) -> None:

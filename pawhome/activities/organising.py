@@ -8,17 +8,26 @@ money back (cash refunds through payments, points through the ledger), in batche
 CANCEL_BATCH, each its own transaction. It is safe to retry: cancelling a cancelled activity
 settles what is left, and the transaction that cancels also queues the task that does the
 same (`settle_cancelled`), so a crash halfway loses nothing.
+
+A published activity whose time, place or cancel deadline changes tells its live registrants
+the same way: the updating transaction records a `change` event and queues `tell_changed`,
+which the update also runs right after its commit; each registrant told gets a `change`
+event of their own, so a rerun tells nobody twice. The organiser's text (title,
+description, place, the form's labels and options, a cancellation's reason) passes the
+sensitive-word filter.
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.activities import Activity, ActivityEvent, ActivityRegistration
+from models.activities import Activity, ActivityEvent, ActivityRegistration, ActivityReminder
 from models.base import utcnow
 from pawhome.activities import forms, listing, seats, states
+from pawhome.booking.slots import iso_local
 from pawhome.mall.products import Actor
 from pawhome.media.uploads import require_ready
 from pawhome.platform import audit, outbox
@@ -33,10 +42,15 @@ from pawhome.platform.errors import (
 )
 from pawhome.platform.pagination import PageQuery, page_result
 from pawhome.platform.resources import Resources
+from pawhome.platform.wordfilter import screen_text
 
 CANCEL_BATCH = 100
 SETTLE_TASK = "activities.settle_cancelled"
+TELL_CHANGED_TASK = "activities.tell_changed"
 LOCKED_WHEN_REGISTERED = ("price_type", "price", "form_fields")
+# What registrants planned around: a change of these to a published activity is told to them.
+TOLD_WHEN_CHANGED = ("start_at", "end_at", "place_name", "place_address", "lat", "lng",
+                     "cancel_deadline_at")
 
 
 class OrganiserActivitiesQuery(PageQuery):
@@ -64,6 +78,17 @@ async def _owned(session: AsyncSession, actor: Actor, activity_id: int, *,
     if activity is None or not (actor.is_admin or activity.merchant_id == actor.user_id):
         raise ActivityNotFound()
     return activity
+
+
+def _same(name: str, old: Any, new: Any) -> bool:
+    """A sent value equals the stored one (coordinates compared at the column's 6 places)."""
+    if name in ("lat", "lng") and old is not None and new is not None:
+        return round(float(old), 6) == round(float(new), 6)
+    return bool(old == new)
+
+
+def _audited(values: dict[str, Any], soft_words: list[str]) -> dict[str, Any]:
+    return {**values, "soft_words": soft_words} if soft_words else values
 
 
 def _terms(activity: Activity) -> dict[str, Any]:
@@ -100,6 +125,7 @@ async def create_activity(resources: Resources, actor: Actor,
     values["cancel_deadline_at"] = (values["cancel_deadline_at"]
                                     or values["registration_closes_at"])
     forms.check_terms(values, now, new=True)
+    soft_words = forms.screen_texts(values)
     async with resources.db.session() as session, session.begin():
         if body.cover_media_id:
             await require_ready(session, actor.user_id, [body.cover_media_id], kind="image",
@@ -115,7 +141,8 @@ async def create_activity(resources: Resources, actor: Actor,
                                   actor_id=actor.user_id, created_at=now))
         audit.record(session, actor_id=actor.user_id, actor_role=actor.role,
                      action="activity.create", target_type="activity", target_id=activity.id,
-                     after={"title": activity.title, "capacity": activity.capacity})
+                     after=_audited({"title": activity.title, "capacity": activity.capacity},
+                                    soft_words))
         return await _detail(session, resources, activity)
 
 
@@ -125,6 +152,7 @@ async def update_activity(resources: Resources, actor: Actor, activity_id: int,
     a capacity below the seats taken are fixed (409 ActivityTermsLocked). More capacity on a
     published activity promotes the waitlist at once."""
     changes = forms.normalised(patch.model_dump(exclude_unset=True))
+    soft_words = forms.screen_texts(changes)
     now = utcnow()
     async with resources.db.session() as session, session.begin():
         activity = await _owned(session, actor, activity_id, lock=True)
@@ -148,14 +176,82 @@ async def update_activity(resources: Resources, actor: Actor, activity_id: int,
             await require_ready(session, actor.user_id, [changes["cover_media_id"]],
                                 kind="image", field="cover_media_id")
         before = {name: getattr(activity, name) for name in changes}
+        told = [name for name in TOLD_WHEN_CHANGED
+                if name in changes and not _same(name, before[name], changes[name])]
         for name, value in changes.items():
             setattr(activity, name, value)
         activity.updated_at = now
         await seats.promote_waitlist(session, resources.settings, activity, now)
+        tell = activity.status == "published" and bool(told)
+        if tell:
+            await _record_change(session, actor, activity, told, before, now)
         audit.record(session, actor_id=actor.user_id, actor_role=actor.role,
                      action="activity.update", target_type="activity", target_id=activity.id,
-                     before=before, after=changes)
-        return await _detail(session, resources, activity)
+                     before=before, after=_audited(changes, soft_words))
+        detail = await _detail(session, resources, activity)
+    if tell:
+        await tell_changed(resources, activity_id)
+    return detail
+
+
+async def _record_change(session: AsyncSession, actor: Actor, activity: Activity,
+                         told: list[str], before: dict[str, Any], now: dt.datetime) -> None:
+    """A published activity's time, place or cancel deadline changed: the `change` event of
+    its timeline (naming the fields) and the task that tells the registrants. A later start
+    forgets the reminders already sent, so they go again before the new one."""
+    session.add(ActivityEvent(activity_id=activity.id, action="change",
+                              from_status=activity.status, to_status=activity.status,
+                              actor_type=actor_type(actor), actor_id=actor.user_id,
+                              reason=",".join(told), created_at=now))
+    if "start_at" in told and activity.start_at > before["start_at"]:
+        await session.execute(delete(ActivityReminder).where(
+            ActivityReminder.registration_id.in_(select(ActivityRegistration.id).where(
+                ActivityRegistration.activity_id == activity.id))))
+    outbox.enqueue_task(session, TELL_CHANGED_TASK, activity.id)
+
+
+async def tell_changed(resources: Resources, activity_id: int) -> int:
+    """Tell the live registrants of a published activity about its latest `change` event
+    (the new time and place), a batch per transaction under the activity's lock, and give
+    each told registration a `change` event of its own: a registration with a `change` or
+    `register` event newer than the activity's has been told (or registered knowing), so a
+    rerun, or the task after the update's own run, tells nobody twice. Returns how many."""
+    done = 0
+    while True:
+        async with resources.db.session() as session, session.begin():
+            activity = await seats.lock_activity(session, activity_id)
+            if activity is None or activity.status != "published":
+                return done
+            change = (await session.execute(select(ActivityEvent).where(
+                ActivityEvent.activity_id == activity_id,
+                ActivityEvent.registration_id.is_(None), ActivityEvent.action == "change")
+                .order_by(ActivityEvent.id.desc()).limit(1))).scalar_one_or_none()
+            if change is None:
+                return done
+            knows = select(ActivityEvent.id).where(
+                ActivityEvent.registration_id == ActivityRegistration.id,
+                ActivityEvent.action.in_(("change", "register")),
+                ActivityEvent.id > change.id)
+            batch = list((await session.execute(select(ActivityRegistration).where(
+                ActivityRegistration.activity_id == activity_id,
+                ActivityRegistration.status.in_(states.LIVE), ~knows.exists())
+                .order_by(ActivityRegistration.id).limit(CANCEL_BATCH))).scalars())
+            if not batch:
+                return done
+            place = " ".join(p for p in (activity.place_name, activity.place_address) if p)
+            text = (f"「{activity.title}」有变动：时间 {iso_local(activity.start_at)[:16]} 至 "
+                    f"{iso_local(activity.end_at)[:16]}，地点 {place}，"
+                    f"取消截止 {iso_local(activity.cancel_deadline_at)[:16]}")
+            for registration in batch:
+                session.add(ActivityEvent(
+                    activity_id=activity_id, registration_id=registration.id,
+                    action="change", from_status=registration.status,
+                    to_status=registration.status, actor_type=change.actor_type,
+                    actor_id=change.actor_id, reason=change.reason))
+            for registration in batch:
+                await seats.tell(session, registration, activity, "activity_changed",
+                                 "活动有变动", text)
+            done += len(batch)
 
 
 async def publish_activity(resources: Resources, actor: Actor,
@@ -177,6 +273,7 @@ async def cancel_activity(resources: Resources, actor: Actor, activity_id: int,
                           reason: str) -> dict[str, Any]:
     """draft or published → cancelled; every live registration is cancelled, told and paid
     back. Cancelling a cancelled activity again settles whatever is left (a retry)."""
+    screen_text(reason, "reason")
     async with resources.db.session() as session, session.begin():
         activity = await _owned(session, actor, activity_id, lock=True)
         if activity.status != "cancelled":

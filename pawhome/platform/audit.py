@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.platform import AuditEntry
+from pawhome.platform import codec
 from pawhome.platform.pagination import PageQuery, page_result
 from pawhome.platform.resources import Resources
 
@@ -17,7 +18,9 @@ SUMMARY_VALUE_CHARS = 200
 
 
 def _summary(values: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Long text is cut: the log says what changed, it is not a copy of the record."""
+    """Long text is cut: the log says what changed, it is not a copy of the record. Values
+    the JSON column cannot take as they are (times, decimals) are put as the API writes
+    them."""
     if values is None:
         return None
     out: dict[str, Any] = {}
@@ -25,7 +28,7 @@ def _summary(values: dict[str, Any] | None) -> dict[str, Any] | None:
         if isinstance(value, str) and len(value) > SUMMARY_VALUE_CHARS:
             value = value[:SUMMARY_VALUE_CHARS] + "…"
         out[key] = value
-    return out
+    return dict(codec.loads(codec.dumps(out)))
 
 
 def record(session: AsyncSession, *, actor_id: int | None, actor_role: str, action: str,
