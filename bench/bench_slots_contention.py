@@ -10,11 +10,11 @@ bench/booking_gateway.py): two grooming shops, 4 groomers each, hours 09:00-18:0
 popular days are tomorrow and the day after; 2 services x 2 days x 4 groomers = 16
 resource-days.
 
-Measured, in rounds: `readers` asyncio tasks in THIS process call
-pawhome.booking.availability.service_slots back to back (what the handler of
+Measured, in rounds: reads arrive in THIS process at random (Poisson) at `reads_per_second`,
+each a task calling pawhome.booking.availability.service_slots (what the handler of
 GET /v1/services/{id}/slots runs; the HTTP parsing around it is the same for a hit and a
-miss), on a random service and day each time, with this process's own pool (the gateway's
-settings) — like one gateway process. Meanwhile a writer thread books through the gateway
+miss) on a random service and day, with this process's own pool (the gateway's settings) —
+like one gateway process. A read's time counts from when it was due. Meanwhile a writer thread books through the gateway
 (another process, like the other gateway processes of production) at `writes_per_second`:
 POST /v1/appointments/holds on a random groomer/day/start, confirms it, and cancels the
 oldest of its appointments once it has more than 3 — every hold and cancel drops that
@@ -59,7 +59,7 @@ ENV = {**bb.ENV, "DATABASE_URL": f"{gw.MYSQL}{DB_NAME}?charset=utf8mb4",
        "BOOKING_SLOTS_CACHE_SECONDS": "60"}  # the production default
 SHOPS = 2
 DAYS = 2
-FULL = {"readers": 32, "writes_per_second": 6.0, "rounds": 3, "round_seconds": 12.0,
+FULL = {"reads_per_second": 30.0, "writes_per_second": 3.0, "rounds": 3, "round_seconds": 12.0,
         "warmup_seconds": 2.0, "users": 40}
 QUICK = {**FULL, "rounds": 1, "round_seconds": 4.0, "warmup_seconds": 1.0}
 RESULTS = HERE / "results"
@@ -157,30 +157,44 @@ async def read_rounds(env: dict, shops: list[dict], days: list[dt.date], config:
     miss_latencies: list[float] = []
     running = [True]
 
-    async def reader(seed: int) -> None:
+    pending: set[asyncio.Task[None]] = set()
+
+    async def one_read(service_id: int, query, due: float) -> None:
+        misses: list[int] = []
+        read_misses.set(misses)
+        await availability.service_slots(resources, service_id, query)
+        took = (time.perf_counter() - due) * 1000  # from when it was due: no omission
+        latencies.append(took)
+        (miss_latencies if misses else hit_latencies).append(took)
+
+    async def arrivals(seed: int) -> None:
+        """Reads arrive at random (Poisson) at `reads_per_second`, whether or not the
+        earlier ones are done: users do not wait for each other."""
         rng = random.Random(seed)
+        due = time.perf_counter()
         while running[0]:
+            due += rng.expovariate(config["reads_per_second"])
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
             service_id, query = rng.choice(queries)
-            misses: list[int] = []
-            read_misses.set(misses)
-            began = time.perf_counter()
-            await availability.service_slots(resources, service_id, query)
-            took = (time.perf_counter() - began) * 1000
-            latencies.append(took)
-            (miss_latencies if misses else hit_latencies).append(took)
+            task = asyncio.create_task(one_read(service_id, query, due))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    async def stop_reads() -> None:
+        running[0] = False
+        await driver
+        await asyncio.gather(*pending)
 
     rounds = []
     try:
-        tasks = [asyncio.create_task(reader(n)) for n in range(config["readers"])]
+        driver = asyncio.create_task(arrivals(1))
         await asyncio.sleep(config["warmup_seconds"])
         for n in range(config["rounds"]):
-            if n:  # the machine is shared: let it settle between rounds, readers paused
-                running[0] = False
-                await asyncio.gather(*tasks)
+            if n:  # the machine is shared: let it settle between rounds, reads paused
+                await stop_reads()
                 await asyncio.sleep(2)
                 running[0] = True
-                tasks = [asyncio.create_task(reader(100 * n + i))
-                         for i in range(config["readers"])]
+                driver = asyncio.create_task(arrivals(100 * n))
                 await asyncio.sleep(config["warmup_seconds"])
             latencies.clear()
             hit_latencies.clear()
@@ -210,8 +224,7 @@ async def read_rounds(env: dict, shops: list[dict], days: list[dt.date], config:
                 "writes": {k: writer.counts[k] - writes0[k] for k in writer.counts},
                 "machine_busy_percent": busy, "loadavg": round(os.getloadavg()[0], 2)})
             print(f"  round {n + 1}: {rounds[-1]}", flush=True)
-        running[0] = False
-        await asyncio.gather(*tasks)
+        await stop_reads()
     finally:
         booking_cache.read_many = original_read_many
         await resources.close()
@@ -237,14 +250,14 @@ def write_markdown(runs: list[dict]) -> str:
              (__doc__ or "").split("\n\n")[2].strip(), "",
              "Medians of each run's rounds (ms; hit ratio = resource-days found in Redis / "
              "asked; statements = SQL statements this process sent per slots read):", "",
-             "| run | commit | note | readers | writes/s | p50 | p95 | p99 | max | hit ratio | "
+             "| run | commit | note | reads/s asked | writes/s asked | p50 | p95 | p99 | max | hit ratio | "
              "SQL/read | reads/s | p95 all-hit reads | p50 / p95 reads with a miss | "
              "repeated misses | machine busy % (rounds) | load avg |",
              "|" + "---|" * 17]
     for run in runs:
         med = run["median"]
         lines.append(
-            f"| {run['started']} | {run['commit']} | {run['note']} | {run['config']['readers']} "
+            f"| {run['started']} | {run['commit']} | {run['note']} | {run['config'].get('reads_per_second', run['config'].get('readers'))} "
             f"| {run['config']['writes_per_second']} | "
             + " | ".join(str(med[k]) for k in keys[:8])
             + f" | {med['miss_p50']} / {med['miss_p95']} | {med['same_miss_repeats']}"
