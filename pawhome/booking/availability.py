@@ -3,8 +3,9 @@
 day with a free slot. Gathers the inputs of the pure computation (pawhome/booking/slots.py):
 the schedule, the occupied units of live holds and appointments. A resource-day's free
 starts are cached under the resource's generation, bumped by every hold, booking and
-schedule change; the notice and horizon are applied on every read (they move with the
-clock). docs/booking.md ("Slots").
+schedule change; its open windows apart, under a generation only schedule changes bump; the
+readers missing one resource-day at once compute it once. The notice and horizon are applied
+on every read (they move with the clock). docs/booking.md ("Slots").
 """
 from __future__ import annotations
 
@@ -192,7 +193,8 @@ async def _compute_starts(resources: Resources, session: AsyncSession, rules: Sl
     return starts
 
 
-async def _compute_for_all(_key: Hashable, misses: list[_Miss]) -> list[list[dt.datetime]]:
+async def _compute_for_all(_key: Hashable,
+                           misses: list[_Miss]) -> list[list[dt.datetime] | BaseException]:
     """One computation for every reader that missed the same resource-day while the previous
     one ran (so each reader's answer is read after it asked). Filled under the newest
     generation they read: every one of them was read before these tables."""
@@ -201,7 +203,8 @@ async def _compute_for_all(_key: Hashable, misses: list[_Miss]) -> list[list[dt.
     async with last.resources.db.session() as session:
         starts = await _compute_starts(last.resources, session, last.rules, last.staff_id,
                                        last.day, generation)
-    return [starts] * len(misses)
+    outcomes: list[list[dt.datetime] | BaseException] = [starts] * len(misses)
+    return outcomes
 
 
 # Concurrent misses of one resource-day compute once (a hold drops the resource's days, and
