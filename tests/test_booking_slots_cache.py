@@ -1,8 +1,9 @@
 """The slots cache under concurrent bookings (issue 15 §2): readers of a second process (its
 own pool and Redis connection) never see a held slot as free once the hold has answered,
 and see it again once its cancellation has answered; concurrent misses of one resource-day
-read the tables once; a schedule change drops the cached open windows at once while a hold
-leaves them cached. docs/booking.md ("Slots", cache)."""
+read the tables once; a schedule change drops the cached open windows at once, while a hold
+leaves them cached and has its day computed again for the next readers. docs/booking.md
+("Slots", cache)."""
 from __future__ import annotations
 
 import asyncio
@@ -140,18 +141,26 @@ async def test_a_hold_keeps_the_cached_windows_and_a_break_drops_them_at_once(ap
     query = availability.SlotsQuery(date=day)
     first = await availability.service_slots(resources, sid, query)
     assert at(day, "15:00") in first["days"][0]["any"]
+    redis, cache = resources.cache.redis, resources.cache
+    windows = booking_cache.windows_key(cache, f"s{staff}", day)
+    windows_generation = await redis.get(booking_cache.windows_generation_key(cache,
+                                                                              f"s{staff}"))
+    slots_generation = await redis.get(booking_cache.slots_generation_key(cache, f"s{staff}"))
     user, pet = await pet_owner(resources)
     (await hold(api, user, pet, sid, at(day, "10:00"), staff)).ok(201)
+    # the hold dropped the day's free starts, not its windows, and computed the day again
+    assert await redis.get(booking_cache.slots_generation_key(cache, f"s{staff}")) \
+        != slots_generation
+    assert await redis.get(booking_cache.windows_generation_key(cache, f"s{staff}")) \
+        == windows_generation
+    assert await redis.get(windows) is not None
     statements, stop = _all_statements(resources.db.engine)
     try:
         held = await availability.service_slots(resources, sid, query)
     finally:
         stop()
     assert at(day, "10:00") not in held["days"][0]["any"]
-    assert [s for s in statements if "booking_slot_units" in s]  # the taken units, read
-    assert not [s for s in statements if "booking_hours" in s]  # the windows, cached
-    key = booking_cache.windows_key(resources.cache, f"s{staff}", day)
-    assert await resources.cache.redis.get(key) is not None
+    assert not [s for s in statements if "booking" in s]  # refilled by the hold: a hit
     (await api.post(f"/v1/merchant/providers/{pid}/breaks", json={
         "staff_id": None, "day": day.isoformat(), "start": "15:00", "end": "16:00"},
         token=setup["merchant"].token)).ok(201)

@@ -11,21 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Hashable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.booking import BoardingNight, Provider, Service, SlotUnit, Staff, StaffService
 from pawhome.booking import booking_cache, schedules, slots
 from pawhome.platform import codec
+from pawhome.platform.cache import UNAVAILABLE_ERRORS
 from pawhome.platform.errors import BookingInvalid, NotFound, field_error
 from pawhome.platform.hot_keys import KeyedBatches
 from pawhome.platform.resources import Resources
+
+log = logging.getLogger("pawhome.booking.availability")
 
 MAX_DAYS = 14  # one slots request covers at most this many days
 NEXT_DAY_SCAN = 14  # a provider's next available day is looked for this far ahead
@@ -244,6 +249,20 @@ async def free_starts_of(resources: Resources, rules: SlotRules,
     for ((staff_id, day), _), starts in zip(missing, computed, strict=True):
         out[(staff_id, day)] = starts
     return out
+
+
+async def refill_day(resources: Resources, service_id: int, staff_id: int | None,
+                     day: dt.date) -> None:
+    """After a hold or cancellation committed and bumped its resource's generation: read the
+    day as a reader would, so it is computed now (together with any readers missing it) and
+    the next readers hit instead of missing together. Best effort: the write is committed,
+    a failure here only leaves a miss."""
+    try:
+        rules = await slot_rules(resources, service_id)
+        if rules.kind != "boarding":
+            await free_starts_of(resources, rules, [(staff_id, day)])
+    except (NotFound, SQLAlchemyError, *UNAVAILABLE_ERRORS) as error:
+        log.warning("slots of service %s on %s not refilled: %r", service_id, day, error)
 
 
 async def _boarding_nights(session: AsyncSession, rules: SlotRules,
