@@ -328,6 +328,7 @@ class Settings(BaseSettings):
     booking_sweep_seconds: float = 60.0  # beat: expired holds release their units and nights
     booking_catalogue_cache_seconds: int = 300  # service lists, provider pages (dropped on change)
     booking_slots_cache_seconds: int = 60  # a staff-day's free starts (dropped on change)
+    booking_windows_cache_seconds: int = 3600  # a staff-day's open hours (dropped on change)
 
     # --- virtual pet care (pawhome/virtualpet/care.py, docs/virtual-pet.md "Care") -----
     # Status points (of 100) lost per hour, before the personality's scaling.

@@ -22,6 +22,7 @@ from models.booking import (
 )
 from pawhome.booking import (
     appointment_states,
+    availability,
     booking_cache,
     deposits,
     holds,
@@ -207,6 +208,8 @@ async def cancel_by_user(resources: Resources, user_id: int, appointment_id: int
         await reminders.cancel_for_appointment(session, appointment.id)
         view = appointment_view(appointment)
     await booking_cache.forget(resources.cache, resources=[resource])
+    await availability.refill_day(resources, appointment.service_id, appointment.staff_id,
+                                  slots.local_day(appointment.start_at))
     return view
 
 

@@ -3,26 +3,34 @@
 day with a free slot. Gathers the inputs of the pure computation (pawhome/booking/slots.py):
 the schedule, the occupied units of live holds and appointments. A resource-day's free
 starts are cached under the resource's generation, bumped by every hold, booking and
-schedule change; the notice and horizon are applied on every read (they move with the
-clock). docs/booking.md ("Slots").
+schedule change; its open windows apart, under a generation only schedule changes bump; the
+readers missing one resource-day at once compute it once. The notice and horizon are applied
+on every read (they move with the clock). docs/booking.md ("Slots").
 """
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import datetime as dt
+import logging
+from collections.abc import Hashable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.booking import BoardingNight, Provider, Service, SlotUnit, Staff, StaffService
 from pawhome.booking import booking_cache, schedules, slots
 from pawhome.platform import codec
+from pawhome.platform.cache import UNAVAILABLE_ERRORS
 from pawhome.platform.errors import BookingInvalid, NotFound, field_error
+from pawhome.platform.hot_keys import KeyedBatches
 from pawhome.platform.resources import Resources
+
+log = logging.getLogger("pawhome.booking.availability")
 
 MAX_DAYS = 14  # one slots request covers at most this many days
 NEXT_DAY_SCAN = 14  # a provider's next available day is looked for this far ahead
@@ -138,15 +146,43 @@ def _decode_starts(payload: bytes) -> list[dt.datetime]:
             for s in codec.loads(payload)]
 
 
-async def _compute_starts(resources: Resources, session: AsyncSession, rules: SlotRules,
-                          staff_id: int | None, day: dt.date, now: dt.datetime,
-                          generation: bytes) -> list[dt.datetime]:
-    """A resource-day's free starts (before notice and horizon) from the tables, cached
-    under `generation` (read before the tables)."""
+async def _windows(resources: Resources, session: AsyncSession, rules: SlotRules,
+                   staff_id: int | None, day: dt.date) -> list[slots.Window]:
+    """A resource-day's open windows: cached under the resource's schedule generation,
+    which holds and bookings leave alone (only schedule changes bump it)."""
+    cache = resources.cache
     resource = rules.resource(staff_id)
+    key = booking_cache.windows_key(cache, resource, day)
+    generation, payload = await booking_cache.read(
+        cache, booking_cache.windows_generation_key(cache, resource), key)
+    if payload is not None:
+        return [(start, end) for start, end in codec.loads(payload)]
     windows = (await schedules.day_windows(session, rules.provider_id,
                                            staff_id if rules.uses_staff else None,
                                            [day]))[day]
+    await booking_cache.fill(cache, key, generation, codec.dumps(windows),
+                             resources.settings.booking_windows_cache_seconds)
+    return windows
+
+
+@dataclass(frozen=True)
+class _Miss:
+    """One reader's missing resource-day, with the slots generation it read."""
+    resources: Resources
+    rules: SlotRules
+    staff_id: int | None
+    day: dt.date
+    generation: bytes
+
+
+async def _compute_starts(resources: Resources, session: AsyncSession, rules: SlotRules,
+                          staff_id: int | None, day: dt.date,
+                          generation: bytes) -> list[dt.datetime]:
+    """A resource-day's free starts (before notice and horizon) from its windows and the
+    units taken now, cached under `generation` (read before the tables)."""
+    now = utcnow()
+    resource = rules.resource(staff_id)
+    windows = await _windows(resources, session, rules, staff_id, day)
     units, first_expiry = await busy_units(session, resource, day, now)
     starts = slots.free_starts(day, windows, slots.busy_from_units(units),
                                duration=rules.duration_minutes,
@@ -162,13 +198,33 @@ async def _compute_starts(resources: Resources, session: AsyncSession, rules: Sl
     return starts
 
 
+async def _compute_for_all(_key: Hashable,
+                           misses: list[_Miss]) -> list[list[dt.datetime] | BaseException]:
+    """One computation for every reader that missed the same resource-day while the previous
+    one ran (so each reader's answer is read after it asked). Filled under the newest
+    generation they read: every one of them was read before these tables."""
+    last = misses[-1]
+    generation = max((m.generation for m in misses), key=int)
+    async with last.resources.db.session() as session:
+        starts = await _compute_starts(last.resources, session, last.rules, last.staff_id,
+                                       last.day, generation)
+    outcomes: list[list[dt.datetime] | BaseException] = [starts] * len(misses)
+    return outcomes
+
+
+# Concurrent misses of one resource-day compute once (a hold drops the resource's days, and
+# every reader of them missed at once: bench/bench_slots_contention.py).
+_misses: KeyedBatches[_Miss, list[dt.datetime]] = KeyedBatches(_compute_for_all)
+
+
 async def free_starts_of(resources: Resources, rules: SlotRules,
-                         wanted: list[tuple[int | None, dt.date]], now: dt.datetime,
+                         wanted: list[tuple[int | None, dt.date]],
                          session: AsyncSession | None = None,
                          ) -> dict[tuple[int | None, dt.date], list[dt.datetime]]:
     """The free starts (before notice and horizon) of each (staff id, day): the cached ones
-    in one round trip, the others computed in one session (`session`, or one opened only
-    when something is missing)."""
+    in one round trip, the others computed in `session` when given, else once per
+    resource-day for all the readers missing it at the same time (each in a session of its
+    own)."""
     cache = resources.cache
     pairs = [(booking_cache.slots_generation_key(cache, rules.resource(staff_id)),
               booking_cache.slots_key(cache, rules.resource(staff_id), rules.id, day))
@@ -181,15 +237,32 @@ async def free_starts_of(resources: Resources, rules: SlotRules,
             out[want] = _decode_starts(payload)
         else:
             missing.append((want, generation))
-    if not missing:
-        return out
-    async with contextlib.AsyncExitStack() as stack:
-        reader: AsyncSession = session if session is not None \
-            else await stack.enter_async_context(resources.db.session())
+    if session is not None:
         for (staff_id, day), generation in missing:
-            out[(staff_id, day)] = await _compute_starts(resources, reader, rules, staff_id,
-                                                         day, now, generation)
+            out[(staff_id, day)] = await _compute_starts(resources, session, rules, staff_id,
+                                                         day, generation)
+        return out
+    computed = await asyncio.gather(*(
+        _misses.submit((cache.key("booking", "slots", rules.resource(staff_id)), rules.id, day),
+                       _Miss(resources, rules, staff_id, day, generation))
+        for (staff_id, day), generation in missing))
+    for ((staff_id, day), _), starts in zip(missing, computed, strict=True):
+        out[(staff_id, day)] = starts
     return out
+
+
+async def refill_day(resources: Resources, service_id: int, staff_id: int | None,
+                     day: dt.date) -> None:
+    """After a hold or cancellation committed and bumped its resource's generation: read the
+    day as a reader would, so it is computed now (together with any readers missing it) and
+    the next readers hit instead of missing together. Best effort: the write is committed,
+    a failure here only leaves a miss."""
+    try:
+        rules = await slot_rules(resources, service_id)
+        if rules.kind != "boarding":
+            await free_starts_of(resources, rules, [(staff_id, day)])
+    except (NotFound, SQLAlchemyError, *UNAVAILABLE_ERRORS) as error:
+        log.warning("slots of service %s on %s not refilled: %r", service_id, day, error)
 
 
 async def _boarding_nights(session: AsyncSession, rules: SlotRules,
@@ -223,7 +296,7 @@ async def service_slots(resources: Resources, service_id: int,
     last_day = today + dt.timedelta(days=rules.horizon_days)
     open_days = [day for day in days if today <= day <= last_day]
     found = await free_starts_of(resources, rules, [(staff_id, day) for day in open_days
-                                                    for staff_id, _ in people], now)
+                                                    for staff_id, _ in people])
     out_days = []
     for day in days:
         per_staff = []
@@ -256,7 +329,7 @@ async def next_available_day(resources: Resources, session: AsyncSession,
             if offset > rule.horizon_days:
                 continue
             ids: list[int | None] = [i for i, _ in rule.staff] if rule.uses_staff else [None]
-            found = await free_starts_of(resources, rule, [(i, day) for i in ids], now,
+            found = await free_starts_of(resources, rule, [(i, day) for i in ids],
                                          session=session)
             if any(slots.bookable(starts, now=now, min_notice_minutes=rule.min_notice_minutes,
                                   horizon_days=rule.horizon_days)

@@ -52,12 +52,27 @@ def slots_key(cache: Cache, resource: str, service_id: int, day: dt.date) -> str
     return cache.key("booking", "slots", resource, int(service_id), day.isoformat())
 
 
-async def forget(cache: Cache, *, catalogue: bool = False,
-                 resources: Iterable[str] = ()) -> None:
+def windows_generation_key(cache: Cache, resource: str) -> str:
+    """Bumped by schedule changes only (not by holds and bookings)."""
+    return cache.key("booking", "win", resource, "gen")
+
+
+def windows_key(cache: Cache, resource: str, day: dt.date) -> str:
+    """A resource-day's open windows (hours, overrides, breaks)."""
+    return cache.key("booking", "win", resource, day.isoformat())
+
+
+async def forget(cache: Cache, *, catalogue: bool = False, resources: Iterable[str] = (),
+                 schedules: bool = False) -> None:
     """After a committed change: stop serving the catalogue reads and/or the free starts of
-    `resources` ("s<staff id>", "p<provider id>"). A Redis outage is logged: the TTLs bound
-    the staleness, and a hold is refused by the database anyway."""
-    keys = [slots_generation_key(cache, r) for r in sorted(set(resources))]
+    `resources` ("s<staff id>", "p<provider id>"), and with `schedules` their open windows
+    too (a schedule change; a hold or booking leaves the windows as they are). A Redis
+    outage is logged: the TTLs bound the staleness, and a hold is refused by the database
+    anyway."""
+    names = sorted(set(resources))
+    keys = [slots_generation_key(cache, r) for r in names]
+    if schedules:
+        keys += [windows_generation_key(cache, r) for r in names]
     if catalogue:
         keys.append(catalogue_generation_key(cache))
     if not keys:

@@ -296,16 +296,18 @@ async def place_hold(resources: Resources, user_id: int, body: HoldBody) -> dict
         stay = _check_stay(service, body)
         await _ensure_nights(resources, service.id, service.capacity, stay)
 
-    async def work(session: AsyncSession) -> tuple[dict[str, Any], str | None]:
+    async def work(session: AsyncSession) -> tuple[AppointmentHold, str | None]:
         if service.kind == "boarding":
-            hold = await _boarding_hold(session, user_id, service, body.pet_id, body, ttl)
-            return hold_view(hold), None
-        hold, resource = await slot_hold(session, user_id, service, body.pet_id, body, ttl)
-        return hold_view(hold), resource
+            return await _boarding_hold(session, user_id, service, body.pet_id, body,
+                                        ttl), None
+        return await slot_hold(session, user_id, service, body.pet_id, body, ttl)
 
-    view, resource = await run_transaction(resources.db, work)
+    hold, resource = await run_transaction(resources.db, work)
     await booking_cache.forget(resources.cache, resources=[resource] if resource else [])
-    return view
+    if resource:  # the next readers of the day hit (docs/booking.md "Slots")
+        await availability.refill_day(resources, service.id, hold.staff_id,
+                                      slots.local_day(hold.start_at))
+    return hold_view(hold)
 
 
 async def release_expired_holds(resources: Resources, now: dt.datetime | None = None) -> int:

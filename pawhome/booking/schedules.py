@@ -228,7 +228,8 @@ async def _change(resources: Resources, user_id: int, role: str, provider_id: in
         view = await _schedule_view(session, provider_id)
         view["conflicts"] = await conflicts(session, provider_id)
         dropped = await _resources_of(session, provider_id)
-    await booking_cache.forget(resources.cache, catalogue=True, resources=dropped)
+    await booking_cache.forget(resources.cache, catalogue=True, resources=dropped,
+                               schedules=True)
     return view
 
 
