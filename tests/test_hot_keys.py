@@ -1,7 +1,5 @@
-"""pawhome/platform/hot_keys.py: one holder per key at a time (other keys run beside),
-entries forgotten when nobody holds or waits, a failing holder gives its turn back; the
-coalescer runs one refresh at a time per key and exactly once more after the calls that
-came in meanwhile; batches per key take what came in during the previous one, answer each
+"""pawhome/platform/hot_keys.py: the coalescer runs one refresh at a time per key and
+exactly once more after the calls that came in meanwhile; batches per key take what came in during the previous one, answer each
 caller its own outcome, and a failed write fails its whole batch only."""
 from __future__ import annotations
 
@@ -9,40 +7,7 @@ import asyncio
 
 import pytest
 
-from pawhome.platform.hot_keys import Coalescer, KeyedBatches, KeyedLock
-
-
-@pytest.mark.gen_test
-async def test_holders_of_one_key_take_turns_and_other_keys_run_beside():
-    locks = KeyedLock()
-    inside: dict[str, int] = {"a": 0, "b": 0}
-    most: dict[str, int] = {"a": 0, "b": 0}
-    order: list[tuple[str, int]] = []
-
-    async def hold(key: str, n: int) -> None:
-        async with locks.hold(key):
-            inside[key] += 1
-            most[key] = max(most[key], inside[key])
-            order.append((key, n))
-            await asyncio.sleep(0.002)
-            inside[key] -= 1
-
-    await asyncio.gather(*[hold(key, n) for n in range(20) for key in ("a", "b")])
-    assert most == {"a": 1, "b": 1}
-    assert [n for key, n in order if key == "a"] == list(range(20))  # first come, first served
-    assert order[:2] == [("a", 0), ("b", 0)]  # b did not wait for a's queue
-    assert len(locks) == 0
-
-
-@pytest.mark.gen_test
-async def test_a_failing_holder_gives_its_turn_back():
-    locks = KeyedLock()
-    with pytest.raises(RuntimeError):
-        async with locks.hold("k"):
-            raise RuntimeError("boom")
-    assert len(locks) == 0
-    async with locks.hold("k"):
-        assert len(locks) == 1
+from pawhome.platform.hot_keys import Coalescer, KeyedBatches
 
 
 @pytest.mark.gen_test

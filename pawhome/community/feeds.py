@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import utcnow
 from models.community import BrowseHistory, Post, PostTopic, Topic
-from models.users import UserBlock, UserFollow
+from models.users import UserFollow
 from pawhome.community.boards import board_by_slug
 from pawhome.community.feed_cache import SORTS, first_page_key, hot_key, invalidate_first_pages
 from pawhome.community.post_rendering import (
@@ -254,12 +254,6 @@ async def read_posts(session: Executor, cache: Cache, settings: Settings,
 # -- the cached first pages ------------------------------------------------------------------
 
 
-async def blocked_either_way(session: AsyncSession, viewer_id: int) -> set[int]:
-    rows = await session.execute(select(UserBlock.user_id, UserBlock.blocked_id).where(
-        or_(UserBlock.user_id == viewer_id, UserBlock.blocked_id == viewer_id)))
-    return {b if a == viewer_id else a for a, b in rows}
-
-
 def first_page_reads(resources: Resources, viewer_id: int | None,
                      query: FeedQuery) -> list[str]:
     """The Redis keys read_feed reads: the cached page (unless FEED_CACHE_SECONDS=0) and,
@@ -304,7 +298,7 @@ async def first_page_bytes(db: Database, cache: Cache, settings: Settings,
     async with db.session() as session:
         if not await users.has_any_block(session, cache, viewer_id, flag):
             return raw
-        hidden = await blocked_either_way(session, viewer_id)
+        hidden = await users.blocked_either_way(session, viewer_id)
         page = codec.loads(raw)
         # The page names no author of an anonymous post: look those up (the rule holds for
         # them too, without the page telling anyone who wrote them).

@@ -371,13 +371,17 @@ async def is_blocked(session: AsyncSession, blocker_id: int, blocked_id: int) ->
 
 
 async def blocked_either_way(session: AsyncSession, user_id: int,
-                             others: list[int]) -> set[int]:
-    """Which of `others` blocked `user_id` or were blocked by them (one query for many)."""
-    if not others:
+                             others: list[int] | None = None) -> set[int]:
+    """Which of `others` (None: anyone) blocked `user_id` or were blocked by them (one
+    query for many)."""
+    if others is not None and not others:
         return set()
-    found = await session.execute(select(UserBlock.user_id, UserBlock.blocked_id).where(or_(
-        and_(UserBlock.user_id == user_id, UserBlock.blocked_id.in_(others)),
-        and_(UserBlock.blocked_id == user_id, UserBlock.user_id.in_(others)))))
+    mine, theirs = UserBlock.user_id == user_id, UserBlock.blocked_id == user_id
+    if others is not None:
+        mine = and_(mine, UserBlock.blocked_id.in_(others))
+        theirs = and_(theirs, UserBlock.user_id.in_(others))
+    found = await session.execute(select(UserBlock.user_id, UserBlock.blocked_id).where(
+        or_(mine, theirs)))
     return {int(blocked if blocker == user_id else blocker) for blocker, blocked in found}
 
 

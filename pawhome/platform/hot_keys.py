@@ -1,13 +1,6 @@
 """Per-key coordination inside one process, for the rows everyone writes at once (a hot
 post's counters during a like burst).
 
-`KeyedLock`: writers of one key take turns here, in the process, instead of queueing in
-MariaDB on the row's lock — where each waiter holds a pooled connection, so a burst of 400
-likes on one post emptied the pool and every other request waited for it (bench/
-mixed_load.py). Waiting here holds nothing: the pool stays free for everyone else, and
-MariaDB still orders the writers of other processes. (Likes have since gone further, to
-`KeyedBatches` below: the waiters are written together rather than one after the other.)
-
 `Coalescer`: an after-commit refresh (read the fresh counters, publish them) runs at most
 once at a time per key; calls that arrive while it runs mark the key dirty and return, and
 the running one goes round once more. A burst of N changes costs a couple of reads, not N,
@@ -17,44 +10,18 @@ and the last refresh starts after the last change, so what is published ends cur
 of that key that arrive while its batch is being written wait and go together into the next
 batch, one write (one transaction) for all of them. Each caller gets its own outcome, and only
 once its batch's write has returned (committed). The domain decides what a batch writes
-(pawhome/community/likes.py: one transaction for the taps queued on a post).
+(pawhome/community/likes.py: one transaction for the taps queued on a post). Waiting here
+holds no pooled connection: a burst of 400 likes queued on the post's row lock in MariaDB
+used to empty the pool, and every other request waited for it (bench/mixed_load.py).
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class KeyedLock:
-    """One asyncio.Lock per key while anyone holds or waits for it (then forgotten)."""
-
-    def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        """Keys held or waited for now."""
-        return len(self._locks)
 
 
 class Coalescer:

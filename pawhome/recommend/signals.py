@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.community import Comment, Favorite, Like, Pet, Post, PostTopic
 from models.users import UserFollow
-from pawhome.community.feeds import blocked_either_way
+from pawhome.identity.users import blocked_either_way
 
 # How many of a user's most recent rows of each kind are read.
 RECENT_LIKES = 200
