@@ -21,7 +21,14 @@ from gateway.hub import Hub
 from gateway.ratelimit import RateLimiter
 from gateway.routing import LiteralPaths, Route
 from gateway.server import make_server
-from gateway.shutdown import GOING_AWAY_CODE, GOING_AWAY_REASON, InflightRequests
+from gateway.shutdown import (
+    DRAIN_TICK_SECONDS,
+    GOING_AWAY_CODE,
+    GOING_AWAY_REASON,
+    InflightRequests,
+    closing_due,
+    drain_window,
+)
 from pawhome.platform.activity import ActivityRecorder
 from pawhome.platform.outbox import OutboxRelay
 from pawhome.platform.resources import Resources
@@ -91,15 +98,12 @@ class Gateway:
         self.app.settings["shutting_down"] = True  # readyz 503; kept-alive requests 503
         if self.server is not None:
             self.server.stop()  # no new connections
-        closing = [ws.ws_connection for ws in self.app.settings["websockets"]
-                   if ws.ws_connection is not None]
-        for ws in list(self.app.settings["websockets"]):
-            try:
-                ws.close(GOING_AWAY_CODE, GOING_AWAY_REASON)
-            except Exception:
-                log.warning("could not close a WebSocket", exc_info=True)
+        sockets = list(self.app.settings["websockets"])
+        closing = [ws.ws_connection for ws in sockets if ws.ws_connection is not None]
         inflight: InflightRequests = self.app.settings["inflight"]
-        if not await inflight.wait_idle(deadline - time.monotonic()):
+        _, idle = await asyncio.gather(
+            self._drain(sockets), inflight.wait_idle(deadline - time.monotonic()))
+        if not idle:
             log.warning("shutdown deadline reached with %d requests in flight", inflight.count)
         # Give the close handshakes a moment so clients see 1001 rather than a reset.
         handshake_deadline = min(deadline, time.monotonic() + 2.0)
@@ -118,3 +122,28 @@ class Gateway:
         await self.relay.stop()
         await self.resources.close()
         accesslog.writer.flush()
+
+    async def _drain(self, sockets: list) -> None:
+        """Close the WebSockets with "going away", a share per tick over the drain window
+        (gateway/shutdown.py): their clients reconnect to the other processes at a pace
+        those can take, rather than all in the same second. Every socket still gets its
+        events until its turn (the hub runs until the end of shutdown)."""
+        window = drain_window(len(sockets), self.settings.ws_drain_per_second,
+                              self.settings.shutdown_grace_seconds)
+        if window:
+            log.info("closing %d WebSockets over %.1f s", len(sockets), window)
+        started = time.monotonic()
+        closed = 0
+        while closed < len(sockets):
+            due = closing_due(len(sockets), time.monotonic() - started, window)
+            for ws in sockets[closed:due]:
+                try:
+                    ws.close(GOING_AWAY_CODE, GOING_AWAY_REASON)
+                except Exception:
+                    log.warning("could not close a WebSocket", exc_info=True)
+            closed = max(closed, due)
+            if closed < len(sockets):
+                await asyncio.sleep(DRAIN_TICK_SECONDS)
+        # An upgrade that was being answered when listening stopped.
+        for ws in set(self.app.settings["websockets"]).difference(sockets):
+            ws.close(GOING_AWAY_CODE, GOING_AWAY_REASON)

@@ -1,18 +1,42 @@
 """Graceful shutdown: the in-flight request count, the WebSocket close code, signal wiring.
 
 Gateway.shutdown (gateway/app.py) stops accepting, waits for `InflightRequests` to drain
-within SHUTDOWN_GRACE_SECONDS, and closes every WebSocket with GOING_AWAY_CODE; see
-docs/realtime.md for what a client does when it receives it.
+within SHUTDOWN_GRACE_SECONDS, and closes every WebSocket with GOING_AWAY_CODE, a share at a
+time (`drain_window`, `closing_due`); see docs/realtime.md for what a client does when it
+receives it.
 """
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 
 # WebSocket close code sent to every client when a gateway process stops: 1001 "going away"
 # (RFC 6455). Clients reconnect, through nginx, to another gateway process.
 GOING_AWAY_CODE = 1001
 GOING_AWAY_REASON = "server restarting, reconnect"
+
+
+# How often a paced drain closes its next share of sockets.
+DRAIN_TICK_SECONDS = 0.05
+
+
+def drain_window(sockets: int, per_second: float, grace_seconds: float) -> float:
+    """Seconds over which a stopping process closes `sockets` WebSockets: at `per_second`
+    (WS_DRAIN_PER_SECOND), so the other processes take the reconnects at a pace they can
+    answer instead of all at once, but within half the grace (the rest is for the close
+    handshakes and the last requests). 0: all at once."""
+    if per_second <= 0 or sockets <= 0:
+        return 0.0
+    return min(sockets / per_second, grace_seconds / 2)
+
+
+def closing_due(sockets: int, elapsed: float, window: float) -> int:
+    """How many of `sockets` should be closed `elapsed` seconds into a drain of `window`
+    seconds: a share per tick, the first at once, all of them by the window's end."""
+    if window <= 0:
+        return sockets
+    return min(sockets, math.ceil(sockets * (elapsed + DRAIN_TICK_SECONDS) / window))
 
 
 class InflightRequests:

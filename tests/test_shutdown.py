@@ -16,7 +16,7 @@ import tornado.websocket
 from tornado.httpclient import HTTPRequest
 from tornado.simple_httpclient import HTTPStreamClosedError
 
-from gateway.shutdown import GOING_AWAY_CODE
+from gateway.shutdown import DRAIN_TICK_SECONDS, GOING_AWAY_CODE, closing_due, drain_window
 from pawhome.platform import codec
 from tests.services import free_port
 
@@ -62,9 +62,9 @@ def spawn_gateway(io_loop):
     started = []
     stderr = tempfile.TemporaryFile()
 
-    async def spawn(grace: float = GRACE):
+    async def spawn(grace: float = GRACE, **settings: str):
         port = free_port()
-        env = {**os.environ, "SHUTDOWN_GRACE_SECONDS": str(grace)}
+        env = {**os.environ, "SHUTDOWN_GRACE_SECONDS": str(grace), **settings}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.slow_gateway", "--port", str(port), cwd=ROOT, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=stderr)
@@ -151,3 +151,57 @@ async def test_a_request_longer_than_the_grace_is_cut_at_the_deadline(spawn_gate
     assert grace - 0.5 < time.monotonic() - signalled < grace + 5
     with pytest.raises(HTTPStreamClosedError):  # closed at the deadline, not answered
         await slow
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_sockets_are_told_to_go_away_a_share_at_a_time(spawn_gateway):
+    """A stopping gateway closes its sockets at WS_DRAIN_PER_SECOND: 60 sockets at 30 a
+    second go over 2 s (half the grace at most), a share per tick, every one with 1001, and
+    the ones not yet closed still answer meanwhile."""
+    proc, port = await spawn_gateway(GRACE, WS_DRAIN_PER_SECOND="30")
+    sockets = [await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/v1/test/ws")
+               for _ in range(60)]
+    for n, socket_ in enumerate(sockets):
+        socket_.write_message(f"hi {n}")
+        assert await socket_.read_message() == f"hi {n}"
+    closed_at: list[float] = []
+    still_open_answered = []
+
+    async def watch(socket_) -> None:
+        while True:
+            message = await socket_.read_message()
+            if message is None:
+                closed_at.append(time.monotonic() - signalled)
+                assert socket_.close_code == GOING_AWAY_CODE
+                return
+            still_open_answered.append(message)
+
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    watchers = [asyncio.ensure_future(watch(s)) for s in sockets]
+    await asyncio.sleep(0.8)
+    open_now = [s for s, w in zip(sockets, watchers, strict=True) if not w.done()]
+    assert 10 < len(open_now) < 55, len(open_now)  # some gone, most still there
+    open_now[-1].write_message("still here")
+    await asyncio.wait_for(asyncio.gather(*watchers), 10)
+    assert "still here" in still_open_answered
+    assert len(closed_at) == 60
+    closed_at.sort()
+    assert closed_at[0] < 0.5  # the first share at once
+    assert 1.5 < closed_at[-1] < 3.5  # spread over about 60 / 30 = 2 s
+    assert await asyncio.wait_for(proc.wait(), GRACE + 5) == 0
+
+
+def test_the_drain_window_and_its_shares() -> None:
+    assert drain_window(0, 1000, 10) == 0
+    assert drain_window(5000, 0, 10) == 0  # WS_DRAIN_PER_SECOND=0: all at once
+    assert drain_window(2000, 1000, 10) == 2.0
+    assert drain_window(50_000, 1000, 10) == 5.0  # never more than half the grace
+    assert closing_due(10, 0, 0) == 10
+    assert closing_due(1, 0, 2.0) == 1  # a lone socket goes at once
+    assert closing_due(1000, 0, 2.0) == 25  # 1000 x 0.05 / 2
+    assert closing_due(1000, 1.0 - DRAIN_TICK_SECONDS, 2.0) == 500
+    assert closing_due(1000, 2.0, 2.0) == 1000
+    assert closing_due(1000, 60.0, 2.0) == 1000
+    shares = [closing_due(1000, t * DRAIN_TICK_SECONDS, 2.0) for t in range(41)]
+    assert shares == sorted(shares) and shares[-1] == 1000
