@@ -28,13 +28,11 @@ Environment: BENCH_MYSQL_URL, BENCH_REDIS_URL (as bench_gateway.py), BENCH_QUIET
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import datetime as dt
 import json
 import os
 import re
-import resource
 import statistics
 import subprocess
 import tempfile
@@ -84,8 +82,10 @@ def start(label: str, core: int | None) -> CountingServer:
     return CountingServer(label, [rt.PYTHON, str(root / "run_gateway.py")], env, core)
 
 
-def storm(server: CountingServer, label: str, tokens, config, client_core) -> dict:
-    bare = label == "bare"
+def storm(server: rt.Server, bare: bool, tokens, config, client_core) -> dict:
+    """One connect storm and disconnect storm against a running server (bare: a relay
+    speaking bench/bare_ws_relay.py's protocol), by bench/ws_connect_load.py on the client
+    core; returns its result."""
     users = [(n + 1, None) for n in range(config["clients"])] if bare else \
         tokens[:config["clients"]]
     spec = {"bare": bare, "url": server.ws_url(bare), "users": users,
@@ -107,18 +107,22 @@ def storm(server: CountingServer, label: str, tokens, config, client_core) -> di
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def clear_connect_state() -> None:
+    """Each server starts from empty windows and no presence entries: another server's
+    entries (they live for WS_PRESENCE_TTL) would count as users left online."""
+    rt.clear_rate_limits()
+    rt.clear_prefix(rt.PREFIX + "presence:*")
+
+
 def run_round(number: int, tokens, config, server_core, client_core) -> dict:
     labels = ["gateway", "bare"] + (["compared"] if COMPARE_ROOT else [])
     order = labels if number % 2 == 0 else labels[::-1]
     out: dict = {}
     for label in order:
-        # Each server starts from empty windows and no presence entries: another server's
-        # entries (they live for WS_PRESENCE_TTL) would count as users left online.
-        rt.clear_rate_limits()
-        rt.clear_prefix(rt.PREFIX + "presence:*")
+        clear_connect_state()
         server = start(label, server_core)
         try:
-            result = storm(server, label, tokens, config, client_core)
+            result = storm(server, label == "bare", tokens, config, client_core)
             time.sleep(0.5)  # log lines of the last steps
             result["log_warnings"] = sum(server.noteworthy.values())
             result["log_warnings_by_message"] = dict(server.noteworthy.most_common(5))
@@ -303,15 +307,8 @@ def main() -> None:
               "clients": 1000 if args.quick else args.clients,
               "concurrency": args.concurrency, "deploy": 0 if args.quick else args.deploy}
     started = time.monotonic()
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the servers
     server_core, client_core = gw.cores()
-    print(f"preparing database {gw.DB_NAME} and Redis prefix {rt.PREFIX}", flush=True)
-    asyncio.run(rt.ensure_database())
-    gw.migrate()
-    rt.clear_prefix(rt.PREFIX + "*")
-    tokens = rt.mint_tokens(asyncio.run(rt.create_users(max(config["clients"],
-                                                            config["deploy"]))))
+    tokens = rt.prepare(max(config["clients"], config["deploy"]))
     quiet = rt.wait_for_quiet(float(os.environ.get("BENCH_QUIET_WAIT", "60")))
     rounds: list[dict] = []
     deploy = None

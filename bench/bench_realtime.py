@@ -167,6 +167,19 @@ def mint_tokens(user_ids: list[int]) -> list[tuple[int, str]]:
             for uid in user_ids]
 
 
+def prepare(user_count: int) -> list[tuple[int, str]]:
+    """The start every WebSocket benchmark shares: the open-files limit raised to the hard
+    limit (inherited by every server started afterwards), the database created and migrated,
+    the Redis prefix emptied; returns `user_count` bench users with their access tokens."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    print(f"preparing database {gw.DB_NAME} and Redis prefix {PREFIX}", flush=True)
+    asyncio.run(ensure_database())
+    gw.migrate()
+    clear_prefix(PREFIX + "*")
+    return mint_tokens(asyncio.run(create_users(user_count)))
+
+
 def machine_busy_percent(seconds: float = 2.0) -> float:
     """CPU use of the whole machine over `seconds`, in percent of all cores together."""
     import ws_load
@@ -258,6 +271,18 @@ def stopped(*servers: Server) -> None:
 
 
 # -- phases ------------------------------------------------------------------------------------
+def idle_case(label: str, server: Server, is_bare: bool, users, client_core) -> dict:
+    """RSS per idle connection of one running server: `users` sockets opened by the load
+    client (64 handshakes in flight), VmRSS read 3 s after the last one; prints one line."""
+    spec = {"server_pid": server.pid, "bare": is_bare, "url": server.ws_url(is_bare),
+            "users": users, "concurrency": 64, "settle_seconds": 3.0}
+    f = load("idle", spec, client_core, timeout=240)
+    print(f"  idle {label:8} {f['connections']} sockets ({f['failed']} failed) in "
+          f"{f['connect_seconds']} s: RSS {f['rss_before_kb']} -> {f['rss_after_kb']} KB, "
+          f"{f['rss_per_connection_kb']} KB per connection", flush=True)
+    return f
+
+
 def idle_phase(tokens, config, server_core, client_core) -> dict:
     out = {}
     n = config["idle"]
@@ -265,16 +290,9 @@ def idle_phase(tokens, config, server_core, client_core) -> dict:
         clear_rate_limits()
         server = gateway("gateway", server_core) if label == "gateway" else bare(server_core)
         try:
-            spec = {"server_pid": server.pid, "bare": label == "bare",
-                    "url": server.ws_url(label == "bare"), "users": tokens[:n],
-                    "concurrency": 64, "settle_seconds": 3.0}
-            out[label] = load("idle", spec, client_core, timeout=240)
+            out[label] = idle_case(label, server, label == "bare", tokens[:n], client_core)
         finally:
             stopped(server)
-        f = out[label]
-        print(f"  idle {label:8} {f['connections']} sockets ({f['failed']} failed) in "
-              f"{f['connect_seconds']} s: RSS {f['rss_before_kb']} -> {f['rss_after_kb']} KB, "
-              f"{f['rss_per_connection_kb']} KB per connection", flush=True)
     out["ratio"] = ratio(out["gateway"]["rss_per_connection_kb"],
                          out["bare"]["rss_per_connection_kb"])
     return out
@@ -727,18 +745,10 @@ def main() -> None:
     if args.rates:
         config = {**config, "rates": [int(r) for r in args.rates.split(",")]}
     started = time.monotonic()
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by every server
     server_core, client_core = gw.cores()
-    print(f"preparing database {gw.DB_NAME} and Redis prefix {PREFIX}", flush=True)
-    asyncio.run(ensure_database())
-    gw.migrate()
-    clear_prefix(PREFIX + "*")
-    user_count = max(config["idle"], 1000 + config["fanout_users"],
-                     2 * config["pairs"] + config["probes"])
-    ids = asyncio.run(create_users(user_count))
+    tokens = prepare(max(config["idle"], 1000 + config["fanout_users"],
+                         2 * config["pairs"] + config["probes"]))
     asyncio.run(clear_conversations())
-    tokens = mint_tokens(ids)
     print(f"{len(tokens)} users and tokens ready in {time.monotonic() - started:.1f} s",
           flush=True)
     quiet = wait_for_quiet(float(os.environ.get("BENCH_QUIET_WAIT", "20" if args.quick
