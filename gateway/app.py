@@ -19,6 +19,7 @@ from gateway import accesslog
 from gateway.handler import NotFoundHandler
 from gateway.hub import Hub
 from gateway.ratelimit import RateLimiter
+from gateway.rebalance import Rebalancer
 from gateway.routing import LiteralPaths, Route
 from gateway.server import make_server
 from gateway.shutdown import GOING_AWAY_CODE, GOING_AWAY_REASON, InflightRequests
@@ -68,6 +69,8 @@ class Gateway:
         self.resources = Resources(settings)
         self.relay = OutboxRelay(self.resources)
         self.app = make_app(self.resources, routes, self.relay)
+        # Hands sockets back to lighter peers (gateway/rebalance.py); off while shutting down.
+        self.rebalancer = Rebalancer(self.app.settings["hub"])
         self.server: tornado.httpserver.HTTPServer | None = None
         self.inflight = 0
 
@@ -79,6 +82,7 @@ class Gateway:
             self.server.listen(port, address=address, backlog=self.settings.listen_backlog)
         self.relay.start()
         self.app.settings["hub"].start()
+        self.rebalancer.start()
 
     async def shutdown(self) -> None:
         """Stop accepting, drain in-flight requests, close sockets, release resources.
@@ -89,6 +93,7 @@ class Gateway:
         """
         deadline = time.monotonic() + self.settings.shutdown_grace_seconds
         self.app.settings["shutting_down"] = True  # readyz 503; kept-alive requests 503
+        await self.rebalancer.stop()  # a process going away never sheds
         if self.server is not None:
             self.server.stop()  # no new connections
         closing = [ws.ws_connection for ws in self.app.settings["websockets"]
@@ -98,6 +103,9 @@ class Gateway:
                 ws.close(GOING_AWAY_CODE, GOING_AWAY_REASON)
             except Exception:
                 log.warning("could not close a WebSocket", exc_info=True)
+        # Its peers stop counting the sockets that are leaving (they are about to arrive at
+        # theirs: counted here too, a peer would shed them only to see them come back).
+        await self.app.settings["hub"].withdraw()
         inflight: InflightRequests = self.app.settings["inflight"]
         if not await inflight.wait_idle(deadline - time.monotonic()):
             log.warning("shutdown deadline reached with %d requests in flight", inflight.count)
