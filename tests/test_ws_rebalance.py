@@ -110,7 +110,8 @@ def own_prefix(io_loop, resources):
 class LeastConnClients:
     """One socket per user; a socket closed with 1012 reconnects (after a short jitter) to
     the gateway holding fewer of them - what nginx's least_conn does - and resumes. Every
-    `test.note` each user receives is kept, across reconnects."""
+    `test.note` each user receives is kept, across reconnects, and so is every
+    `chat.message` from someone else (client_msg_id, message id)."""
 
     def __init__(self, tokens: list[tuple[int, str]], gateways: list[GatewayProcess]) -> None:
         self.tokens = tokens
@@ -118,6 +119,8 @@ class LeastConnClients:
         self.where: dict[int, GatewayProcess] = {}
         self.clients: dict[int, wsclient.Client] = {}
         self.notes: dict[int, list[int]] = collections.defaultdict(list)
+        self.messages: dict[int, list[tuple[str, int]]] = collections.defaultdict(list)
+        self.ready: dict[int, asyncio.Event] = {}  # set while the socket is open and resumed
         self.closes: list[tuple[int | None, str | None, float]] = []
         self.answers: collections.Counter = collections.Counter()
         self.moving = 0
@@ -131,9 +134,15 @@ class LeastConnClients:
             def keep(frame: dict, uid: int = uid) -> None:
                 if frame.get("type") == "test.note":
                     self.notes[uid].append(frame["data"]["n"])
+                elif frame.get("type") == "chat.message" and \
+                        frame["data"]["sender_id"] != uid:
+                    self.messages[uid].append((frame["data"]["client_msg_id"],
+                                               frame["data"]["id"]))
             client = wsclient.Client(gateway.ws_url, token, on_frame=keep)
             await client.open()
             self.clients[uid], self.where[uid] = client, gateway
+            self.ready[uid] = asyncio.Event()
+            self.ready[uid].set()
         await asyncio.gather(*(one(uid, token) for uid, token in self.tokens))
         self._tasks += [asyncio.get_running_loop().create_task(self._follow(uid))
                        for uid, _ in self.tokens]
@@ -142,6 +151,7 @@ class LeastConnClients:
         client = self.clients[uid]
         while True:
             await client.wait_closed(timeout=3600)
+            self.ready[uid].clear()
             self.closes.append((client.close_code, client.close_reason, time.monotonic()))
             if client.close_code != CLOSE_REBALANCE:
                 return
@@ -152,6 +162,7 @@ class LeastConnClients:
                 self.where[uid] = target
                 answer = await client.reconnect(target.ws_url)
                 self.answers[answer["type"]] += 1
+                self.ready[uid].set()
             finally:
                 self.moving -= 1
 
@@ -225,6 +236,71 @@ async def test_a_loaded_gateway_hands_sockets_to_a_returning_peer_and_events_arr
                                             f["data"]["n"] == last)
     for uid, _ in users:
         assert clients.notes[uid] == list(range(published[uid])), uid
+    await clients.close()
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_chat_sends_through_the_shedding_are_stored_and_delivered_once(
+        api, gateways, resources, own_prefix):
+    prefix, _cache = own_prefix
+    env = rebalancing_env(prefix, WS_REBALANCE_SLACK_MIN="1")
+    people = [await api.login() for _ in range(12)]
+    loaded = await gateways.start(env=env)
+    clients = LeastConnClients([(p.user_id, p.token) for p in people], [])
+    await clients.connect_all(loaded)
+    returning = await gateways.start(env=env)
+    clients.gateways = [loaded, returning]
+    acks: dict[str, set[int]] = collections.defaultdict(set)
+    sent: dict[int, list[str]] = collections.defaultdict(list)
+    resent: collections.Counter = collections.Counter()
+    stop = asyncio.Event()
+
+    async def chat(n: int) -> None:
+        """Each person writes to the next, one message at a time; a send whose ack was lost
+        with its socket is sent again with the same client_msg_id once reconnected."""
+        me, to = people[n], people[(n + 1) % len(people)]
+        k = 0
+        while not stop.is_set():
+            cmid = f"rb-{me.user_id}-{k}"
+            sent[to.user_id].append(cmid)
+            while True:
+                await clients.ready[me.user_id].wait()
+                try:
+                    ack = await clients.clients[me.user_id].request(
+                        "chat.send", to_user_id=to.user_id, client_msg_id=cmid, kind="text",
+                        text=f"message {k}", timeout=10)
+                except (wsclient.Closed, TimeoutError):
+                    resent[cmid] += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                assert ack["type"] == "chat.ack", ack
+                acks[cmid].add(ack["id"])
+                break
+            k += 1
+            await asyncio.sleep(0.1)
+
+    writers = [asyncio.get_running_loop().create_task(chat(n)) for n in range(len(people))]
+    try:
+        async def settled() -> bool:
+            return clients.count(loaded) <= 7 and clients.moving == 0
+        await wait_until(settled, timeout=30, interval=0.1, what="the loaded gateway shed")
+        await asyncio.sleep(1.0)
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
+    assert 6 <= clients.count(loaded) <= 7 and len(clients.closes) >= 5, clients.closes
+    assert {code for code, _, _ in clients.closes} == {CLOSE_REBALANCE}
+    # Every send acked with one message id (a resend got the first ack), and every message
+    # reached its recipient exactly once, across the moves of both ends.
+    assert all(len(ids) == 1 for ids in acks.values()), acks
+    for person in people:
+        uid = person.user_id
+        last = sent[uid][-1]
+        await clients.clients[uid].wait_for(
+            "chat.message", timeout=10,
+            where=lambda f, last=last: f["data"]["client_msg_id"] == last)
+        expected = [(cmid, next(iter(acks[cmid]))) for cmid in sent[uid]]
+        assert clients.messages[uid] == expected, (uid, resent)
     await clients.close()
 
 
