@@ -35,7 +35,7 @@ log = logging.getLogger("pawhome.rebalance")
 # RFC 6455 / IANA: 1012 "service restart" - the client should reconnect (docs/realtime.md).
 CLOSE_REBALANCE = 1012
 REBALANCE_REASON = "rebalance"
-_STEP_SECONDS = 0.05  # closes of a tick go out in slices this far apart
+_STEP_SECONDS = 0.05  # closes of a tick go out in slices at least this far apart
 
 
 @dataclass(frozen=True)
@@ -156,16 +156,19 @@ class Rebalancer:
     async def _shed(self, count: int) -> int:
         """Close `count` sockets with 1012, at most WS_REBALANCE_MAX_PER_SECOND a second."""
         victims = pick_sockets(self.hub.connections(), count)
-        per_step = max(1, math.ceil(self.settings.ws_rebalance_max_per_second * _STEP_SECONDS))
+        rate = self.settings.ws_rebalance_max_per_second
+        step = max(_STEP_SECONDS, 1 / rate)  # seconds between slices
+        per_step = max(1, int(rate * step))
         closed = 0
         for start in range(0, len(victims), per_step):
             if start:
-                await asyncio.sleep(_STEP_SECONDS)
+                await asyncio.sleep(step)
+            done = 0
             for conn in victims[start:start + per_step]:
-                if conn.closed:
-                    continue
-                conn.close(CLOSE_REBALANCE, REBALANCE_REASON)
-                closed += 1
+                if not conn.closed:
+                    conn.close(CLOSE_REBALANCE, REBALANCE_REASON)
+                    done += 1
+            closed += done
+            metrics.WS_REBALANCED.inc(done)
             self._last_close = time.time()
-        metrics.WS_REBALANCED.inc(closed)
         return closed

@@ -68,6 +68,10 @@ def test_a_tick_is_capped_and_hostile_counts_do_not_break_it():
 class _Conn:
     def __init__(self, idle: bool, closed: bool = False) -> None:
         self.idle, self.closed = idle, closed
+        self.closed_with: tuple[int, str, float] | None = None
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed, self.closed_with = True, (code, reason, time.monotonic())
 
 
 def test_idle_sockets_are_picked_first_and_closed_ones_never():
@@ -80,6 +84,39 @@ def test_idle_sockets_are_picked_first_and_closed_ones_never():
     chosen = pick_sockets(everyone, 5)
     assert set(idle) <= set(chosen) and len(chosen) == 5 and not set(chosen) & set(gone)
     assert len(pick_sockets(everyone, 50)) == 6
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_check_closes_paced_with_1012_then_waits_for_the_peers_to_count(
+        own_prefix, resources):
+    _prefix, cache = own_prefix
+    settings = resources.settings.model_copy(update={
+        "ws_rebalance_interval_seconds": 0.4, "ws_rebalance_slack_min": 0,
+        "ws_rebalance_fraction": 1.0, "ws_rebalance_max_per_second": 40.0})
+    hub = Hub(SimpleNamespace(cache=cache, settings=settings))
+    busy = [_Conn(False) for _ in range(10)]
+    idle = [_Conn(True) for _ in range(10)]
+    hub.users = {n: [conn] for n, conn in enumerate(busy + idle)}  # 20 sockets, 20 users
+    await activity.report_gateway(cache, "peer", 0, 0, 60)
+    rebalancer = Rebalancer(hub)
+    started = time.monotonic()
+    assert await rebalancer.tick() == 10  # down to the mean of 20 and 0
+    elapsed = time.monotonic() - started
+    assert all(c.closed_with and c.closed_with[:2] == (1012, "rebalance") for c in idle)
+    assert not any(c.closed for c in busy)  # the idle ones were enough
+    # Paced at 40 a second: two every 50 ms, so the last of ten goes out 0.2 s after the first.
+    times = sorted(c.closed_with[2] for c in idle if c.closed_with)
+    assert times[-1] - times[0] >= 0.19 and elapsed >= 0.19
+    for conn in idle:
+        hub.users = {k: v for k, v in hub.users.items() if v[0] is not conn}
+    # The peer has not reported since: its 0 is stale, so nothing more moves yet ...
+    assert await rebalancer.tick() == 0
+    await asyncio.sleep(0.25)
+    # ... until it reports after the closes settled (half an interval): it still holds none
+    # of them (their clients went elsewhere), so half of the 10 left here go.
+    await activity.report_gateway(cache, "peer", 0, 0, 60)
+    assert await rebalancer.tick() == 5
+    assert sum(c.closed for c in busy) == 5  # no idle one left: busy ones are taken too
 
 
 # -- real gateway processes ----------------------------------------------------------------
