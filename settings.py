@@ -135,6 +135,18 @@ class Settings(BaseSettings):
     # every module and model and stalled the event loop 100-150 ms every few seconds under
     # chat load (bench/results/realtime_dm.md). "" keeps Python's defaults, no freeze.
     ws_gc_thresholds: str = "50000,50,100"
+    # Rebalancing (gateway/rebalance.py, docs/realtime.md): every interval each gateway
+    # compares its socket count with the mean of the live gateways; above it by more than
+    # the slack (the larger of SLACK_RATIO × mean and SLACK_MIN sockets) it closes FRACTION
+    # of the excess, at most MAX_PER_SECOND closes a second, with 1012 so the clients
+    # reconnect through nginx's least_conn to a lighter process and resume. A gateway alone,
+    # or shutting down, never sheds. Production: these defaults.
+    ws_rebalance_enabled: bool = True
+    ws_rebalance_interval_seconds: float = Field(10.0, gt=0)
+    ws_rebalance_slack_ratio: float = Field(0.10, ge=0)
+    ws_rebalance_slack_min: int = Field(50, ge=0)
+    ws_rebalance_fraction: float = Field(0.5, gt=0, le=1)
+    ws_rebalance_max_per_second: float = Field(200.0, gt=0)
 
     # --- auth ------------------------------------------------------------------------
     jwt_secret: str = DEV_SECRET

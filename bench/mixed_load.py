@@ -18,7 +18,9 @@ WeChat's signed notify POSTed to a gateway), booking slots (slots, hold, confirm
 care, bursts of likes on one hot post, and reconnects; halfway through,
 `supervisorctl restart gateway:gateway-1`. Clients reconnect and resume from the last event
 they processed, retry a 503 with backoff and fail over to the other gateway when theirs
-refuses connections, as a client behind nginx would. The results: per operation
+refuses connections, as a client behind nginx would; a socket a gateway hands back with 1012
+(gateway/rebalance.py, once gateway-1 is back) reconnects to the gateway holding fewer of the
+run's sockets, as nginx's least_conn would, and those closes are counted apart. The results: per operation
 p50/p95/p99, refusals and errors; socket events delivered vs expected (every DM, order
 payment and booking event each user should get, and the per-user stream's ids checked for
 gaps and repeats); CPU and memory per process (psutil); queue lengths; plots (matplotlib).
@@ -61,12 +63,20 @@ sys.path.insert(0, str(ROOT))
 from tests import test_supervisor as supervised  # noqa: E402 - scratch root, free ports
 
 DB_NAME = "pawhome_bench_mixed"
+# Close code of a gateway handing sockets back to a lighter one (gateway/rebalance.py).
+REBALANCE_CODE = 1012
 PREFIX = "pawhome_bench_mx:"
 QUEUE_PREFIX = "bench_mx."
 USER_PREFIX = "mixbench-u-"
 NOTIFY = "/v1/payments/wechat/notify"
 BIN = ROOT / ".venv" / "bin"
 now = time.perf_counter
+
+
+def gateway_name(index: int) -> str:
+    """gateway-<n>, as supervisor names the n-th gateway process (and `processes` finds it)."""
+    return f"gateway-{index}"
+
 
 # The actions of the day and their weights (a user's choice when the dispatcher picks one).
 ACTIONS = {"feed": 26, "products": 18, "dm": 20, "vpet": 10, "booking": 5, "order": 5,
@@ -336,6 +346,11 @@ class Run:
         self.events_by_type: collections.Counter = collections.Counter()
         self.frame_errors: collections.Counter = collections.Counter()
         self.closes: collections.Counter = collections.Counter()
+        # The run's open sockets per gateway port (what nginx's least_conn counts), and the
+        # sockets a gateway handed back with 1012 (gateway/rebalance.py): from, and where to.
+        self.sockets_on: collections.Counter = collections.Counter()
+        self.rebalanced_from: collections.Counter = collections.Counter()
+        self.rebalanced_to: collections.Counter = collections.Counter()
         self.samples: list[dict] = []
         self.restart: dict = {}
         self.inflight = 0
@@ -429,9 +444,16 @@ class Run:
     # -- sockets ----------------------------------------------------------------------------------
     async def connect(self, client: Client, resume: bool) -> None:
         """Open (or reopen) a client's socket: its gateway first, then the other; with
-        `resume`, from the last stored event it processed."""
-        delay = 0.0 if client.sock is None or client.sock.close_code in (1001, 1000) else 0.5
+        `resume`, from the last stored event it processed. Closed with 1012 (a gateway handing
+        sockets back), after a jitter of 0.1-1 s to the gateway holding fewer of the run's
+        sockets, as nginx's least_conn would (docs/realtime.md, "Rebalancing")."""
+        closed = client.sock.close_code if client.sock is not None else None
+        delay = 0.0 if client.sock is None or closed in (1001, 1000) else 0.5
         order = [client.home, 1 - client.home]
+        if closed == REBALANCE_CODE:
+            await asyncio.sleep(random.uniform(0.1, 1.0))
+            delay = 0.5
+            order = sorted((0, 1), key=lambda g: self.sockets_on[self.ports[g]])
         attempt = 0
         while not self.stopping:
             port = self.ports[order[attempt % 2]]
@@ -461,6 +483,9 @@ class Run:
                 client.epoch = sock.hello["epoch"]
                 client.last_eid = sock.hello["last_event_id"]
             client.sock, client.opening = sock, None
+            self.sockets_on[port] += 1
+            if closed == REBALANCE_CODE:
+                self.rebalanced_to[gateway_name(self.ports.index(port))] += 1
             client.up.set()
             return
 
@@ -468,8 +493,11 @@ class Run:
         client = sock.client
         if sock is not client.sock or self.stopping:
             return
+        self.sockets_on[sock.port] -= 1
         client.up.clear()
         self.closes[str(sock.close_code)] += 1
+        if sock.close_code == REBALANCE_CODE:
+            self.rebalanced_from[gateway_name(self.ports.index(sock.port))] += 1
         for future in client.acks.values():
             if not future.done():
                 future.set_exception(ConnectionError("socket closed"))
@@ -483,10 +511,12 @@ class Run:
         client.reconnecting = True
         try:
             started = client.lost_at
+            rebalanced = client.sock is not None and client.sock.close_code == REBALANCE_CODE
             await self.connect(client, resume=True)
             if not self.stopping:
-                self.record("ws.reconnect" if client.churn else "ws.reconnect (server closed)",
-                            started, "ok")
+                self.record("ws.reconnect" if client.churn else
+                            "ws.reconnect (rebalance)" if rebalanced else
+                            "ws.reconnect (server closed)", started, "ok")
         finally:
             client.churn = False
             client.reconnecting = False
@@ -795,6 +825,8 @@ class Run:
             queues["outbox due"] = await asyncio.to_thread(bm.outbox_due, self.settings)
             self.samples.append({"t": round(self.t(), 2), "processes": procs, "queues": queues,
                                  "connected": sum(1 for c in self.clients if c.up.is_set()),
+                                 "sockets": {gateway_name(g): self.sockets_on[p]
+                                             for g, p in enumerate(self.ports)},
                                  "inflight": self.inflight,
                                  "loadavg": os.getloadavg()})
             await asyncio.sleep(self.config["sample_seconds"])
@@ -1028,6 +1060,17 @@ def plots(run: Run, directory: Path, name: str) -> list[str]:
     return written
 
 
+def rebalance_line(rebalance: dict | None) -> str:
+    """The report's sentence on sockets handed back with 1012 (gateway/rebalance.py)."""
+    if not rebalance:
+        return "Rebalancing closes (1012): not recorded in this run."
+    return (f"Rebalancing closes (1012, a gateway above the mean handing sockets back, "
+            f"counted apart from the other closes): {rebalance['closes']:,} "
+            f"(from {rebalance['from'] or 'none'}; reconnected to the gateway with fewer of "
+            f"the run's sockets, as least_conn would: {rebalance['to'] or 'none'}); the run's "
+            f"sockets per gateway at the end: {rebalance['sockets_at_end']}.")
+
+
 def markdown(r: dict) -> str:
     c = r["config"]
     lines = [
@@ -1102,6 +1145,7 @@ def markdown(r: dict) -> str:
               f"{ev['stream']['frames_on_abandoned_sockets'] or 'none'}. Stored events "
               f"received by type: {ev['stream']['stored_events_by_type']}. Socket closes seen "
               f"by clients (code: count): {r['closes']}. Error frames: {r['frame_errors']}.",
+              "", rebalance_line(r.get("rebalance")),
               "", *([f"Repeated stream ids (samples): {ev['stream']['repeat_samples']}.", ""]
                     if ev["stream"]["repeat_samples"] else []),
               f"Payments in the database: {r['paid_check']}.", "",
@@ -1238,6 +1282,10 @@ def main() -> None:
         "operations": op_table(run), "events": events_table(run),
         "retries": dict(run.retries), "dispatched": dict(run.dispatched),
         "skipped": run.skipped, "closes": dict(run.closes),
+        "rebalance": {"closes": sum(run.rebalanced_from.values()),
+                      "from": dict(run.rebalanced_from), "to": dict(run.rebalanced_to),
+                      "sockets_at_end": {gateway_name(g): run.sockets_on[p]
+                                         for g, p in enumerate(run.ports)}},
         "frame_errors": dict(run.frame_errors), "refusal_samples": dict(run.answers),
         "paid_check": {k: v for k, v in paid.items() if k != "bad"} | (
             {"bad": paid["bad"]} if paid.get("bad") else {}),

@@ -19,6 +19,7 @@ from gateway import accesslog
 from gateway.handler import NotFoundHandler
 from gateway.hub import Hub
 from gateway.ratelimit import RateLimiter
+from gateway.rebalance import Rebalancer
 from gateway.routing import LiteralPaths, Route
 from gateway.server import make_server
 from gateway.shutdown import (
@@ -75,6 +76,8 @@ class Gateway:
         self.resources = Resources(settings)
         self.relay = OutboxRelay(self.resources)
         self.app = make_app(self.resources, routes, self.relay)
+        # Hands sockets back to lighter peers (gateway/rebalance.py); off while shutting down.
+        self.rebalancer = Rebalancer(self.app.settings["hub"])
         self.server: tornado.httpserver.HTTPServer | None = None
         self.inflight = 0
 
@@ -86,6 +89,7 @@ class Gateway:
             self.server.listen(port, address=address, backlog=self.settings.listen_backlog)
         self.relay.start()
         self.app.settings["hub"].start()
+        self.rebalancer.start()
 
     async def shutdown(self) -> None:
         """Stop accepting, drain in-flight requests, close sockets, release resources.
@@ -96,10 +100,14 @@ class Gateway:
         """
         deadline = time.monotonic() + self.settings.shutdown_grace_seconds
         self.app.settings["shutting_down"] = True  # readyz 503; kept-alive requests 503
+        await self.rebalancer.stop()  # a process going away never sheds
         if self.server is not None:
             self.server.stop()  # no new connections
         sockets = list(self.app.settings["websockets"])
         closing = [ws.ws_connection for ws in sockets if ws.ws_connection is not None]
+        # Its peers stop counting the sockets that are about to leave (they will arrive at
+        # theirs: counted here too, a peer would shed them only to see them come back).
+        await self.app.settings["hub"].withdraw()
         inflight: InflightRequests = self.app.settings["inflight"]
         _, idle = await asyncio.gather(
             self._drain(sockets), inflight.wait_idle(deadline - time.monotonic()))

@@ -92,6 +92,7 @@ class Hub:
         self._presence: asyncio.Task | None = None
         self._catch_up: asyncio.Task | None = None
         self._stopping = False
+        self._withdrawn = False  # shutting down: no more socket counts reported
         self._tasks: set[asyncio.Task] = set()
         self.ready = asyncio.Event()
 
@@ -99,7 +100,7 @@ class Hub:
     def start(self) -> None:
         if self._listener is not None:
             return
-        self._stopping = False
+        self._stopping = self._withdrawn = False
         loop = asyncio.get_running_loop()
         self._listener = loop.create_task(self._listen())
         self._presence = loop.create_task(self._refresh_presence())
@@ -464,7 +465,7 @@ class Hub:
         pending = [f for f in self._confirm.values() if not f.done()]
         if pending:
             await asyncio.wait(pending, timeout=_SUBSCRIBE_WAIT)
-        conns = [c for cs in self.users.values() for c in cs]
+        conns = self.connections()
         semaphore = asyncio.Semaphore(_CATCH_UP_CONCURRENCY)
 
         async def one(conn: Connection) -> None:
@@ -477,8 +478,7 @@ class Hub:
     async def _refresh_presence(self) -> None:
         """Every held user's entry rewritten once per interval, by `_sync` (one script call
         per thousand users, not one write per socket)."""
-        interval = max(1.0, min(self.settings.ws_heartbeat_seconds,
-                                self.settings.ws_presence_ttl / 3))
+        interval = self.presence_interval
         while True:
             await self.report_sockets(ttl_seconds=interval * 3)
             await asyncio.sleep(interval)
@@ -486,13 +486,35 @@ class Hub:
                 self._refresh_due = True
                 self._kick()
 
+    @property
+    def presence_interval(self) -> float:
+        """How often presence entries and the socket counts are refreshed (seconds)."""
+        return max(1.0, min(self.settings.ws_heartbeat_seconds,
+                            self.settings.ws_presence_ttl / 3))
+
     async def report_sockets(self, ttl_seconds: float = 75.0) -> None:
         """This gateway's socket and user counts, for the statistics overview (refreshed with
-        presence and shown by the console's dashboard; an entry not refreshed expires)."""
+        presence and shown by the console's dashboard; an entry not refreshed expires) and
+        the peers' rebalancing (gateway/rebalance.py). Not once the gateway withdrew."""
+        if self._withdrawn:
+            return
         with contextlib.suppress(*UNAVAILABLE_ERRORS):  # the next interval reports again
             await activity.report_gateway(
-                self.cache, self.gateway_id, sum(len(c) for c in self.users.values()),
-                len(self.users), ttl_seconds)
+                self.cache, self.gateway_id, self.socket_count(), len(self.users), ttl_seconds)
+
+    async def withdraw(self) -> None:
+        """The gateway is shutting down: drop its socket counts at once, so its peers do not
+        count sockets that are leaving it (they would shed them only to see them return)."""
+        self._withdrawn = True
+        with contextlib.suppress(TimeoutError, *UNAVAILABLE_ERRORS):  # else it expires
+            await asyncio.wait_for(activity.forget_gateway(self.cache, self.gateway_id), 1.0)
+
+    def socket_count(self) -> int:
+        return sum(len(c) for c in self.users.values())
+
+    def connections(self) -> list[Connection]:
+        """Every socket this process holds."""
+        return [conn for conns in self.users.values() for conn in conns]
 
     # -- helpers -----------------------------------------------------------------------------
     def _background(self, coro) -> None:

@@ -24,6 +24,12 @@ RATE_LIMITED = Counter("pawhome_rate_limited_total", "Requests refused by a rate
                        ["rule"], registry=REGISTRY)
 WS_CLOSES = Counter("pawhome_ws_closes_total", "WebSocket closes initiated by the server, by code",
                     ["code"], registry=REGISTRY)
+WS_REBALANCED = Counter("pawhome_ws_rebalanced_total",
+                        "Sockets closed with 1012 to move them to a less loaded gateway "
+                        "(gateway/rebalance.py)", registry=REGISTRY)
+WS_REBALANCE_CHECKS = Counter("pawhome_ws_rebalance_checks_total",
+                              "Rebalancing checks run (one per WS_REBALANCE_INTERVAL_SECONDS)",
+                              registry=REGISTRY)
 WS_FRAMES_IN = Counter("pawhome_ws_frames_in_total", "Client frames by type", ["type"],
                        registry=REGISTRY)
 WS_EVENTS = Counter("pawhome_ws_events_total", "Events written to sockets, by kind",

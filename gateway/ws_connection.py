@@ -64,6 +64,7 @@ class Connection:
         "__weakref__",
         "acked_eid",
         "auth_timer",
+        "busy",
         "claims",
         "closed",
         "epoch",
@@ -109,6 +110,9 @@ class Connection:
         self.auth_timer: asyncio.TimerHandle | None = None
         self.grace_timer: asyncio.TimerHandle | None = None
         self.closed = False
+        # Client frames whose handler or reply is still under way (a chat.send waiting for
+        # its batch's commit): such a socket is not idle, so rebalancing leaves it for last.
+        self.busy = 0
         # True from a hello that found no stream until the client's first `resume`.
         self.fresh = False
         # The hub's pub/sub connection (its count of connects) when hello's position was read.
@@ -117,6 +121,12 @@ class Connection:
     @property
     def settings(self):
         return self.resources.settings
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight: no frame being answered, no replay or held events, nothing
+        written but not yet taken by the kernel. Closing it interrupts nothing."""
+        return not self.busy and self.holding is None and not self.pending_bytes
 
     # -- sending -------------------------------------------------------------------------------
     def write(self, frame: bytes) -> None:
@@ -350,10 +360,13 @@ class Connection:
         return None
 
     async def _guard(self, result: Awaitable[None], ref: str | None) -> None:
+        self.busy += 1
         try:
             await result
         except Exception as error:
             self._report(error, ref)
+        finally:
+            self.busy -= 1
 
     def reply_when_done(self, frame: ClientFrame, frame_type: str,
                         future: asyncio.Future[dict[str, Any]]) -> None:
@@ -361,8 +374,10 @@ class Connection:
         an `error` frame — without holding back the socket's next frames meanwhile (a
         handler that awaits its work makes tornado wait before reading the next frame)."""
         ref = frame.ref
+        self.busy += 1
 
         def answer(done: asyncio.Future) -> None:
+            self.busy -= 1
             if done.cancelled():
                 return
             error = done.exception()

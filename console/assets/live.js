@@ -52,10 +52,16 @@ export function start(onState) {
     }
     dispatch(frame);
   });
-  socket.addEventListener('close', () => {
+  socket.addEventListener('close', (event) => {
     clearInterval(pingTimer);
     stateListener(false);
     if (stopped) return;
+    if (event.code === 1012) {
+      // A gateway handing sockets to a lighter one (docs/realtime.md, "Rebalancing"): not an
+      // error, so soon, with a jitter, and without growing the backoff.
+      setTimeout(() => start(), 100 + Math.random() * 900);
+      return;
+    }
     setTimeout(() => start(), retry);
     retry = Math.min(retry * 2, 30000);
   });
