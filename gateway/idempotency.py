@@ -4,10 +4,11 @@ An endpoint opts in with `@endpoint(idempotent=True)`; a request carrying the he
 runs here. The unique (user_id, key) row decides concurrent double submits: one request
 inserts it as `pending` and runs the handler, the others get the replay (when done) or 409.
 The stored response is committed *before* the client sees it, so a client that got an answer
-and retries always gets the same bytes back. 5xx answers are not stored (the client may
-retry; when the pending row cannot be deleted at once - the database busy or away - it is
-deleted in the background as soon as it can be); 4xx answers are (the request was
-definitively answered).
+and retries gets the same bytes back; when it cannot be stored at once (the database busy or
+away) the client still gets its answer and the response is stored in the background as soon
+as it can be (a retry meanwhile gets 409). 5xx answers are not stored (the client may retry;
+a pending row that cannot be deleted at once is deleted in the background the same way);
+4xx answers are (the request was definitively answered).
 """
 from __future__ import annotations
 
@@ -91,20 +92,25 @@ async def run_idempotent(handler, call: Callable[[], Awaitable[None]]) -> None:
         if app_error is None:  # 5xx (or unexpected): forget the attempt, the client may retry
             _release_finish(handler)
             if not await _forget(handler.r.db, record_id):
-                _forget_later(handler.r.db, record_id)
+                _retry_later(lambda: _forget(handler.r.db, record_id),
+                             f"released idempotency record {record_id} after a failed release",
+                             f"gave up releasing idempotency record {record_id}: its key "
+                             "answers 409 until it expires")
             raise
         # A 4xx is a definitive answer: render it now so it can be stored and replayed.
         handler.send_error(app_error.status, exc_info=sys.exc_info())
     status = handler.get_status()
     body = b"".join(handler._write_buffer)
     _release_finish(handler)
-    try:
-        await _store(handler.r.db, record_id, status, body)
-    except Exception:
-        # The write happened; the client must still get its answer. The pending row makes
-        # retries answer 409 until it expires rather than run the write twice.
-        log.exception("could not store the idempotent response", extra={
-            "request_id": getattr(handler, "request_id", "-")})
+    if not await _store(handler.r.db, record_id, status, body):
+        # The write happened; the client must still get its answer, now. Until the response
+        # is stored the pending row answers retries 409 (never running the write twice);
+        # storing it later turns those into replays.
+        _retry_later(lambda: _store(handler.r.db, record_id, status, body),
+                     f"stored the response of idempotency record {record_id} after a failed "
+                     "store",
+                     f"gave up storing the response of idempotency record {record_id}: its "
+                     "key answers 409 until it expires")
     handler.finish()
 
 
@@ -177,10 +183,18 @@ def _answer_from(record: IdempotencyRecord, fingerprint: str, handler) -> None:
     handler.finish(record.response_body or b"")
 
 
-async def _store(db, record_id: int, status: int, body: bytes) -> None:
-    async with db.session() as session, session.begin():
-        await session.execute(update(IdempotencyRecord).where(IdempotencyRecord.id == record_id)
-                              .values(state="done", response_status=status, response_body=body))
+async def _store(db, record_id: int, status: int, body: bytes) -> bool:
+    try:
+        async with db.session() as session, session.begin():
+            await session.execute(update(IdempotencyRecord)
+                                  .where(IdempotencyRecord.id == record_id)
+                                  .values(state="done", response_status=status,
+                                          response_body=body))
+    except Exception:
+        log.warning("could not store the idempotent response of record %s", record_id,
+                    exc_info=True)
+        return False
+    return True
 
 
 async def _forget(db, record_id: int) -> bool:
@@ -194,24 +208,28 @@ async def _forget(db, record_id: int) -> bool:
     return True
 
 
-# Delays of the background retries of a release that failed (the database was busy or away:
-# the very reason the request failed). A 5xx told the client to retry; until the pending row
-# is gone that retry is answered 409 "in progress" (for IDEMPOTENCY_TTL_SECONDS, a day, if it
-# were never deleted). The request's write was rolled back, so deleting it later is safe.
-FORGET_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30, 60, 120)
-_releasing: set[asyncio.Task] = set()
+# Delays of the background retries of a store or a release that failed (the database was
+# busy or away: for a release, the very reason the request failed). Until the pending row is
+# stored or gone, a retry of the request is answered 409 "in progress" (for
+# IDEMPOTENCY_TTL_SECONDS, a day, if that never happened). Both writes are safe to make late:
+# a stored response is the one the client already got; a released request was rolled back.
+RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30, 60, 120)
+_retrying: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
 
-def _forget_later(db, record_id: int) -> None:
+def _retry_later(attempt: Callable[[], Awaitable[bool]], succeeded: str,
+                 gave_up: str) -> asyncio.Task:
+    """Call `attempt` after each of RETRY_DELAYS until it returns True; log the outcome."""
+
     async def retry() -> None:
-        for delay in FORGET_RETRY_DELAYS:
+        for delay in RETRY_DELAYS:
             await asyncio.sleep(delay)
-            if await _forget(db, record_id):
-                log.info("released idempotency record %s after a failed release", record_id)
+            if await attempt():
+                log.info(succeeded)
                 return
-        log.error("gave up releasing idempotency record %s: its key answers 409 until it "
-                  "expires", record_id)
+        log.error(gave_up)
 
     task = asyncio.get_running_loop().create_task(retry())
-    _releasing.add(task)
-    task.add_done_callback(_releasing.discard)
+    _retrying.add(task)
+    task.add_done_callback(_retrying.discard)
+    return task

@@ -12,7 +12,9 @@ from __future__ import annotations
 import copy
 import os
 import re
+import zlib
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import hypothesis
@@ -195,14 +197,72 @@ def _error_fields(response: Response) -> set[str]:
 REPLACED = [positive_data_acceptance, ensure_resource_availability]
 
 
-@pytest.mark.timeout(600)
-@schema.parametrize()
-def test_every_operation_keeps_its_documented_contract(case: Case) -> None:
-    response = case.call()
-    if TRACE:
-        with open(TRACE, "a", encoding="utf-8") as out:
-            out.write(f"{case.method} {case.path} {response.status_code}\n")
-    case.validate_response(response, excluded_checks=REPLACED)
+# The per-operation test in shards, one pytest item each, so that pytest-xdist can spread
+# it over its workers (one item runs on one worker: it was most of the suite's wall time). An
+# operation's shard is a stable hash of its path: the same on every run and every worker, and
+# an operation added to the document lands in one shard without anyone choosing. All the
+# operations of a path share a shard, because schemathesis sends a path's undeclared methods
+# (expecting 405) once per test: split, the shards would each send them again.
+SHARDS = 4
+
+
+def shard_of(path: str) -> int:
+    return zlib.crc32(path.encode()) % SHARDS
+
+
+def in_shard(shard: int) -> Callable[[Any], bool]:
+    def matches(ctx: Any) -> bool:
+        return shard_of(ctx.operation.path) == shard
+
+    matches.__name__ = f"in_shard_{shard}"
+    return matches
+
+
+# schemathesis leaves out the operation that serves the document it loaded, unless a filter
+# selects it, and a shard's filter would: it stays out, as it was before the shards.
+DOCUMENT = ("GET", "/v1/openapi.json")
+SHARD_SCHEMAS = [schema.include(in_shard(shard)).exclude(method=DOCUMENT[0], path=DOCUMENT[1])
+                 for shard in range(SHARDS)]
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _contract_test(shard: int) -> Callable[..., None]:
+    @pytest.mark.timeout(600)
+    @SHARD_SCHEMAS[shard].parametrize()
+    def test(case: Case) -> None:
+        response = case.call()
+        if TRACE:
+            with open(TRACE, "a", encoding="utf-8") as out:
+                out.write(f"{case.method} {case.path} {response.status_code}\n")
+        case.validate_response(response, excluded_checks=REPLACED)
+
+    return test
+
+
+test_every_operation_keeps_its_documented_contract_shard_1 = _contract_test(0)
+test_every_operation_keeps_its_documented_contract_shard_2 = _contract_test(1)
+test_every_operation_keeps_its_documented_contract_shard_3 = _contract_test(2)
+test_every_operation_keeps_its_documented_contract_shard_4 = _contract_test(3)
+
+
+def test_the_shards_cover_every_operation_once(fuzz_schema) -> None:
+    """Every operation of the served document but the document itself is in exactly one
+    shard: none fuzzed twice, none dropped (the shards are selected as schemathesis selects
+    them for a test)."""
+    def labels(loaded: Any) -> list[str]:
+        return [result.ok().label for result in loaded.get_all_operations()]
+
+    everything = labels(fuzz_schema)
+    documented = [f"{method.upper()} {path}"
+                  for path, ops in fuzz_schema.raw_schema["paths"].items()
+                  for method in ops if method in HTTP_METHODS]
+    assert sorted(everything) == sorted(set(documented) - {" ".join(DOCUMENT)})
+    sharded = [labels(fuzz_schema.clone(
+        filter_set=fuzz_schema.config.operations.filter_set_with(include=lazy.filter_set)))
+        for lazy in SHARD_SCHEMAS]
+    assert sorted(label for shard in sharded for label in shard) == sorted(everything)
+    assert all(len(shard) > len(everything) // (2 * SHARDS) for shard in sharded), \
+        [len(shard) for shard in sharded]
 
 
 # The stateful phase runs per family of linked operations: schemathesis starts sequences

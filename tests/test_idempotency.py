@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import uuid
 
 import pytest
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 
+from gateway import idempotency
 from gateway.handler import ApiHandler, endpoint
 from gateway.routing import route
 from models.base import utcnow
@@ -19,13 +21,15 @@ from pawhome.platform import errors
 
 PATH = "/v1/test/idempotent-writes"
 GATE: dict[str, asyncio.Event] = {}  # marker -> event a request waits on before writing
+WRITTEN: dict[str, asyncio.Event] = {}  # marker -> set once a `wait_after` request wrote
 
 
 class WriteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     marker: str
     amount: int = 1
-    wait: bool = False
+    wait: bool = False  # before the write
+    wait_after: bool = False  # after the write, before the reply
 
 
 class RecordWriteHandler(ApiHandler):
@@ -46,6 +50,9 @@ class RecordWriteHandler(ApiHandler):
             row = DeadLetter(task_id=self.body.marker, task_name="test.idempotent_write",
                              args=[self.body.amount], kwargs={}, error="", traceback="")
             session.add(row)
+        if self.body.wait_after:
+            WRITTEN[self.body.marker].set()
+            await GATE[self.body.marker].wait()
         self.ok({"row_id": row.id, "amount": self.body.amount}, status=201)
 
 
@@ -209,6 +216,74 @@ async def test_a_503_on_a_busy_pool_releases_the_key_once_a_connection_is_free(w
     assert retried.ok(201)  # not 409 "in progress"
     assert "Idempotent-Replayed" not in retried.headers
     assert await rows_written(resources, marker) == 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_reply_not_stored_on_a_busy_pool_is_stored_later_and_replayed(write_api,
+                                                                              resources, caplog):
+    """The write is done, then the pool is busy: storing the reply waits DB_POOL_TIMEOUT
+    and fails. The client still gets its reply, the reply is stored in the background once
+    a connection is free, and the client's retry with the key gets it again instead of 409
+    "in progress" until the record expires (a day), and without running the write again."""
+    caplog.set_level(logging.INFO, logger="pawhome.gateway")
+    me = await write_api.login()
+    marker, key = new_marker(), new_key()
+    GATE[marker], WRITTEN[marker] = asyncio.Event(), asyncio.Event()
+    body = {"marker": marker, "amount": 4, "wait_after": True}
+    first = asyncio.ensure_future(write_api.post(PATH, body, token=me.token,
+                                                 headers={"Idempotency-Key": key}))
+    await WRITTEN[marker].wait()  # the write committed; the reply waits
+    size = resources.settings.db_pool_size
+    free, all_held, held = asyncio.Event(), asyncio.Event(), []
+    holders = [asyncio.ensure_future(hold_a_connection(resources, free, all_held, held, size))
+               for _ in range(size)]
+    await all_held.wait()
+    GATE[marker].set()  # the reply is now stored in vain, and sent all the same
+    answered = await first
+    assert answered.ok(201)["amount"] == 4
+    assert "could not store the idempotent response" in caplog.text
+    free.set()
+    await asyncio.gather(*holders)
+    for _ in range(100):  # the store is retried in the background
+        if await record_state(resources, me.user_id, key) == "done":
+            break
+        await asyncio.sleep(0.1)
+    retried = await write_api.post(PATH, body, token=me.token, headers={"Idempotency-Key": key})
+    assert retried.status == 201  # not 409 "in progress"
+    assert retried.body == answered.body
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    assert await rows_written(resources, marker) == 1
+    assert "after a failed store" in caplog.text
+
+
+@pytest.mark.gen_test
+async def test_a_background_retry_stops_at_the_first_success_or_gives_up_and_says_so(
+        monkeypatch, caplog):
+    monkeypatch.setattr(idempotency, "RETRY_DELAYS", (0, 0, 0))
+    caplog.set_level(logging.INFO, logger="pawhome.gateway")
+    outcomes: list[bool] = []
+
+    def attempts(succeeding_at: int | None):
+        async def attempt() -> bool:
+            outcomes.append(len(outcomes) + 1 == succeeding_at)
+            return outcomes[-1]
+        return attempt
+
+    await idempotency._retry_later(attempts(2), "it worked", "gave up on it")
+    assert outcomes == [False, True]
+    outcomes.clear()
+    await idempotency._retry_later(attempts(None), "it worked", "gave up on it")
+    assert outcomes == [False, False, False]
+    assert [(r.levelname, r.message) for r in caplog.records if r.name == "pawhome.gateway"] \
+        == [("INFO", "it worked"), ("ERROR", "gave up on it")]
+    assert not idempotency._retrying  # nothing left behind
+
+
+async def record_state(resources, user_id: int, key: str) -> str | None:
+    async with resources.db.session() as session:
+        return (await session.execute(select(IdempotencyRecord.state).where(
+            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key))
+        ).scalar_one_or_none()
 
 
 async def claimed(resources, user_id: int, key: str, wait: bool = True) -> bool:
