@@ -18,9 +18,9 @@ measurements (imported, not copied):
    bench_connect.py runs it (bench_connect.storm), median of N rounds;
 3. the highest DM rate with p99 delivery < 100 ms and no loss: median of N ladders
    (bench_realtime.dm_spec and bench/ws_load.py's ladder: a failing step is retried once, the
-   ladder stops at its first failing step), each server on its own ladder up to 16,000 msg/s
-   for the relays; 5 s per step instead of bench_realtime's 8 s, so that N = 3 fits in about
-   12 minutes;
+   ladder stops at its first failing step), each server on its own ladder up to 32,000 msg/s
+   for the relays (6,000 for PAWHome); 5 s per step instead of bench_realtime's 8 s, so that
+   N = 3 fits in about 15 minutes;
 4. server CPU per DM at 1,000 msg/s, the ladders' 1,000 msg/s steps (range over the
    ladders), and for PAWHome the local MariaDB and Redis processes' CPU per DM as well.
 The servers take turns within each round, in an order that rotates from round to round (the
@@ -57,13 +57,15 @@ FULL = {
     "idle": 5000,
     # As bench_connect.py's defaults: 5,000 distinct clients, 1,000 handshakes in flight.
     "clients": 5000, "concurrency": 1000,
-    "pairs": 200, "probes": 5, "probe_interval": 0.02,
-    # PAWHome's ladder (the gateway passed 3,000 msg/s in bench/results/realtime_dm.md) and the
-    # relays' (the issue's run: 6,000 bare, 12,000 FastAPI); both hold `cpu_rate`. PAWHome's
-    # stops at 4,000: 200 senders at 4,000 msg/s send 20 frames/s each, the gateway's
-    # per-connection limit (WS_RATE), past which it refuses frames (42900) by design.
-    "rates": [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000],
-    "bare_rates": [1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000, 14000, 16000],
+    "pairs": 400, "probes": 5, "probe_interval": 0.02,
+    # Each server's ladder runs to past its ceiling on this machine: PAWHome passed 4,000
+    # msg/s, the top of a 200-pair ladder, and the relays 16,000 in the first run of this
+    # script. 400 pairs keep PAWHome's senders at 15 frames/s at 6,000 msg/s, under the
+    # gateway's per-connection limit (WS_RATE, 20/s), past which it refuses frames (42900)
+    # by design. Both hold `cpu_rate`.
+    "rates": [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500, 6000],
+    "bare_rates": [1000, 2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 20000, 24000,
+                   28000, 32000],
     "cpu_rate": 1000,
     "step_seconds": float(os.environ.get("BENCH_STEP_SECONDS", "5")),
     "warmup_rate": 50, "drain_seconds": 4.0,
