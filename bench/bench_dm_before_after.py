@@ -4,7 +4,7 @@ database and Redis, the same load client, in interleaved rounds.
 
     git worktree add /tmp/pawhome-before ea90cb7      (the tree before issue 15's DM work)
     python bench/bench_dm_before_after.py --before /tmp/pawhome-before [--ladders 3]
-                                                      (about 8 minutes; writes
+                                                      (about 5 minutes; writes
                                                       bench/results/dm_before_after.*)
     python bench/bench_dm_before_after.py --before /tmp/pawhome-before --quick
                                                       (a smoke run; writes nothing)
