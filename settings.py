@@ -88,10 +88,10 @@ class Settings(BaseSettings):
     # --- gateway ---------------------------------------------------------------------
     max_body_bytes: int = 1 << 20
     max_upload_bytes: int = 64 << 20
-    shutdown_grace_seconds: float = 10.0
+    shutdown_grace_seconds: float = 20.0  # supervisor stopwaitsecs (30) must exceed it
     # A stopping gateway closes its WebSockets at this pace (within half the grace), so the
     # other processes take the reconnects a share at a time (gateway/app.py); 0: all at once.
-    ws_drain_per_second: float = 1000.0
+    ws_drain_per_second: float = 500.0
     # Proxies in front of every gateway process that append the client's address to
     # X-Forwarded-For (gateway/server.py). 0: the TCP peer is the client and forwarded
     # headers are ignored (a gateway reachable directly). Production behind one nginx: 1
