@@ -30,7 +30,6 @@ import asyncio
 import datetime as dt
 import os
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -76,21 +75,11 @@ def ladder(label: str, script: Path, number: int, tokens, config, server_core,
     server = rt.Server(label, [rt.PYTHON, str(script)], {**rt.ENV, "USE_UVLOOP": "0"},
                        server_core)
     try:
-        users = tokens[:2 * config["pairs"] + config["probes"]]
-        spec = rt.dm_spec(config, f"{label}-{number + 1}", users, server, server,
-                          [server.pid], False)
-        timeout = 60 + spec["warmup_seconds"] + len(config["rates"]) * 2 * (
-            config["step_seconds"] + config["drain_seconds"] + 2)
-        result = rt.load("dm", spec, client_core, timeout)
+        return rt.dm_ladder(f"{label}-{number + 1}", server,
+                            tokens[:2 * config["pairs"] + config["probes"]], config,
+                            client_core, False)
     finally:
         rt.stopped(server)
-    rt.report_dm(f"{label}-{number + 1}", result)
-    return result
-
-
-def median(values: list) -> float | None:
-    present = [v for v in values if v is not None]
-    return round(statistics.median(present), 1) if present else None
 
 
 def summary(ladders: list[dict], config: dict) -> dict:
@@ -100,11 +89,11 @@ def summary(ladders: list[dict], config: dict) -> dict:
     return {
         "max_rate_per_ladder": [one.get("max_rate_passed") for one in ladders],
         "first_failed_per_ladder": [one.get("first_failed_rate") for one in ladders],
-        "max_rate": median([one.get("max_rate_passed") for one in ladders]),
+        "max_rate": rt.median([one.get("max_rate_passed") for one in ladders]),
         "cpu_us_per_dm": [s.get("server_cpu_us_per_message") for s in steps],
-        "cpu_us_per_dm_median": median([s.get("server_cpu_us_per_message") for s in steps]),
+        "cpu_us_per_dm_median": rt.median([s.get("server_cpu_us_per_message") for s in steps]),
         "stores_cpu_us_per_dm": stores,
-        "stores_cpu_us_per_dm_median": median(stores),
+        "stores_cpu_us_per_dm_median": rt.median(stores),
     }
 
 

@@ -37,6 +37,7 @@ import os
 import platform
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -313,6 +314,23 @@ def dm_spec(config, label, tokens, sender_server, recipient_server, pids, bare_m
         "probe_interval": config["probe_interval"],
         "stores": None if bare_mode else STORES,
     }
+
+
+def dm_ladder(label: str, server: Server, users, config, client_core, bare_mode: bool) -> dict:
+    """One DM ladder with every pair on `server` (started and stopped by the caller: the
+    comparison scripts start a fresh one per ladder), reported as it ends."""
+    spec = dm_spec(config, label, users, server, server, [server.pid], bare_mode)
+    timeout = 60 + spec["warmup_seconds"] + len(spec["rates"]) * 2 * (
+        config["step_seconds"] + config["drain_seconds"] + 2)
+    result = load("dm", spec, client_core, timeout)
+    report_dm(label, result)
+    return result
+
+
+def median(values: list) -> float | None:
+    """The median of the values that are there (None: a ladder or round without it)."""
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 1) if present else None
 
 
 def dm_phase(tokens, config, server_core, client_core) -> dict:

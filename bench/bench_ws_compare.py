@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import datetime as dt
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -135,29 +134,21 @@ def connect(label: str, number: int, tokens, config, server_core, client_core) -
 
 def dm_ladder(label: str, number: int, tokens, config, server_core, client_core) -> dict:
     is_bare = label != "pawhome"
-    rates = config["bare_rates"] if is_bare else config["rates"]
     began = time.monotonic()
     if not is_bare:
         asyncio.run(rt.clear_conversations())  # every ladder starts from the same tables
     server = start(label, server_core)
     try:
-        users = users_for(label, tokens, 2 * config["pairs"] + config["probes"])
         # The label goes into every client_msg_id: letters, digits and . _ : - only.
-        spec = rt.dm_spec(config, f"{label}-{number + 1}", users, server, server,
-                          [server.pid], is_bare)
-        timeout = 60 + spec["warmup_seconds"] + len(rates) * 2 * (
-            config["step_seconds"] + config["drain_seconds"] + 2)
-        result = rt.load("dm", spec, client_core, timeout)
+        result = rt.dm_ladder(f"{label}-{number + 1}", server,
+                              users_for(label, tokens, 2 * config["pairs"] + config["probes"]),
+                              config, client_core, is_bare)
     finally:
         rt.stopped(server)
-    rt.report_dm(f"{label}-{number + 1}", result)
     return {**result, "wall_seconds": round(time.monotonic() - began, 1)}
 
 
 # -- summary -----------------------------------------------------------------------------------
-def median(values: list) -> float | None:
-    present = [v for v in values if v is not None]
-    return round(statistics.median(present), 1) if present else None
 
 
 def cpu_at(result: dict, rate: int) -> tuple[float | None, float | None]:
@@ -179,10 +170,10 @@ def summarize(label: str, idle_result: dict, storms: list[dict], ladders: list[d
     return {
         "kb_per_idle_connection": idle_result["rss_per_connection_kb"],
         "idle_connections": idle_result["connections"],
-        "connects_per_second": median([s["connects_per_second"] for s in storms]),
+        "connects_per_second": rt.median([s["connects_per_second"] for s in storms]),
         "connects_per_second_per_round": [s["connects_per_second"] for s in storms],
         "connect_failed": [s["failed"] for s in storms],
-        "dm_max_rate": median(ceilings),
+        "dm_max_rate": rt.median(ceilings),
         "dm_max_rate_per_ladder": ceilings,
         "dm_first_failed_per_ladder": [ladder["first_failed_rate"] for ladder in done],
         # A ladder that passed its top step only shows the server is at least that fast.
@@ -197,9 +188,9 @@ def summarize(label: str, idle_result: dict, storms: list[dict], ladders: list[d
             (rt.step_at(ladder, ladder["first_failed_rate"]) or {}).get("client_cpu_percent")
             for ladder in done],
         "cpu_us_per_dm": [c[0] for c in cpu],
-        "cpu_us_per_dm_median": median([c[0] for c in cpu]),
+        "cpu_us_per_dm_median": rt.median([c[0] for c in cpu]),
         "stores_cpu_us_per_dm": [c[1] for c in cpu],
-        "stores_cpu_us_per_dm_median": median([c[1] for c in cpu]),
+        "stores_cpu_us_per_dm_median": rt.median([c[1] for c in cpu]),
     }
 
 

@@ -60,11 +60,10 @@ import ws_load  # noqa: E402 - the lean WebSocket client, percentiles, fd limit
 ROOT, RESULTS = gw.ROOT, gw.RESULTS
 sys.path.insert(0, str(ROOT))
 
+from gateway.rebalance import CLOSE_REBALANCE as REBALANCE_CODE  # noqa: E402
 from tests import test_supervisor as supervised  # noqa: E402 - scratch root, free ports
 
 DB_NAME = "pawhome_bench_mixed"
-# Close code of a gateway handing sockets back to a lighter one (gateway/rebalance.py).
-REBALANCE_CODE = 1012
 PREFIX = "pawhome_bench_mx:"
 QUEUE_PREFIX = "bench_mx."
 USER_PREFIX = "mixbench-u-"

@@ -14,6 +14,7 @@ import time
 import tornado.httpserver
 import tornado.routing
 import tornado.web
+import tornado.websocket
 
 from gateway import accesslog
 from gateway.handler import NotFoundHandler
@@ -23,11 +24,10 @@ from gateway.rebalance import Rebalancer
 from gateway.routing import LiteralPaths, Route
 from gateway.server import make_server
 from gateway.shutdown import (
-    DRAIN_TICK_SECONDS,
     GOING_AWAY_CODE,
     GOING_AWAY_REASON,
     InflightRequests,
-    closing_due,
+    close_paced,
     drain_window,
 )
 from pawhome.platform.activity import ActivityRecorder
@@ -140,18 +140,15 @@ class Gateway:
                               self.settings.shutdown_grace_seconds)
         if window:
             log.info("closing %d WebSockets over %.1f s", len(sockets), window)
-        started = time.monotonic()
-        closed = 0
-        while closed < len(sockets):
-            due = closing_due(len(sockets), time.monotonic() - started, window)
-            for ws in sockets[closed:due]:
-                try:
-                    ws.close(GOING_AWAY_CODE, GOING_AWAY_REASON)
-                except Exception:
-                    log.warning("could not close a WebSocket", exc_info=True)
-            closed = max(closed, due)
-            if closed < len(sockets):
-                await asyncio.sleep(DRAIN_TICK_SECONDS)
+        await close_paced(sockets, window, _going_away)
         # An upgrade that was being answered when listening stopped.
         for ws in set(self.app.settings["websockets"]).difference(sockets):
-            ws.close(GOING_AWAY_CODE, GOING_AWAY_REASON)
+            _going_away(ws)
+
+
+def _going_away(ws: tornado.websocket.WebSocketHandler) -> bool:
+    try:
+        ws.close(GOING_AWAY_CODE, GOING_AWAY_REASON)
+    except Exception:
+        log.warning("could not close a WebSocket", exc_info=True)
+    return True

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway import metrics
+from gateway.shutdown import close_paced
 from pawhome.platform import activity
 from pawhome.platform.cache import UNAVAILABLE_ERRORS
 
@@ -35,7 +36,6 @@ log = logging.getLogger("pawhome.rebalance")
 # RFC 6455 / IANA: 1012 "service restart" - the client should reconnect (docs/realtime.md).
 CLOSE_REBALANCE = 1012
 REBALANCE_REASON = "rebalance"
-_STEP_SECONDS = 0.05  # closes of a tick go out in slices at least this far apart
 
 
 @dataclass(frozen=True)
@@ -156,19 +156,16 @@ class Rebalancer:
     async def _shed(self, count: int) -> int:
         """Close `count` sockets with 1012, at most WS_REBALANCE_MAX_PER_SECOND a second."""
         victims = pick_sockets(self.hub.connections(), count)
-        rate = self.settings.ws_rebalance_max_per_second
-        step = max(_STEP_SECONDS, 1 / rate)  # seconds between slices
-        per_step = max(1, int(rate * step))
-        closed = 0
-        for start in range(0, len(victims), per_step):
-            if start:
-                await asyncio.sleep(step)
-            done = 0
-            for conn in victims[start:start + per_step]:
-                if not conn.closed:
-                    conn.close(CLOSE_REBALANCE, REBALANCE_REASON)
-                    done += 1
-            closed += done
-            metrics.WS_REBALANCED.inc(done)
+
+        def close(conn: Connection) -> bool:
+            if conn.closed:  # its client left meanwhile
+                return False
+            conn.close(CLOSE_REBALANCE, REBALANCE_REASON)
+            return True
+
+        def closed_share(share: int) -> None:
+            metrics.WS_REBALANCED.inc(share)
             self._last_close = time.time()
-        return closed
+
+        return await close_paced(victims, len(victims) / self.settings.ws_rebalance_max_per_second,
+                                 close, closed_share)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import math
 import signal
+from collections.abc import Callable, Sequence
+from typing import Any
 
 # WebSocket close code sent to every client when a gateway process stops: 1001 "going away"
 # (RFC 6455). Clients reconnect, through nginx, to another gateway process.
@@ -37,6 +39,27 @@ def closing_due(sockets: int, elapsed: float, window: float) -> int:
     if window <= 0:
         return sockets
     return min(sockets, math.ceil(sockets * (elapsed + DRAIN_TICK_SECONDS) / window))
+
+
+async def close_paced(sockets: Sequence[Any], window: float,
+                      close: Callable[[Any], bool],
+                      closed_share: Callable[[int], None] | None = None) -> int:
+    """Close `sockets` a share every DRAIN_TICK_SECONDS (`closing_due`), all of them within
+    `window` seconds (0: at once): the shutdown's drain and the rebalancing's shedding.
+    `close(socket)` closes one and says whether it did (False: it was gone already);
+    `closed_share(n)` hears how many each share closed. Returns how many were closed."""
+    started = asyncio.get_running_loop().time()
+    done = closed = 0
+    while done < len(sockets):
+        due = closing_due(len(sockets), asyncio.get_running_loop().time() - started, window)
+        share = sum(1 for socket in sockets[done:due] if close(socket))
+        done = max(done, due)
+        closed += share
+        if closed_share is not None:
+            closed_share(share)
+        if done < len(sockets):
+            await asyncio.sleep(DRAIN_TICK_SECONDS)
+    return closed
 
 
 class InflightRequests:
